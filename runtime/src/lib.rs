@@ -1,0 +1,50 @@
+//! A small `no_std` async runtime for the kernel, with no dependency on the kernel itself.
+//!
+//! The kernel runs its work (console, drivers, later the shell) as `async` tasks on one
+//! [`Executor`], a `static` that polls tasks when they are ready and halts the CPU when none
+//! is. Hardware stays behind the [`Platform`] trait (clock, interrupt flag, `sti; hlt`), so the
+//! whole crate is unit-tested on the host with threads standing in for interrupts.
+//!
+//! # From an interrupt to a poll
+//!
+//! 1. A task awaits, say, [`IrqQueue::pop`]. Finding the ring empty, the future registers the
+//!    task's [`Waker`](core::task::Waker) in the queue's [`IrqWaker`], checks the ring once
+//!    more, and returns `Pending`; the executor parks the task.
+//! 2. The keyboard interrupt handler calls [`IrqQueue::push_from_irq`]: it stores the scancode
+//!    and calls [`IrqWaker::wake`], which wakes the registered waker by reference (no clone,
+//!    no drop, no allocation, no lock).
+//! 3. The task's waker sets the task's `queued` flag and, if it was clear, pushes the task id
+//!    onto the executor's lock-free ready queue.
+//! 4. The `hlt` in [`Platform::enable_interrupts_and_wait`] returns after the handler, and
+//!    [`Executor::run`] pops the id and polls the task, which now finds the scancode.
+//!
+//! Timers ([`Timers`], [`Sleep`]) are fired by the executor loop itself: the periodic timer
+//! interrupt only has to end the `hlt`.
+//!
+//! # Modules
+//!
+//! - [`executor`]: tasks, the ready queue, join handles, the run loop.
+//! - [`timer`]: sleeps and timeouts (task context only).
+//! - [`irq`]: the interrupt-safe waker slot and SPSC ring.
+//! - [`platform`]: the hardware trait.
+
+#![no_std]
+#![warn(missing_docs)]
+#![deny(unsafe_op_in_unsafe_fn)]
+
+extern crate alloc;
+#[cfg(test)]
+extern crate std;
+
+pub mod executor;
+pub mod irq;
+pub mod platform;
+pub mod timer;
+
+#[cfg(test)]
+mod testutil;
+
+pub use executor::{Executor, JoinError, JoinHandle, Stats, TaskId, DEFAULT_QUEUE_CAPACITY};
+pub use irq::{IrqQueue, IrqWaker, Pop};
+pub use platform::Platform;
+pub use timer::{Elapsed, Sleep, Timers};
