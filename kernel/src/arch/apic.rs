@@ -1,0 +1,117 @@
+//! Interrupt controllers: the legacy 8259 pair (remapped out of the exception range, then
+//! fully masked), the local APIC (timer, EOI) and the I/O APIC (routes ISA IRQs to vectors).
+//!
+//! Register access is MMIO through uncached direct-map mappings made by `mm::paging::map_mmio`.
+
+use crate::acpi::Madt;
+use crate::mm::paging;
+use core::sync::atomic::{AtomicU64, Ordering};
+use x86_64::instructions::port::Port;
+use x86_64::registers::model_specific::Msr;
+
+const IA32_APIC_BASE: u32 = 0x1b;
+const LAPIC_EOI: u64 = 0xb0;
+const LAPIC_SVR: u64 = 0xf0;
+const LAPIC_TPR: u64 = 0x80;
+const LAPIC_LVT_TIMER: u64 = 0x320;
+const LAPIC_TIMER_INIT: u64 = 0x380;
+const LAPIC_TIMER_CURRENT: u64 = 0x390;
+const LAPIC_TIMER_DIVIDE: u64 = 0x3e0;
+const TIMER_PERIODIC: u32 = 1 << 17;
+const TIMER_MASKED: u32 = 1 << 16;
+const DIVIDE_BY_16: u32 = 0b0011;
+
+static LAPIC: AtomicU64 = AtomicU64::new(0);
+static IOAPIC: AtomicU64 = AtomicU64::new(0);
+
+fn lapic_write(reg: u64, v: u32) {
+    let base = LAPIC.load(Ordering::Relaxed);
+    // SAFETY: base maps the local APIC page (set in init); reg is a register offset within it.
+    unsafe { ((base + reg) as *mut u32).write_volatile(v) }
+}
+
+fn lapic_read(reg: u64) -> u32 {
+    let base = LAPIC.load(Ordering::Relaxed);
+    // SAFETY: as in lapic_write.
+    unsafe { ((base + reg) as *const u32).read_volatile() }
+}
+
+fn ioapic_write(reg: u32, v: u32) {
+    let base = IOAPIC.load(Ordering::Relaxed);
+    // SAFETY: base maps the I/O APIC window: IOREGSEL at +0, IOWIN at +0x10.
+    unsafe {
+        (base as *mut u32).write_volatile(reg);
+        ((base + 0x10) as *mut u32).write_volatile(v);
+    }
+}
+
+fn disable_8259() {
+    // Remap to 0x20/0x28 first so a stray legacy interrupt cannot look like an exception.
+    let cmds: [(u16, u8); 10] = [
+        (0x20, 0x11),
+        (0xa0, 0x11),
+        (0x21, 0x20),
+        (0xa1, 0x28),
+        (0x21, 4),
+        (0xa1, 2),
+        (0x21, 1),
+        (0xa1, 1),
+        (0x21, 0xff),
+        (0xa1, 0xff),
+    ];
+    for (port, v) in cmds {
+        // SAFETY: the standard 8259 initialisation sequence, ending with all lines masked.
+        unsafe { Port::<u8>::new(port).write(v) };
+    }
+}
+
+pub fn init(madt: &Madt) {
+    disable_8259();
+    // SAFETY: reading the APIC base MSR has no side effects.
+    let base = unsafe { Msr::new(IA32_APIC_BASE).read() } & 0xffff_f000;
+    LAPIC.store(paging::map_mmio(base, 4096), Ordering::Relaxed);
+    IOAPIC.store(paging::map_mmio(madt.ioapic_addr, 4096), Ordering::Relaxed);
+    lapic_write(LAPIC_TPR, 0);
+    lapic_write(LAPIC_SVR, 0x100 | super::idt::VECTOR_SPURIOUS as u32); // enable
+}
+
+/// Route ISA `irq` to `vector` on this CPU (edge/high unless the MADT overrides it).
+pub fn route_isa_irq(madt: &Madt, irq: u8, vector: u8) {
+    let (gsi, flags) = madt.isa_irq(irq);
+    let mut low = vector as u32;
+    if flags.active_low {
+        low |= 1 << 13;
+    }
+    if flags.level {
+        low |= 1 << 15;
+    }
+    let reg = 0x10 + 2 * (gsi - madt.ioapic_gsi_base);
+    ioapic_write(reg + 1, 0); // destination: APIC id 0 (the boot CPU)
+    ioapic_write(reg, low);
+}
+
+pub fn eoi() {
+    lapic_write(LAPIC_EOI, 0);
+}
+
+/// Count LAPIC timer ticks (divide by 16) over one PIT-timed interval, then start the timer
+/// periodic at `hz`. The TSC is measured over the same interval.
+pub struct Calibration {
+    pub lapic_hz: u64,
+    pub tsc_hz: u64,
+}
+
+pub fn start_timer(hz: u32, vector: u8) -> Calibration {
+    lapic_write(LAPIC_TIMER_DIVIDE, DIVIDE_BY_16);
+    lapic_write(LAPIC_LVT_TIMER, TIMER_MASKED);
+    lapic_write(LAPIC_TIMER_INIT, u32::MAX);
+    let tsc0 = super::cpu::rdtsc();
+    let ns = super::pit::wait_interval();
+    let ticks = (u32::MAX - lapic_read(LAPIC_TIMER_CURRENT)) as u64;
+    let tsc = super::cpu::rdtsc() - tsc0;
+    let per_sec = |n: u64| (n as u128 * 1_000_000_000 / ns.max(1) as u128) as u64;
+    let rate = per_sec(ticks);
+    lapic_write(LAPIC_LVT_TIMER, TIMER_PERIODIC | vector as u32);
+    lapic_write(LAPIC_TIMER_INIT, (rate / hz as u64).max(1) as u32);
+    Calibration { lapic_hz: rate, tsc_hz: per_sec(tsc) }
+}

@@ -1,0 +1,32 @@
+//! The 8254 PIT, used once as a reference clock: channel 2 counts down a fixed interval while
+//! we count LAPIC timer ticks and TSC cycles against it. Its output is read on port 0x61, so
+//! no interrupt is involved.
+
+use x86_64::instructions::port::Port;
+
+const PIT_HZ: u64 = 1_193_182;
+const INTERVAL_TICKS: u16 = 11_932; // 10 ms
+
+/// Busy-wait one PIT interval. Returns its length in nanoseconds.
+pub fn wait_interval() -> u64 {
+    let mut gate = Port::<u8>::new(0x61);
+    let mut cmd = Port::<u8>::new(0x43);
+    let mut ch2 = Port::<u8>::new(0x42);
+    // SAFETY: standard channel-2 programming: gate on, speaker off, mode 0 one-shot; port 0x61
+    // bit 5 reports the channel's output, which goes high when the count reaches zero.
+    unsafe {
+        let g = gate.read() & !0x02;
+        gate.write(g & !0x01);
+        cmd.write(0b1011_0000); // channel 2, lobyte/hibyte, mode 0, binary
+        ch2.write(INTERVAL_TICKS as u8);
+        ch2.write((INTERVAL_TICKS >> 8) as u8);
+        gate.write(g | 0x01); // rising gate edge starts the count
+                              // Bounded: the count ends after 10 ms; the bound covers a missing PIT (~seconds).
+        for _ in 0..100_000_000u64 {
+            if gate.read() & 0x20 != 0 {
+                break;
+            }
+        }
+    }
+    INTERVAL_TICKS as u64 * 1_000_000_000 / PIT_HZ
+}

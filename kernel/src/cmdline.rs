@@ -1,0 +1,36 @@
+//! The kernel command line (`-append`): space-separated `word` or `key=value` options.
+//! Unknown or malformed options are reported and ignored, never fatal.
+
+use crate::kprintln;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Fault {
+    PageFault,
+    StackOverflow,
+}
+
+#[derive(Clone, Copy, Debug)]
+pub struct Options {
+    pub selftest: bool,
+    pub fault: Option<Fault>,
+    pub hz: u32,
+}
+
+pub const DEFAULT_HZ: u32 = 100;
+
+pub fn parse(line: &str) -> Options {
+    let mut o = Options { selftest: false, fault: None, hz: DEFAULT_HZ };
+    for word in line.split_ascii_whitespace() {
+        match word.split_once('=') {
+            None if word == "selftest" => o.selftest = true,
+            Some(("fault", "pagefault")) => o.fault = Some(Fault::PageFault),
+            Some(("fault", "stackoverflow")) => o.fault = Some(Fault::StackOverflow),
+            Some(("hz", v)) => match v.parse::<u32>() {
+                Ok(hz) if (10..=10_000).contains(&hz) => o.hz = hz,
+                _ => kprintln!("cmdline: hz={v} is not in 10..=10000; using {DEFAULT_HZ}"),
+            },
+            _ => kprintln!("cmdline: ignoring unknown option '{word}'"),
+        }
+    }
+    o
+}

@@ -1,0 +1,104 @@
+//! The kernel. Boot path, in reading order:
+//! `arch::boot` (PVH stub) -> [`kernel_entry`] (console, IDT, boot info, memory) ->
+//! [`kernel_main`] on a guarded stack (GDT/TSS, ACPI, APIC, timer, devices) -> the executor.
+#![no_std]
+#![no_main]
+
+extern crate alloc;
+
+mod acpi;
+mod arch;
+mod cmdline;
+mod console;
+mod exec;
+mod log;
+mod mm;
+mod power;
+mod pvh;
+mod selftest;
+mod time;
+
+use arch::{apic, gdt, idt};
+use cmdline::Fault;
+use spin::Once;
+
+static BOOT_INFO: Once<pvh::BootInfo> = Once::new();
+
+/// First Rust code, called by the PVH stub on the boot stack with the start_info address.
+#[no_mangle]
+extern "C" fn kernel_entry(start_info: u64) -> ! {
+    time::mark_entry();
+    log::init();
+    kprintln!("rustix-kernel {} (x86_64, PVH boot)", env!("CARGO_PKG_VERSION"));
+    idt::init();
+    let info =
+        BOOT_INFO.call_once(|| pvh::parse(start_info).unwrap_or_else(|e| panic!("boot info: {e}")));
+    mm::init(info);
+    // The boot stack has no guard page; continue on one that does, and never come back.
+    let stack = mm::kstack::KernelStack::new().expect("no memory for the kernel stack");
+    let top = stack.top();
+    core::mem::forget(stack);
+    arch::cpu::run_on_stack(top, kernel_main)
+}
+
+fn leak_stack_top() -> x86_64::VirtAddr {
+    let s = mm::kstack::KernelStack::new().expect("no memory for an interrupt stack");
+    let top = s.top();
+    core::mem::forget(s); // lives as long as the kernel
+    x86_64::VirtAddr::new(top)
+}
+
+extern "C" fn kernel_main() -> ! {
+    let info = BOOT_INFO.get().expect("boot info");
+    gdt::init(leak_stack_top(), leak_stack_top());
+    idt::use_ist_stacks();
+
+    let acpi = acpi::init(info.rsdp).unwrap_or_else(|e| {
+        kprintln!("acpi: {e}; using PC defaults (no power-off)");
+        acpi::Acpi::default()
+    });
+    power::init(acpi);
+    apic::init(&acpi.madt);
+    drivers::ps2::init();
+    apic::route_isa_irq(&acpi.madt, 1, idt::VECTOR_KEYBOARD);
+    apic::route_isa_irq(&acpi.madt, 4, idt::VECTOR_COM1);
+
+    let opts = cmdline::parse(info.cmdline());
+    let cal = time::init(opts.hz);
+    let (free, total) = mm::frame::stats();
+    kprintln!(
+        "memory: {} MiB free of {} MiB; tsc {} MHz; lapic timer {} MHz, tick {} Hz",
+        free >> 8,
+        total >> 8,
+        cal.tsc_hz / 1_000_000,
+        cal.lapic_hz / 1_000_000,
+        opts.hz
+    );
+
+    if opts.selftest {
+        exec::spawn(selftest::main());
+    } else {
+        exec::spawn(console::run());
+    }
+    match opts.fault {
+        Some(Fault::PageFault) => drop(exec::spawn(async { selftest::trigger_page_fault() })),
+        Some(Fault::StackOverflow) => drop(exec::spawn(async {
+            selftest::trigger_stack_overflow(0);
+        })),
+        None => {}
+    }
+    kprintln!("boot: {} us from kernel entry to ready", time::now_ns() / 1000);
+    kprintln!("ready");
+    exec::run()
+}
+
+#[panic_handler]
+fn panic(info: &core::panic::PanicInfo) -> ! {
+    x86_64::instructions::interrupts::disable();
+    kprintln_emergency!("PANIC: {}", info);
+    let rbp: u64;
+    // SAFETY: reads the frame pointer register only.
+    unsafe { core::arch::asm!("mov {}, rbp", out(reg) rbp, options(nomem, nostack)) };
+    arch::fault::print_backtrace(None, rbp);
+    power::exit_failure(power::EXIT_CRASH)
+}
