@@ -1,0 +1,54 @@
+# Top-level entry points. The kernel is built and run by the host tool mkimage (mkimage/).
+#   make deps        install what the build needs (x86_64-unknown-none target, QEMU)
+#   make build       build the kernel ELF
+#   make run         boot it under QEMU; serial console on this terminal (CMDLINE="selftest" ...)
+#   make test        lint, then all host tests (unit tests and QEMU integration tests)
+#   make bench       benchmarks (for now: bench-boot; RUNS=N boots, default 5)
+#   make qemu-gdb    boot stopped, waiting for gdb on 127.0.0.1:1234
+#   make clean       remove target/
+
+KERNEL_TARGET := x86_64-unknown-none
+MKIMAGE := cargo run -q -p mkimage --release --
+CMDLINE ?=
+RUNS ?= 5
+
+.PHONY: all deps build run test lint bench bench-boot qemu-gdb clean
+
+all: build
+
+deps:
+	@command -v rustup >/dev/null 2>&1 || { echo "error: rustup not found; the kernel needs the $(KERNEL_TARGET) target" >&2; exit 1; }
+	@rustup target list --installed | grep -qx '$(KERNEL_TARGET)' || rustup target add $(KERNEL_TARGET)
+	@if ! command -v qemu-system-x86_64 >/dev/null 2>&1; then \
+	    if [ "$$(id -u)" = 0 ]; then \
+	        apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y qemu-system-x86; \
+	    else \
+	        echo "error: qemu-system-x86_64 not found: install the Debian package qemu-system-x86 (as root: apt-get install qemu-system-x86)" >&2; \
+	        exit 1; \
+	    fi; \
+	fi
+
+build: deps
+	$(MKIMAGE) build
+
+run: deps
+	$(MKIMAGE) run --cmdline '$(CMDLINE)'
+
+lint: deps
+	cargo fmt --all --check
+	cargo clippy --all-targets -- -D warnings
+	cd kernel && cargo clippy -p kernel --target $(KERNEL_TARGET) --target-dir ../target/kernel -- -D warnings
+
+test: lint
+	cargo test --no-fail-fast
+
+bench: bench-boot
+
+bench-boot: deps
+	$(MKIMAGE) bench-boot --runs $(RUNS)
+
+qemu-gdb: deps
+	$(MKIMAGE) run --gdb --cmdline '$(CMDLINE)'
+
+clean:
+	cargo clean

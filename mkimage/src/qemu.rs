@@ -1,0 +1,323 @@
+//! The QEMU command line (every flag lives in [`args`]) and the meaning of QEMU's exit status.
+
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitStatus};
+
+/// The QEMU binary, found on `PATH`.
+pub const QEMU: &str = "qemu-system-x86_64";
+
+/// The TCP port of QEMU's gdb stub (on 127.0.0.1).
+pub const GDB_PORT: u16 = 1234;
+
+/// The guest's NIC model when it has a network (the driver in `drivers/` targets it).
+pub const NIC_MODEL: &str = "e1000";
+
+/// A TCP port forward from `127.0.0.1:host_port` on this machine to `guest_port` in the guest.
+/// The host address is always loopback: nothing else on this machine is ever exposed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct HostForward {
+    pub host_port: u16,
+    pub guest_port: u16,
+}
+
+/// The guest's network.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub enum Network {
+    /// No NIC at all (`-nic none`; without it QEMU would add an unrestricted user-net NIC).
+    #[default]
+    None,
+    /// QEMU user networking, always with `restrict=on` (no packet leaves this machine), and
+    /// host forwards on 127.0.0.1.
+    User { forwards: Vec<HostForward> },
+}
+
+/// Everything that varies between QEMU runs.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Options {
+    /// The kernel ELF, booted through its PVH note.
+    pub kernel: PathBuf,
+    /// The kernel command line (`-append`).
+    pub cmdline: String,
+    pub network: Network,
+    /// A QMP control socket (`-qmp unix:PATH,server=on,wait=off`), for tests.
+    pub qmp_socket: Option<PathBuf>,
+    /// Start stopped, waiting for a debugger on 127.0.0.1:1234 (`-gdb tcp:127.0.0.1:1234 -S`:
+    /// QEMU's `-s` shorthand would listen on every interface).
+    pub gdb: bool,
+}
+
+impl Options {
+    /// No network, no QMP, no gdb.
+    pub fn new(kernel: impl Into<PathBuf>, cmdline: impl Into<String>) -> Self {
+        Options {
+            kernel: kernel.into(),
+            cmdline: cmdline.into(),
+            network: Network::None,
+            qmp_socket: None,
+            gdb: false,
+        }
+    }
+}
+
+/// QEMU splits option values at commas; a literal comma is written twice.
+fn escape_commas(path: &Path) -> OsString {
+    path.to_string_lossy().replace(',', ",,").into()
+}
+
+/// All of QEMU's arguments for these options.
+pub fn args(opts: &Options) -> Vec<OsString> {
+    let mut a: Vec<OsString> = Vec::new();
+    let mut push = |items: &[&str]| a.extend(items.iter().map(OsString::from));
+    push(&["-machine", "pc", "-cpu", "qemu64", "-m", "512M", "-smp", "1"]);
+    // Serial on stdio and no display: a clean serial stream (`-nographic` would mix the monitor
+    // and escape codes into it). No reboot: a triple fault ends QEMU instead of looping.
+    push(&["-serial", "stdio", "-display", "none", "-monitor", "none", "-no-reboot"]);
+    push(&["-device", "isa-debug-exit,iobase=0xf4,iosize=0x04"]);
+    match &opts.network {
+        Network::None => push(&["-nic", "none"]),
+        Network::User { forwards } => {
+            let mut netdev = String::from("user,id=net0,restrict=on");
+            for f in forwards {
+                netdev
+                    .push_str(&format!(",hostfwd=tcp:127.0.0.1:{}-:{}", f.host_port, f.guest_port));
+            }
+            push(&["-netdev", &netdev]);
+            push(&["-device", &format!("{NIC_MODEL},netdev=net0")]);
+        }
+    }
+    if let Some(sock) = &opts.qmp_socket {
+        let mut v = OsString::from("unix:");
+        v.push(escape_commas(sock));
+        v.push(",server=on,wait=off");
+        a.push("-qmp".into());
+        a.push(v);
+    }
+    if opts.gdb {
+        a.push("-gdb".into());
+        a.push(format!("tcp:127.0.0.1:{GDB_PORT}").into());
+        a.push("-S".into());
+    }
+    a.push("-kernel".into());
+    a.push(opts.kernel.clone().into_os_string());
+    a.push("-append".into());
+    a.push(opts.cmdline.clone().into());
+    a
+}
+
+/// The QEMU command for these options (stdio not yet configured).
+pub fn command(opts: &Options) -> Command {
+    let mut cmd = Command::new(QEMU);
+    cmd.args(args(opts));
+    cmd
+}
+
+/// Exit code of `mkimage run` when the kernel crashed (panic or exception).
+pub const EXIT_KERNEL_CRASHED: i32 = 101;
+/// Exit code of `mkimage run` when the in-kernel self tests failed.
+pub const EXIT_SELFTEST_FAILED: i32 = 102;
+
+/// What QEMU's exit status says about the kernel. isa-debug-exit turns a guest write of `v`
+/// into status `(v << 1) | 1`; an ACPI power-off gives 0.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    /// Status 0: ACPI power-off (`poweroff`, or a passing self test).
+    PowerOff,
+    /// Status 3 (isa-debug-exit 1): kernel panic or CPU exception.
+    KernelCrashed,
+    /// Status 5 (isa-debug-exit 2): a self test failed.
+    SelftestFailed,
+    /// Anything else: another status, or `None` when QEMU was killed by a signal.
+    Other(Option<i32>),
+}
+
+impl Outcome {
+    /// From a raw exit code (`None`: killed by a signal).
+    pub fn from_code(code: Option<i32>) -> Self {
+        match code {
+            Some(0) => Outcome::PowerOff,
+            Some(3) => Outcome::KernelCrashed,
+            Some(5) => Outcome::SelftestFailed,
+            other => Outcome::Other(other),
+        }
+    }
+
+    pub fn from_status(status: ExitStatus) -> Self {
+        Self::from_code(status.code())
+    }
+
+    /// The exit code `mkimage run` returns: 0, 101, 102 or 1.
+    pub fn exit_code(self) -> i32 {
+        match self {
+            Outcome::PowerOff => 0,
+            Outcome::KernelCrashed => EXIT_KERNEL_CRASHED,
+            Outcome::SelftestFailed => EXIT_SELFTEST_FAILED,
+            Outcome::Other(_) => 1,
+        }
+    }
+
+    /// Words for humans.
+    pub fn describe(self) -> String {
+        match self {
+            Outcome::PowerOff => "powered off".into(),
+            Outcome::KernelCrashed => "kernel crashed".into(),
+            Outcome::SelftestFailed => "self-test failed".into(),
+            Outcome::Other(Some(c)) => format!("QEMU exited with unexpected status {c}"),
+            Outcome::Other(None) => "QEMU was killed by a signal".into(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn strings(opts: &Options) -> Vec<String> {
+        args(opts).into_iter().map(|a| a.into_string().unwrap()).collect()
+    }
+
+    /// The value following each occurrence of `flag`.
+    fn values<'a>(args: &'a [String], flag: &str) -> Vec<&'a str> {
+        args.windows(2).filter(|w| w[0] == flag).map(|w| w[1].as_str()).collect()
+    }
+
+    /// The networking rule, checked on any argument list: every `-netdev user` carries
+    /// `restrict=on`, no `-nic` other than `none`, and a list without `-netdev` has `-nic none`.
+    fn assert_network_rule(a: &[String]) {
+        let netdevs = values(a, "-netdev");
+        for n in &netdevs {
+            if n.starts_with("user") {
+                assert!(
+                    n.split(',').any(|kv| kv == "restrict=on"),
+                    "-netdev {n} lacks restrict=on"
+                );
+            }
+        }
+        for nic in values(a, "-nic") {
+            assert_eq!(nic, "none", "only -nic none is allowed");
+        }
+        if netdevs.is_empty() {
+            assert_eq!(values(a, "-nic"), ["none"], "no network needs -nic none");
+        }
+        for n in &netdevs {
+            for kv in n.split(',').filter(|kv| kv.starts_with("hostfwd=")) {
+                assert!(kv.starts_with("hostfwd=tcp:127.0.0.1:"), "{kv} not on loopback");
+            }
+        }
+    }
+
+    #[test]
+    fn base_flags() {
+        let a = strings(&Options::new("/k/kernel", "selftest hz=100"));
+        let expected = [
+            "-machine",
+            "pc",
+            "-cpu",
+            "qemu64",
+            "-m",
+            "512M",
+            "-smp",
+            "1",
+            "-serial",
+            "stdio",
+            "-display",
+            "none",
+            "-monitor",
+            "none",
+            "-no-reboot",
+            "-device",
+            "isa-debug-exit,iobase=0xf4,iosize=0x04",
+            "-nic",
+            "none",
+            "-kernel",
+            "/k/kernel",
+            "-append",
+            "selftest hz=100",
+        ];
+        assert_eq!(a, expected);
+        assert_network_rule(&a);
+        assert!(!a.iter().any(|x| x == "-enable-kvm" || x == "-nographic"));
+    }
+
+    #[test]
+    fn no_network_means_nic_none() {
+        let a = strings(&Options::new("k", ""));
+        assert_eq!(values(&a, "-nic"), ["none"]);
+        assert!(values(&a, "-netdev").is_empty());
+        assert_network_rule(&a);
+    }
+
+    #[test]
+    fn user_network_is_restricted() {
+        for forwards in [
+            vec![],
+            vec![HostForward { host_port: 8080, guest_port: 80 }],
+            vec![
+                HostForward { host_port: 5555, guest_port: 80 },
+                HostForward { host_port: 5556, guest_port: 7 },
+            ],
+        ] {
+            let mut opts = Options::new("k", "");
+            opts.network = Network::User { forwards: forwards.clone() };
+            let a = strings(&opts);
+            assert_network_rule(&a);
+            let netdevs = values(&a, "-netdev");
+            assert_eq!(netdevs.len(), 1);
+            assert!(netdevs[0].starts_with("user,id=net0,restrict=on"));
+            assert_eq!(netdevs[0].matches("hostfwd=").count(), forwards.len());
+            assert!(values(&a, "-nic").is_empty());
+            assert_eq!(
+                values(&a, "-device"),
+                ["isa-debug-exit,iobase=0xf4,iosize=0x04", "e1000,netdev=net0"]
+            );
+        }
+        let mut opts = Options::new("k", "");
+        opts.network =
+            Network::User { forwards: vec![HostForward { host_port: 8080, guest_port: 80 }] };
+        assert!(strings(&opts)
+            .contains(&"user,id=net0,restrict=on,hostfwd=tcp:127.0.0.1:8080-:80".to_string()));
+    }
+
+    #[test]
+    fn qmp_and_gdb() {
+        let mut opts = Options::new("k", "");
+        opts.qmp_socket = Some("/tmp/a,b/qmp.sock".into());
+        opts.gdb = true;
+        let a = strings(&opts);
+        assert_eq!(values(&a, "-qmp"), ["unix:/tmp/a,,b/qmp.sock,server=on,wait=off"]);
+        assert!(a.windows(3).any(|w| w == ["-gdb", "tcp:127.0.0.1:1234", "-S"]));
+        assert!(!a.iter().any(|x| x == "-s"), "-s would listen on every interface");
+        let plain = strings(&Options::new("k", ""));
+        assert!(!plain.iter().any(|x| x == "-gdb" || x == "-S" || x == "-qmp"));
+    }
+
+    #[test]
+    fn command_uses_qemu_binary() {
+        let cmd = command(&Options::new("k", ""));
+        assert_eq!(cmd.get_program(), QEMU);
+    }
+
+    #[test]
+    fn status_mapping() {
+        assert_eq!(Outcome::from_code(Some(0)), Outcome::PowerOff);
+        assert_eq!(Outcome::from_code(Some(3)), Outcome::KernelCrashed);
+        assert_eq!(Outcome::from_code(Some(5)), Outcome::SelftestFailed);
+        assert_eq!(Outcome::from_code(Some(1)), Outcome::Other(Some(1)));
+        assert_eq!(Outcome::from_code(None), Outcome::Other(None));
+        let codes: Vec<i32> = [Some(0), Some(3), Some(5), Some(1), Some(7), Some(255), None]
+            .into_iter()
+            .map(|c| Outcome::from_code(c).exit_code())
+            .collect();
+        assert_eq!(codes, [0, 101, 102, 1, 1, 1, 1]);
+    }
+
+    #[test]
+    fn status_from_exit_status() {
+        use std::os::unix::process::ExitStatusExt;
+        // Wait statuses: exit code in the high byte, a signal in the low bits.
+        assert_eq!(Outcome::from_status(ExitStatus::from_raw(0)), Outcome::PowerOff);
+        assert_eq!(Outcome::from_status(ExitStatus::from_raw(3 << 8)), Outcome::KernelCrashed);
+        assert_eq!(Outcome::from_status(ExitStatus::from_raw(5 << 8)), Outcome::SelftestFailed);
+        assert_eq!(Outcome::from_status(ExitStatus::from_raw(9)), Outcome::Other(None));
+    }
+}

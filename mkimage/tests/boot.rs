@@ -1,0 +1,206 @@
+//! Boots the real kernel under QEMU and checks the contract of issue 2 (docs/CONTRACT-issue2.md).
+//! Each test starts its own QEMU; they may run in parallel.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{backtrace, boot, hex_field, kernel, line_with, ok, spawn, BOOT, STEP};
+use mkimage::qemu::Outcome;
+use object::{Object, ObjectSymbol};
+
+#[test]
+fn boots_prints_banner_and_powers_off() {
+    let c = spawn("");
+    ok(c.expect("rustix-kernel", BOOT));
+    ok(c.expect_line("ready", BOOT));
+    let out = c.output();
+    assert!(
+        out.lines().any(|l| l.starts_with("rustix-kernel")),
+        "no line starts with the banner:\n{out}"
+    );
+    ok(c.send("poweroff\n"));
+    let status = ok(c.wait_exit(STEP));
+    assert_eq!(Outcome::from_status(status), Outcome::PowerOff, "{status}\n{}", c.output());
+    assert_eq!(status.code(), Some(0));
+}
+
+#[test]
+fn serial_line_echo() {
+    let c = boot("");
+    ok(c.send("hello world\n"));
+    ok(c.expect("echo: hello world", STEP));
+    ok(c.send("poweroff\n"));
+    assert_eq!(Outcome::from_status(ok(c.wait_exit(STEP))), Outcome::PowerOff);
+}
+
+#[test]
+fn keyboard_line_echo_and_poweroff() {
+    let c = boot("");
+    ok(c.send_keys("hello kbd\n"));
+    ok(c.expect("echo: hello kbd", STEP));
+    ok(c.send_keys("poweroff\n"));
+    let status = ok(c.wait_exit(STEP));
+    assert_eq!(Outcome::from_status(status), Outcome::PowerOff, "{}", c.output());
+}
+
+#[test]
+fn selftest_passes() {
+    let c = spawn("selftest");
+    ok(c.expect("selftest: PASS", BOOT));
+    let status = ok(c.wait_exit(STEP));
+    assert_eq!(Outcome::from_status(status), Outcome::PowerOff, "{}", c.output());
+}
+
+#[test]
+fn page_fault_is_reported_with_backtrace() {
+    let c = boot("fault=pagefault");
+    ok(c.expect("EXCEPTION", STEP));
+    let status = ok(c.wait_exit(STEP));
+    let out = c.output();
+    assert_eq!(Outcome::from_status(status), Outcome::KernelCrashed, "{status}\n{out}");
+
+    // Check everything, then report every problem at once.
+    let mut problems = Vec::new();
+    let line = line_with(&out, "EXCEPTION");
+    if !line.contains("vector=14") {
+        problems.push("the EXCEPTION line lacks vector=14".to_string());
+    }
+    match hex_field(line, "cr2") {
+        Some(0xdea_dbee_f000) => {}
+        Some(other) => problems.push(format!("cr2 is {other:#x}, not 0xdeadbeef000")),
+        None => problems.push("the EXCEPTION line has no cr2=".to_string()),
+    }
+    let frames = backtrace(&out);
+    if frames.len() < 2 {
+        problems.push(format!("{} backtrace addresses, not at least 2", frames.len()));
+    }
+    match hex_field(line, "rip") {
+        None => problems.push("the EXCEPTION line has no rip=".to_string()),
+        Some(rip) => {
+            let functions = symbols_named_like(&kernel(), "trigger_page_fault");
+            if functions.is_empty() {
+                problems.push("no symbol named like trigger_page_fault in the ELF".to_string());
+            } else if !functions.iter().any(|(_, a, size)| (*a..a + size).contains(&rip)) {
+                problems.push(format!("rip {rip:#x} is not inside {functions:x?}"));
+            }
+        }
+    }
+    assert!(problems.is_empty(), "{}\n--- serial output ---\n{out}", problems.join("\n"));
+}
+
+/// `(name, address, size)` of the ELF's symbols whose (mangled) name contains `part`.
+fn symbols_named_like(elf: &std::path::Path, part: &str) -> Vec<(String, u64, u64)> {
+    let data = std::fs::read(elf).unwrap();
+    let file = object::File::parse(&*data).unwrap();
+    file.symbols()
+        .filter_map(|s| {
+            let name = s.name().ok()?;
+            name.contains(part).then(|| (name.to_string(), s.address(), s.size()))
+        })
+        .collect()
+}
+
+#[test]
+fn stack_overflow_is_a_reported_double_fault() {
+    let c = spawn("fault=stackoverflow");
+    ok(c.expect("EXCEPTION", BOOT));
+    // The handler must finish its report (not a silent triple fault: with -no-reboot that
+    // would end QEMU with status 0).
+    ok(c.expect("backtrace:", STEP));
+    let status = ok(c.wait_exit(STEP));
+    let out = c.output();
+    assert_eq!(Outcome::from_status(status), Outcome::KernelCrashed, "{status}\n{out}");
+    let line = line_with(&out, "EXCEPTION");
+    assert!(line.contains("vector=8"), "{line}");
+    for key in ["error", "rip", "cr2"] {
+        assert!(hex_field(line, key).is_some(), "no {key}= in {line}");
+    }
+}
+
+/// 80x25 text mode: a character byte then an attribute byte per cell.
+fn vga_text(mem: &[u8]) -> String {
+    mem.iter().step_by(2).map(|&b| b as char).collect()
+}
+
+/// The bytes of `xp /Nbx ADDR` output: `00000000000b8000: 0x72 0x0f ...` lines.
+fn parse_xp(text: &str) -> Vec<u8> {
+    text.lines()
+        .filter_map(|l| l.split_once(':'))
+        .flat_map(|(_, bytes)| bytes.split_whitespace())
+        .map(|b| u8::from_str_radix(b.trim_start_matches("0x"), 16).unwrap())
+        .collect()
+}
+
+/// The screen as 25 rows of text, for messages.
+fn rows(screen: &str) -> String {
+    screen
+        .as_bytes()
+        .chunks(80)
+        .map(|r| String::from_utf8_lossy(r).trim_end().to_string())
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+#[test]
+fn vga_screen_shows_banner() {
+    let c = boot("");
+    // Read twice, through the human monitor's `xp` and through `pmemsave`. The kernel may still
+    // be drawing (a prompt, say) between the reads, so each is checked on its own.
+    let from_hmp = parse_xp(&ok(c.hmp("xp /4000bx 0xb8000")));
+    assert_eq!(from_hmp.len(), 4000);
+    let from_pmemsave = ok(c.read_guest_phys(0xb8000, 4000));
+    assert_eq!(from_pmemsave.len(), 4000);
+    for (how, mem) in [("xp", &from_hmp), ("pmemsave", &from_pmemsave)] {
+        let screen = vga_text(mem);
+        assert!(
+            screen.contains("rustix-kernel"),
+            "banner not on the VGA screen (read with {how}):\n{}",
+            rows(&screen)
+        );
+    }
+}
+
+/// Runs the mkimage binary with `stdin` as its input, killing it (by its PID) at the deadline.
+fn mkimage(args: &[&str], stdin: &[u8], deadline: Duration) -> (Option<i32>, String) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_mkimage"))
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(stdin).unwrap();
+    let mut stdout = child.stdout.take().unwrap();
+    let reader = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = stdout.read_to_string(&mut s);
+        s
+    });
+    let end = Instant::now() + deadline;
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if Instant::now() >= end {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("mkimage {args:?} still running after {deadline:?}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    (status.code(), reader.join().unwrap())
+}
+
+#[test]
+fn mkimage_run_forwards_stdin_and_maps_status() {
+    kernel(); // build first, so the child's nested build is quick
+    let (code, out) = mkimage(&["run"], b"hello run\npoweroff\n", BOOT + STEP);
+    assert_eq!(code, Some(0), "{out}");
+    assert!(out.contains("echo: hello run"), "{out}");
+    let (code, out) = mkimage(&["run", "--cmdline", "fault=pagefault"], b"", BOOT + STEP);
+    assert_eq!(code, Some(101), "{out}");
+    assert!(out.contains("EXCEPTION"), "{out}");
+}

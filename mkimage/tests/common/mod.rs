@@ -1,0 +1,68 @@
+//! Shared by the integration tests that boot the real kernel.
+
+#![allow(dead_code)] // each test binary uses a different part
+
+use std::path::PathBuf;
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use mkimage::console::Console;
+
+/// Booting under TCG on a loaded two-core machine: generous.
+pub const BOOT: Duration = Duration::from_secs(60);
+/// One step after boot (an echo, an exception report, the power-off).
+pub const STEP: Duration = Duration::from_secs(30);
+
+/// Unwraps with the error's Display, which carries the whole serial output.
+pub fn ok<T>(r: mkimage::Result<T>) -> T {
+    r.unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// The release kernel ELF, built once per test binary.
+pub fn kernel() -> PathBuf {
+    static KERNEL: OnceLock<Result<PathBuf, String>> = OnceLock::new();
+    KERNEL
+        .get_or_init(|| mkimage::build::kernel(true).map_err(|e| e.to_string()))
+        .clone()
+        .unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// Starts QEMU on the kernel with `cmdline` (with a QMP socket).
+pub fn spawn(cmdline: &str) -> Console {
+    ok(Console::spawn(kernel(), cmdline))
+}
+
+/// Starts QEMU and waits for the line `ready`.
+pub fn boot(cmdline: &str) -> Console {
+    let console = spawn(cmdline);
+    ok(console.expect_line("ready", BOOT));
+    console
+}
+
+/// The value of `key=0x<hex>` in `line`.
+pub fn hex_field(line: &str, key: &str) -> Option<u64> {
+    let start = line.find(&format!("{key}=0x"))? + key.len() + 3;
+    let digits: String = line[start..].chars().take_while(char::is_ascii_hexdigit).collect();
+    u64::from_str_radix(&digits, 16).ok()
+}
+
+/// The first line of `output` containing `needle`.
+pub fn line_with<'a>(output: &'a str, needle: &str) -> &'a str {
+    output
+        .lines()
+        .find(|l| l.contains(needle))
+        .unwrap_or_else(|| panic!("no line with {needle:?} in:\n{output}"))
+}
+
+/// The addresses listed after `backtrace:` (one `  0x<hex>` per line).
+pub fn backtrace(output: &str) -> Vec<u64> {
+    output
+        .lines()
+        .skip_while(|l| l.trim_end() != "backtrace:")
+        .skip(1)
+        .map_while(|l| {
+            let t = l.trim();
+            u64::from_str_radix(t.strip_prefix("0x")?, 16).ok()
+        })
+        .collect()
+}
