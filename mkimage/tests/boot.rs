@@ -3,11 +3,12 @@
 
 mod common;
 
-use std::io::{Read, Write};
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
+use std::time::Duration;
 
-use common::{backtrace, boot, hex_field, kernel, line_with, ok, spawn, BOOT, STEP};
+use common::{
+    backtrace, boot, hex_field, kernel, line_with, ok, run_with_deadline, spawn, BOOT, STEP,
+};
 use mkimage::qemu::Outcome;
 use object::{Object, ObjectSymbol};
 
@@ -163,35 +164,11 @@ fn vga_screen_shows_banner() {
     }
 }
 
-/// Runs the mkimage binary with `stdin` as its input, killing it (by its PID) at the deadline.
+/// Runs the mkimage binary with `stdin` as its input, killing it at the deadline.
 fn mkimage(args: &[&str], stdin: &[u8], deadline: Duration) -> (Option<i32>, String) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_mkimage"))
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .unwrap();
-    child.stdin.take().unwrap().write_all(stdin).unwrap();
-    let mut stdout = child.stdout.take().unwrap();
-    let reader = std::thread::spawn(move || {
-        let mut s = String::new();
-        let _ = stdout.read_to_string(&mut s);
-        s
-    });
-    let end = Instant::now() + deadline;
-    let status = loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            break status;
-        }
-        if Instant::now() >= end {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("mkimage {args:?} still running after {deadline:?}");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    };
-    (status.code(), reader.join().unwrap())
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_mkimage"));
+    cmd.args(args);
+    run_with_deadline(cmd, stdin, deadline)
 }
 
 #[test]
@@ -203,4 +180,16 @@ fn mkimage_run_forwards_stdin_and_maps_status() {
     let (code, out) = mkimage(&["run", "--cmdline", "fault=pagefault"], b"", BOOT + STEP);
     assert_eq!(code, Some(101), "{out}");
     assert!(out.contains("EXCEPTION"), "{out}");
+}
+
+/// The README's one-liner, literally: `printf 'poweroff\n' | make run` prints `ready`, exits 0.
+#[test]
+fn make_run_one_liner_powers_off() {
+    kernel();
+    let mut cmd = Command::new("make");
+    cmd.args(["-s", "run"]).current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/.."));
+    // The first `make run` also builds mkimage in release mode: allow for that.
+    let (code, out) = run_with_deadline(cmd, b"poweroff\n", BOOT * 5);
+    assert_eq!(code, Some(0), "{out}");
+    assert!(out.lines().any(|l| l.trim() == "ready"), "no `ready` line:\n{out}");
 }

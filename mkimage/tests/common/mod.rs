@@ -2,9 +2,11 @@
 
 #![allow(dead_code)] // each test binary uses a different part
 
+use std::io::{Read, Write};
 use std::path::PathBuf;
+use std::process::{Command, Stdio};
 use std::sync::OnceLock;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use mkimage::console::Console;
 
@@ -65,4 +67,36 @@ pub fn backtrace(output: &str) -> Vec<u64> {
             u64::from_str_radix(t.strip_prefix("0x")?, 16).ok()
         })
         .collect()
+}
+
+/// Runs `cmd` with `stdin` as its input and its stdout captured; kills it (by its PID) and
+/// panics if it is still running at the deadline. Returns its exit code and output.
+pub fn run_with_deadline(
+    mut cmd: Command,
+    stdin: &[u8],
+    deadline: Duration,
+) -> (Option<i32>, String) {
+    let mut child =
+        cmd.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::inherit()).spawn().unwrap();
+    child.stdin.take().unwrap().write_all(stdin).unwrap();
+    let mut stdout = child.stdout.take().unwrap();
+    let reader = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = stdout.read_to_string(&mut s);
+        s
+    });
+    let end = Instant::now() + deadline;
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if Instant::now() >= end {
+            // SAFETY: kill(2) on the process group this function created (its id is the child's PID).
+            unsafe { libc::kill(-(child.id() as i32), libc::SIGKILL) };
+            let _ = child.wait();
+            panic!("{cmd:?} still running after {deadline:?}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    (status.code(), reader.join().unwrap())
 }
