@@ -26,6 +26,8 @@
 //! - [`executor`]: tasks, the ready queue, join handles, the run loop.
 //! - [`timer`]: sleeps and timeouts (task context only).
 //! - [`irq`]: the interrupt-safe waker slot and SPSC ring.
+//! - [`sync`]: an async [`Mutex`](sync::Mutex) (FIFO hand-off, cancel safe) and the
+//!   [`WaitQueue`] event count for waiting on a condition (task context only).
 //! - [`platform`]: the hardware trait.
 
 #![no_std]
@@ -39,6 +41,7 @@ extern crate std;
 pub mod executor;
 pub mod irq;
 pub mod platform;
+pub mod sync;
 pub mod timer;
 
 #[cfg(test)]
@@ -47,4 +50,5 @@ mod testutil;
 pub use executor::{Executor, JoinError, JoinHandle, Stats, TaskId, DEFAULT_QUEUE_CAPACITY};
 pub use irq::{IrqQueue, IrqWaker, Pop};
 pub use platform::Platform;
+pub use sync::{Mutex as AsyncMutex, MutexGuard, Ticket, WaitQueue};
 pub use timer::{Elapsed, Sleep, Timers};
