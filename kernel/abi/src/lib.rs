@@ -1,0 +1,14 @@
+//! The binary interfaces of the rustix kernel, shared by the kernel and the host tools.
+//!
+//! - [`fs`]: the on-disk format of the file system (docs/CONTRACT-issue3.md): the superblock,
+//!   inodes, directory entries, the log header, and the CRC-32 that seals a committed log.
+//!
+//! Everything here is plain data with explicit little-endian encoding; nothing depends on the
+//! layout of a Rust struct in memory, and nothing panics on bytes read from a disk.
+
+#![no_std]
+
+#[cfg(test)]
+extern crate std;
+
+pub mod fs;
