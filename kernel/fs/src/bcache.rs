@@ -1,0 +1,213 @@
+//! The buffer cache: a fixed number of block buffers, recycled least-recently-used.
+//!
+//! Invariants:
+//! - at most one buffer holds a given block (the `map` index);
+//! - one owner at a time: a buffer's contents sit behind an async mutex, so waiting for a
+//!   buffer another task holds (or for the disk read that fills it) is a future, never a spin;
+//! - a buffer with `refcnt > 0` (held, waited for, or pinned by the log) is never recycled;
+//!   so `refcnt == 0` means nobody holds or awaits its mutex, which is what lets recycling
+//!   take it with `try_lock`.
+//!
+//! The metadata lock (`meta`) is a spin lock held only for short, await-free sections.
+
+use crate::dev::{Block, BlockDevice, IoError};
+use abi::fs::BSIZE;
+use alloc::boxed::Box;
+use alloc::collections::BTreeMap;
+use alloc::vec::Vec;
+use runtime::sync::{Mutex, MutexGuard};
+
+struct SlotMeta {
+    refcnt: u32,
+    last_use: u64,
+    blockno: Option<u32>,
+}
+
+struct Meta {
+    slots: Vec<SlotMeta>,
+    map: BTreeMap<u32, usize>,
+    clock: u64,
+}
+
+pub struct BufData {
+    blockno: u32,
+    valid: bool,
+    data: Box<Block>,
+}
+
+pub struct Bcache<D> {
+    pub(crate) dev: D,
+    meta: spin::Mutex<Meta>,
+    slots: Box<[Mutex<BufData>]>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CacheError {
+    Io(IoError),
+    /// Every buffer is in use (held or pinned by the log).
+    NoBuffers,
+}
+
+/// A held buffer: exclusive access to one block's cached contents until dropped.
+pub struct Buf<'a, D> {
+    cache: &'a Bcache<D>,
+    slot: usize,
+    /// Always `Some` until `drop` (an Option so the guard can be released before the count).
+    guard: Option<MutexGuard<'a, BufData>>,
+}
+
+/// A reference count taken before awaiting the buffer's mutex; released if that await is
+/// cancelled (the future dropped) or fails.
+struct Ref<'a, D> {
+    cache: &'a Bcache<D>,
+    slot: usize,
+}
+
+impl<D> Drop for Ref<'_, D> {
+    fn drop(&mut self) {
+        self.cache.release(self.slot);
+    }
+}
+
+impl<D> Bcache<D> {
+    fn release(&self, slot: usize) {
+        let mut m = self.meta.lock();
+        m.clock += 1;
+        let now = m.clock;
+        let s = &mut m.slots[slot];
+        s.refcnt -= 1;
+        s.last_use = now;
+    }
+}
+
+impl<D: BlockDevice> Bcache<D> {
+    pub fn new(dev: D, nbuf: usize) -> Self {
+        let slots = (0..nbuf)
+            .map(|_| Mutex::new(BufData { blockno: 0, valid: false, data: Box::new([0; BSIZE]) }))
+            .collect();
+        let meta = (0..nbuf).map(|_| SlotMeta { refcnt: 0, last_use: 0, blockno: None }).collect();
+        Bcache {
+            dev,
+            meta: spin::Mutex::new(Meta { slots: meta, map: BTreeMap::new(), clock: 0 }),
+            slots,
+        }
+    }
+
+    /// Find or claim the slot for `blockno` and count a reference to it.
+    fn get(&self, blockno: u32) -> Result<Ref<'_, D>, CacheError> {
+        let mut m = self.meta.lock();
+        if let Some(&slot) = m.map.get(&blockno) {
+            m.slots[slot].refcnt += 1;
+            return Ok(Ref { cache: self, slot });
+        }
+        let mut victims: Vec<usize> =
+            (0..m.slots.len()).filter(|&i| m.slots[i].refcnt == 0).collect();
+        victims.sort_by_key(|&i| m.slots[i].last_use);
+        for slot in victims {
+            // refcnt == 0: nobody holds or awaits this buffer, so try_lock succeeds.
+            let Some(mut data) = self.slots[slot].try_lock() else { continue };
+            data.blockno = blockno;
+            data.valid = false;
+            drop(data);
+            if let Some(old) = m.slots[slot].blockno.replace(blockno) {
+                m.map.remove(&old);
+            }
+            m.map.insert(blockno, slot);
+            m.slots[slot].refcnt = 1;
+            return Ok(Ref { cache: self, slot });
+        }
+        Err(CacheError::NoBuffers)
+    }
+
+    async fn acquire(&self, blockno: u32, fill: bool) -> Result<Buf<'_, D>, CacheError> {
+        let r = self.get(blockno)?;
+        let mut guard = self.slots[r.slot].lock().await;
+        if !guard.valid {
+            if fill {
+                self.dev.read(blockno, &mut guard.data).await.map_err(CacheError::Io)?;
+            } else {
+                guard.data.fill(0);
+            }
+            guard.valid = true;
+        }
+        let slot = r.slot;
+        core::mem::forget(r); // the reference now belongs to the Buf
+        Ok(Buf { cache: self, slot, guard: Some(guard) })
+    }
+
+    /// The block's contents, read from disk unless cached.
+    pub async fn read(&self, blockno: u32) -> Result<Buf<'_, D>, CacheError> {
+        self.acquire(blockno, true).await
+    }
+
+    /// A buffer for a block whose old contents do not matter (a freshly allocated block):
+    /// zero-filled if not cached, and never read from disk.
+    pub async fn zeroed(&self, blockno: u32) -> Result<Buf<'_, D>, CacheError> {
+        let mut b = self.acquire(blockno, false).await?;
+        b.data_mut().fill(0);
+        Ok(b)
+    }
+
+    /// Keep `blockno`'s buffer in the cache (the log holds it until installed).
+    pub(crate) fn pin(&self, blockno: u32) {
+        let mut m = self.meta.lock();
+        if let Some(&slot) = m.map.get(&blockno) {
+            m.slots[slot].refcnt += 1;
+        }
+    }
+
+    pub(crate) fn unpin(&self, blockno: u32) {
+        let slot = self.meta.lock().map.get(&blockno).copied();
+        if let Some(slot) = slot {
+            self.release(slot);
+        }
+    }
+
+    /// Drop every cached copy of a block that is not in use (tests: force re-reads).
+    #[cfg(test)]
+    pub fn invalidate_unused(&self) {
+        let mut m = self.meta.lock();
+        for i in 0..m.slots.len() {
+            if m.slots[i].refcnt == 0 {
+                if let Some(mut d) = self.slots[i].try_lock() {
+                    d.valid = false;
+                }
+                if let Some(b) = m.slots[i].blockno.take() {
+                    m.map.remove(&b);
+                }
+            }
+        }
+    }
+}
+
+impl<'a, D: BlockDevice> Buf<'a, D> {
+    fn held(&self) -> &MutexGuard<'a, BufData> {
+        self.guard.as_ref().expect("buffer released")
+    }
+
+    pub fn blockno(&self) -> u32 {
+        self.held().blockno
+    }
+
+    pub fn data(&self) -> &Block {
+        &self.held().data
+    }
+
+    pub fn data_mut(&mut self) -> &mut Block {
+        &mut self.guard.as_mut().expect("buffer released").data
+    }
+
+    /// Write the contents to the block's home on disk now (the log uses this; file-system
+    /// code never does: its changes reach the disk through the log).
+    pub(crate) async fn write_home(&self) -> Result<(), IoError> {
+        self.cache.dev.write(self.blockno(), self.data()).await
+    }
+}
+
+impl<D> Drop for Buf<'_, D> {
+    fn drop(&mut self) {
+        // Unlock before uncounting: a buffer with refcnt 0 must never be locked.
+        drop(self.guard.take());
+        self.cache.release(self.slot);
+    }
+}

@@ -1,0 +1,364 @@
+//! Host tests over an in-memory disk: the operations, large files, many files, concurrent
+//! writers, bad input, and crash safety (the disk stops at every possible write).
+
+use crate::dev::MemDisk;
+use crate::format::format;
+use crate::inode::{T_DIR, T_FILE};
+use crate::{Fs, FsError};
+use alloc::boxed::Box;
+use alloc::sync::Arc;
+use alloc::vec::Vec;
+use core::future::Future;
+use core::pin::pin;
+use core::task::{Context, Poll, Waker};
+use std::format;
+use std::string::String;
+
+/// Poll to completion. MemDisk never blocks, and a single task never waits on itself.
+fn block_on<F: Future>(f: F) -> F::Output {
+    let mut f = pin!(f);
+    let mut cx = Context::from_waker(Waker::noop());
+    for _ in 0..1_000_000 {
+        if let Poll::Ready(v) = f.as_mut().poll(&mut cx) {
+            return v;
+        }
+    }
+    panic!("future did not complete (a lost wakeup or a deadlock)");
+}
+
+const BLOCKS: u32 = 8192; // 32 MiB
+
+fn fresh() -> MemDisk {
+    let disk = MemDisk::new(BLOCKS);
+    block_on(format(&disk, 1024)).unwrap();
+    disk
+}
+
+fn mount(disk: MemDisk) -> Fs<MemDisk> {
+    block_on(Fs::mount(disk)).unwrap().0
+}
+
+fn pattern(seed: u64, len: usize) -> Vec<u8> {
+    let mut x = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect()
+}
+
+async fn write_file(fs: &Fs<MemDisk>, path: &str, data: &[u8]) -> Result<(), FsError> {
+    let root = fs.root()?;
+    let ip = fs.create(&root, &root, path.as_bytes(), T_FILE, 0, 0).await?;
+    fs.truncate(&ip, 0).await?;
+    let n = fs.write(&ip, 0, data).await?;
+    assert_eq!(n, data.len());
+    Ok(())
+}
+
+async fn read_file(fs: &Fs<MemDisk>, path: &str) -> Result<Vec<u8>, FsError> {
+    let root = fs.root()?;
+    let ip = fs.namei(&root, &root, path.as_bytes()).await?;
+    let size = ip.lock().await?.size() as usize;
+    let mut buf = alloc::vec![0; size];
+    let n = fs.read(&ip, 0, &mut buf).await?;
+    assert_eq!(n, size);
+    Ok(buf)
+}
+
+async fn names(fs: &Fs<MemDisk>, path: &str) -> Vec<String> {
+    let root = fs.root().unwrap();
+    let ip = fs.namei(&root, &root, path.as_bytes()).await.unwrap();
+    let mut l = ip.lock().await.unwrap();
+    let mut v: Vec<String> = l.dir_entries().await.unwrap().into_iter().map(|(n, _)| n).collect();
+    v.sort();
+    v
+}
+
+#[test]
+fn create_write_read_overwrite_truncate() {
+    let fs = mount(fresh());
+    block_on(async {
+        write_file(&fs, "/hello", b"hello world").await.unwrap();
+        assert_eq!(read_file(&fs, "/hello").await.unwrap(), b"hello world");
+        let root = fs.root().unwrap();
+        let ip = fs.namei(&root, &root, b"/hello").await.unwrap();
+        fs.write(&ip, 6, b"WORLD!!").await.unwrap();
+        assert_eq!(read_file(&fs, "/hello").await.unwrap(), b"hello WORLD!!");
+        fs.truncate(&ip, 5).await.unwrap();
+        assert_eq!(read_file(&fs, "/hello").await.unwrap(), b"hello");
+        fs.truncate(&ip, 8).await.unwrap(); // growing reads back zeros
+        assert_eq!(read_file(&fs, "/hello").await.unwrap(), b"hello\0\0\0");
+    });
+}
+
+#[test]
+fn data_survives_remount() {
+    let fs = mount(fresh());
+    let data = pattern(7, 300_000);
+    block_on(write_file(&fs, "/f", &data)).unwrap();
+    let disk = MemDisk::from_blocks(fs.cache.dev.snapshot());
+    let fs2 = mount(disk);
+    assert_eq!(block_on(read_file(&fs2, "/f")).unwrap(), data);
+}
+
+#[test]
+fn mkdir_unlink_and_link_counts() {
+    let fs = mount(fresh());
+    block_on(async {
+        let root = fs.root().unwrap();
+        fs.mkdir(&root, &root, b"/d").await.unwrap();
+        fs.mkdir(&root, &root, b"/d/e").await.unwrap();
+        write_file(&fs, "/d/e/f", b"x").await.unwrap();
+        assert_eq!(names(&fs, "/d").await, [".", "..", "e"]);
+        let d = fs.namei(&root, &root, b"/d").await.unwrap();
+        assert_eq!(d.lock().await.unwrap().nlink(), 2); // entry in / plus e's ".."
+        assert_eq!(fs.mkdir(&root, &root, b"/d").await.err(), Some(FsError::Exists));
+        assert_eq!(fs.unlink(&root, &root, b"/d/e").await, Err(FsError::NotEmpty));
+        fs.unlink(&root, &root, b"/d/e/f").await.unwrap();
+        fs.unlink(&root, &root, b"/d/e").await.unwrap();
+        assert_eq!(d.lock().await.unwrap().nlink(), 1);
+        assert_eq!(fs.unlink(&root, &root, b"/d/e").await, Err(FsError::NotFound));
+        assert_eq!(fs.unlink(&root, &root, b"/d/.").await, Err(FsError::InvalidArgument));
+        write_file(&fs, "/a", b"data").await.unwrap();
+        fs.link(&root, &root, b"/a", b"/d/b").await.unwrap();
+        fs.unlink(&root, &root, b"/a").await.unwrap();
+        assert_eq!(read_file(&fs, "/d/b").await.unwrap(), b"data");
+        assert_eq!(fs.link(&root, &root, b"/d", b"/d2").await, Err(FsError::IsDir));
+    });
+}
+
+#[test]
+fn relative_paths_dotdot_and_root_boundary() {
+    let fs = mount(fresh());
+    block_on(async {
+        let root = fs.root().unwrap();
+        fs.mkdir(&root, &root, b"/jail").await.unwrap();
+        fs.mkdir(&root, &root, b"/jail/sub").await.unwrap();
+        write_file(&fs, "/secret", b"outside").await.unwrap();
+        write_file(&fs, "/jail/inside", b"in").await.unwrap();
+        let jail = fs.namei(&root, &root, b"/jail").await.unwrap();
+        let sub = fs.namei(&root, &root, b"/jail/sub").await.unwrap();
+        // With /jail as the root, "/" is /jail and ".." cannot climb out of it.
+        let f = fs.namei(&jail, &sub, b"../inside").await.unwrap();
+        assert_eq!(fs.namei(&jail, &jail, b"/inside").await.unwrap().inum(), f.inum());
+        assert_eq!(fs.namei(&jail, &sub, b"../../../secret").await.err(), Some(FsError::NotFound));
+        assert_eq!(fs.namei(&jail, &jail, b"/../secret").await.err(), Some(FsError::NotFound));
+        assert!(fs.namei(&root, &sub, b"../../secret").await.is_ok());
+        let long = [b'x'; 61];
+        assert_eq!(fs.namei(&root, &root, &long).await.err(), Some(FsError::InvalidName));
+        assert_eq!(fs.namei(&root, &root, b"/secret/x").await.err(), Some(FsError::NotDir));
+    });
+}
+
+#[test]
+fn rename_files_and_directories() {
+    let fs = mount(fresh());
+    block_on(async {
+        let root = fs.root().unwrap();
+        write_file(&fs, "/a", b"A").await.unwrap();
+        write_file(&fs, "/b", b"B").await.unwrap();
+        fs.rename(&root, &root, b"/a", b"/c").await.unwrap();
+        assert_eq!(read_file(&fs, "/c").await.unwrap(), b"A");
+        assert_eq!(fs.namei(&root, &root, b"/a").await.err(), Some(FsError::NotFound));
+        fs.rename(&root, &root, b"/c", b"/b").await.unwrap(); // replaces b
+        assert_eq!(read_file(&fs, "/b").await.unwrap(), b"A");
+        fs.mkdir(&root, &root, b"/x").await.unwrap();
+        fs.mkdir(&root, &root, b"/y").await.unwrap();
+        fs.mkdir(&root, &root, b"/x/inner").await.unwrap();
+        fs.rename(&root, &root, b"/x/inner", b"/y/moved").await.unwrap();
+        let x = fs.namei(&root, &root, b"/x").await.unwrap();
+        let y = fs.namei(&root, &root, b"/y").await.unwrap();
+        assert_eq!(x.lock().await.unwrap().nlink(), 1);
+        assert_eq!(y.lock().await.unwrap().nlink(), 2);
+        let up = fs.namei(&root, &root, b"/y/moved/..").await.unwrap();
+        assert_eq!(up.inum(), y.inum());
+        assert_eq!(
+            fs.rename(&root, &root, b"/y", b"/y/moved/z").await,
+            Err(FsError::InvalidArgument)
+        );
+        assert_eq!(fs.rename(&root, &root, b"/b", b"/y").await, Err(FsError::IsDir));
+    });
+}
+
+#[test]
+fn large_file_uses_double_indirect_blocks() {
+    let fs = mount(fresh());
+    let data = pattern(3, 12 * 1024 * 1024); // 3072 blocks: past 12 + 1024
+    block_on(async {
+        write_file(&fs, "/big", &data).await.unwrap();
+        assert_eq!(read_file(&fs, "/big").await.unwrap(), data);
+        // Partial truncation inside the double-indirect range, then to zero.
+        let root = fs.root().unwrap();
+        let ip = fs.namei(&root, &root, b"/big").await.unwrap();
+        fs.truncate(&ip, 6 * 1024 * 1024 + 100).await.unwrap();
+        assert_eq!(read_file(&fs, "/big").await.unwrap(), data[..6 * 1024 * 1024 + 100]);
+        fs.truncate(&ip, 0).await.unwrap();
+        drop(ip);
+        fs.unlink(&root, &root, b"/big").await.unwrap();
+        // Everything came back: the same file fits again.
+        write_file(&fs, "/big2", &data).await.unwrap();
+    });
+}
+
+#[test]
+fn thousand_files_in_one_directory() {
+    let fs = mount(fresh());
+    block_on(async {
+        let root = fs.root().unwrap();
+        fs.mkdir(&root, &root, b"/many").await.unwrap();
+        for i in 0..1000 {
+            write_file(&fs, &format!("/many/file{i}"), format!("{i}").as_bytes()).await.unwrap();
+        }
+        assert_eq!(names(&fs, "/many").await.len(), 1002);
+        for i in (0..1000).step_by(97) {
+            assert_eq!(
+                read_file(&fs, &format!("/many/file{i}")).await.unwrap(),
+                format!("{i}").as_bytes()
+            );
+        }
+    });
+}
+
+#[test]
+fn out_of_space_and_out_of_inodes_are_errors() {
+    let disk = MemDisk::new(600);
+    block_on(format(&disk, 64)).unwrap();
+    let fs = mount(disk);
+    block_on(async {
+        let root = fs.root().unwrap();
+        let ip = fs.create(&root, &root, b"/fill", T_FILE, 0, 0).await.unwrap();
+        let n = fs.write(&ip, 0, &pattern(1, 4 << 20)).await.unwrap();
+        assert!(n < 4 << 20 && n > 0, "wrote {n}");
+        assert_eq!(fs.write(&ip, n as u64, b"more").await, Err(FsError::NoSpace));
+        let mut made = 0;
+        let err = loop {
+            match fs.create(&root, &root, format!("/i{made}").as_bytes(), T_FILE, 0, 0).await {
+                Ok(_) => made += 1,
+                Err(e) => break e,
+            }
+        };
+        assert!(matches!(err, FsError::NoInodes | FsError::NoSpace), "{err:?}");
+        // Freeing space makes room again.
+        drop(ip);
+        fs.unlink(&root, &root, b"/fill").await.unwrap();
+        write_file(&fs, "/after", &pattern(2, 100_000)).await.unwrap();
+    });
+}
+
+#[test]
+fn unlinked_open_file_lives_until_last_close() {
+    let fs = mount(fresh());
+    block_on(async {
+        let root = fs.root().unwrap();
+        write_file(&fs, "/tmp", &pattern(5, 50_000)).await.unwrap();
+        let ip = fs.namei(&root, &root, b"/tmp").await.unwrap();
+        fs.unlink(&root, &root, b"/tmp").await.unwrap();
+        let mut buf = alloc::vec![0; 50_000];
+        assert_eq!(fs.read(&ip, 0, &mut buf).await.unwrap(), 50_000);
+        assert_eq!(buf, pattern(5, 50_000));
+        let inum = ip.inum();
+        drop(ip);
+        assert_eq!(fs.reap().await.unwrap(), 1);
+        let raw = fs.iget(inum).unwrap();
+        assert_eq!(raw.lock().await.err(), Some(FsError::Corrupt("reference to a free inode")));
+    });
+}
+
+#[test]
+fn concurrent_writers() {
+    let fs: &'static Fs<MemDisk> = Box::leak(Box::new(mount(fresh())));
+    let exec = runtime::Executor::new();
+    let handles: Vec<_> = (0..8u64)
+        .map(|i| {
+            exec.spawn(async move {
+                let data = pattern(i, 200_000 + i as usize * 1000);
+                write_file(fs, &format!("/w{i}"), &data).await.unwrap();
+                assert_eq!(read_file(fs, &format!("/w{i}")).await.unwrap(), data);
+            })
+        })
+        .collect();
+    exec.run_until_idle();
+    assert!(handles.iter().all(|h| h.is_finished()), "a writer did not finish");
+    for i in 0..8u64 {
+        let data = pattern(i, 200_000 + i as usize * 1000);
+        assert_eq!(block_on(read_file(fs, &format!("/w{i}"))).unwrap(), data);
+    }
+}
+
+#[test]
+fn bad_superblock_is_refused() {
+    let disk = MemDisk::new(100);
+    let err = block_on(Fs::mount(disk)).err().unwrap();
+    assert!(matches!(err, crate::MountError::BadSuperblock(_)), "{err:?}");
+    // A superblock that claims more blocks than the device has.
+    let disk = fresh();
+    let mut blocks = disk.snapshot();
+    blocks.truncate(4000);
+    let err = block_on(Fs::mount(MemDisk::from_blocks(blocks))).err().unwrap();
+    assert!(matches!(err, crate::MountError::DeviceTooSmall { .. }), "{err:?}");
+}
+
+/// The workload of the crash test: each step is one transaction whose effect is known.
+async fn crash_workload(fs: &Fs<MemDisk>) -> Result<(), FsError> {
+    let root = fs.root()?;
+    fs.mkdir(&root, &root, b"/d").await?;
+    write_file(fs, "/d/a", &pattern(1, 5000)).await?;
+    write_file(fs, "/d/b", &pattern(2, 20_000)).await?;
+    fs.rename(&root, &root, b"/d/a", b"/d/c").await?;
+    fs.unlink(&root, &root, b"/d/b").await?;
+    write_file(fs, "/e", &pattern(3, 9000)).await?;
+    Ok(())
+}
+
+/// After a crash at any write, mounting replays the log and leaves a state in which every
+/// file is either absent or has exactly the content of a committed step.
+#[test]
+fn crash_at_every_write_recovers_to_a_committed_state() {
+    let base = fresh();
+    let total = {
+        let fs = mount(MemDisk::from_blocks(base.snapshot()));
+        let before = fs.cache.dev.writes();
+        block_on(crash_workload(&fs)).unwrap();
+        fs.cache.dev.writes() - before
+    };
+    assert!(total > 20);
+    for cut in 0..total {
+        let fs = mount(MemDisk::from_blocks(base.snapshot()));
+        fs.cache.dev.crash_after(cut);
+        let _ = block_on(crash_workload(&fs)); // writes past `cut` are lost
+        let after = MemDisk::from_blocks(fs.cache.dev.snapshot());
+        let fs = block_on(Fs::mount(after)).unwrap_or_else(|e| panic!("cut {cut}: {e}")).0;
+        block_on(async {
+            let ok = |path: &str, allowed: &[Option<Vec<u8>>]| {
+                let got = block_on(read_file(&fs, path)).ok();
+                assert!(
+                    allowed.contains(&got),
+                    "cut {cut}: {path} = {:?} bytes",
+                    got.map(|g| g.len())
+                );
+            };
+            ok("/d/a", &[None, Some(Vec::new()), Some(pattern(1, 5000))]);
+            ok("/d/c", &[None, Some(pattern(1, 5000))]);
+            ok("/d/b", &[None, Some(Vec::new()), Some(pattern(2, 20_000))]);
+            ok("/e", &[None, Some(Vec::new()), Some(pattern(3, 9000))]);
+            // The file system still works after recovery.
+            write_file(&fs, "/post", b"ok").await.unwrap();
+        });
+    }
+}
+
+#[test]
+fn dir_kind_is_reported_in_stat() {
+    let fs = mount(fresh());
+    block_on(async {
+        let root = fs.root().unwrap();
+        let st = root.lock().await.unwrap().stat();
+        assert_eq!(st.kind, T_DIR);
+        assert_eq!(st.inum, abi::fs::ROOT_INO);
+        let _ = Arc::new(());
+    });
+}
