@@ -181,7 +181,7 @@ mod tests {
         args.windows(2).filter(|w| w[0] == flag).map(|w| w[1].as_str()).collect()
     }
 
-    /// The networking rule, checked on any argument list: every `-netdev user` carries
+    /// The networking rule, checked on any argument list: every user-mode netdev has
     /// `restrict=on`, no `-nic` other than `none`, and a list without `-netdev` has `-nic none`.
     fn assert_network_rule(a: &[String]) {
         let netdevs = values(a, "-netdev");
