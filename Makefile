@@ -5,6 +5,8 @@
 #   make test        lint, then all host tests (unit tests and QEMU integration tests)
 #   make bench       benchmarks (for now: bench-boot; RUNS=N boots, default 5)
 #   make qemu-gdb    boot stopped, waiting for gdb on 127.0.0.1:1234
+#   make image       build the file system image target/fs.img (mkimage image; check it with
+#                    mkimage fsck target/fs.img)
 #   make clean       remove target/
 
 KERNEL_TARGET := x86_64-unknown-none
@@ -12,7 +14,7 @@ MKIMAGE := cargo run -q -p mkimage --release --
 CMDLINE ?=
 RUNS ?= 5
 
-.PHONY: all deps build run test lint bench bench-boot qemu-gdb clean
+.PHONY: all deps build run test lint bench bench-boot qemu-gdb image clean
 
 all: build
 
@@ -49,6 +51,9 @@ bench-boot: deps
 
 qemu-gdb: deps
 	$(MKIMAGE) run --gdb --cmdline '$(CMDLINE)'
+
+image:
+	$(MKIMAGE) image
 
 clean:
 	cargo clean

@@ -1,10 +1,13 @@
 //! The `mkimage` command line: parsed by hand into a [`Command`].
 //!
-//! Each subcommand has its own parse function; a new one (`image`, `fsck`, `ls`, `cat`...) is a
-//! variant of [`Command`], a line in [`USAGE`] and an arm in [`parse`].
+//! Each subcommand has its own parse function; a new one is a variant of [`Command`], a line in
+//! [`USAGE`] and an arm in [`parse`].
 
 use std::ffi::OsString;
 use std::fmt;
+use std::path::PathBuf;
+
+use crate::image::{DEFAULT_INODES, DEFAULT_SIZE_MB};
 
 /// The help text.
 pub const USAGE: &str = "\
@@ -12,13 +15,20 @@ usage: mkimage <command> [options]
 
 commands:
   build       [--release|--debug]              build the kernel; print the ELF's path
-  run         [--cmdline STR] [--gdb] [--release|--debug]
+  run         [--cmdline STR] [--gdb] [--release|--debug] [--disk PATH|--no-disk]
                                                build the kernel and boot it under QEMU, the
                                                serial console on this terminal
-  qemu-cmd    [--cmdline STR] [--gdb] [--release|--debug]
+  qemu-cmd    [--cmdline STR] [--gdb] [--release|--debug] [--disk PATH|--no-disk]
                                                print the QEMU command `run` would use
   bench-boot  [--runs N] [--release|--debug]   boot N times (default 5); print a table of the
                                                time from starting QEMU to the line `ready`
+  image       [--out PATH] [--size-mb N] [--inodes N] [--add HOSTFILE:/PATH]...
+                                               build a file system image with the built-in
+                                               files (README, /etc, /www) and the --add'ed ones
+  fsck        IMAGE                            check a file system image
+  ls          IMAGE [PATH]                     list a directory of an image (default /), or
+                                               show one file: kind, inode, links, size, name
+  cat         IMAGE PATH                       write a file of an image to stdout
   help                                         print this help
 
 options:
@@ -27,9 +37,17 @@ options:
   --release       release build of the kernel (the default)
   --debug         debug (dev profile) build of the kernel
   --runs N        number of boots for bench-boot (1 to 1000)
+  --disk PATH     attach the raw image PATH as the guest's virtio-blk disk (default: the
+                  workspace's target/fs.img when it exists)
+  --no-disk       boot without a disk, even if target/fs.img exists
+  --out PATH      where image writes (default target/fs.img in the workspace)
+  --size-mb N     image size in MiB (default 128)
+  --inodes N      number of inodes, inode 0 included (default 4096)
+  --add H:/P      copy host file H into the image as /P (repeatable; replaces a built-in file)
 
 exit status of run: 0 powered off, 101 kernel crashed, 102 self-test failed,
-1 any other error; 2 for wrong usage of mkimage.
+1 any other error; of fsck: 0 clean, 1 problems found, 2 cannot read the image;
+2 for wrong usage of mkimage.
 ";
 
 /// Options shared by `run` and `qemu-cmd`.
@@ -38,12 +56,25 @@ pub struct RunArgs {
     pub cmdline: String,
     pub gdb: bool,
     pub release: bool,
+    pub disk: DiskChoice,
 }
 
 impl Default for RunArgs {
     fn default() -> Self {
-        RunArgs { cmdline: String::new(), gdb: false, release: true }
+        RunArgs { cmdline: String::new(), gdb: false, release: true, disk: DiskChoice::Default }
     }
+}
+
+/// Which disk `run` and `qemu-cmd` attach (the last of `--disk`/`--no-disk` wins).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub enum DiskChoice {
+    /// No flag: the workspace's `target/fs.img` if it exists, else no disk.
+    #[default]
+    Default,
+    /// `--disk PATH`.
+    Path(PathBuf),
+    /// `--no-disk`.
+    None,
 }
 
 /// One invocation of mkimage.
@@ -54,11 +85,34 @@ pub enum Command {
     Run(RunArgs),
     QemuCmd(RunArgs),
     BenchBoot { runs: usize, release: bool },
+    Image(ImageArgs),
+    Fsck { image: PathBuf },
+    Ls { image: PathBuf, path: String },
+    Cat { image: PathBuf, path: String },
+}
+
+/// Options of `image`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ImageArgs {
+    /// `None`: the default path (`target/fs.img` in the workspace).
+    pub out: Option<PathBuf>,
+    pub size_mb: u64,
+    pub inodes: u32,
+    /// (host file, absolute path in the image), in order.
+    pub add: Vec<(PathBuf, String)>,
+}
+
+impl Default for ImageArgs {
+    fn default() -> Self {
+        ImageArgs { out: None, size_mb: DEFAULT_SIZE_MB, inodes: DEFAULT_INODES, add: Vec::new() }
+    }
 }
 
 /// The default number of boots of `bench-boot`.
 pub const DEFAULT_BENCH_RUNS: usize = 5;
 const MAX_BENCH_RUNS: usize = 1000;
+const MAX_SIZE_MB: u64 = 65536;
+const MAX_INODES: u32 = 1 << 24;
 
 /// Wrong use of the command line; the message says what was wrong.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -163,6 +217,10 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Command, UsageE
             ("qemu-cmd", |a| parse_run(a).map(|r| r.map_or(Command::Help, Command::QemuCmd)))
         }
         "bench-boot" => ("bench-boot", parse_bench_boot),
+        "image" => ("image", parse_image),
+        "fsck" => ("fsck", parse_fsck),
+        "ls" => ("ls", parse_ls),
+        "cat" => ("cat", parse_cat),
         other => return Err(usage_error(format!("unknown command {other:?}"))),
     };
     parse_sub(&mut Args { command, rest: iter })
@@ -204,6 +262,11 @@ fn parse_run(a: &mut Args) -> Result<Option<RunArgs>, UsageError> {
                 "gdb" => {
                     a.no_value(&name, value)?;
                     run.gdb = true;
+                }
+                "disk" => run.disk = DiskChoice::Path(PathBuf::from(a.value(&name, value)?)),
+                "no-disk" => {
+                    a.no_value(&name, value)?;
+                    run.disk = DiskChoice::None;
                 }
                 "release" | "debug" => {
                     a.no_value(&name, value)?;
@@ -247,6 +310,105 @@ fn parse_bench_boot(a: &mut Args) -> Result<Command, UsageError> {
     Ok(Command::BenchBoot { runs, release })
 }
 
+fn number<T: std::str::FromStr + PartialOrd + fmt::Display>(
+    command: &str,
+    name: &str,
+    v: &str,
+    min: T,
+    max: T,
+) -> Result<T, UsageError> {
+    match v.parse::<T>() {
+        Ok(n) if n >= min && n <= max => Ok(n),
+        _ => Err(usage_error(format!(
+            "{command}: --{name} wants a number from {min} to {max}, not {v:?}"
+        ))),
+    }
+}
+
+fn parse_image(a: &mut Args) -> Result<Command, UsageError> {
+    let mut args = ImageArgs::default();
+    while let Some(arg) = a.next() {
+        match arg {
+            Arg::Option { name, value } => match name.as_str() {
+                "help" => return Ok(Command::Help),
+                "out" => args.out = Some(PathBuf::from(a.value(&name, value)?)),
+                "size-mb" => {
+                    let v = a.value(&name, value)?;
+                    args.size_mb = number("image", &name, &v, 1, MAX_SIZE_MB)?;
+                }
+                "inodes" => {
+                    let v = a.value(&name, value)?;
+                    args.inodes = number("image", &name, &v, 2, MAX_INODES)?;
+                }
+                "add" => {
+                    let v = a.value(&name, value)?;
+                    match v.split_once(":/") {
+                        Some((host, path)) if !host.is_empty() && !path.is_empty() => {
+                            args.add.push((PathBuf::from(host), format!("/{path}")))
+                        }
+                        _ => {
+                            return Err(usage_error(format!(
+                                "image: --add wants HOSTFILE:/path/in/image, not {v:?}"
+                            )))
+                        }
+                    }
+                }
+                _ => return Err(a.unknown(Arg::Option { name, value })),
+            },
+            other => return Err(a.unknown(other)),
+        }
+    }
+    Ok(Command::Image(args))
+}
+
+/// The positional arguments of a command taking `min..=max` of them (`None`: help).
+fn positionals(
+    a: &mut Args,
+    min: usize,
+    max: usize,
+    what: &str,
+) -> Result<Option<Vec<String>>, UsageError> {
+    let mut out = Vec::new();
+    while let Some(arg) = a.next() {
+        match arg {
+            Arg::Option { name, .. } if name == "help" => return Ok(None),
+            Arg::Positional(p) if out.len() < max => out.push(p),
+            other => return Err(a.unknown(other)),
+        }
+    }
+    if out.len() < min {
+        return Err(usage_error(format!("{}: wants {what}", a.command)));
+    }
+    Ok(Some(out))
+}
+
+fn parse_fsck(a: &mut Args) -> Result<Command, UsageError> {
+    Ok(match positionals(a, 1, 1, "an IMAGE")? {
+        None => Command::Help,
+        Some(mut p) => Command::Fsck { image: PathBuf::from(p.remove(0)) },
+    })
+}
+
+fn parse_ls(a: &mut Args) -> Result<Command, UsageError> {
+    Ok(match positionals(a, 1, 2, "an IMAGE and optionally a PATH")? {
+        None => Command::Help,
+        Some(mut p) => {
+            let path = if p.len() == 2 { p.remove(1) } else { "/".to_string() };
+            Command::Ls { image: PathBuf::from(p.remove(0)), path }
+        }
+    })
+}
+
+fn parse_cat(a: &mut Args) -> Result<Command, UsageError> {
+    Ok(match positionals(a, 2, 2, "an IMAGE and a PATH")? {
+        None => Command::Help,
+        Some(mut p) => {
+            let path = p.remove(1);
+            Command::Cat { image: PathBuf::from(p.remove(0)), path }
+        }
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -264,7 +426,9 @@ mod tests {
         for args in [&["help"][..], &["-h"], &["--help"], &["run", "--help"], &["build", "-h"]] {
             assert_eq!(p(args), Ok(Command::Help), "{args:?}");
         }
-        assert!(USAGE.contains("bench-boot"));
+        for command in ["bench-boot", "image", "fsck", "ls", "cat"] {
+            assert!(USAGE.contains(command), "{command}");
+        }
     }
 
     #[test]
@@ -282,12 +446,18 @@ mod tests {
             Ok(Command::Run(RunArgs {
                 cmdline: "fault=pagefault hz=50".into(),
                 gdb: true,
-                release: true
+                release: true,
+                disk: DiskChoice::Default,
             }))
         );
         assert_eq!(
             p(&["run", "--cmdline=selftest", "--debug"]),
-            Ok(Command::Run(RunArgs { cmdline: "selftest".into(), gdb: false, release: false }))
+            Ok(Command::Run(RunArgs {
+                cmdline: "selftest".into(),
+                gdb: false,
+                release: false,
+                disk: DiskChoice::Default
+            }))
         );
         // A value may itself look like an option.
         assert_eq!(
@@ -295,6 +465,29 @@ mod tests {
             Ok(Command::QemuCmd(RunArgs { cmdline: "--gdb".into(), ..RunArgs::default() }))
         );
         assert_eq!(p(&["run", "--cmdline="]), Ok(Command::Run(RunArgs::default())));
+    }
+
+    #[test]
+    fn disk_flags() {
+        let disk = |args: &[&str]| match p(args) {
+            Ok(Command::Run(r) | Command::QemuCmd(r)) => r.disk,
+            other => panic!("{args:?}: {other:?}"),
+        };
+        assert_eq!(disk(&["run"]), DiskChoice::Default);
+        assert_eq!(disk(&["run", "--disk", "/tmp/a.img"]), DiskChoice::Path("/tmp/a.img".into()));
+        assert_eq!(disk(&["qemu-cmd", "--disk=b.img"]), DiskChoice::Path("b.img".into()));
+        assert_eq!(disk(&["run", "--no-disk"]), DiskChoice::None);
+        // The last one wins.
+        assert_eq!(disk(&["run", "--disk", "a.img", "--no-disk"]), DiskChoice::None);
+        assert_eq!(
+            disk(&["run", "--no-disk", "--disk", "a.img"]),
+            DiskChoice::Path("a.img".into())
+        );
+        assert!(err(&["run", "--disk"]).contains("--disk needs a value"));
+        assert!(err(&["run", "--no-disk=yes"]).contains("--no-disk takes no value"));
+        assert!(err(&["build", "--disk", "a"]).contains("unknown option --disk"));
+        assert!(err(&["bench-boot", "--no-disk"]).contains("unknown option --no-disk"));
+        assert!(USAGE.contains("--disk PATH") && USAGE.contains("--no-disk"));
     }
 
     #[test]
@@ -326,6 +519,63 @@ mod tests {
         assert!(err(&["help", "me"]).contains("unexpected argument"));
         assert!(err(&["run", "-"]).contains("unexpected argument"));
         assert!(err(&["run", "--"]).contains("unexpected argument"));
+    }
+
+    #[test]
+    fn image() {
+        assert_eq!(p(&["image"]), Ok(Command::Image(ImageArgs::default())));
+        assert_eq!(
+            p(&[
+                "image",
+                "--out",
+                "/tmp/x.img",
+                "--size-mb=16",
+                "--inodes",
+                "256",
+                "--add",
+                "a.txt:/docs/a.txt",
+                "--add=/host/dir/b:/b"
+            ]),
+            Ok(Command::Image(ImageArgs {
+                out: Some(PathBuf::from("/tmp/x.img")),
+                size_mb: 16,
+                inodes: 256,
+                add: vec![
+                    (PathBuf::from("a.txt"), "/docs/a.txt".into()),
+                    (PathBuf::from("/host/dir/b"), "/b".into())
+                ],
+            }))
+        );
+        assert!(err(&["image", "--size-mb", "0"]).contains("--size-mb wants a number"));
+        assert!(err(&["image", "--inodes", "1"]).contains("--inodes wants a number"));
+        assert!(err(&["image", "--add", "nocolon"]).contains("HOSTFILE:/path"));
+        assert!(err(&["image", "--add", "a:b"]).contains("HOSTFILE:/path"));
+        assert!(err(&["image", "--add", ":/b"]).contains("HOSTFILE:/path"));
+        assert!(err(&["image", "stray"]).contains("unexpected argument"));
+    }
+
+    #[test]
+    fn fsck_ls_cat() {
+        assert_eq!(p(&["fsck", "x.img"]), Ok(Command::Fsck { image: "x.img".into() }));
+        assert_eq!(p(&["fsck", "-h"]), Ok(Command::Help));
+        assert!(err(&["fsck"]).contains("fsck: wants an IMAGE"));
+        assert!(err(&["fsck", "a", "b"]).contains("unexpected argument \"b\""));
+        assert!(err(&["fsck", "--deep", "a"]).contains("unknown option --deep"));
+        assert_eq!(
+            p(&["ls", "x.img"]),
+            Ok(Command::Ls { image: "x.img".into(), path: "/".into() })
+        );
+        assert_eq!(
+            p(&["ls", "x.img", "/www"]),
+            Ok(Command::Ls { image: "x.img".into(), path: "/www".into() })
+        );
+        assert!(err(&["ls"]).contains("ls: wants an IMAGE"));
+        assert_eq!(
+            p(&["cat", "x.img", "/README"]),
+            Ok(Command::Cat { image: "x.img".into(), path: "/README".into() })
+        );
+        assert!(err(&["cat", "x.img"]).contains("cat: wants an IMAGE and a PATH"));
+        assert!(err(&["cat", "x.img", "/a", "/b"]).contains("unexpected argument"));
     }
 
     #[test]

@@ -5,6 +5,8 @@
 //! - [`qemu`]: every QEMU flag, and what QEMU's exit status means.
 //! - [`console`]: a running QEMU driven through its serial port and QMP socket (the test harness).
 //! - [`run`] and [`bench`]: the `run` and `bench-boot` commands.
+//! - [`image`], [`fsck`], [`imgread`]: file system images (format in the `abi` crate): build
+//!   one, check one, read files and directories out of one.
 //! - [`cli`]: the command line of the `mkimage` binary.
 
 pub mod bench;
@@ -12,6 +14,9 @@ pub mod build;
 pub mod cli;
 pub mod console;
 mod error;
+pub mod fsck;
+pub mod image;
+pub mod imgread;
 pub mod qemu;
 pub mod run;
 pub mod shell;

@@ -1,10 +1,14 @@
-//! `mkimage`: build the kernel, run it under QEMU, benchmark its boot. See `mkimage help`.
+//! `mkimage`: build the kernel, run it under QEMU, benchmark its boot; build, check and read
+//! file system images. See `mkimage help`.
 
+use std::io::Write;
 use std::process::ExitCode;
 
-use mkimage::cli::{self, Command, USAGE};
+use mkimage::cli::{self, Command, ImageArgs, USAGE};
+use mkimage::image::{self, Builder};
+use mkimage::imgread::{self, Image};
 use mkimage::qemu::Outcome;
-use mkimage::{bench, build, qemu, run, shell};
+use mkimage::{bench, build, fsck, qemu, run, shell, Error};
 
 /// Exit status for wrong use of the command line.
 const EXIT_USAGE: u8 = 2;
@@ -55,7 +59,61 @@ fn execute(command: Command) -> mkimage::Result<ExitCode> {
             print!("{}", bench::markdown_table(&summary));
             Ok(ExitCode::SUCCESS)
         }
+        Command::Image(args) => make_image(&args),
+        Command::Fsck { image } => Ok(match fsck::check(&image) {
+            Ok(report) => {
+                print!("{}", report.render(fsck::MAX_PRINTED_PROBLEMS));
+                if report.is_clean() {
+                    ExitCode::SUCCESS
+                } else {
+                    ExitCode::FAILURE
+                }
+            }
+            // The image could not be read at all: not the same as an inconsistent one.
+            Err(e) => {
+                eprintln!("mkimage: fsck: {e}");
+                ExitCode::from(EXIT_USAGE)
+            }
+        }),
+        Command::Ls { image, path } => {
+            let image = Image::open(&image)?;
+            for line in imgread::ls(&image, &path)? {
+                println!("{line}");
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Cat { image, path } => {
+            let bytes = Image::open(&image)?.read_file(&path)?;
+            let mut out = std::io::stdout().lock();
+            out.write_all(&bytes)
+                .and_then(|()| out.flush())
+                .map_err(|e| Error::io("writing to stdout", e))?;
+            Ok(ExitCode::SUCCESS)
+        }
     }
+}
+
+fn make_image(args: &ImageArgs) -> mkimage::Result<ExitCode> {
+    let mut builder = Builder::standard(args.size_mb << 20, args.inodes)?;
+    for (host, path) in &args.add {
+        let bytes =
+            std::fs::read(host).map_err(|e| Error::io(format!("reading {}", host.display()), e))?;
+        builder.add_file(path, bytes)?;
+    }
+    let out = args.out.clone().unwrap_or_else(image::default_path);
+    let summary = builder.write(&out)?;
+    let sb = summary.superblock;
+    println!(
+        "{}: {} MiB, {} blocks of which {} data, {} inodes; {} inodes and {} data blocks in use",
+        out.display(),
+        args.size_mb,
+        sb.size,
+        sb.nblocks,
+        sb.ninodes,
+        summary.inodes,
+        summary.data_blocks
+    );
+    Ok(ExitCode::SUCCESS)
 }
 
 fn exit_code(code: i32) -> ExitCode {

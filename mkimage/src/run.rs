@@ -7,26 +7,52 @@
 //! its normal line mode, so a line is sent when Enter is pressed.
 
 use std::io::Read;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::thread;
 use std::time::Duration;
 
 use crate::build;
-use crate::cli::RunArgs;
+use crate::cli::{DiskChoice, RunArgs};
 use crate::console::{Console, Settings};
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::qemu::{self, Outcome};
 
+/// The disk `run` attaches when neither `--disk` nor `--no-disk` is given, if it exists: the
+/// image `mkimage image` writes by default.
+pub fn default_disk() -> PathBuf {
+    crate::image::default_path()
+}
+
+/// The disk image for `choice`: the given path, none, or `default` when that file exists.
+pub fn disk_for(choice: &DiskChoice, default: &Path) -> Option<PathBuf> {
+    match choice {
+        DiskChoice::Path(p) => Some(p.clone()),
+        DiskChoice::None => None,
+        DiskChoice::Default => default.is_file().then(|| default.to_path_buf()),
+    }
+}
+
 /// The QEMU options for these arguments and kernel ELF.
-pub fn options(args: &RunArgs, kernel: std::path::PathBuf) -> qemu::Options {
+pub fn options(args: &RunArgs, kernel: PathBuf) -> qemu::Options {
     let mut opts = qemu::Options::new(kernel, args.cmdline.clone());
     opts.gdb = args.gdb;
+    opts.disk = disk_for(&args.disk, &default_disk());
     opts
 }
 
 /// Builds the kernel, boots it and returns how QEMU ended.
 pub fn run(args: &RunArgs) -> Result<Outcome> {
     let kernel = build::kernel(args.release)?;
+    let opts = options(args, kernel.clone());
+    if let Some(disk) = &opts.disk {
+        if !disk.is_file() {
+            return Err(Error::Other(format!("disk image {} does not exist", disk.display())));
+        }
+        if args.disk == DiskChoice::Default {
+            eprintln!("mkimage: disk {} (--no-disk boots without it)", disk.display());
+        }
+    }
     if args.gdb {
         eprintln!(
             "mkimage: QEMU waits for gdb: gdb {} -ex 'target remote 127.0.0.1:{}'",
@@ -34,8 +60,7 @@ pub fn run(args: &RunArgs) -> Result<Outcome> {
             qemu::GDB_PORT
         );
     }
-    let console =
-        Arc::new(Console::spawn_with(options(args, kernel), Settings { qmp: false, echo: true })?);
+    let console = Arc::new(Console::spawn_with(opts, Settings { qmp: false, echo: true })?);
     let forward = Arc::clone(&console);
     // This thread may stay blocked reading stdin after QEMU exits; the process ends anyway.
     thread::spawn(move || {
@@ -62,5 +87,28 @@ fn forward_stdin(console: &Console) {
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
             Err(_) => return,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn disk_choice() {
+        let dir = crate::console::TempDir::new("mkimage-run-test").unwrap();
+        let present = dir.path().join("fs.img");
+        std::fs::write(&present, b"").unwrap();
+        let absent = dir.path().join("none.img");
+        assert_eq!(disk_for(&DiskChoice::Default, &present), Some(present.clone()));
+        assert_eq!(disk_for(&DiskChoice::Default, &absent), None);
+        assert_eq!(disk_for(&DiskChoice::None, &present), None);
+        assert_eq!(disk_for(&DiskChoice::Path(absent.clone()), &present), Some(absent.clone()));
+
+        let args = RunArgs { disk: DiskChoice::Path(present.clone()), ..RunArgs::default() };
+        assert_eq!(options(&args, "k".into()).disk, Some(present));
+        let args = RunArgs { disk: DiskChoice::None, ..RunArgs::default() };
+        assert_eq!(options(&args, "k".into()).disk, None);
+        assert_eq!(default_disk(), crate::build::workspace_root().join("target/fs.img"));
     }
 }

@@ -58,3 +58,20 @@ fn qemu_cmd_prints_the_command() {
     }
     assert!(!line.contains("-netdev"), "{line}");
 }
+
+#[test]
+fn qemu_cmd_disk_flags() {
+    let out = mkimage(&["qemu-cmd", "--disk", "/tmp/some disk.img"]);
+    assert!(out.status.success());
+    let line = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        line.contains(
+            " -drive 'file=/tmp/some disk.img,format=raw,if=none,id=disk0,cache=writeback' \
+             -device virtio-blk-pci,drive=disk0,disable-legacy=off "
+        ),
+        "{line}"
+    );
+    let out = mkimage(&["qemu-cmd", "--no-disk"]);
+    let line = String::from_utf8(out.stdout).unwrap();
+    assert!(!line.contains("-drive") && !line.contains("virtio"), "{line}");
+}
