@@ -1,6 +1,7 @@
 //! The kernel console (until the shell exists): one task reads characters from the serial
 //! port and the keyboard, edits a line (echo, backspace, ^U), and on Enter echoes the line
-//! back as `echo: <line>`; the line `poweroff` powers the machine off.
+//! back as `echo: <line>`; `poweroff` powers the machine off, and `ls [path]` / `cat path`
+//! read the mounted disk.
 //!
 //! Both inputs are interrupt-fed queues; the task waits on both at once with one waker, so a
 //! key press goes: IRQ 1 -> `ps2::handle_irq` pushes the scancode and wakes -> executor polls
@@ -39,14 +40,52 @@ async fn next_byte(decoder: &mut ps2::Decoder) -> u8 {
     .await
 }
 
-fn run_line(line: &str) {
-    match line.trim() {
-        "" => {}
-        "poweroff" => {
+/// `ls [path]` and `cat path` on the mounted disk, until the shell and its programs exist.
+async fn file_command(cmd: &str, arg: Option<&str>) {
+    let Some(fs) = crate::rootfs::get() else {
+        kprintln!("{cmd}: no file system mounted");
+        return;
+    };
+    let result = async {
+        let root = fs.root()?;
+        let ip = fs.namei(&root, &root, arg.unwrap_or("/").as_bytes()).await?;
+        let mut l = ip.lock().await?;
+        if cmd == "ls" && l.kind() == fs::inode::T_DIR {
+            for (name, inum) in l.dir_entries().await? {
+                kprintln!("{inum:>6} {name}");
+            }
+        } else if cmd == "ls" {
+            kprintln!("{:>6} {} ({} bytes)", l.inum(), arg.unwrap_or(""), l.size());
+        } else {
+            let mut buf = alloc::vec![0u8; 4096];
+            let mut off = 0;
+            loop {
+                let n = l.read_at(off, &mut buf).await?;
+                if n == 0 {
+                    break;
+                }
+                kprint!("{}", String::from_utf8_lossy(&buf[..n]));
+                off += n as u64;
+            }
+        }
+        Ok::<(), fs::FsError>(())
+    }
+    .await;
+    if let Err(e) = result {
+        kprintln!("{cmd}: {}: {e}", arg.unwrap_or("/"));
+    }
+}
+
+async fn run_line(line: &str) {
+    let mut words = line.split_ascii_whitespace();
+    match (words.next(), words.next()) {
+        (None, _) => {}
+        (Some("poweroff"), _) => {
             kprintln!("powering off");
             power::poweroff();
         }
-        l => kprintln!("echo: {l}"),
+        (Some(cmd @ ("ls" | "cat")), arg) => file_command(cmd, arg).await,
+        _ => kprintln!("echo: {}", line.trim()),
     }
 }
 
@@ -58,7 +97,7 @@ pub async fn run() {
         match next_byte(&mut decoder).await {
             b'\r' | b'\n' => {
                 kprintln!();
-                run_line(&line);
+                run_line(&line).await;
                 line.clear();
                 kprint!("> ");
             }

@@ -8,18 +8,22 @@ extern crate alloc;
 
 mod acpi;
 mod arch;
+mod blk;
 mod cmdline;
 mod console;
 mod exec;
+mod fstest;
 mod log;
 mod mm;
+mod pci;
 mod power;
 mod pvh;
+mod rootfs;
 mod selftest;
 mod time;
 
 use arch::{apic, gdt, idt};
-use cmdline::Fault;
+use cmdline::{Fault, Mode};
 use spin::Once;
 
 static BOOT_INFO: Once<pvh::BootInfo> = Once::new();
@@ -65,6 +69,7 @@ extern "C" fn kernel_main() -> ! {
 
     let opts = cmdline::parse(info.cmdline());
     let cal = time::init(opts.hz);
+    blk::init(&acpi.madt);
     let (free, total) = mm::frame::stats();
     kprintln!(
         "memory: {} MiB free of {} MiB; tsc {} MHz; lapic timer {} MHz, tick {} Hz",
@@ -75,21 +80,62 @@ extern "C" fn kernel_main() -> ! {
         opts.hz
     );
 
-    if opts.selftest {
-        exec::spawn(selftest::main());
-    } else {
-        exec::spawn(console::run());
-    }
-    match opts.fault {
-        Some(Fault::PageFault) => drop(exec::spawn(async { selftest::trigger_page_fault() })),
-        Some(Fault::StackOverflow) => drop(exec::spawn(async {
-            selftest::trigger_stack_overflow(0);
-        })),
-        None => {}
+    exec::spawn(start(opts.mode, opts.fault));
+    exec::run()
+}
+
+/// The first task: mount the disk (unless self-testing it raw), say `ready`, run the mode.
+async fn start(mode: Mode, fault: Option<Fault>) {
+    if mode != Mode::SelfTest && blk::disk().is_some() {
+        match rootfs::mount().await {
+            Ok((fs, r)) => kprintln!(
+                "fs: mounted {} blocks, {} inodes; log replayed {} blocks, {} orphans freed",
+                fs.sb.size,
+                fs.sb.ninodes,
+                r.replayed_blocks,
+                r.orphans_freed
+            ),
+            Err(e) => kprintln!("fs: not mounted: {e}"),
+        }
     }
     kprintln!("boot: {} us from kernel entry to ready", time::now_ns() / 1000);
     kprintln!("ready");
-    exec::run()
+    match fault {
+        Some(Fault::PageFault) => selftest::trigger_page_fault(),
+        Some(Fault::StackOverflow) => drop(selftest::trigger_stack_overflow(0)),
+        None => {}
+    }
+    let fs = rootfs::get();
+    match (mode, fs) {
+        (Mode::Console, _) => console::run().await,
+        (Mode::SelfTest, _) => selftest::main().await,
+        (Mode::FsTest, Some(fs)) => match fstest::run(fs).await {
+            Ok(()) => {
+                kprintln!("fstest: PASS");
+                power::poweroff()
+            }
+            Err(e) => {
+                kprintln!("fstest: FAIL {e}");
+                power::exit_failure(power::EXIT_SELFTEST_FAILED)
+            }
+        },
+        (Mode::FsBench, Some(fs)) => match fstest::bench(fs).await {
+            Ok(()) => power::poweroff(),
+            Err(e) => {
+                kprintln!("fsbench: FAIL {e}");
+                power::exit_failure(power::EXIT_SELFTEST_FAILED)
+            }
+        },
+        (Mode::CrashWork(seed), Some(fs)) => {
+            if let Err(e) = fstest::crash_workload(fs, seed).await {
+                kprintln!("crash: stopped: {e}");
+            }
+        }
+        (_, None) => {
+            kprintln!("{mode:?} needs a mounted disk");
+            power::exit_failure(power::EXIT_SELFTEST_FAILED)
+        }
+    }
 }
 
 #[panic_handler]

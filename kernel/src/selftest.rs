@@ -5,7 +5,10 @@
 //! the exit status (power-off = pass, debug-exit 2 = fail), so the host test needs no parsing
 //! beyond it. The input checks drive the real interrupt paths: the i8042 "inject" command
 //! raises IRQ 1 with a chosen scancode, and UART loopback raises IRQ 4 with a chosen byte.
+//! The disk check (only with a disk) writes and reads blocks through the virtio-blk driver with
+//! several requests in flight; see [`disk`] for what it leaves on the disk.
 
+use crate::blk::{Disk, IoError};
 use crate::exec::{sleep_ms, spawn, timeout_ms};
 use crate::mm::{frame, heap, kstack::KernelStack, paging, phys_to_virt, HEAP_START};
 use crate::{kprintln, log, power};
@@ -151,6 +154,209 @@ async fn serial_stream() -> Check {
     ensure(got == Ok(b'Z'), "no looped-back byte from the COM1 receive interrupt")
 }
 
+/// The blocks the disk check writes: a few at each end and in the middle (the host test in
+/// `mkimage/tests/boot.rs` computes the same list).
+fn disk_test_blocks(n: u32) -> Vec<u32> {
+    let mut v: Vec<u32> =
+        [1, 2, 3, 64, n / 2, n.wrapping_sub(3), n.wrapping_sub(2), n.wrapping_sub(1)]
+            .into_iter()
+            .filter(|&b| b < n)
+            .collect();
+    v.sort_unstable();
+    v.dedup();
+    v
+}
+
+/// What the disk check writes into `block`: the tag `RXBLKTST`, the block number
+/// (little-endian u32), then byte `i` = `i ^ (block * 97)` (low 8 bits). The host test checks
+/// for exactly this.
+fn disk_pattern(block: u32) -> [u8; crate::blk::BLOCK_SIZE] {
+    let mut b: [u8; crate::blk::BLOCK_SIZE] =
+        core::array::from_fn(|i| (i as u32 ^ block.wrapping_mul(97)) as u8);
+    b[..8].copy_from_slice(b"RXBLKTST");
+    b[8..12].copy_from_slice(&block.to_le_bytes());
+    b
+}
+
+/// The file system's superblock magic ("RXFX"), at the start of block 1.
+const FS_MAGIC: u32 = 0x5846_5852;
+
+type BlockBuf = Box<[u8; crate::blk::BLOCK_SIZE]>;
+
+fn zeroed_block() -> BlockBuf {
+    Box::new([0; crate::blk::BLOCK_SIZE])
+}
+
+/// Read `blocks`, one task each, all at once.
+async fn read_concurrently(
+    d: &'static Disk,
+    blocks: &[u32],
+) -> Result<Vec<BlockBuf>, &'static str> {
+    let handles: Vec<_> = blocks
+        .iter()
+        .map(|&b| {
+            spawn(async move {
+                let mut buf = zeroed_block();
+                d.read(b, &mut buf).await.map(|()| buf)
+            })
+        })
+        .collect();
+    let mut out = Vec::new();
+    for h in handles {
+        out.push(h.await.map_err(|_| "reader task aborted")?.map_err(|_| "read failed")?);
+    }
+    Ok(out)
+}
+
+/// Write `blocks[i]` from `bufs[i]`, one task each, all at once.
+async fn write_concurrently(d: &'static Disk, blocks: &[u32], bufs: Vec<BlockBuf>) -> Check {
+    let handles: Vec<_> = blocks
+        .iter()
+        .zip(bufs)
+        .map(|(&b, buf)| spawn(async move { d.write(b, &buf).await }))
+        .collect();
+    for h in handles {
+        h.await.map_err(|_| "writer task aborted")?.map_err(|_| "write failed")?;
+    }
+    Ok(())
+}
+
+/// Patterns written to several blocks at once by separate tasks (so several requests are in
+/// flight), read back at once, compared; out-of-range blocks and a sector past the end fail.
+///
+/// What stays on the disk: on a scratch disk (the tested blocks all zero, no file-system
+/// superblock in block 1) the patterns stay, for the host to check. Any other disk gets its
+/// original blocks back.
+async fn disk(d: &'static Disk) -> Check {
+    let n = d.block_count();
+    ensure(n >= 8, "disk smaller than 8 blocks")?;
+    let blocks = disk_test_blocks(n);
+    let originals = read_concurrently(d, &blocks).await?;
+    let mut sb = zeroed_block();
+    d.read(1, &mut sb).await.map_err(|_| "reading block 1 failed")?;
+    let has_fs = u32::from_le_bytes([sb[0], sb[1], sb[2], sb[3]]) == FS_MAGIC;
+    let scratch = !has_fs && originals.iter().all(|b| b.iter().all(|&x| x == 0));
+    if d.driver().read_only() {
+        ensure(d.write(1, &sb).await == Err(IoError::Device), "write to a read-only disk")?;
+        kprintln!("selftest: disk is read-only: write checks skipped");
+        return Ok(());
+    }
+    let result = disk_writes(d, &blocks).await;
+    if !scratch {
+        // Put the blocks back whatever happened (a failure may have left patterns there).
+        write_concurrently(d, &blocks, originals).await?;
+        kprintln!("selftest: disk has data: original blocks restored");
+    }
+    result?;
+    let s = d.driver().stats();
+    kprintln!(
+        "selftest: disk {} requests, {} interrupts, {} errors (expected: 1), at most {} of {} \
+         in flight, {} waits for a slot",
+        s.requests,
+        s.irqs,
+        s.errors,
+        s.max_in_flight,
+        d.driver().slots(),
+        s.slot_waits
+    );
+    ensure(s.irqs > 0, "no disk interrupt")?;
+    // Almost surely more (the speed test alone keeps 8 requests going): at least two.
+    ensure(s.max_in_flight >= 2, "never more than one request in flight")
+}
+
+/// The writing part of [`disk`]: patterns to `blocks` (from one task per block), then every
+/// other check.
+async fn disk_writes(d: &'static Disk, blocks: &[u32]) -> Check {
+    let n = d.block_count();
+    let patterns = blocks.iter().map(|&b| Box::new(disk_pattern(b))).collect();
+    write_concurrently(d, blocks, patterns).await?;
+    let back = read_concurrently(d, blocks).await?;
+    for (&b, got) in blocks.iter().zip(&back) {
+        ensure(**got == disk_pattern(b), "a block read back differs from what was written")?;
+    }
+    // More readers than the queue has slots: some wait for a slot, all finish, and each gets
+    // its own block.
+    let many: Vec<u32> =
+        (0..3 * d.driver().slots() as u32).map(|i| blocks[i as usize % blocks.len()]).collect();
+    let got = read_concurrently(d, &many).await?;
+    for (&b, buf) in many.iter().zip(&got) {
+        ensure(**buf == disk_pattern(b), "a concurrent read returned the wrong block")?;
+    }
+
+    let requests = d.driver().stats().requests;
+    let mut buf = zeroed_block();
+    for bad in [n, n + 1, u32::MAX] {
+        ensure(d.read(bad, &mut buf).await == Err(IoError::OutOfRange), "read past the end")?;
+        ensure(d.write(bad, &buf).await == Err(IoError::OutOfRange), "write past the end")?;
+    }
+    ensure(d.driver().stats().requests == requests, "out-of-range request reached the device")?;
+    // The device's own error path: a sector past its end, asked without our range check.
+    let past = d.driver().read_sectors_unchecked(d.driver().capacity_sectors(), &mut buf).await;
+    ensure(past == Err(IoError::Device), "device accepted a sector past its end")?;
+    d.flush().await.map_err(|_| "flush failed")?;
+    disk_speed(d, blocks).await
+}
+
+/// 1000 requests of 4 KiB (reads of any block, or writes of the test pattern to the test
+/// blocks), one at a time then from 8 tasks at once: how long each took, in microseconds.
+async fn disk_timed(
+    d: &'static Disk,
+    write: bool,
+    blocks: &'static [u32],
+) -> Result<(u64, u64), &'static str> {
+    const N: usize = 1000;
+    const TASKS: usize = 8;
+    async fn one(
+        d: &'static Disk,
+        write: bool,
+        block: u32,
+        buf: &mut BlockBuf,
+    ) -> Result<(), IoError> {
+        if write {
+            **buf = disk_pattern(block);
+            d.write(block, buf).await
+        } else {
+            d.read(block, buf).await
+        }
+    }
+    let t0 = crate::time::now_ns();
+    let mut buf = zeroed_block();
+    for i in 0..N {
+        one(d, write, blocks[i % blocks.len()], &mut buf).await.map_err(|_| "request failed")?;
+    }
+    let t1 = crate::time::now_ns();
+    let handles: Vec<_> = (0..TASKS)
+        .map(|t| {
+            spawn(async move {
+                let mut buf = zeroed_block();
+                for i in (t..N).step_by(TASKS) {
+                    one(d, write, blocks[i % blocks.len()], &mut buf).await?;
+                }
+                Ok::<(), IoError>(())
+            })
+        })
+        .collect();
+    for h in handles {
+        h.await.map_err(|_| "task aborted")?.map_err(|_| "request failed")?;
+    }
+    let t2 = crate::time::now_ns();
+    Ok(((t1 - t0) / 1000, (t2 - t1) / 1000))
+}
+
+/// Print the request rate: 1000 reads and 1000 writes (to the test blocks only), one at a time
+/// and from 8 tasks.
+async fn disk_speed(d: &'static Disk, blocks: &[u32]) -> Check {
+    let all: &'static [u32] = Vec::leak((0..d.block_count().min(1000)).collect());
+    let test: &'static [u32] = Vec::leak(blocks.to_vec());
+    let (r1, r8) = disk_timed(d, false, all).await?;
+    let (w1, w8) = disk_timed(d, true, test).await?;
+    kprintln!(
+        "selftest: disk 1000 x 4 KiB, ms (1 task / 8 tasks): reads {}.{:03} / {}.{:03}, writes {}.{:03} / {}.{:03}",
+        r1 / 1000, r1 % 1000, r8 / 1000, r8 % 1000, w1 / 1000, w1 % 1000, w8 / 1000, w8 % 1000
+    );
+    Ok(())
+}
+
 pub async fn main() {
     let mut failed = None;
     macro_rules! check {
@@ -171,6 +377,13 @@ pub async fn main() {
     check!("timers", timers().await);
     check!("keyboard_stream", keyboard_stream().await);
     check!("serial_stream", serial_stream().await);
+    match crate::blk::disk() {
+        Some(d) => check!(
+            "disk",
+            timeout_ms(30_000, disk(d)).await.unwrap_or(Err("timed out (a lost interrupt?)"))
+        ),
+        None => kprintln!("selftest: disk skipped (no disk)"),
+    }
     match failed {
         None => {
             kprintln!("selftest: PASS");

@@ -3,13 +3,15 @@
 
 mod common;
 
+use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
 use common::{
     backtrace, boot, hex_field, kernel, line_with, ok, run_with_deadline, spawn, BOOT, STEP,
 };
-use mkimage::qemu::Outcome;
+use mkimage::console::{Console, Settings, TempDir};
+use mkimage::qemu::{self, Outcome};
 use object::{Object, ObjectSymbol};
 
 #[test]
@@ -50,9 +52,83 @@ fn keyboard_line_echo_and_poweroff() {
 #[test]
 fn selftest_passes() {
     let c = spawn("selftest");
-    ok(c.expect("selftest: PASS", BOOT));
+    ok(c.expect("selftest: disk skipped (no disk)", BOOT));
+    ok(c.expect("selftest: PASS", STEP));
     let status = ok(c.wait_exit(STEP));
     assert_eq!(Outcome::from_status(status), Outcome::PowerOff, "{}", c.output());
+}
+
+const BLOCK: usize = 4096;
+
+/// The blocks the kernel's disk self test writes on a disk of `n` blocks
+/// (`disk_test_blocks` in kernel/src/selftest.rs).
+fn disk_test_blocks(n: u32) -> Vec<u32> {
+    let mut v: Vec<u32> = [1, 2, 3, 64, n / 2, n.wrapping_sub(3), n.wrapping_sub(2), n - 1]
+        .into_iter()
+        .filter(|&b| b < n)
+        .collect();
+    v.sort_unstable();
+    v.dedup();
+    v
+}
+
+/// What the disk self test writes into `block` (`disk_pattern` in kernel/src/selftest.rs).
+fn disk_pattern(block: u32) -> Vec<u8> {
+    let mut b: Vec<u8> = (0..BLOCK as u32).map(|i| (i ^ block.wrapping_mul(97)) as u8).collect();
+    b[..8].copy_from_slice(b"RXBLKTST");
+    b[8..12].copy_from_slice(&block.to_le_bytes());
+    b
+}
+
+/// Boots `selftest` with `image` as the disk; it must pass. Returns the serial output.
+fn selftest_with_disk(image: &Path) -> String {
+    let mut opts = qemu::Options::new(kernel(), "selftest");
+    opts.disk = Some(image.to_path_buf());
+    let c = ok(Console::spawn_with(opts, Settings::default()));
+    ok(c.expect("selftest: disk ok", BOOT));
+    ok(c.expect("selftest: PASS", STEP));
+    let status = ok(c.wait_exit(STEP));
+    assert_eq!(Outcome::from_status(status), Outcome::PowerOff, "{}", c.output());
+    c.output()
+}
+
+/// The disk self test on a blank 8 MiB disk: writes from several tasks at once, reads back,
+/// out-of-range errors; then the host finds the patterns at the right offsets of the file, and
+/// nothing anywhere else.
+#[test]
+fn selftest_writes_the_disk() {
+    let dir = ok(TempDir::new("rustix-disk"));
+    let image = dir.path().join("disk.img");
+    std::fs::File::create(&image).unwrap().set_len(8 << 20).unwrap();
+    let out = selftest_with_disk(&image);
+    let line = line_with(&out, "disk: virtio-blk at");
+    assert!(line.contains("2048 blocks (8 MiB)"), "{line}");
+    assert!(!out.contains("restored"), "a blank disk keeps the patterns:\n{out}");
+    let data = std::fs::read(&image).unwrap();
+    assert_eq!(data.len(), 8 << 20, "the image changed size");
+    let blocks = disk_test_blocks(2048);
+    assert_eq!(blocks, [1, 2, 3, 64, 1024, 2045, 2046, 2047]);
+    for (i, chunk) in data.chunks(BLOCK).enumerate() {
+        let i = i as u32;
+        if blocks.contains(&i) {
+            assert!(chunk == disk_pattern(i), "block {i} does not hold its pattern");
+        } else {
+            assert!(chunk.iter().all(|&b| b == 0), "block {i} was written");
+        }
+    }
+}
+
+/// On a disk that holds data, the disk self test puts every block it wrote back as it was.
+#[test]
+fn selftest_restores_a_disk_with_data() {
+    let dir = ok(TempDir::new("rustix-disk"));
+    let image = dir.path().join("data.img");
+    let size = 3 << 20; // 768 blocks
+    let before: Vec<u8> = (0..size).map(|i: usize| (i / BLOCK * 7 + i % 251) as u8).collect();
+    std::fs::write(&image, &before).unwrap();
+    let out = selftest_with_disk(&image);
+    assert!(out.contains("selftest: disk has data: original blocks restored"), "{out}");
+    assert!(std::fs::read(&image).unwrap() == before, "the disk's contents changed");
 }
 
 #[test]
@@ -171,15 +247,27 @@ fn mkimage(args: &[&str], stdin: &[u8], deadline: Duration) -> (Option<i32>, Str
     run_with_deadline(cmd, stdin, deadline)
 }
 
+/// Also the disk flags: `--no-disk` (so this test never touches the workspace's
+/// target/fs.img, which `run` would attach by default), `--disk PATH`, and a missing PATH.
 #[test]
 fn mkimage_run_forwards_stdin_and_maps_status() {
     kernel(); // build first, so the child's nested build is quick
-    let (code, out) = mkimage(&["run"], b"hello run\npoweroff\n", BOOT + STEP);
+    let (code, out) = mkimage(&["run", "--no-disk"], b"hello run\npoweroff\n", BOOT + STEP);
     assert_eq!(code, Some(0), "{out}");
     assert!(out.contains("echo: hello run"), "{out}");
-    let (code, out) = mkimage(&["run", "--cmdline", "fault=pagefault"], b"", BOOT + STEP);
+    assert!(!out.contains("disk: virtio-blk"), "{out}");
+    let dir = ok(TempDir::new("rustix-run-disk"));
+    let image = dir.path().join("blank.img");
+    std::fs::File::create(&image).unwrap().set_len(1 << 20).unwrap();
+    let image = image.to_str().unwrap();
+    let args = ["run", "--disk", image, "--cmdline", "fault=pagefault"];
+    let (code, out) = mkimage(&args, b"", BOOT + STEP);
     assert_eq!(code, Some(101), "{out}");
     assert!(out.contains("EXCEPTION"), "{out}");
+    assert!(out.contains("disk: virtio-blk at 00:03.0, 256 blocks (1 MiB)"), "{out}");
+    let missing = dir.path().join("missing.img");
+    let (code, out) = mkimage(&["run", "--disk", missing.to_str().unwrap()], b"", STEP);
+    assert_eq!(code, Some(1), "{out}");
 }
 
 /// The README's one-liner, literally: `printf 'poweroff\n' | make run` prints `ready`, exits 0.

@@ -3,6 +3,9 @@
 //! - [`fs`]: the on-disk format of the file system (docs/CONTRACT-issue3.md): the superblock,
 //!   inodes, directory entries, the log header, and the CRC-32 that seals a committed log.
 //!
+//! - [`workload`]: the deterministic file-system workloads that the kernel runs and the host
+//!   checks (the crash test): both sides must compute the same bytes.
+//!
 //! Everything here is plain data with explicit little-endian encoding; nothing depends on the
 //! layout of a Rust struct in memory, and nothing panics on bytes read from a disk.
 
@@ -12,3 +15,4 @@
 extern crate std;
 
 pub mod fs;
+pub mod workload;

@@ -16,7 +16,16 @@ pub const VECTOR_NMI: u8 = 2;
 pub const VECTOR_TIMER: u8 = 32;
 pub const VECTOR_KEYBOARD: u8 = 33;
 pub const VECTOR_COM1: u8 = 36;
+/// PCI interrupt lines (ISA IRQs 0..16 that PCI INTx pins are routed to, level-triggered and
+/// possibly shared): line `n` arrives as vector `VECTOR_PCI_LINE_BASE + n`.
+pub const VECTOR_PCI_LINE_BASE: u8 = 48;
+pub const VECTOR_PCI_LINE_LAST: u8 = VECTOR_PCI_LINE_BASE + 15;
 pub const VECTOR_SPURIOUS: u8 = 0xff;
+
+/// The vector of PCI interrupt line `line` (0..16).
+pub const fn pci_line_vector(line: u8) -> u8 {
+    VECTOR_PCI_LINE_BASE + (line & 15)
+}
 
 /// Exceptions for which the CPU pushes an error code itself.
 const fn has_error_code(v: u8) -> bool {

@@ -79,6 +79,12 @@ extern "C" fn trap_dispatch(frame: &mut TrapFrame) -> &mut TrapFrame {
             drivers::serial::handle_irq();
             apic::eoi();
         }
+        v @ idt::VECTOR_PCI_LINE_BASE..=idt::VECTOR_PCI_LINE_LAST => {
+            // Level-triggered: each handler acknowledges its device (lowering the line)
+            // before the EOI, or the interrupt would come straight back.
+            crate::pci::dispatch_irq(v - idt::VECTOR_PCI_LINE_BASE);
+            apic::eoi();
+        }
         idt::VECTOR_SPURIOUS => {} // no EOI for spurious interrupts
         _ => {
             crate::time::count_unexpected_interrupt();

@@ -129,7 +129,6 @@ pub fn alloc() -> Option<PhysFrame> {
 }
 
 /// `n` zeroed, physically contiguous frames.
-#[allow(dead_code)] // device rings (E1000, virtio) use it from issue 3 on
 pub fn alloc_contiguous(n: usize) -> Option<PhysFrame> {
     let f = to_frame(with(|b| b.alloc_contiguous(n))?);
     // SAFETY: as in `alloc`, for all n frames.

@@ -1,0 +1,43 @@
+//! The kernel's mounted file system: the `fs` crate over the virtio disk, mounted at boot.
+//!
+//! Everything that names files (the console now; processes from issue 4 on) goes through
+//! [`get`], and passes its own root directory to path lookup.
+
+use crate::blk::{self, Disk};
+use alloc::format;
+use alloc::string::String;
+use fs::dev::Block;
+use fs::{BlockDevice, Fs, IoError, MountReport};
+use spin::Once;
+
+/// The virtio disk as the file system's block device.
+pub struct DiskDevice(&'static Disk);
+
+impl BlockDevice for DiskDevice {
+    async fn read(&self, block: u32, buf: &mut Block) -> Result<(), IoError> {
+        self.0.read(block, buf).await.map_err(|_| IoError::Device)
+    }
+
+    async fn write(&self, block: u32, buf: &Block) -> Result<(), IoError> {
+        self.0.write(block, buf).await.map_err(|_| IoError::Device)
+    }
+
+    fn block_count(&self) -> u32 {
+        self.0.block_count()
+    }
+}
+
+pub type RootFs = Fs<DiskDevice>;
+
+static ROOT: Once<RootFs> = Once::new();
+
+/// Mount the disk (replaying its log if the last run crashed). Called once, from a task.
+pub async fn mount() -> Result<(&'static RootFs, MountReport), String> {
+    let disk = blk::disk().ok_or_else(|| String::from("no disk"))?;
+    let (fs, report) = Fs::mount(DiskDevice(disk)).await.map_err(|e| format!("{e}"))?;
+    Ok((ROOT.call_once(|| fs), report))
+}
+
+pub fn get() -> Option<&'static RootFs> {
+    ROOT.get()
+}
