@@ -3,7 +3,8 @@
 #   make build       build the kernel ELF
 #   make run         boot it under QEMU; serial console on this terminal (CMDLINE="selftest" ...)
 #   make test        lint, then all host tests (unit tests and QEMU integration tests)
-#   make bench       benchmarks (for now: bench-boot; RUNS=N boots, default 5)
+#   make bench       benchmarks: boot time (RUNS=N boots, default 5) and the file system
+#                    against the host's, as tables
 #   make qemu-gdb    boot stopped, waiting for gdb on 127.0.0.1:1234
 #   make image       build the file system image target/fs.img (mkimage image; check it with
 #                    mkimage fsck target/fs.img)
@@ -14,7 +15,7 @@ MKIMAGE := cargo run -q -p mkimage --release --
 CMDLINE ?=
 RUNS ?= 5
 
-.PHONY: all deps build run test lint bench bench-boot qemu-gdb image clean
+.PHONY: all deps build run test lint bench bench-boot bench-fs qemu-gdb image clean
 
 all: build
 
@@ -33,7 +34,12 @@ deps:
 build: deps
 	$(MKIMAGE) build
 
-run: deps
+# The disk persists between runs, like a real one: built only when missing (`make image`
+# rebuilds it from scratch).
+target/fs.img:
+	$(MKIMAGE) image
+
+run: deps target/fs.img
 	$(MKIMAGE) run --cmdline '$(CMDLINE)'
 
 lint: deps
@@ -44,10 +50,13 @@ lint: deps
 test: lint
 	cargo test --no-fail-fast
 
-bench: bench-boot
+bench: bench-boot bench-fs
 
 bench-boot: deps
 	$(MKIMAGE) bench-boot --runs $(RUNS)
+
+bench-fs: deps
+	$(MKIMAGE) bench-fs
 
 qemu-gdb: deps
 	$(MKIMAGE) run --gdb --cmdline '$(CMDLINE)'

@@ -22,6 +22,8 @@ commands:
                                                print the QEMU command `run` would use
   bench-boot  [--runs N] [--release|--debug]   boot N times (default 5); print a table of the
                                                time from starting QEMU to the line `ready`
+  bench-fs    [--release|--debug]              time the kernel's file system (64 MiB write and
+                                               read, 1000 creates) against the host's
   image       [--out PATH] [--size-mb N] [--inodes N] [--add HOSTFILE:/PATH]...
                                                build a file system image with the built-in
                                                files (README, /etc, /www) and the --add'ed ones
@@ -85,6 +87,7 @@ pub enum Command {
     Run(RunArgs),
     QemuCmd(RunArgs),
     BenchBoot { runs: usize, release: bool },
+    BenchFs { release: bool },
     Image(ImageArgs),
     Fsck { image: PathBuf },
     Ls { image: PathBuf, path: String },
@@ -217,6 +220,7 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Command, UsageE
             ("qemu-cmd", |a| parse_run(a).map(|r| r.map_or(Command::Help, Command::QemuCmd)))
         }
         "bench-boot" => ("bench-boot", parse_bench_boot),
+        "bench-fs" => ("bench-fs", parse_bench_fs),
         "image" => ("image", parse_image),
         "fsck" => ("fsck", parse_fsck),
         "ls" => ("ls", parse_ls),
@@ -278,6 +282,24 @@ fn parse_run(a: &mut Args) -> Result<Option<RunArgs>, UsageError> {
         }
     }
     Ok(Some(run))
+}
+
+fn parse_bench_fs(a: &mut Args) -> Result<Command, UsageError> {
+    let mut release = true;
+    while let Some(arg) = a.next() {
+        match arg {
+            Arg::Option { name, value } if name == "help" => {
+                a.no_value(&name, value)?;
+                return Ok(Command::Help);
+            }
+            Arg::Option { name, value } if name == "release" || name == "debug" => {
+                a.no_value(&name, value)?;
+                release = name == "release";
+            }
+            other => return Err(a.unknown(other)),
+        }
+    }
+    Ok(Command::BenchFs { release })
 }
 
 fn parse_bench_boot(a: &mut Args) -> Result<Command, UsageError> {

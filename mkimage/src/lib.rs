@@ -10,6 +10,7 @@
 //! - [`cli`]: the command line of the `mkimage` binary.
 
 pub mod bench;
+pub mod bench_fs;
 pub mod build;
 pub mod cli;
 pub mod console;

@@ -8,7 +8,7 @@ use mkimage::cli::{self, Command, ImageArgs, USAGE};
 use mkimage::image::{self, Builder};
 use mkimage::imgread::{self, Image};
 use mkimage::qemu::Outcome;
-use mkimage::{bench, build, fsck, qemu, run, shell, Error};
+use mkimage::{bench, bench_fs, build, fsck, qemu, run, shell, Error};
 
 /// Exit status for wrong use of the command line.
 const EXIT_USAGE: u8 = 2;
@@ -57,6 +57,13 @@ fn execute(command: Command) -> mkimage::Result<ExitCode> {
             let elf = build::kernel(release)?;
             let summary = bench::bench_boot(&elf, runs)?;
             print!("{}", bench::markdown_table(&summary));
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::BenchFs { release } => {
+            let elf = build::kernel(release)?;
+            let guest = bench_fs::guest(&elf)?;
+            let host = bench_fs::host()?;
+            print!("{}", bench_fs::markdown_table(&guest, &host));
             Ok(ExitCode::SUCCESS)
         }
         Command::Image(args) => make_image(&args),

@@ -211,3 +211,35 @@ fn fsck_is_clean_after_recovery_from_a_crash_at_every_write() {
     }
     assert!(needed_recovery > 0, "no cut fell inside a commit");
 }
+
+/// Running out of data blocks and out of inodes are errors, and leave a disk that fsck
+/// accepts (with everything written before the error still readable).
+#[test]
+fn out_of_space_and_inodes_leave_a_clean_image() {
+    let bytes = mkimage_bytes(3 << 20, 48, &[]);
+    let disk = Arc::new(MemDisk::from_blocks(to_blocks(&bytes)));
+    let (fs, _) = block_on(Fs::mount(Shared(disk.clone()))).unwrap();
+    block_on(async {
+        let root = fs.root().unwrap();
+        let ip = fs.create(&root, &root, b"/fill", T_FILE, 0, 0).await.unwrap();
+        let data = pattern(8 << 20, 3);
+        let n = fs.write(&ip, 0, &data).await.unwrap();
+        assert!(n > 0 && n < data.len(), "wrote {n} of {} bytes on a 3 MiB disk", data.len());
+        assert_eq!(fs.write(&ip, n as u64, b"more").await, Err(FsError::NoSpace));
+        drop(ip);
+        let mut i = 0;
+        let err = loop {
+            match fs.create(&root, &root, format!("/f{i}").as_bytes(), T_FILE, 0, 0).await {
+                Ok(_) => i += 1,
+                Err(e) => break e,
+            }
+        };
+        assert!(matches!(err, FsError::NoInodes | FsError::NoSpace), "{err:?} after {i} files");
+        let dir_err = fs.mkdir(&root, &root, b"/dir").await.err();
+        assert!(matches!(dir_err, Some(FsError::NoInodes | FsError::NoSpace)), "{dir_err:?}");
+        let report = fsck_bytes(to_bytes(&disk.snapshot()));
+        assert!(report.is_clean(), "after running out:\n{}", report.render(20));
+        let image = Image::from_disk(Disk::from_bytes("full", to_bytes(&disk.snapshot()))).unwrap();
+        assert_eq!(image.read_file("/fill").unwrap(), data[..n]);
+    });
+}
