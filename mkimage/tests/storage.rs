@@ -137,9 +137,9 @@ fn check_crash_files(
 
 #[test]
 fn crash_at_random_points_recovers_to_committed_contents() {
-    let seed = std::env::var("CRASH_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or_else(|| {
-        Instant::now().elapsed().as_nanos() as u64 ^ std::process::id() as u64 | 1
-    });
+    // A fixed seed, so every run draws the same workloads and kill points (the kill instants
+    // still land wherever the guest happens to be); CRASH_SEED=N tries others.
+    let seed = std::env::var("CRASH_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or(20_261_124);
     println!("crash test seed {seed} (replay with CRASH_SEED={seed})");
     let mut rng = Rng(seed);
     let (_dir, img) = image(64, "crash");
