@@ -3,6 +3,7 @@
 //! - [`fs`]: the on-disk format of the file system (docs/CONTRACT-issue3.md): the superblock,
 //!   inodes, directory entries, the log header, and the CRC-32 that seals a committed log.
 //!
+//! - [`syscall`]: system-call numbers, error numbers, flags, `Stat`, the `/proc` record.
 //! - [`workload`]: the deterministic file-system workloads that the kernel runs and the host
 //!   checks (the crash test): both sides must compute the same bytes.
 //!
@@ -15,4 +16,5 @@
 extern crate std;
 
 pub mod fs;
+pub mod syscall;
 pub mod workload;

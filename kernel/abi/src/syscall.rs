@@ -1,0 +1,304 @@
+//! The system-call ABI, one definition for the kernel and user programs.
+//!
+//! Calling convention (x86_64 `syscall`): number in `rax`; arguments in `rdi`, `rsi`, `rdx`,
+//! `r10`, `r8`, `r9`; result in `rax`. `rcx` and `r11` are clobbered by the instruction. A
+//! result `>= 0` is success; `-errno` (see [`Errno`]) is failure. Every pointer argument is
+//! checked by the kernel against the caller's mappings: a bad one gives `EFAULT`, never a
+//! kernel fault.
+//!
+//! Program entry: `_start(argc: usize, argv: *const *const u8)` with `rsp` 16-byte aligned;
+//! `argv` is a NULL-terminated array of NUL-terminated strings on the new stack.
+
+/// System-call numbers.
+pub mod nr {
+    pub const FORK: usize = 1;
+    /// `exit(status: i32) -> !`
+    pub const EXIT: usize = 2;
+    /// `wait(status: *mut i32) -> pid` (status may be null); ECHILD without children.
+    pub const WAIT: usize = 3;
+    /// `pipe(fds: *mut [i32; 2])`
+    pub const PIPE: usize = 4;
+    /// `read(fd, buf, len) -> n` (0 at end of file)
+    pub const READ: usize = 5;
+    /// `kill(pid)`
+    pub const KILL: usize = 6;
+    /// `exec(path: *const u8 (NUL-terminated), argv: *const *const u8)`: `/bin` first, then the path as given.
+    pub const EXEC: usize = 7;
+    /// `fstat(fd, st: *mut Stat)`
+    pub const FSTAT: usize = 8;
+    /// `chdir(path)`
+    pub const CHDIR: usize = 9;
+    /// `dup(fd) -> new fd`
+    pub const DUP: usize = 10;
+    pub const GETPID: usize = 11;
+    /// `sbrk(delta: isize) -> old break` (shrinking allowed; EINVAL below the initial break)
+    pub const SBRK: usize = 12;
+    /// `sleep(ms)`; interrupted by kill
+    pub const SLEEP: usize = 13;
+    /// `uptime() -> ms since boot`
+    pub const UPTIME: usize = 14;
+    /// `open(path, flags) -> fd`
+    pub const OPEN: usize = 15;
+    /// `write(fd, buf, len) -> n`
+    pub const WRITE: usize = 16;
+    /// `mknod(path, major, minor)`
+    pub const MKNOD: usize = 17;
+    pub const UNLINK: usize = 18;
+    /// `link(old, new)`
+    pub const LINK: usize = 19;
+    pub const MKDIR: usize = 20;
+    pub const CLOSE: usize = 21;
+    /// `rename(old, new)`
+    pub const RENAME: usize = 22;
+    /// `getcwd(buf, len) -> length` (walks `..` from the cwd up to the process's root)
+    pub const GETCWD: usize = 23;
+    /// `poweroff() -> !`
+    pub const POWEROFF: usize = 24;
+    /// `setfg(pid)`: the console's foreground process (^C kills it); 0 = none
+    pub const SETFG: usize = 25;
+}
+
+/// Error numbers, with Linux's values.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(i32)]
+pub enum Errno {
+    EPERM = 1,
+    ENOENT = 2,
+    ESRCH = 3,
+    EINTR = 4,
+    EIO = 5,
+    E2BIG = 7,
+    ENOEXEC = 8,
+    EBADF = 9,
+    ECHILD = 10,
+    EAGAIN = 11,
+    ENOMEM = 12,
+    EFAULT = 14,
+    EBUSY = 16,
+    EEXIST = 17,
+    EXDEV = 18,
+    ENODEV = 19,
+    ENOTDIR = 20,
+    EISDIR = 21,
+    EINVAL = 22,
+    ENFILE = 23,
+    EMFILE = 24,
+    EFBIG = 27,
+    ENOSPC = 28,
+    ESPIPE = 29,
+    EPIPE = 32,
+    ERANGE = 34,
+    ENAMETOOLONG = 36,
+    ENOSYS = 38,
+    ENOTEMPTY = 39,
+}
+
+impl Errno {
+    /// The value a system call returns for this error.
+    pub const fn ret(self) -> isize {
+        -(self as i32 as isize)
+    }
+
+    pub fn from_ret(ret: isize) -> Option<Errno> {
+        use Errno::*;
+        const ALL: [Errno; 29] = [
+            EPERM,
+            ENOENT,
+            ESRCH,
+            EINTR,
+            EIO,
+            E2BIG,
+            ENOEXEC,
+            EBADF,
+            ECHILD,
+            EAGAIN,
+            ENOMEM,
+            EFAULT,
+            EBUSY,
+            EEXIST,
+            EXDEV,
+            ENODEV,
+            ENOTDIR,
+            EISDIR,
+            EINVAL,
+            ENFILE,
+            EMFILE,
+            EFBIG,
+            ENOSPC,
+            ESPIPE,
+            EPIPE,
+            ERANGE,
+            ENAMETOOLONG,
+            ENOSYS,
+            ENOTEMPTY,
+        ];
+        ALL.into_iter().find(|e| e.ret() == ret)
+    }
+
+    pub const fn message(self) -> &'static str {
+        use Errno::*;
+        match self {
+            EPERM => "operation not permitted",
+            ENOENT => "no such file or directory",
+            ESRCH => "no such process",
+            EINTR => "interrupted",
+            EIO => "I/O error",
+            E2BIG => "argument list too long",
+            ENOEXEC => "exec format error",
+            EBADF => "bad file descriptor",
+            ECHILD => "no child processes",
+            EAGAIN => "try again",
+            ENOMEM => "out of memory",
+            EFAULT => "bad address",
+            EBUSY => "busy",
+            EEXIST => "file exists",
+            EXDEV => "cross-device link",
+            ENODEV => "no such device",
+            ENOTDIR => "not a directory",
+            EISDIR => "is a directory",
+            EINVAL => "invalid argument",
+            ENFILE => "too many open files in system",
+            EMFILE => "too many open files",
+            EFBIG => "file too large",
+            ENOSPC => "no space left on device",
+            ESPIPE => "illegal seek",
+            EPIPE => "broken pipe",
+            ERANGE => "result too large",
+            ENAMETOOLONG => "file name too long",
+            ENOSYS => "function not implemented",
+            ENOTEMPTY => "directory not empty",
+        }
+    }
+}
+
+/// `open` flags (Linux's values).
+pub mod open {
+    pub const RDONLY: usize = 0;
+    pub const WRONLY: usize = 1;
+    pub const RDWR: usize = 2;
+    pub const ACCMODE: usize = 3;
+    pub const CREATE: usize = 0x40;
+    pub const TRUNC: usize = 0x200;
+    pub const APPEND: usize = 0x400;
+}
+
+/// Kinds in [`Stat::kind`] (the file system's inode kinds).
+pub mod kind {
+    pub const DIR: u16 = 1;
+    pub const FILE: u16 = 2;
+    pub const DEVICE: u16 = 3;
+    /// Pipes and other descriptors with no inode.
+    pub const PIPE: u16 = 4;
+}
+
+/// Device numbers for `mknod`.
+pub mod dev {
+    pub const CONSOLE: u16 = 1;
+}
+
+/// What `fstat` fills in.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[repr(C)]
+pub struct Stat {
+    pub dev: u32,
+    pub ino: u32,
+    pub kind: u16,
+    pub nlink: u16,
+    pub major: u16,
+    pub minor: u16,
+    pub size: u64,
+}
+
+/// Process states in [`ProcRecord::state`].
+pub mod state {
+    pub const RUNNABLE: u32 = 1;
+    pub const RUNNING: u32 = 2;
+    pub const SLEEPING: u32 = 3;
+    pub const ZOMBIE: u32 = 4;
+}
+
+pub const PROC_NAME_LEN: usize = 16;
+
+/// The content of `/proc/<pid>`: one fixed binary record, produced when read. The namespace
+/// fields are 0 / equal to `pid` until containers exist.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ProcRecord {
+    pub pid: u32,
+    pub ppid: u32,
+    pub state: u32,
+    /// Namespace id (0 = the root namespace).
+    pub ns: u32,
+    /// The pid as seen inside its namespace.
+    pub ns_pid: u32,
+    /// Memory size of the process in bytes.
+    pub size: u64,
+    pub name: [u8; PROC_NAME_LEN],
+}
+
+impl ProcRecord {
+    /// Encoded size: five u32, one u64, the name.
+    pub const SIZE: usize = 5 * 4 + 8 + PROC_NAME_LEN;
+
+    pub fn name(&self) -> &[u8] {
+        let end = self.name.iter().position(|&b| b == 0).unwrap_or(PROC_NAME_LEN);
+        &self.name[..end]
+    }
+
+    /// Little-endian fields in declaration order.
+    pub fn encode(&self) -> [u8; Self::SIZE] {
+        let mut out = [0u8; Self::SIZE];
+        for (i, v) in [self.pid, self.ppid, self.state, self.ns, self.ns_pid].iter().enumerate() {
+            out[i * 4..i * 4 + 4].copy_from_slice(&v.to_le_bytes());
+        }
+        out[20..28].copy_from_slice(&self.size.to_le_bytes());
+        out[28..].copy_from_slice(&self.name);
+        out
+    }
+
+    pub fn decode(b: &[u8]) -> Option<ProcRecord> {
+        let b = b.get(..Self::SIZE)?;
+        let u = |i: usize| u32::from_le_bytes(b[i * 4..i * 4 + 4].try_into().unwrap());
+        Some(ProcRecord {
+            pid: u(0),
+            ppid: u(1),
+            state: u(2),
+            ns: u(3),
+            ns_pid: u(4),
+            size: u64::from_le_bytes(b[20..28].try_into().unwrap()),
+            name: b[28..].try_into().unwrap(),
+        })
+    }
+}
+
+/// `/proc/meminfo`: free and total physical frames and free inodes, as text lines
+/// `frames_free N`, `frames_total N`, `inodes_free N`.
+pub const MEMINFO_PATH: &str = "/proc/meminfo";
+
+/// Where user programs are linked and where their stack lives.
+pub const USER_BASE: u64 = 0x40_0000;
+pub const USER_STACK_TOP: u64 = 0x7fff_ffff_0000;
+pub const USER_STACK_SIZE: u64 = 256 * 1024;
+/// The highest address a user pointer may reach (exclusive).
+pub const USER_END: u64 = 0x8000_0000_0000;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn errno_round_trip() {
+        assert_eq!(Errno::ENOENT.ret(), -2);
+        assert_eq!(Errno::from_ret(-2), Some(Errno::ENOENT));
+        assert_eq!(Errno::from_ret(-1000), None);
+    }
+
+    #[test]
+    fn proc_record_bytes_round_trip() {
+        let mut r = ProcRecord { pid: 7, ppid: 1, state: state::SLEEPING, ..Default::default() };
+        r.name[..2].copy_from_slice(b"sh");
+        let back = ProcRecord::decode(&r.encode()).unwrap();
+        assert!(ProcRecord::decode(&[0; 10]).is_none());
+        assert_eq!(back, r);
+        assert_eq!(back.name(), b"sh");
+    }
+}
