@@ -1,44 +1,12 @@
-//! The kernel console (until the shell exists): one task reads characters from the serial
-//! port and the keyboard, edits a line (echo, backspace, ^U), and on Enter echoes the line
-//! back as `echo: <line>`; `poweroff` powers the machine off, and `ls [path]` / `cat path`
-//! read the mounted disk.
-//!
-//! Both inputs are interrupt-fed queues; the task waits on both at once with one waker, so a
-//! key press goes: IRQ 1 -> `ps2::handle_irq` pushes the scancode and wakes -> executor polls
-//! this task -> `Decoder` turns scancodes into a character.
+//! The kernel console, for when there is no `/bin/init` (or no disk): it reads lines from
+//! the tty ([`crate::file::console`], which owns the keyboard and serial input and does the
+//! line editing: echo, backspace, ^U, ^W, ^C, ^D) and runs each one: `poweroff` powers the
+//! machine off, `ls [path]` / `cat path` read the mounted disk, and anything else is echoed
+//! back as `echo: <line>`.
 
+use crate::file::{console as tty, ldisc::MAX_LINE};
 use crate::{kprint, kprintln, power};
 use alloc::string::String;
-use core::future::{poll_fn, Future};
-use core::pin::Pin;
-use core::task::{Context, Poll};
-use drivers::{ps2, serial};
-use runtime::irq::IrqQueue;
-
-const MAX_LINE: usize = 256;
-
-/// Poll a queue once (registering the waker if empty). `Pop` holds no state, so a fresh one
-/// per poll is equivalent to keeping one.
-fn poll_pop<const N: usize>(q: &IrqQueue<u8, N>, cx: &mut Context) -> Poll<u8> {
-    Pin::new(&mut q.pop()).poll(cx)
-}
-
-/// The next input byte from either device.
-async fn next_byte(decoder: &mut ps2::Decoder) -> u8 {
-    poll_fn(|cx| {
-        if let Poll::Ready(b) = poll_pop(&serial::RX, cx) {
-            return Poll::Ready(b);
-        }
-        // Several scancodes (break codes, shifts) can arrive before one yields a character.
-        while let Poll::Ready(sc) = poll_pop(&ps2::SCANCODES, cx) {
-            if let Some(c) = decoder.feed(sc).filter(char::is_ascii) {
-                return Poll::Ready(c as u8);
-            }
-        }
-        Poll::Pending
-    })
-    .await
-}
 
 /// `ls [path]` and `cat path` on the mounted disk, until the shell and its programs exist.
 async fn file_command(cmd: &str, arg: Option<&str>) {
@@ -90,30 +58,16 @@ async fn run_line(line: &str) {
 }
 
 pub async fn run() {
-    let mut decoder = ps2::Decoder::new();
-    let mut line = String::new();
-    kprint!("> ");
+    tty::start();
+    let mut buf = alloc::vec![0u8; MAX_LINE + 1];
     loop {
-        match next_byte(&mut decoder).await {
-            b'\r' | b'\n' => {
-                kprintln!();
-                run_line(&line).await;
-                line.clear();
-                kprint!("> ");
-            }
-            0x08 | 0x7f if line.pop().is_some() => kprint!("\x08 \x08"),
-            0x15 => {
-                // ^U: erase the whole line
-                for _ in 0..line.len() {
-                    kprint!("\x08 \x08");
-                }
-                line.clear();
-            }
-            b if (b == b' ' || b.is_ascii_graphic()) && line.len() < MAX_LINE => {
-                line.push(b as char);
-                kprint!("{}", b as char);
-            }
-            _ => {}
+        kprint!("> ");
+        // One read is one whole line: a record is at most MAX_LINE bytes and its newline.
+        let n = tty::read(&mut buf).await;
+        if buf[..n].last() != Some(&b'\n') {
+            kprintln!(); // ^D ended the line: nothing was echoed for it
         }
+        let line = String::from_utf8_lossy(&buf[..n]);
+        run_line(line.trim_end_matches('\n')).await;
     }
 }

@@ -12,14 +12,17 @@ mod blk;
 mod cmdline;
 mod console;
 mod exec;
+mod file;
 mod fstest;
 mod log;
 mod mm;
 mod pci;
 mod power;
+mod proc;
 mod pvh;
 mod rootfs;
 mod selftest;
+mod syscall;
 mod time;
 
 use arch::{apic, gdt, idt};
@@ -56,6 +59,7 @@ extern "C" fn kernel_main() -> ! {
     let info = BOOT_INFO.get().expect("boot info");
     gdt::init(leak_stack_top(), leak_stack_top());
     idt::use_ist_stacks();
+    arch::syscall::init();
 
     let acpi = acpi::init(info.rsdp).unwrap_or_else(|e| {
         kprintln!("acpi: {e}; using PC defaults (no power-off)");
@@ -81,7 +85,8 @@ extern "C" fn kernel_main() -> ! {
     );
 
     exec::spawn(start(opts.mode, opts.fault));
-    exec::run()
+    exec::EXECUTOR.timers().set_clock(time::now_ns);
+    proc::sched::run()
 }
 
 /// The first task: mount the disk (unless self-testing it raw), say `ready`, run the mode.
@@ -105,8 +110,18 @@ async fn start(mode: Mode, fault: Option<Fault>) {
         Some(Fault::StackOverflow) => drop(selftest::trigger_stack_overflow(0)),
         None => {}
     }
+    if mode == Mode::Console {
+        file::console::start(); // the tty owns keyboard and serial input from here on
+    }
     let fs = rootfs::get();
     match (mode, fs) {
+        (Mode::Console, Some(fs)) if has_init(fs).await => match proc::spawn_init(fs).await {
+            Ok(pid) => kprintln!("init: started as pid {pid}"),
+            Err(e) => {
+                kprintln!("init: cannot start /bin/init: {}", e.message());
+                console::run().await
+            }
+        },
         (Mode::Console, _) => console::run().await,
         (Mode::SelfTest, _) => selftest::main().await,
         (Mode::FsTest, Some(fs)) => match fstest::run(fs).await {
@@ -136,6 +151,12 @@ async fn start(mode: Mode, fault: Option<Fault>) {
             power::exit_failure(power::EXIT_SELFTEST_FAILED)
         }
     }
+}
+
+/// Is there a `/bin/init` to start? Without one the kernel console serves the terminal.
+async fn has_init(fs: &'static rootfs::RootFs) -> bool {
+    let Ok(root) = fs.root() else { return false };
+    fs.namei(&root, &root, b"/bin/init").await.is_ok()
 }
 
 #[panic_handler]

@@ -28,6 +28,8 @@ impl BlockDevice for DiskDevice {
 }
 
 pub type RootFs = Fs<DiskDevice>;
+/// An inode of the mounted file system (open files, working and root directories).
+pub type Ino = fs::Inode<'static, DiskDevice>;
 
 static ROOT: Once<RootFs> = Once::new();
 

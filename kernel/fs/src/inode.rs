@@ -126,6 +126,27 @@ impl<D: BlockDevice> Fs<D> {
         Err(FsError::NoInodes)
     }
 
+    /// How many inodes are free on disk (inode 0, never used, is not counted). Reads the
+    /// inode blocks through the cache, so allocations not yet committed count as in use.
+    pub async fn count_free_inodes(&self) -> Result<u32, FsError> {
+        let mut free = 0;
+        let mut inum = 1;
+        while inum < self.sb.ninodes {
+            let (block, _) = self.inode_location(inum);
+            let buf = self.cache.read(block).await?;
+            // Every inode of this block from `inum` on.
+            while inum < self.sb.ninodes && self.inode_location(inum).0 == block {
+                let off = self.inode_location(inum).1;
+                let raw = &buf.data()[off..off + DINODE_SIZE];
+                if u16::from_le_bytes([raw[0], raw[1]]) == T_FREE {
+                    free += 1;
+                }
+                inum += 1;
+            }
+        }
+        Ok(free)
+    }
+
     /// Free `inum` if nothing references it and no directory names it (one transaction).
     pub(crate) async fn free_if_unreferenced(&self, inum: u32) -> Result<(), FsError> {
         self.log.begin_op().await?;

@@ -191,4 +191,9 @@ impl<D: BlockDevice> Fs<D> {
             n += 1;
         }
     }
+
+    /// True when some unlinked inode lost its last handle and waits for [`Fs::reap`].
+    pub fn orphans_pending(&self) -> bool {
+        !self.orphans.lock().is_empty()
+    }
 }

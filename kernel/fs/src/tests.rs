@@ -362,3 +362,29 @@ fn dir_kind_is_reported_in_stat() {
         let _ = Arc::new(());
     });
 }
+
+#[test]
+fn count_free_inodes_follows_create_unlink_and_reap() {
+    let fs = mount(fresh());
+    block_on(async {
+        let root = fs.root().unwrap();
+        // 1024 inodes: 0 is never used and 1 is the root directory.
+        let start = fs.count_free_inodes().await.unwrap();
+        assert_eq!(start, 1022);
+        write_file(&fs, "/a", b"a").await.unwrap();
+        fs.mkdir(&root, &root, b"/d").await.unwrap();
+        assert_eq!(fs.count_free_inodes().await.unwrap(), start - 2);
+        // Unlinked but open: still allocated until the last handle goes and reap runs.
+        let ip = fs.namei(&root, &root, b"/a").await.unwrap();
+        fs.unlink(&root, &root, b"/a").await.unwrap();
+        assert_eq!(fs.count_free_inodes().await.unwrap(), start - 2);
+        assert!(!fs.orphans_pending());
+        drop(ip);
+        assert!(fs.orphans_pending());
+        assert_eq!(fs.reap().await.unwrap(), 1);
+        assert!(!fs.orphans_pending());
+        assert_eq!(fs.count_free_inodes().await.unwrap(), start - 1);
+        fs.unlink(&root, &root, b"/d").await.unwrap();
+        assert_eq!(fs.count_free_inodes().await.unwrap(), start);
+    });
+}

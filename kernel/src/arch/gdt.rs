@@ -5,6 +5,7 @@
 //! stack overflow (which faults again when the CPU pushes the exception frame) still lands on
 //! a good stack and gets reported instead of triple-faulting.
 
+use core::cell::UnsafeCell;
 use spin::Once;
 use x86_64::instructions::segmentation::{Segment, CS, DS, ES, SS};
 use x86_64::instructions::tables::load_tss;
@@ -25,17 +26,30 @@ pub struct Selectors {
     pub tss: SegmentSelector,
 }
 
-static TSS: Once<TaskStateSegment> = Once::new();
+/// The TSS is written after loading: `rsp0` changes at every process switch.
+struct Tss(UnsafeCell<TaskStateSegment>);
+// SAFETY: one CPU; written only by `init` and `set_kernel_stack` with interrupts disabled.
+unsafe impl Sync for Tss {}
+
+static TSS: Tss = Tss(UnsafeCell::new(TaskStateSegment::new()));
 static GDT: Once<(GlobalDescriptorTable, Selectors)> = Once::new();
+
+/// The stack the CPU switches to when an interrupt or exception arrives from user mode: the
+/// running process's kernel stack. Call with interrupts disabled.
+pub fn set_kernel_stack(top: u64) {
+    // SAFETY: see `Tss`; the CPU reads rsp0 only when entering the kernel from ring 3.
+    unsafe { (*TSS.0.get()).privilege_stack_table[0] = VirtAddr::new(top) };
+}
 
 /// Load the GDT and TSS. `ist_tops` are the tops of the double-fault and NMI stacks.
 pub fn init(double_fault_stack_top: VirtAddr, nmi_stack_top: VirtAddr) {
-    let tss = TSS.call_once(|| {
-        let mut tss = TaskStateSegment::new();
-        tss.interrupt_stack_table[(IST_DOUBLE_FAULT - 1) as usize] = double_fault_stack_top;
-        tss.interrupt_stack_table[(IST_NMI - 1) as usize] = nmi_stack_top;
-        tss
-    });
+    // SAFETY: before the TSS is loaded nobody else reads or writes it.
+    let tss: &'static TaskStateSegment = unsafe {
+        let t = &mut *TSS.0.get();
+        t.interrupt_stack_table[(IST_DOUBLE_FAULT - 1) as usize] = double_fault_stack_top;
+        t.interrupt_stack_table[(IST_NMI - 1) as usize] = nmi_stack_top;
+        &*TSS.0.get()
+    };
     let (gdt, sel) = GDT.call_once(|| {
         let mut gdt = GlobalDescriptorTable::new();
         let kernel_code = gdt.append(Descriptor::kernel_code_segment());

@@ -10,4 +10,5 @@ pub mod fault;
 pub mod gdt;
 pub mod idt;
 pub mod pit;
+pub mod syscall;
 pub mod trap;

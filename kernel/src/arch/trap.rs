@@ -55,21 +55,70 @@ pub extern "C" fn trap_common() {
         // so rsp is 16-byte aligned here as the ABI wants at the call.
         "call {dispatch}",
         "mov rsp, rax",
-        "pop r15", "pop r14", "pop r13", "pop r12", "pop r11", "pop r10", "pop r9", "pop r8",
-        "pop rbp", "pop rdi", "pop rsi", "pop rdx", "pop rcx", "pop rbx", "pop rax",
+        "jmp {ret}",
+        dispatch = sym trap_dispatch,
+        ret = sym trap_return,
+    );
+}
+
+/// Resume the context whose `TrapFrame` is at `rsp`: the common exit of interrupts, system
+/// calls, and a new process's first switch.
+#[unsafe(naked)]
+pub extern "C" fn trap_return() {
+    // SAFETY: rsp points at a complete TrapFrame (built by trap_common, the syscall entry, or
+    // prepare_kernel_stack).
+    naked_asm!(
+        "pop r15",
+        "pop r14",
+        "pop r13",
+        "pop r12",
+        "pop r11",
+        "pop r10",
+        "pop r9",
+        "pop r8",
+        "pop rbp",
+        "pop rdi",
+        "pop rsi",
+        "pop rdx",
+        "pop rcx",
+        "pop rbx",
+        "pop rax",
         "add rsp, 16",
         "iretq",
-        dispatch = sym trap_dispatch,
     );
+}
+
+/// Lay out a new kernel stack so that the scheduler's first `swtch` to it "returns" into
+/// `trap_return` with `frame` (copied to the top of the stack). Returns the saved stack pointer.
+pub fn prepare_kernel_stack(top: u64, frame: &TrapFrame) -> u64 {
+    let frame_at = top - core::mem::size_of::<TrapFrame>() as u64;
+    // Six callee-saved registers popped by swtch, then its return address.
+    let sp = frame_at - 7 * 8;
+    // SAFETY: `top` is the top of a freshly mapped kernel stack that nothing runs on yet.
+    unsafe {
+        (frame_at as *mut TrapFrame).write(*frame);
+        core::ptr::write_bytes(sp as *mut u64, 0, 6);
+        ((sp + 6 * 8) as *mut u64).write(trap_return as *const () as u64);
+    }
+    sp
+}
+
+/// Did the trap interrupt user mode?
+pub fn from_user(frame: &TrapFrame) -> bool {
+    frame.cs & 3 == 3
 }
 
 /// Route one trap. Returns the frame to resume.
 extern "C" fn trap_dispatch(frame: &mut TrapFrame) -> &mut TrapFrame {
     match frame.vector as u8 {
+        v @ 0..=31 if from_user(frame) => crate::proc::user_fault(v, frame),
         v @ 0..=31 => super::fault::report_and_stop(v, frame),
         idt::VECTOR_TIMER => {
             crate::time::on_tick();
             apic::eoi();
+            if from_user(frame) {
+                crate::proc::sched::preempt(); // end of the time slice
+            }
         }
         idt::VECTOR_KEYBOARD => {
             drivers::ps2::handle_irq();
@@ -90,6 +139,9 @@ extern "C" fn trap_dispatch(frame: &mut TrapFrame) -> &mut TrapFrame {
             crate::time::count_unexpected_interrupt();
             apic::eoi();
         }
+    }
+    if from_user(frame) {
+        crate::proc::exit_if_killed();
     }
     frame
 }

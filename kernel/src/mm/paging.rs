@@ -16,6 +16,12 @@ use x86_64::structures::paging::{
 use x86_64::{PhysAddr, VirtAddr};
 
 static KERNEL: Mutex<Option<OffsetPageTable<'static>>> = Mutex::new(None);
+static KERNEL_ROOT: spin::Once<PhysFrame> = spin::Once::new();
+
+/// The kernel's own PML4 (its entries 256..512 are shared by every address space).
+pub fn kernel_root() -> PhysFrame {
+    *KERNEL_ROOT.get().expect("paging not initialised")
+}
 
 /// Lets the `x86_64` mapper take page-table frames from our allocator.
 struct Frames;
@@ -124,6 +130,7 @@ pub fn init(regions: &[Region]) {
 
     // SAFETY: the new table maps the running code, stack (.bss) and all data we use.
     unsafe { Cr3::write(root, Cr3Flags::empty()) };
+    KERNEL_ROOT.call_once(|| root);
     *KERNEL.lock() = Some(pt);
 }
 

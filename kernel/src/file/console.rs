@@ -1,0 +1,132 @@
+//! The console device (the tty): one kernel task owns the keyboard and serial input queues,
+//! runs every byte through the line discipline ([`super::ldisc`]), echoes, and queues
+//! complete lines for readers. Output goes to the kernel log (serial port and VGA screen).
+//!
+//! Both the kernel's own console (`crate::console`, when there is no `/bin/init`) and user
+//! programs (a descriptor open on a console device inode) read lines from here, so there is
+//! exactly one line discipline.
+//!
+//! `^C`: the line being typed is discarded and `^C` echoed; then the foreground process
+//! (set with `setfg`) is killed, and the input already queued for it is discarded. With no
+//! foreground process (or one that is gone), `^C` delivers an empty line instead, so a
+//! shell waiting at its prompt simply prompts again.
+//!
+//! A key press, end to end: IRQ 1 -> `ps2::handle_irq` pushes the scancode and wakes the
+//! input task -> `Decoder` makes a character -> `LineDiscipline::feed` -> echo; on Enter the
+//! line goes into the input queue and `notify_all` wakes a process blocked in `read` (its
+//! process waker makes it runnable).
+
+use super::ldisc::{Action, InputQueue, LineDiscipline};
+use crate::proc::{self, Pid};
+use alloc::vec::Vec;
+use core::future::{poll_fn, Future};
+use core::pin::Pin;
+use core::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use core::task::{Context, Poll};
+use drivers::{ps2, serial};
+use runtime::irq::IrqQueue;
+use runtime::sync::WaitQueue;
+
+/// Completed input, waiting for `read`.
+static INPUT: spin::Mutex<InputQueue> = spin::Mutex::new(InputQueue::new());
+/// Notified whenever a record is queued.
+static READABLE: WaitQueue = WaitQueue::new();
+/// The process `^C` kills (0: none).
+static FOREGROUND: AtomicU32 = AtomicU32::new(0);
+static STARTED: AtomicBool = AtomicBool::new(false);
+
+/// Start the input task (once; later calls do nothing). It takes over the serial and
+/// keyboard input queues, so it is not started in modes that read them directly (`selftest`).
+pub fn start() {
+    if !STARTED.swap(true, Ordering::SeqCst) {
+        crate::exec::spawn(input_task());
+    }
+}
+
+/// Set the process `^C` interrupts (0: none).
+pub fn set_foreground(pid: Pid) {
+    FOREGROUND.store(pid, Ordering::SeqCst);
+}
+
+/// Wait for input; returns bytes of one line at most (the rest stays for the next read),
+/// or 0 for an end of file (`^D` at an empty line).
+pub async fn read(buf: &mut [u8]) -> usize {
+    loop {
+        let ticket = {
+            let mut q = INPUT.lock();
+            if let Some(n) = q.read(buf) {
+                return n;
+            }
+            READABLE.ticket()
+        };
+        READABLE.wait(ticket).await;
+    }
+}
+
+/// Show `bytes` (serial and screen). Bytes that are not UTF-8 show as U+FFFD.
+pub fn write(bytes: &[u8]) {
+    // A bounded piece at a time: the log lock keeps interrupts off while it is held.
+    for piece in bytes.chunks(256) {
+        crate::log::with(|out| {
+            use core::fmt::Write;
+            for chunk in piece.utf8_chunks() {
+                let _ = out.write_str(chunk.valid());
+                if !chunk.invalid().is_empty() {
+                    let _ = out.write_char(char::REPLACEMENT_CHARACTER);
+                }
+            }
+        });
+    }
+}
+
+fn deliver(record: Vec<u8>) {
+    if INPUT.lock().push(record) {
+        READABLE.notify_all();
+    }
+}
+
+fn interrupt() {
+    let fg = FOREGROUND.load(Ordering::SeqCst);
+    if fg != 0 && proc::kill(fg).is_ok() {
+        INPUT.lock().clear(); // typed ahead for the job that was just killed
+    } else {
+        deliver(b"\n".to_vec());
+    }
+}
+
+/// Poll a queue once (registering the waker if empty). `Pop` holds no state, so a fresh one
+/// per poll is equivalent to keeping one.
+fn poll_pop<const N: usize>(q: &IrqQueue<u8, N>, cx: &mut Context) -> Poll<u8> {
+    Pin::new(&mut q.pop()).poll(cx)
+}
+
+/// The next input byte from either device (the task waits on both at once, one waker).
+async fn next_byte(decoder: &mut ps2::Decoder) -> u8 {
+    poll_fn(|cx| {
+        if let Poll::Ready(b) = poll_pop(&serial::RX, cx) {
+            return Poll::Ready(b);
+        }
+        // Several scancodes (break codes, shifts) can arrive before one yields a character.
+        while let Poll::Ready(sc) = poll_pop(&ps2::SCANCODES, cx) {
+            if let Some(c) = decoder.feed(sc).filter(char::is_ascii) {
+                return Poll::Ready(c as u8);
+            }
+        }
+        Poll::Pending
+    })
+    .await
+}
+
+async fn input_task() {
+    let mut decoder = ps2::Decoder::new();
+    let mut ld = LineDiscipline::new();
+    loop {
+        let action = ld.feed(next_byte(&mut decoder).await);
+        action.echo(write);
+        match action {
+            Action::Line(record) | Action::Eof(record) => deliver(record),
+            Action::Interrupt => interrupt(),
+            Action::None | Action::Echo(_) | Action::Erase(_) => {}
+        }
+    }
+}

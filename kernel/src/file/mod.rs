@@ -1,0 +1,237 @@
+//! Open files: what a file descriptor refers to, and each process's descriptor table.
+//!
+//! A [`File`] is shared (`Arc`) by every descriptor that `dup` or `fork` made from one
+//! `open`/`pipe`, so they share its offset. When the last reference goes, the file releases
+//! what it holds: a pipe end wakes the other side (end of file, or `EPIPE`), an inode handle
+//! is put back (and an unlinked file whose last handle that was is freed by `Fs::reap`).
+//!
+//! Kinds of file:
+//! - an inode of the disk (regular file, or a directory opened for reading, whose `read`
+//!   returns its 64-byte entries), with an offset and the append flag;
+//! - a pipe end ([`pipe`]);
+//! - the console ([`console`]: the tty with its line discipline), reached by opening a device
+//!   inode whose major number is `abi::syscall::dev::CONSOLE`;
+//! - a `/proc` file ([`procfs`]), a snapshot taken at open.
+//!
+//! Modules with no kernel dependencies (`ldisc`, `pipe`, `procfs`, `fdtable`, `cwd`,
+//! `convert`) are compiled and unit-tested on the host by `mkimage/tests/kernel_file.rs`.
+
+pub mod console;
+pub mod convert;
+pub mod cwd;
+pub mod fdtable;
+pub mod ldisc;
+pub mod pipe;
+pub mod procfs;
+
+use crate::rootfs::{Ino, RootFs};
+use abi::syscall::{dev, kind, Errno, Stat};
+use alloc::sync::Arc;
+use alloc::vec::Vec;
+use convert::errno;
+use core::sync::atomic::{AtomicBool, Ordering};
+use runtime::sync::Mutex as AsyncMutex;
+
+/// A process's file descriptors.
+pub type FdTable = fdtable::Table<File>;
+
+pub struct File {
+    kind: Kind,
+    readable: bool,
+    writable: bool,
+}
+
+enum Kind {
+    /// The offset's lock is held across the read or write, so descriptors sharing the file
+    /// (after `dup` or `fork`) never use the same offset twice.
+    Inode {
+        ip: Handle,
+        off: AsyncMutex<u64>,
+        append: bool,
+    },
+    PipeRead(pipe::ReadEnd),
+    PipeWrite(pipe::WriteEnd),
+    /// The device inode it was opened through, if any (for `fstat`).
+    Console(Option<Handle>),
+    Proc {
+        node: procfs::Node,
+        data: Vec<u8>,
+        off: spin::Mutex<usize>,
+    },
+}
+
+impl File {
+    fn new(kind: Kind, readable: bool, writable: bool) -> Arc<File> {
+        Arc::new(File { kind, readable, writable })
+    }
+
+    /// An open disk inode (a file, or a directory for reading).
+    pub fn inode(ip: Ino, readable: bool, writable: bool, append: bool) -> Arc<File> {
+        let kind = Kind::Inode { ip: Handle(Some(ip)), off: AsyncMutex::new(0), append };
+        File::new(kind, readable, writable)
+    }
+
+    /// The console, opened through the device inode `ip`.
+    pub fn console(ip: Option<Ino>, readable: bool, writable: bool) -> Arc<File> {
+        File::new(Kind::Console(ip.map(|ip| Handle(Some(ip)))), readable, writable)
+    }
+
+    /// A new pipe: `(read end, write end)`.
+    pub fn pipe() -> (Arc<File>, Arc<File>) {
+        let (r, w) = pipe::Pipe::new_pair();
+        (File::new(Kind::PipeRead(r), true, false), File::new(Kind::PipeWrite(w), false, true))
+    }
+
+    /// Open a `/proc` file for reading: its contents are taken now.
+    pub async fn open_proc(node: procfs::Node) -> Result<Arc<File>, Errno> {
+        let data = match node {
+            procfs::Node::Root => {
+                let pids: Vec<u32> = crate::proc::all().iter().map(|p| p.pid).collect();
+                procfs::listing(&pids)
+            }
+            procfs::Node::Pid(pid) => {
+                let p = crate::proc::get(pid).ok_or(Errno::ENOENT)?;
+                crate::proc::record(&p).encode().to_vec()
+            }
+            procfs::Node::Meminfo => {
+                let (free, total) = crate::mm::frame::stats();
+                let inodes = match crate::rootfs::get() {
+                    Some(fs) => fs.count_free_inodes().await.map_err(errno)?,
+                    None => 0,
+                };
+                procfs::meminfo(free, total, inodes)
+            }
+        };
+        Ok(File::new(Kind::Proc { node, data, off: spin::Mutex::new(0) }, true, false))
+    }
+
+    pub fn readable(&self) -> bool {
+        self.readable
+    }
+
+    pub fn writable(&self) -> bool {
+        self.writable
+    }
+
+    /// Pipes and the console: reads (and pipe writes) may wait for another party for ever,
+    /// so they are interruptible, and a read returns what is available instead of filling
+    /// the whole buffer.
+    pub fn is_stream(&self) -> bool {
+        matches!(self.kind, Kind::PipeRead(_) | Kind::PipeWrite(_) | Kind::Console(_))
+    }
+
+    /// Read at the file's offset (or from the stream); 0 at end of file.
+    pub async fn read(&self, buf: &mut [u8]) -> Result<usize, Errno> {
+        if !self.readable {
+            return Err(Errno::EBADF);
+        }
+        match &self.kind {
+            Kind::Inode { ip, off, .. } => {
+                let mut off = off.lock().await;
+                let ip = ip.get();
+                let n = ip.fs().read(ip, *off, buf).await.map_err(errno)?;
+                *off += n as u64;
+                Ok(n)
+            }
+            Kind::PipeRead(r) => Ok(r.read(buf).await),
+            Kind::Console(_) => Ok(console::read(buf).await),
+            Kind::Proc { data, off, .. } => {
+                let mut off = off.lock();
+                let n = buf.len().min(data.len() - *off);
+                buf[..n].copy_from_slice(&data[*off..*off + n]);
+                *off += n;
+                Ok(n)
+            }
+            Kind::PipeWrite(_) => Err(Errno::EBADF),
+        }
+    }
+
+    /// Write at the file's offset (at its end with append), or into the stream.
+    pub async fn write(&self, buf: &[u8]) -> Result<usize, Errno> {
+        if !self.writable {
+            return Err(Errno::EBADF);
+        }
+        match &self.kind {
+            Kind::Inode { ip, off, append } => {
+                let mut off = off.lock().await;
+                let ip = ip.get();
+                if *append {
+                    *off = ip.lock().await.map_err(errno)?.size();
+                }
+                let n = ip.fs().write(ip, *off, buf).await.map_err(errno)?;
+                *off += n as u64;
+                Ok(n)
+            }
+            Kind::PipeWrite(w) => w.write(buf).await,
+            Kind::Console(_) => {
+                console::write(buf);
+                Ok(buf.len())
+            }
+            Kind::PipeRead(_) | Kind::Proc { .. } => Err(Errno::EBADF),
+        }
+    }
+
+    /// What `fstat` reports. Disk inodes are device 1; `/proc` is device 2; pipes and a
+    /// console opened without an inode report device 0 and inode 0.
+    pub async fn stat(&self) -> Result<Stat, Errno> {
+        Ok(match &self.kind {
+            Kind::Inode { ip, .. } | Kind::Console(Some(ip)) => {
+                convert::stat_of_inode(&ip.get().lock().await.map_err(errno)?.stat())
+            }
+            Kind::Console(None) => {
+                Stat { kind: kind::DEVICE, nlink: 1, major: dev::CONSOLE, ..Stat::default() }
+            }
+            Kind::PipeRead(r) => pipe_stat(r.pipe()),
+            Kind::PipeWrite(w) => pipe_stat(w.pipe()),
+            Kind::Proc { node, data, .. } => Stat {
+                dev: procfs::PROC_DEV,
+                ino: node.ino(),
+                kind: if *node == procfs::Node::Root { kind::DIR } else { kind::FILE },
+                nlink: 1,
+                size: data.len() as u64,
+                ..Stat::default()
+            },
+        })
+    }
+}
+
+fn pipe_stat(p: &pipe::Pipe) -> Stat {
+    Stat { kind: kind::PIPE, nlink: 1, size: p.buffered() as u64, ..Stat::default() }
+}
+
+/// An inode handle held by an open file. Dropping the last handle of an unlinked inode
+/// queues it for freeing (`fs::Fs::reap`); `Drop` cannot do disk I/O, so a kernel task does.
+struct Handle(Option<Ino>);
+
+impl Handle {
+    fn get(&self) -> &Ino {
+        self.0.as_ref().expect("inode handle")
+    }
+}
+
+impl Drop for Handle {
+    fn drop(&mut self) {
+        let Some(ip) = self.0.take() else { return };
+        let fs = ip.fs();
+        drop(ip);
+        if fs.orphans_pending() {
+            schedule_reap(fs);
+        }
+    }
+}
+
+/// A reaper task is spawned and has not started yet.
+static REAP_SCHEDULED: AtomicBool = AtomicBool::new(false);
+
+/// Free unlinked inodes whose last handle is gone, from a kernel task (one at a time).
+fn schedule_reap(fs: &'static RootFs) {
+    if !REAP_SCHEDULED.swap(true, Ordering::SeqCst) {
+        crate::exec::spawn(async move {
+            // Cleared before reaping: an orphan added from now on schedules another run.
+            REAP_SCHEDULED.store(false, Ordering::SeqCst);
+            if let Err(e) = fs.reap().await {
+                crate::kprintln!("fs: freeing unlinked inodes: {e}");
+            }
+        });
+    }
+}

@@ -1,0 +1,374 @@
+//! Pipes: a bounded ring buffer shared by one read end and one write end.
+//!
+//! No kernel dependencies beyond the async runtime (it is unit-tested on the host:
+//! `mkimage/tests/kernel_file.rs` compiles this file there).
+//!
+//! - A read waits until there are bytes or no writer is left; it returns what is there (up
+//!   to the buffer's size), and 0 once the buffer is empty and every write end is gone.
+//! - A write waits for room and copies as much as fits, as many times as it takes: a write
+//!   larger than the buffer proceeds in pieces as the reader drains it. Writes of at most
+//!   [`PIPE_BUF`] bytes wait until they fit whole, so they never interleave with others.
+//!   With no read end left a write fails with `EPIPE` (or returns what it wrote so far).
+//!
+//! Waiting uses [`WaitQueue`] tickets taken under the state lock, so a wake between the
+//! check and the wait is never lost. A waiting read or write is cancel-safe: dropping it
+//! (a killed process) leaves the pipe consistent. The end counts live in the state; the
+//! ends ([`ReadEnd`], [`WriteEnd`]) give up their count when dropped and wake the other side.
+
+use abi::syscall::Errno;
+use alloc::boxed::Box;
+use alloc::sync::Arc;
+use runtime::sync::WaitQueue;
+
+/// Bytes a pipe buffers.
+pub const PIPE_SIZE: usize = 64 * 1024;
+/// Writes up to this size are atomic.
+pub const PIPE_BUF: usize = 4096;
+
+/// A fixed-capacity byte ring.
+pub struct Ring {
+    buf: Box<[u8]>,
+    /// Index of the oldest byte.
+    head: usize,
+    len: usize,
+}
+
+impl Ring {
+    pub fn new(capacity: usize) -> Ring {
+        Ring { buf: alloc::vec![0; capacity].into_boxed_slice(), head: 0, len: 0 }
+    }
+
+    pub fn capacity(&self) -> usize {
+        self.buf.len()
+    }
+
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    pub fn free(&self) -> usize {
+        self.capacity() - self.len
+    }
+
+    /// Append as much of `src` as fits; returns how much.
+    pub fn push(&mut self, src: &[u8]) -> usize {
+        let n = src.len().min(self.free());
+        let cap = self.capacity();
+        let tail = (self.head + self.len) % cap.max(1);
+        let first = n.min(cap - tail);
+        self.buf[tail..tail + first].copy_from_slice(&src[..first]);
+        self.buf[..n - first].copy_from_slice(&src[first..n]);
+        self.len += n;
+        n
+    }
+
+    /// Take up to `dst.len()` of the oldest bytes; returns how many.
+    pub fn pop(&mut self, dst: &mut [u8]) -> usize {
+        let n = dst.len().min(self.len);
+        let cap = self.capacity();
+        let first = n.min(cap - self.head);
+        dst[..first].copy_from_slice(&self.buf[self.head..self.head + first]);
+        dst[first..n].copy_from_slice(&self.buf[..n - first]);
+        self.head = (self.head + n) % cap.max(1);
+        self.len -= n;
+        n
+    }
+}
+
+struct State {
+    ring: Ring,
+    readers: u32,
+    writers: u32,
+}
+
+pub struct Pipe {
+    state: spin::Mutex<State>,
+    /// Notified when bytes arrive or the last writer leaves.
+    readable: WaitQueue,
+    /// Notified when room appears or the last reader leaves.
+    writable: WaitQueue,
+}
+
+impl Pipe {
+    /// A new pipe holding `capacity` bytes, as its two ends.
+    pub fn with_capacity(capacity: usize) -> (ReadEnd, WriteEnd) {
+        assert!(capacity > 0);
+        let pipe = Arc::new(Pipe {
+            state: spin::Mutex::new(State { ring: Ring::new(capacity), readers: 1, writers: 1 }),
+            readable: WaitQueue::new(),
+            writable: WaitQueue::new(),
+        });
+        (ReadEnd(pipe.clone()), WriteEnd(pipe))
+    }
+
+    /// A new pipe of [`PIPE_SIZE`] bytes.
+    pub fn new_pair() -> (ReadEnd, WriteEnd) {
+        Pipe::with_capacity(PIPE_SIZE)
+    }
+
+    /// Bytes buffered now.
+    pub fn buffered(&self) -> usize {
+        self.state.lock().ring.len()
+    }
+
+    async fn read(&self, dst: &mut [u8]) -> usize {
+        if dst.is_empty() {
+            return 0;
+        }
+        loop {
+            let ticket = {
+                let mut st = self.state.lock();
+                if !st.ring.is_empty() {
+                    let n = st.ring.pop(dst);
+                    drop(st);
+                    self.writable.notify_all();
+                    return n;
+                }
+                if st.writers == 0 {
+                    return 0;
+                }
+                self.readable.ticket()
+            };
+            self.readable.wait(ticket).await;
+        }
+    }
+
+    async fn write(&self, src: &[u8]) -> Result<usize, Errno> {
+        let mut done = 0;
+        while done < src.len() {
+            let ticket = {
+                let mut st = self.state.lock();
+                if st.readers == 0 {
+                    return if done == 0 { Err(Errno::EPIPE) } else { Ok(done) };
+                }
+                let rest = &src[done..];
+                let whole = src.len() <= PIPE_BUF.min(st.ring.capacity());
+                if st.ring.free() > 0 && (!whole || st.ring.free() >= rest.len()) {
+                    done += st.ring.push(rest);
+                    drop(st);
+                    self.readable.notify_all();
+                    continue;
+                }
+                self.writable.ticket()
+            };
+            self.writable.wait(ticket).await;
+        }
+        Ok(done)
+    }
+}
+
+/// The read end. Dropping it (the last file holding it) makes writes fail with `EPIPE`.
+pub struct ReadEnd(Arc<Pipe>);
+
+/// The write end. Dropping it lets readers see end of file once the buffer is drained.
+pub struct WriteEnd(Arc<Pipe>);
+
+impl ReadEnd {
+    /// Wait for bytes; 0 means end of file (or an empty `dst`).
+    pub async fn read(&self, dst: &mut [u8]) -> usize {
+        self.0.read(dst).await
+    }
+
+    pub fn pipe(&self) -> &Pipe {
+        &self.0
+    }
+}
+
+impl WriteEnd {
+    /// Write all of `src`, waiting for room as often as needed. `EPIPE` when no reader is
+    /// left before anything was written; a short count when the last reader left later.
+    pub async fn write(&self, src: &[u8]) -> Result<usize, Errno> {
+        self.0.write(src).await
+    }
+
+    pub fn pipe(&self) -> &Pipe {
+        &self.0
+    }
+}
+
+impl Drop for ReadEnd {
+    fn drop(&mut self) {
+        self.0.state.lock().readers -= 1;
+        self.0.writable.notify_all();
+    }
+}
+
+impl Drop for WriteEnd {
+    fn drop(&mut self) {
+        self.0.state.lock().writers -= 1;
+        self.0.readable.notify_all();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use alloc::vec::Vec;
+    use core::future::Future;
+    use core::pin::pin;
+    use core::task::{Context, Poll, Waker};
+
+    /// Poll once with a no-op waker.
+    fn poll_once<F: Future>(f: core::pin::Pin<&mut F>) -> Poll<F::Output> {
+        f.poll(&mut Context::from_waker(Waker::noop()))
+    }
+
+    /// Drive a future on this thread, parking between polls: a lost wakeup hangs the test.
+    fn block_on<F: Future>(f: F) -> F::Output {
+        struct Unpark(std::thread::Thread);
+        impl alloc::task::Wake for Unpark {
+            fn wake(self: Arc<Self>) {
+                self.0.unpark();
+            }
+        }
+        let waker = Waker::from(Arc::new(Unpark(std::thread::current())));
+        let mut f = pin!(f);
+        loop {
+            if let Poll::Ready(v) = f.as_mut().poll(&mut Context::from_waker(&waker)) {
+                return v;
+            }
+            std::thread::park();
+        }
+    }
+
+    fn pattern(len: usize) -> Vec<u8> {
+        (0..len).map(|i| (i * 7 + i / 251) as u8).collect()
+    }
+
+    #[test]
+    fn ring_wraps_around() {
+        let mut r = Ring::new(8);
+        let mut out = [0u8; 8];
+        assert_eq!(r.push(b"abcdef"), 6);
+        assert_eq!(r.pop(&mut out[..4]), 4);
+        assert_eq!(&out[..4], b"abcd");
+        // Tail at 6, head at 4: "ghijkl" wraps; only 6 bytes of room.
+        assert_eq!(r.push(b"ghijklmn"), 6);
+        assert_eq!(r.free(), 0);
+        assert_eq!(r.push(b"z"), 0);
+        assert_eq!(r.pop(&mut out), 8);
+        assert_eq!(&out, b"efghijkl");
+        assert!(r.is_empty());
+        assert_eq!(r.pop(&mut out), 0);
+        // Many small rounds with a backlog of 5 keep the indices consistent.
+        let data = pattern(1000);
+        assert_eq!(r.push(&data[..5]), 5);
+        let mut back = Vec::new();
+        for c in data[5..].chunks(3) {
+            assert_eq!(r.push(c), c.len());
+            let mut b = [0u8; 3];
+            let n = r.pop(&mut b[..c.len()]);
+            back.extend_from_slice(&b[..n]);
+        }
+        let n = r.pop(&mut out);
+        back.extend_from_slice(&out[..n]);
+        assert_eq!(back, data);
+    }
+
+    #[test]
+    fn read_returns_what_is_there_then_eof_after_writer_closes() {
+        let (r, w) = Pipe::with_capacity(16);
+        assert_eq!(block_on(w.write(b"hello")), Ok(5));
+        let mut buf = [0u8; 64];
+        assert_eq!(block_on(r.read(&mut buf)), 5);
+        assert_eq!(&buf[..5], b"hello");
+        // Empty with a writer: the read waits.
+        let mut read = pin!(r.read(&mut buf));
+        assert!(poll_once(read.as_mut()).is_pending());
+        drop(w);
+        assert_eq!(poll_once(read.as_mut()), Poll::Ready(0));
+    }
+
+    #[test]
+    fn write_fails_with_epipe_without_readers() {
+        let (r, w) = Pipe::with_capacity(16);
+        drop(r);
+        assert_eq!(block_on(w.write(b"x")), Err(Errno::EPIPE));
+    }
+
+    #[test]
+    fn blocked_writer_gets_partial_count_when_reader_leaves() {
+        let (r, w) = Pipe::with_capacity(8);
+        let data = pattern(20);
+        let mut write = pin!(w.write(&data));
+        assert!(poll_once(write.as_mut()).is_pending()); // 8 bytes in, waiting for room
+        drop(r);
+        assert_eq!(poll_once(write.as_mut()), Poll::Ready(Ok(8)));
+    }
+
+    #[test]
+    fn small_writes_are_atomic() {
+        let (r, w) = Pipe::with_capacity(PIPE_BUF * 2);
+        let mut buf = alloc::vec![0u8; PIPE_BUF * 2];
+        assert_eq!(block_on(w.write(&[1; PIPE_BUF + 100])), Ok(PIPE_BUF + 100));
+        // Room for PIPE_BUF - 100 bytes: a PIPE_BUF write waits rather than splitting.
+        let small = [2u8; PIPE_BUF];
+        let mut write = pin!(w.write(&small));
+        assert!(poll_once(write.as_mut()).is_pending());
+        assert_eq!(w.pipe().buffered(), PIPE_BUF + 100);
+        assert_eq!(block_on(r.read(&mut buf[..200])), 200);
+        assert_eq!(poll_once(write.as_mut()), Poll::Ready(Ok(PIPE_BUF)));
+    }
+
+    #[test]
+    fn a_cancelled_read_leaves_the_pipe_working() {
+        let (r, w) = Pipe::with_capacity(8);
+        let mut buf = [0u8; 8];
+        {
+            let mut read = pin!(r.read(&mut buf));
+            assert!(poll_once(read.as_mut()).is_pending());
+        } // dropped while waiting, as when its process is killed
+        assert_eq!(block_on(w.write(b"ok")), Ok(2));
+        assert_eq!(block_on(r.read(&mut buf)), 2);
+    }
+
+    /// Megabytes through a small pipe between two threads, both sides waiting for each
+    /// other over and over: every byte arrives in order, and no wakeup is lost (a lost one
+    /// would hang the test).
+    #[test]
+    fn megabytes_between_threads() {
+        let (r, w) = Pipe::with_capacity(4096);
+        let data = pattern(3 << 20);
+        let expect = data.clone();
+        let writer = std::thread::spawn(move || {
+            for chunk in data.chunks(10_000) {
+                assert_eq!(block_on(w.write(chunk)), Ok(chunk.len()));
+            }
+        });
+        let mut got = Vec::new();
+        let mut buf = alloc::vec![0u8; 3000];
+        loop {
+            let n = block_on(r.read(&mut buf));
+            if n == 0 {
+                break;
+            }
+            got.extend_from_slice(&buf[..n]);
+        }
+        writer.join().unwrap();
+        assert!(got == expect, "{} bytes arrived of {}", got.len(), expect.len());
+    }
+
+    #[test]
+    fn reader_gone_mid_stream_stops_a_writer_thread() {
+        let (r, w) = Pipe::with_capacity(1024);
+        let writer = std::thread::spawn(move || {
+            let chunk = [7u8; 1000];
+            loop {
+                match block_on(w.write(&chunk)) {
+                    Ok(_) => {}
+                    Err(e) => return e,
+                }
+            }
+        });
+        let mut buf = [0u8; 500];
+        for _ in 0..50 {
+            assert!(block_on(r.read(&mut buf)) > 0);
+        }
+        drop(r);
+        assert_eq!(writer.join().unwrap(), Errno::EPIPE);
+    }
+}

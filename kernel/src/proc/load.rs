@@ -1,0 +1,140 @@
+//! Loading a program: read an ELF64 executable from the file system, map its segments into a
+//! fresh address space, and build the initial stack (`argc`, `argv`). Everything in the file
+//! is checked (class, machine, type, segment bounds and addresses): a truncated or foreign
+//! file is `ENOEXEC`, never a fault.
+
+use super::vm::AddressSpace;
+use crate::mm::{phys_to_virt, PAGE_SIZE};
+use crate::rootfs::{Ino, RootFs};
+use abi::syscall::{Errno, USER_BASE, USER_END, USER_STACK_SIZE, USER_STACK_TOP};
+use alloc::vec;
+use alloc::vec::Vec;
+use xmas_elf::program::{Flags, Type};
+use xmas_elf::ElfFile;
+
+/// Largest program file accepted.
+const MAX_PROGRAM: u64 = 16 << 20;
+/// Largest total size of a program's segments in memory.
+const MAX_IMAGE: u64 = 256 << 20;
+/// Most argument bytes (strings and pointers) passed to a program.
+pub const MAX_ARGS: usize = 64 * 1024;
+
+pub struct Loaded {
+    pub vm: AddressSpace,
+    pub entry: u64,
+    pub rsp: u64,
+    pub argc: u64,
+    pub argv: u64,
+}
+
+/// Read the whole file `ip`.
+pub async fn read_program(fs: &'static RootFs, ip: &Ino) -> Result<Vec<u8>, Errno> {
+    let size = ip.lock().await.map_err(|_| Errno::EIO)?.size();
+    if size > MAX_PROGRAM {
+        return Err(Errno::ENOEXEC);
+    }
+    let mut bytes = vec![0u8; size as usize];
+    let n = fs.read(ip, 0, &mut bytes).await.map_err(|_| Errno::EIO)?;
+    bytes.truncate(n);
+    Ok(bytes)
+}
+
+/// Copy `data` into the address space at `va` (pages already mapped).
+fn write_user(vm: &AddressSpace, va: u64, data: &[u8]) -> Result<(), Errno> {
+    let mut done = 0;
+    while done < data.len() {
+        let at = va + done as u64;
+        let n = ((PAGE_SIZE - at % PAGE_SIZE) as usize).min(data.len() - done);
+        let (pa, _) = vm.translate(at).ok_or(Errno::EFAULT)?;
+        // SAFETY: a mapped user frame, reached through the direct map.
+        unsafe {
+            core::ptr::copy_nonoverlapping(
+                data[done..].as_ptr(),
+                phys_to_virt(pa.as_u64()) as *mut u8,
+                n,
+            )
+        };
+        done += n;
+    }
+    Ok(())
+}
+
+/// Build the address space for `elf` with arguments `args`.
+pub fn load(elf: &[u8], args: &[Vec<u8>]) -> Result<Loaded, Errno> {
+    let file = ElfFile::new(elf).map_err(|_| Errno::ENOEXEC)?;
+    let h = &file.header;
+    let ok_header = h.pt1.class() == xmas_elf::header::Class::SixtyFour
+        && h.pt2.machine().as_machine() == xmas_elf::header::Machine::X86_64
+        && h.pt2.type_().as_type() == xmas_elf::header::Type::Executable;
+    if !ok_header {
+        return Err(Errno::ENOEXEC);
+    }
+    let entry = h.pt2.entry_point();
+    let mut vm = AddressSpace::new()?;
+    let mut top = 0u64;
+    let mut entry_ok = false;
+    let mut image = 0u64;
+    for ph in file.program_iter() {
+        if ph.get_type() != Ok(Type::Load) {
+            continue;
+        }
+        let (va, memsz, filesz, off) =
+            (ph.virtual_addr(), ph.mem_size(), ph.file_size(), ph.offset());
+        let end = va.checked_add(memsz).ok_or(Errno::ENOEXEC)?;
+        let file_end = off.checked_add(filesz).ok_or(Errno::ENOEXEC)?;
+        if va < USER_BASE
+            || end > USER_STACK_TOP - USER_STACK_SIZE
+            || filesz > memsz
+            || file_end > elf.len() as u64
+        {
+            return Err(Errno::ENOEXEC);
+        }
+        image = image.saturating_add(memsz);
+        if image > MAX_IMAGE {
+            return Err(Errno::ENOMEM);
+        }
+        let flags: Flags = ph.flags();
+        for page in (va & !(PAGE_SIZE - 1)..end).step_by(PAGE_SIZE as usize) {
+            vm.map_zeroed(page, flags.is_write(), flags.is_execute())?;
+        }
+        write_user(&vm, va, &elf[off as usize..file_end as usize])?;
+        if flags.is_execute() && entry >= va && entry < end {
+            entry_ok = true;
+        }
+        top = top.max(end);
+    }
+    if !entry_ok {
+        return Err(Errno::ENOEXEC);
+    }
+    vm.brk_base = top.next_multiple_of(PAGE_SIZE);
+    vm.brk = vm.brk_base;
+
+    // The stack: strings at the top, then the NULL-terminated argv array, 16-byte aligned,
+    // and a zero "return address" so _start sees the ABI's call-time alignment.
+    for page in (USER_STACK_TOP - USER_STACK_SIZE..USER_STACK_TOP).step_by(PAGE_SIZE as usize) {
+        vm.map_zeroed(page, true, false)?;
+    }
+    let total: usize = args.iter().map(|a| a.len() + 1 + 8).sum::<usize>() + 8;
+    if total > MAX_ARGS {
+        return Err(Errno::E2BIG);
+    }
+    let mut sp = USER_STACK_TOP;
+    let mut ptrs = Vec::with_capacity(args.len() + 1);
+    for a in args {
+        sp -= a.len() as u64 + 1;
+        let mut s = a.clone();
+        s.push(0);
+        write_user(&vm, sp, &s)?;
+        ptrs.push(sp);
+    }
+    ptrs.push(0);
+    sp &= !15;
+    sp -= (ptrs.len() as u64 * 8).next_multiple_of(16);
+    let argv = sp;
+    let bytes: Vec<u8> = ptrs.iter().flat_map(|p| p.to_le_bytes()).collect();
+    write_user(&vm, argv, &bytes)?;
+    sp -= 8; // fake return address
+    write_user(&vm, sp, &0u64.to_le_bytes())?;
+    debug_assert!(sp < USER_END);
+    Ok(Loaded { vm, entry, rsp: sp, argc: args.len() as u64, argv })
+}

@@ -1,0 +1,144 @@
+//! The scheduler: round-robin over runnable processes, with the kernel executor run between
+//! them. It runs on the boot kernel stack (the "scheduler context"); every process switch
+//! goes through it, so kernel tasks (disk completions, timers, the console) get the CPU at
+//! every switch and whenever no process is runnable. The CPU halts only when neither a task
+//! nor a process is ready (`sti; hlt`, see docs/01-foundation.md for why no wakeup is lost).
+//!
+//! The run queue is a bounded lock-free queue of pids plus a `queued` flag per process (the
+//! same scheme as the executor's wake queue), because process wakers run in interrupt
+//! handlers: a disk completion wakes the process whose system call waits for it.
+//!
+//! Preemption: only user mode is preempted (the timer interrupt, when it arrives from ring 3,
+//! calls [`preempt`]). Kernel code runs until it blocks, so spin locks never meet a switch.
+
+use super::{Process, State};
+use crate::arch::{cpu, gdt};
+use crate::exec::EXECUTOR;
+use alloc::sync::Arc;
+use core::arch::naked_asm;
+use core::sync::atomic::{AtomicU64, Ordering::SeqCst};
+use crossbeam_queue::ArrayQueue;
+use spin::{Mutex, Once};
+use x86_64::instructions::interrupts;
+
+/// Most processes at once (bounds the run queue, so a push never fails).
+pub const NPROC: usize = 256;
+
+static RUNQ: Once<ArrayQueue<u32>> = Once::new();
+/// The scheduler context's saved stack pointer while a process runs.
+static SCHED_RSP: AtomicU64 = AtomicU64::new(0);
+pub(super) static CURRENT: Mutex<Option<Arc<Process>>> = Mutex::new(None);
+
+fn runq() -> &'static ArrayQueue<u32> {
+    RUNQ.call_once(|| ArrayQueue::new(NPROC + 1))
+}
+
+/// Put `p` on the run queue unless it is already there. Interrupt safe.
+pub(super) fn enqueue(p: &Process) {
+    if !p.queued.swap(true, SeqCst) {
+        let _ = runq().push(p.pid); // cannot fail: each pid is queued at most once
+    }
+}
+
+/// Save callee-saved registers and the stack pointer into `*old`, load `new`, restore.
+#[unsafe(naked)]
+unsafe extern "C" fn swtch(old: *mut u64, new: u64) {
+    // SAFETY: called with interrupts disabled; `new` is a stack pointer saved by swtch itself
+    // or prepared by `super::new_kernel_stack` in the same layout.
+    naked_asm!(
+        "push rbp",
+        "push rbx",
+        "push r12",
+        "push r13",
+        "push r14",
+        "push r15",
+        "mov [rdi], rsp",
+        "mov rsp, rsi",
+        "pop r15",
+        "pop r14",
+        "pop r13",
+        "pop r12",
+        "pop rbx",
+        "pop rbp",
+        "ret",
+    );
+}
+
+/// Switch from the current process to the scheduler context. Interrupts must be disabled.
+fn to_scheduler(p: &Process) {
+    // SAFETY: `ctx` is only touched here and in `run_one`, both with interrupts disabled on
+    // this single CPU; SCHED_RSP was saved by the swtch that started this process.
+    unsafe { swtch(p.ctx.get(), SCHED_RSP.load(SeqCst)) };
+}
+
+/// The scheduler loop, forever, on the boot stack.
+pub fn run() -> ! {
+    runq(); // allocate the queue now: interrupt handlers push to it and must not allocate
+    loop {
+        EXECUTOR.run_until_idle();
+        interrupts::disable();
+        if let Some(pid) = runq().pop() {
+            if let Some(p) = super::get(pid) {
+                run_one(p);
+            }
+            interrupts::enable();
+            continue;
+        }
+        let due = EXECUTOR.timers().next_deadline().is_some_and(|d| d <= crate::time::now_ns());
+        if EXECUTOR.has_ready_tasks() || due || !runq().is_empty() {
+            interrupts::enable();
+        } else {
+            cpu::enable_interrupts_and_halt();
+        }
+    }
+}
+
+/// Run `p` until it blocks, yields or exits. The scheduler's own stack pointer is saved in
+/// `SCHED_RSP`, where the process switches back to.
+fn run_one(p: Arc<Process>) {
+    p.queued.store(false, SeqCst);
+    if p.state() != State::Runnable {
+        return;
+    }
+    p.set_state(State::Running);
+    p.vm.lock().activate();
+    let top = p.kstack.top();
+    gdt::set_kernel_stack(top);
+    crate::arch::syscall::set_kernel_stack(top);
+    let ctx = p.ctx.get();
+    *CURRENT.lock() = Some(p);
+    // SAFETY: interrupts are disabled; SCHED_RSP receives this context, ctx the process's.
+    unsafe { swtch(SCHED_RSP.as_ptr(), *ctx) };
+    *CURRENT.lock() = None;
+}
+
+/// Give up the CPU (time slice over): runnable again at the back of the queue.
+pub fn preempt() {
+    let Some(p) = super::try_current() else { return };
+    interrupts::disable();
+    p.set_state(State::Runnable);
+    enqueue(&p);
+    to_scheduler(&p);
+}
+
+/// Sleep until the process's waker fires, unless it already fired since `woken` was last
+/// cleared (the bridge clears it before each poll): no wakeup is lost between poll and sleep.
+pub fn block(p: &Process) {
+    interrupts::disable();
+    if !p.woken.load(SeqCst) {
+        p.set_state(State::Sleeping);
+        to_scheduler(p);
+    }
+    interrupts::enable();
+}
+
+/// Leave the CPU for good (the current process is a zombie now). Interrupts must be
+/// disabled, and the caller must hold no `Arc` of the process: the scheduler drops the last
+/// running reference (`CURRENT`) after this switch, and the parent's `wait` frees the rest.
+pub fn exit_switch() -> ! {
+    let ctx = CURRENT.lock().as_ref().expect("exit without a process").ctx.get();
+    // SAFETY: as in `to_scheduler`; CURRENT keeps the process (and `ctx`) alive until the
+    // scheduler, now running, clears it.
+    unsafe { swtch(ctx, SCHED_RSP.load(SeqCst)) };
+    unreachable!("a zombie was scheduled");
+}

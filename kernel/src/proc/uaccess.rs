@@ -1,0 +1,73 @@
+//! Checked access to the current process's memory. Every pointer and length from user space
+//! goes through here: each page is looked up in the process's page table (present, user,
+//! writable for copy_out) and copied through the direct map, so a bad pointer is `EFAULT`,
+//! never a kernel fault.
+
+use super::current;
+use crate::mm::{phys_to_virt, PAGE_SIZE};
+use abi::syscall::{Errno, USER_END};
+use alloc::vec::Vec;
+use x86_64::structures::paging::PageTableFlags as F;
+
+/// Copy between user memory at `va` and `len` bytes of kernel memory, page by page.
+fn each_chunk(
+    va: u64,
+    len: usize,
+    write: bool,
+    mut f: impl FnMut(*mut u8, usize, usize),
+) -> Result<(), Errno> {
+    let end = va.checked_add(len as u64).ok_or(Errno::EFAULT)?;
+    if end > USER_END {
+        return Err(Errno::EFAULT);
+    }
+    let p = current();
+    let vm = p.vm.lock();
+    let mut done = 0;
+    while done < len {
+        let at = va + done as u64;
+        let n = (PAGE_SIZE - at % PAGE_SIZE).min((len - done) as u64) as usize;
+        let (pa, flags) = vm.translate(at).ok_or(Errno::EFAULT)?;
+        if write && !flags.contains(F::WRITABLE) {
+            return Err(Errno::EFAULT);
+        }
+        f(phys_to_virt(pa.as_u64()) as *mut u8, done, n);
+        done += n;
+    }
+    Ok(())
+}
+
+pub fn copy_in(va: u64, dst: &mut [u8]) -> Result<(), Errno> {
+    let len = dst.len();
+    each_chunk(va, len, false, |src, off, n| {
+        // SAFETY: `src..src+n` is a mapped user frame reached through the direct map.
+        unsafe { core::ptr::copy_nonoverlapping(src, dst[off..].as_mut_ptr(), n) }
+    })
+}
+
+pub fn copy_out(va: u64, src: &[u8]) -> Result<(), Errno> {
+    each_chunk(va, src.len(), true, |dst, off, n| {
+        // SAFETY: as in copy_in, writable checked.
+        unsafe { core::ptr::copy_nonoverlapping(src[off..].as_ptr(), dst, n) }
+    })
+}
+
+/// A NUL-terminated string of at most `max` bytes (without the NUL).
+pub fn copy_in_str(va: u64, max: usize) -> Result<Vec<u8>, Errno> {
+    let mut out = Vec::new();
+    let mut byte = [0u8; 1];
+    for i in 0..=max as u64 {
+        copy_in(va.checked_add(i).ok_or(Errno::EFAULT)?, &mut byte)?;
+        if byte[0] == 0 {
+            return Ok(out);
+        }
+        out.push(byte[0]);
+    }
+    Err(Errno::ENAMETOOLONG)
+}
+
+/// A user `u64` (a pointer in an argv array).
+pub fn read_u64(va: u64) -> Result<u64, Errno> {
+    let mut b = [0u8; 8];
+    copy_in(va, &mut b)?;
+    Ok(u64::from_le_bytes(b))
+}

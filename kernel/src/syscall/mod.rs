@@ -1,0 +1,49 @@
+//! System-call dispatch: the numbers of `abi::syscall::nr` to their handlers. Arguments come
+//! from the frame's registers; every pointer among them is checked by `proc::uaccess`.
+//!
+//! Handlers run on the calling process's kernel stack with interrupts enabled; the ones that
+//! wait do so through `proc::bridge` (the process sleeps, the rest of the system runs).
+
+pub mod file;
+pub mod proc;
+
+use crate::arch::trap::TrapFrame;
+use abi::syscall::{nr, Errno};
+
+pub fn dispatch(frame: &mut TrapFrame) {
+    x86_64::instructions::interrupts::enable();
+    let a = [frame.rdi, frame.rsi, frame.rdx, frame.r10, frame.r8, frame.r9];
+    let ret: isize = match frame.rax as usize {
+        nr::FORK => proc::sys_fork(frame),
+        nr::EXIT => proc::sys_exit(&a),
+        nr::WAIT => proc::sys_wait(&a),
+        nr::KILL => proc::sys_kill(&a),
+        nr::EXEC => proc::sys_exec(frame, &a),
+        nr::GETPID => proc::sys_getpid(),
+        nr::SBRK => proc::sys_sbrk(&a),
+        nr::SLEEP => proc::sys_sleep(&a),
+        nr::UPTIME => proc::sys_uptime(),
+        nr::POWEROFF => proc::sys_poweroff(),
+        nr::PIPE => file::sys_pipe(&a),
+        nr::READ => file::sys_read(&a),
+        nr::WRITE => file::sys_write(&a),
+        nr::OPEN => file::sys_open(&a),
+        nr::CLOSE => file::sys_close(&a),
+        nr::DUP => file::sys_dup(&a),
+        nr::FSTAT => file::sys_fstat(&a),
+        nr::CHDIR => file::sys_chdir(&a),
+        nr::MKNOD => file::sys_mknod(&a),
+        nr::UNLINK => file::sys_unlink(&a),
+        nr::LINK => file::sys_link(&a),
+        nr::MKDIR => file::sys_mkdir(&a),
+        nr::RENAME => file::sys_rename(&a),
+        nr::GETCWD => file::sys_getcwd(&a),
+        nr::SETFG => file::sys_setfg(&a),
+        _ => Errno::ENOSYS.ret(),
+    };
+    if frame.rax as usize != nr::EXEC || ret < 0 {
+        frame.rax = ret as u64;
+    }
+    x86_64::instructions::interrupts::disable();
+    crate::proc::exit_if_killed();
+}

@@ -1,0 +1,157 @@
+//! Process system calls: fork, exit, wait, kill, exec, getpid, sbrk, sleep, uptime, poweroff.
+
+use crate::arch::trap::TrapFrame;
+use crate::mm::PAGE_SIZE;
+use crate::proc::{self, bridge, load, uaccess};
+use abi::syscall::{Errno, USER_STACK_SIZE, USER_STACK_TOP};
+use alloc::vec::Vec;
+
+/// Largest heap (program break minus its start).
+const MAX_HEAP: u64 = 256 << 20;
+/// Most arguments to exec.
+const MAX_ARGV: usize = 64;
+const MAX_PATH: usize = 1024;
+
+fn ok_or_errno(r: Result<isize, Errno>) -> isize {
+    r.unwrap_or_else(Errno::ret)
+}
+
+pub fn sys_fork(frame: &TrapFrame) -> isize {
+    ok_or_errno((|| {
+        let p = proc::current();
+        let vm = p.vm.lock().fork()?;
+        let mut child_frame = *frame;
+        child_frame.rax = 0; // fork returns 0 in the child
+        let files = p.files.lock().clone_for_fork();
+        let cwd = p.cwd.lock().clone();
+        let root = p.root.lock().clone();
+        let name = p.name_bytes();
+        let child = proc::create(p.pid, &name, vm, files, cwd, root, &child_frame)?;
+        Ok(child.pid as isize)
+    })())
+}
+
+pub fn sys_exit(a: &[u64; 6]) -> isize {
+    proc::exit(a[0] as i32)
+}
+
+pub fn sys_wait(a: &[u64; 6]) -> isize {
+    ok_or_errno((|| {
+        let me = proc::current().pid;
+        let (pid, status) = bridge::block_on_interruptible(async {
+            loop {
+                let ticket = proc::CHILD_EXITED.ticket();
+                match proc::reap_child(me) {
+                    Ok(Some(found)) => return Ok(found),
+                    Ok(None) => proc::CHILD_EXITED.wait(ticket).await,
+                    Err(e) => return Err(e),
+                }
+            }
+        })??;
+        if a[0] != 0 {
+            uaccess::copy_out(a[0], &status.to_le_bytes())?;
+        }
+        Ok(pid as isize)
+    })())
+}
+
+pub fn sys_kill(a: &[u64; 6]) -> isize {
+    ok_or_errno(proc::kill(a[0] as u32).map(|()| 0))
+}
+
+pub fn sys_getpid() -> isize {
+    proc::current().pid as isize
+}
+
+pub fn sys_sbrk(a: &[u64; 6]) -> isize {
+    ok_or_errno((|| {
+        let p = proc::current();
+        let mut vm = p.vm.lock();
+        let delta = a[0] as i64;
+        let old = vm.brk;
+        let new = match old.checked_add_signed(delta) {
+            Some(new) if new >= vm.brk_base => new,
+            // Below the initial break (or below zero): not a valid break.
+            _ if delta < 0 => return Err(Errno::EINVAL),
+            _ => return Err(Errno::ENOMEM),
+        };
+        if new - vm.brk_base > MAX_HEAP || new > USER_STACK_TOP - USER_STACK_SIZE {
+            return Err(Errno::ENOMEM);
+        }
+        let page_up = |x: u64| x.next_multiple_of(PAGE_SIZE);
+        if new > old {
+            for page in (page_up(old)..page_up(new)).step_by(PAGE_SIZE as usize) {
+                if let Err(e) = vm.map_zeroed(page, true, false) {
+                    for undo in (page_up(old)..page).step_by(PAGE_SIZE as usize) {
+                        vm.unmap(undo);
+                    }
+                    return Err(e);
+                }
+            }
+        } else {
+            for page in (page_up(new)..page_up(old)).step_by(PAGE_SIZE as usize) {
+                vm.unmap(page);
+            }
+        }
+        vm.brk = new;
+        Ok(old as isize)
+    })())
+}
+
+pub fn sys_sleep(a: &[u64; 6]) -> isize {
+    ok_or_errno(bridge::block_on_interruptible(crate::exec::sleep_ms(a[0])).map(|()| 0))
+}
+
+pub fn sys_uptime() -> isize {
+    (crate::time::now_ns() / 1_000_000) as isize
+}
+
+pub fn sys_poweroff() -> isize {
+    crate::power::poweroff()
+}
+
+/// `exec(path, argv)`: `/bin/<path>` first (the report's design), then the path as given.
+pub fn sys_exec(frame: &mut TrapFrame, a: &[u64; 6]) -> isize {
+    ok_or_errno((|| {
+        let path = uaccess::copy_in_str(a[0], MAX_PATH)?;
+        let mut args: Vec<Vec<u8>> = Vec::new();
+        if a[1] != 0 {
+            for i in 0..=MAX_ARGV as u64 {
+                let ptr = uaccess::read_u64(a[1].checked_add(i * 8).ok_or(Errno::EFAULT)?)?;
+                if ptr == 0 {
+                    break;
+                }
+                if args.len() == MAX_ARGV {
+                    return Err(Errno::E2BIG);
+                }
+                args.push(uaccess::copy_in_str(ptr, load::MAX_ARGS)?);
+            }
+        }
+        let fs = crate::rootfs::get().ok_or(Errno::ENOENT)?;
+        let p = proc::current();
+        let root = p.root.lock().clone().ok_or(Errno::ENOENT)?;
+        let cwd = p.cwd.lock().clone().ok_or(Errno::ENOENT)?;
+        let elf = bridge::block_on(async {
+            let mut bin = b"/bin/".to_vec();
+            bin.extend_from_slice(&path);
+            let ip = match fs.namei(&root, &root, &bin).await {
+                Ok(ip) if !path.contains(&b'/') => ip,
+                _ => fs.namei(&root, &cwd, &path).await.map_err(|_| Errno::ENOENT)?,
+            };
+            if ip.lock().await.map_err(|_| Errno::EIO)?.kind() != fs::inode::T_FILE {
+                return Err(Errno::ENOEXEC); // a directory or a device is not a program
+            }
+            load::read_program(fs, &ip).await
+        })?;
+        let l = load::load(&elf, &args)?;
+        {
+            let mut vm = p.vm.lock();
+            l.vm.activate();
+            *vm = l.vm; // the old address space is freed here
+        }
+        let name = path.rsplit(|&c| c == b'/').next().unwrap_or(&path);
+        p.set_name(name);
+        *frame = proc::user_frame(l.entry, l.rsp, l.argc, l.argv);
+        Ok(0)
+    })())
+}

@@ -1,0 +1,31 @@
+//! Host unit tests for the kernel's pure file-layer modules (`kernel/src/file/`): the line
+//! discipline, pipes, procfs contents, the file-descriptor table, `getcwd` and the ABI
+//! conversions. The kernel itself is a `no_std` binary that cannot run `cargo test`, so the
+//! modules that depend only on `abi`, `fs`, `runtime`, `spin` and `alloc` are compiled here
+//! as they are, and their `#[cfg(test)]` tests run on the host.
+
+extern crate alloc;
+
+#[allow(dead_code)]
+#[path = "../../kernel/src/file/ldisc.rs"]
+mod ldisc;
+
+#[allow(dead_code)]
+#[path = "../../kernel/src/file/pipe.rs"]
+mod pipe;
+
+#[allow(dead_code)]
+#[path = "../../kernel/src/file/procfs.rs"]
+mod procfs;
+
+#[allow(dead_code)]
+#[path = "../../kernel/src/file/fdtable.rs"]
+mod fdtable;
+
+#[allow(dead_code)]
+#[path = "../../kernel/src/file/cwd.rs"]
+mod cwd;
+
+#[allow(dead_code)]
+#[path = "../../kernel/src/file/convert.rs"]
+mod convert;
