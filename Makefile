@@ -6,8 +6,8 @@
 #   make bench       benchmarks: boot time (RUNS=N boots, default 5) and the file system
 #                    against the host's, as tables
 #   make qemu-gdb    boot stopped, waiting for gdb on 127.0.0.1:1234
-#   make image       build the file system image target/fs.img (mkimage image; check it with
-#                    mkimage fsck target/fs.img)
+#   make image       build the file system image target/fs.img with the user programs in /bin
+#                    (mkimage image; check it with mkimage fsck target/fs.img)
 #   make clean       remove target/
 
 KERNEL_TARGET := x86_64-unknown-none
@@ -34,9 +34,10 @@ deps:
 build: deps
 	$(MKIMAGE) build
 
-# The disk persists between runs, like a real one: built only when missing (`make image`
-# rebuilds it from scratch).
-target/fs.img:
+# The disk persists between runs, like a real one: built when missing or when the user
+# programs changed (`make image` always rebuilds it from scratch).
+USER_SOURCES := $(shell find user -name '*.rs' -o -name '*.toml' -o -name '*.ld')
+target/fs.img: $(USER_SOURCES)
 	$(MKIMAGE) image
 
 run: deps target/fs.img
@@ -46,6 +47,7 @@ lint: deps
 	cargo fmt --all --check
 	cargo clippy --all-targets -- -D warnings
 	cd kernel && cargo clippy -p kernel --target $(KERNEL_TARGET) --target-dir ../target/kernel -- -D warnings
+	cd user && cargo clippy --release -p user --bins --target $(KERNEL_TARGET) --target-dir ../target/user -- -D warnings
 
 test: lint
 	cargo test --no-fail-fast

@@ -89,12 +89,18 @@ pub fn kernel_command(release: bool) -> Command {
     }
     cmd.args(["-p", "kernel", "--target", KERNEL_TARGET, "--target-dir"]);
     cmd.arg(kernel_target_dir());
+    remove_outer_cargo_env(&mut cmd);
+    cmd
+}
+
+/// Removes from `cmd`'s environment what [`strip_from_nested_cargo`] says belongs to an outer
+/// cargo (for every nested build: the kernel's and the user programs').
+pub fn remove_outer_cargo_env(cmd: &mut Command) {
     for (name, _) in std::env::vars_os() {
         if name.to_str().is_some_and(strip_from_nested_cargo) {
             cmd.env_remove(&name);
         }
     }
-    cmd
 }
 
 /// Builds the kernel (cargo's output goes to this process's stdout and stderr) and returns the

@@ -25,8 +25,9 @@ commands:
   bench-fs    [--release|--debug]              time the kernel's file system (64 MiB write and
                                                read, 1000 creates) against the host's
   image       [--out PATH] [--size-mb N] [--inodes N] [--add HOSTFILE:/PATH]...
-                                               build a file system image with the built-in
-                                               files (README, /etc, /www) and the --add'ed ones
+              [--no-programs]                  build a file system image with the built-in
+                                               files (README, /etc, /www), the user programs
+                                               in /bin (built first) and the --add'ed ones
   fsck        IMAGE                            check a file system image
   ls          IMAGE [PATH]                     list a directory of an image (default /), or
                                                show one file: kind, inode, links, size, name
@@ -46,6 +47,7 @@ options:
   --size-mb N     image size in MiB (default 128)
   --inodes N      number of inodes, inode 0 included (default 4096)
   --add H:/P      copy host file H into the image as /P (repeatable; replaces a built-in file)
+  --no-programs   leave /bin empty (no build of the user programs)
 
 exit status of run: 0 powered off, 101 kernel crashed, 102 self-test failed,
 1 any other error; of fsck: 0 clean, 1 problems found, 2 cannot read the image;
@@ -103,11 +105,19 @@ pub struct ImageArgs {
     pub inodes: u32,
     /// (host file, absolute path in the image), in order.
     pub add: Vec<(PathBuf, String)>,
+    /// Build the user programs and put them in `/bin` (not with `--no-programs`).
+    pub programs: bool,
 }
 
 impl Default for ImageArgs {
     fn default() -> Self {
-        ImageArgs { out: None, size_mb: DEFAULT_SIZE_MB, inodes: DEFAULT_INODES, add: Vec::new() }
+        ImageArgs {
+            out: None,
+            size_mb: DEFAULT_SIZE_MB,
+            inodes: DEFAULT_INODES,
+            add: Vec::new(),
+            programs: true,
+        }
     }
 }
 
@@ -362,6 +372,10 @@ fn parse_image(a: &mut Args) -> Result<Command, UsageError> {
                     let v = a.value(&name, value)?;
                     args.inodes = number("image", &name, &v, 2, MAX_INODES)?;
                 }
+                "no-programs" => {
+                    a.no_value(&name, value)?;
+                    args.programs = false;
+                }
                 "add" => {
                     let v = a.value(&name, value)?;
                     match v.split_once(":/") {
@@ -566,8 +580,15 @@ mod tests {
                     (PathBuf::from("a.txt"), "/docs/a.txt".into()),
                     (PathBuf::from("/host/dir/b"), "/b".into())
                 ],
+                programs: true,
             }))
         );
+        assert_eq!(
+            p(&["image", "--no-programs"]),
+            Ok(Command::Image(ImageArgs { programs: false, ..ImageArgs::default() }))
+        );
+        assert!(err(&["image", "--no-programs=1"]).contains("--no-programs takes no value"));
+        assert!(USAGE.contains("--no-programs"));
         assert!(err(&["image", "--size-mb", "0"]).contains("--size-mb wants a number"));
         assert!(err(&["image", "--inodes", "1"]).contains("--inodes wants a number"));
         assert!(err(&["image", "--add", "nocolon"]).contains("HOSTFILE:/path"));

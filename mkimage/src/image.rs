@@ -426,7 +426,7 @@ executor: interrupt handlers only wake tasks, and the CPU halts whenever nothing
 This disk holds its file system:
 
   /README        this file
-  /bin           programs (they arrive with user processes)
+  /bin           the programs: init, sh, ls, cat, grep, ps, ... (usertests checks the kernel)
   /etc/motd      the message of the day
   /etc/hostname  the machine's name
   /www           a small web site, for the network issue to serve

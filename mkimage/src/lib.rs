@@ -7,6 +7,7 @@
 //! - [`run`] and [`bench`]: the `run` and `bench-boot` commands.
 //! - [`image`], [`fsck`], [`imgread`]: file system images (format in the `abi` crate): build
 //!   one, check one, read files and directories out of one.
+//! - [`programs`]: the nested `cargo build` of the user programs, which `image` puts in `/bin`.
 //! - [`cli`]: the command line of the `mkimage` binary.
 
 pub mod bench;
@@ -18,6 +19,7 @@ mod error;
 pub mod fsck;
 pub mod image;
 pub mod imgread;
+pub mod programs;
 pub mod qemu;
 pub mod run;
 pub mod shell;

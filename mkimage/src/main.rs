@@ -8,7 +8,7 @@ use mkimage::cli::{self, Command, ImageArgs, USAGE};
 use mkimage::image::{self, Builder};
 use mkimage::imgread::{self, Image};
 use mkimage::qemu::Outcome;
-use mkimage::{bench, bench_fs, build, fsck, qemu, run, shell, Error};
+use mkimage::{bench, bench_fs, build, fsck, programs, qemu, run, shell, Error};
 
 /// Exit status for wrong use of the command line.
 const EXIT_USAGE: u8 = 2;
@@ -102,6 +102,8 @@ fn execute(command: Command) -> mkimage::Result<ExitCode> {
 
 fn make_image(args: &ImageArgs) -> mkimage::Result<ExitCode> {
     let mut builder = Builder::standard(args.size_mb << 20, args.inodes)?;
+    let programs = if args.programs { programs::build_and_read()? } else { Vec::new() };
+    programs::add_to(&mut builder, &programs)?;
     for (host, path) in &args.add {
         let bytes =
             std::fs::read(host).map_err(|e| Error::io(format!("reading {}", host.display()), e))?;
@@ -111,14 +113,16 @@ fn make_image(args: &ImageArgs) -> mkimage::Result<ExitCode> {
     let summary = builder.write(&out)?;
     let sb = summary.superblock;
     println!(
-        "{}: {} MiB, {} blocks of which {} data, {} inodes; {} inodes and {} data blocks in use",
+        "{}: {} MiB, {} blocks of which {} data, {} inodes; {} inodes and {} data blocks in use; \
+         {} programs in /bin",
         out.display(),
         args.size_mb,
         sb.size,
         sb.nblocks,
         sb.ninodes,
         summary.inodes,
-        summary.data_blocks
+        summary.data_blocks,
+        programs.len()
     );
     Ok(ExitCode::SUCCESS)
 }

@@ -1,0 +1,142 @@
+//! User space end to end: boot an image with the user programs in /bin, let init start the
+//! shell, and type at it through the serial console exactly as a user would.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use common::{kernel, ok, BOOT, STEP};
+use mkimage::console::{Console, Settings, TempDir};
+use mkimage::image::Builder;
+use mkimage::qemu::{Options, Outcome};
+
+/// The user programs, built once per test binary.
+fn programs() -> &'static [(String, Vec<u8>)] {
+    static P: OnceLock<Vec<(String, Vec<u8>)>> = OnceLock::new();
+    P.get_or_init(|| mkimage::programs::build_and_read().expect("build the user programs"))
+}
+
+/// A fresh standard image with the programs in /bin.
+fn image(name: &str) -> (TempDir, PathBuf) {
+    let dir = ok(TempDir::new(name));
+    let path = dir.path().join("fs.img");
+    let mut b = Builder::standard(64 << 20, 4096).expect("builder");
+    mkimage::programs::add_to(&mut b, programs()).expect("add programs");
+    b.write(&path).expect("write image");
+    (dir, path)
+}
+
+/// Boot to the shell's first prompt.
+fn shell(disk: &Path) -> Console {
+    let mut opts = Options::new(kernel(), "");
+    opts.disk = Some(disk.to_path_buf());
+    let c = ok(Console::spawn_with(opts, Settings::default()));
+    ok(c.expect("init: starting sh", BOOT));
+    ok(c.expect("$ ", BOOT));
+    c
+}
+
+/// Type `line` and return everything printed up to the next prompt (the shell's prompt is
+/// `$ ` at the start of a line; the search position is always just past the previous one).
+fn run(c: &Console, line: &str) -> String {
+    ok(c.send(format!("{line}\n")));
+    ok(c.expect("\n$ ", STEP)).replace('\r', "")
+}
+
+fn poweroff(c: Console) {
+    ok(c.send("poweroff\n"));
+    let status = ok(c.wait_exit(STEP));
+    assert_eq!(Outcome::from_status(status), Outcome::PowerOff, "{}", c.output());
+}
+
+#[test]
+fn pipelines_redirection_ps_pwd() {
+    let (_dir, img) = image("shell");
+    let c = shell(&img);
+    let out = run(&c, "echo hello world | wc");
+    assert!(
+        out.lines().any(|l| l.split_whitespace().collect::<Vec<_>>() == ["1", "2", "12"]),
+        "{out}"
+    );
+    run(&c, "echo one two > /tmp.txt");
+    let out = run(&c, "cat < /tmp.txt");
+    assert!(out.contains("one two"), "{out}");
+    let out = run(&c, "cat /etc/motd | grep rustix | wc");
+    assert!(out.lines().any(|l| l.trim().starts_with('1')), "{out}");
+    run(&c, "mkdir /d1; cd /d1; mkdir d2; cd d2");
+    let out = run(&c, "pwd");
+    assert!(out.lines().any(|l| l.trim() == "/d1/d2"), "{out}");
+    let out = run(&c, "ps");
+    assert!(out.contains("init") && out.contains("sh") && out.contains("ps"), "{out}");
+    poweroff(c);
+}
+
+#[test]
+fn kill_background_job_and_ctrl_c() {
+    let (_dir, img) = image("jobs");
+    let c = shell(&img);
+    let out = run(&c, "sleep 100000 &");
+    let pid: u32 = out
+        .split(|ch: char| !ch.is_ascii_digit())
+        .filter_map(|w| w.parse().ok())
+        .next_back()
+        .unwrap_or_else(|| panic!("no pid printed for the background job:\n{out}"));
+    // `ps` lines are `PID PPID STATE NAME`: find the job by pid and name.
+    let listed = |out: &str| {
+        out.lines().any(|l| {
+            let w: Vec<&str> = l.split_whitespace().collect();
+            w.len() == 4 && w[0] == pid.to_string() && w[3] == "sleep"
+        })
+    };
+    let out = run(&c, "ps");
+    assert!(listed(&out), "background job {pid} not in ps:\n{out}");
+    run(&c, &format!("kill {pid}"));
+    let out = run(&c, "ps");
+    assert!(!listed(&out), "killed job {pid} still in ps:\n{out}");
+    // ^C stops a foreground program and the shell prompts again.
+    ok(c.send("sleep 100000\n"));
+    ok(c.expect("sleep 100000", STEP));
+    ok(c.send("\x03"));
+    ok(c.expect("^C", STEP));
+    ok(c.expect("$ ", STEP)); // the shell prompts once its foreground job is gone
+    let out = run(&c, "echo after");
+    assert!(out.lines().any(|l| l.trim() == "after"), "{out}");
+    poweroff(c);
+}
+
+/// Run usertests to its verdict and the next prompt; the whole output of the run.
+fn usertests(c: &Console) -> String {
+    ok(c.send("usertests\n"));
+    let out = ok(c.expect("TESTS", Duration::from_secs(600)));
+    let rest = ok(c.expect("\n$ ", STEP)); // the verdict line is complete once sh prompts
+    format!("{out}{rest}")
+}
+
+/// `/proc/meminfo` as the guest's own reader sees it: (frames free, inodes free).
+fn meminfo(c: &Console) -> (u64, u64) {
+    let out = run(c, "cat /proc/meminfo");
+    let field = |name: &str| {
+        out.lines()
+            .find_map(|l| l.trim().strip_prefix(name)?.trim().parse().ok())
+            .unwrap_or_else(|| panic!("no {name} in /proc/meminfo:\n{out}"))
+    };
+    (field("frames_free"), field("inodes_free"))
+}
+
+/// usertests passes, and (after a first run has grown the kernel heap to its working size)
+/// a second run gives back every physical frame and every inode it used.
+#[test]
+fn usertests_pass_and_leak_nothing() {
+    let (_dir, img) = image("usertests");
+    let c = shell(&img);
+    let first = usertests(&c);
+    assert!(first.contains("ALL TESTS PASSED"), "usertests failed:\n{first}");
+    let before = meminfo(&c);
+    let second = usertests(&c);
+    assert!(second.contains("ALL TESTS PASSED"), "usertests failed on the second run:\n{second}");
+    let after = meminfo(&c);
+    assert_eq!(after, before, "(frames free, inodes free) before and after usertests");
+    poweroff(c);
+}

@@ -1,0 +1,320 @@
+//! System calls: the `syscall` instruction ([`raw`]) and one typed wrapper per call.
+//!
+//! The convention is the one in `abi::syscall`: number in `rax`, arguments in `rdi`, `rsi`,
+//! `rdx`, `r10`, `r8`, `r9`, result in `rax` (`-errno` on failure); the instruction clobbers
+//! `rcx` and `r11`. Every wrapper turns a negative result into an [`Errno`], so errors are
+//! values: `open("/x", RDONLY)?`.
+//!
+//! Paths are passed to the kernel NUL-terminated: the wrappers copy them (on the stack when
+//! short, else on the heap); a path with a NUL inside is `EINVAL` without a system call.
+
+use abi::syscall::{nr, Errno, Stat};
+use alloc::vec::Vec;
+
+/// A file descriptor.
+pub type Fd = i32;
+/// A process id.
+pub type Pid = u32;
+/// What system calls return.
+pub type Result<T> = core::result::Result<T, Errno>;
+
+pub use abi::syscall::open::{APPEND, CREATE, RDONLY, RDWR, TRUNC, WRONLY};
+
+/// The bare instruction, for callers that pass arbitrary values (usertests passes bad
+/// pointers on purpose). Each returns the kernel's `rax` unchanged.
+pub mod raw {
+    use core::arch::asm;
+
+    /// # Safety
+    /// The kernel may read or write memory the arguments point to.
+    #[inline(always)]
+    pub unsafe fn syscall0(n: usize) -> isize {
+        let ret: isize;
+        asm!("syscall", inlateout("rax") n as isize => ret,
+             lateout("rcx") _, lateout("r11") _, options(nostack));
+        ret
+    }
+
+    /// # Safety
+    /// See [`syscall0`].
+    #[inline(always)]
+    pub unsafe fn syscall1(n: usize, a0: usize) -> isize {
+        let ret: isize;
+        asm!("syscall", inlateout("rax") n as isize => ret, in("rdi") a0,
+             lateout("rcx") _, lateout("r11") _, options(nostack));
+        ret
+    }
+
+    /// # Safety
+    /// See [`syscall0`].
+    #[inline(always)]
+    pub unsafe fn syscall2(n: usize, a0: usize, a1: usize) -> isize {
+        let ret: isize;
+        asm!("syscall", inlateout("rax") n as isize => ret, in("rdi") a0, in("rsi") a1,
+             lateout("rcx") _, lateout("r11") _, options(nostack));
+        ret
+    }
+
+    /// # Safety
+    /// See [`syscall0`].
+    #[inline(always)]
+    pub unsafe fn syscall3(n: usize, a0: usize, a1: usize, a2: usize) -> isize {
+        let ret: isize;
+        asm!("syscall", inlateout("rax") n as isize => ret, in("rdi") a0, in("rsi") a1,
+             in("rdx") a2, lateout("rcx") _, lateout("r11") _, options(nostack));
+        ret
+    }
+
+    /// # Safety
+    /// See [`syscall0`].
+    #[inline(always)]
+    pub unsafe fn syscall4(n: usize, a0: usize, a1: usize, a2: usize, a3: usize) -> isize {
+        let ret: isize;
+        asm!("syscall", inlateout("rax") n as isize => ret, in("rdi") a0, in("rsi") a1,
+             in("rdx") a2, in("r10") a3, lateout("rcx") _, lateout("r11") _, options(nostack));
+        ret
+    }
+
+    /// # Safety
+    /// See [`syscall0`].
+    #[inline(always)]
+    pub unsafe fn syscall5(
+        n: usize,
+        a0: usize,
+        a1: usize,
+        a2: usize,
+        a3: usize,
+        a4: usize,
+    ) -> isize {
+        let ret: isize;
+        asm!("syscall", inlateout("rax") n as isize => ret, in("rdi") a0, in("rsi") a1,
+             in("rdx") a2, in("r10") a3, in("r8") a4,
+             lateout("rcx") _, lateout("r11") _, options(nostack));
+        ret
+    }
+
+    /// # Safety
+    /// See [`syscall0`].
+    #[inline(always)]
+    #[allow(clippy::too_many_arguments)]
+    pub unsafe fn syscall6(
+        n: usize,
+        a0: usize,
+        a1: usize,
+        a2: usize,
+        a3: usize,
+        a4: usize,
+        a5: usize,
+    ) -> isize {
+        let ret: isize;
+        asm!("syscall", inlateout("rax") n as isize => ret, in("rdi") a0, in("rsi") a1,
+             in("rdx") a2, in("r10") a3, in("r8") a4, in("r9") a5,
+             lateout("rcx") _, lateout("r11") _, options(nostack));
+        ret
+    }
+}
+
+/// A raw result as a value: `>= 0` is success, `-errno` an error (an error number this ABI
+/// does not know becomes `EIO`).
+pub fn check(ret: isize) -> Result<usize> {
+    if ret >= 0 {
+        Ok(ret as usize)
+    } else {
+        Err(Errno::from_ret(ret).unwrap_or(Errno::EIO))
+    }
+}
+
+/// Short paths are copied to the stack; longer ones to the heap.
+const STACK_PATH: usize = 256;
+
+/// Calls `f` with `s` as a NUL-terminated string.
+pub fn with_cstr<R>(s: &str, f: impl FnOnce(*const u8) -> R) -> Result<R> {
+    let bytes = s.as_bytes();
+    if bytes.contains(&0) {
+        return Err(Errno::EINVAL);
+    }
+    if bytes.len() < STACK_PATH {
+        let mut buf = [0u8; STACK_PATH];
+        buf[..bytes.len()].copy_from_slice(bytes);
+        Ok(f(buf.as_ptr()))
+    } else {
+        let mut v = Vec::with_capacity(bytes.len() + 1);
+        v.extend_from_slice(bytes);
+        v.push(0);
+        Ok(f(v.as_ptr()))
+    }
+}
+
+fn path_call1(n: usize, path: &str) -> Result<usize> {
+    check(with_cstr(path, |p| unsafe { raw::syscall1(n, p as usize) })?)
+}
+
+fn path_call2(n: usize, a: &str, b: &str) -> Result<usize> {
+    let ret = with_cstr(a, |pa| {
+        with_cstr(b, |pb| unsafe { raw::syscall2(n, pa as usize, pb as usize) })
+    })??;
+    check(ret)
+}
+
+/// A copy of this process; returns 0 in the child and the child's pid in the parent.
+pub fn fork() -> Result<Pid> {
+    check(unsafe { raw::syscall0(nr::FORK) }).map(|p| p as Pid)
+}
+
+/// Ends this process with `status` (what the parent's [`wait`] sees).
+pub fn exit(status: i32) -> ! {
+    unsafe {
+        raw::syscall1(nr::EXIT, status as isize as usize);
+    }
+    // The kernel never returns from exit; if it did, fault rather than run on.
+    unsafe { core::arch::asm!("ud2", options(noreturn)) }
+}
+
+/// Waits for a child to exit: its pid and exit status. `ECHILD` without children.
+pub fn wait() -> Result<(Pid, i32)> {
+    let mut status: i32 = 0;
+    let pid = check(unsafe { raw::syscall1(nr::WAIT, &mut status as *mut i32 as usize) })?;
+    Ok((pid as Pid, status))
+}
+
+/// A new pipe: `(read end, write end)`.
+pub fn pipe() -> Result<(Fd, Fd)> {
+    let mut fds: [i32; 2] = [-1, -1];
+    check(unsafe { raw::syscall1(nr::PIPE, fds.as_mut_ptr() as usize) })?;
+    Ok((fds[0], fds[1]))
+}
+
+/// Reads up to `buf.len()` bytes; 0 at end of file.
+pub fn read(fd: Fd, buf: &mut [u8]) -> Result<usize> {
+    check(unsafe { raw::syscall3(nr::READ, fd as usize, buf.as_mut_ptr() as usize, buf.len()) })
+}
+
+/// Writes up to `buf.len()` bytes; returns how many were written.
+pub fn write(fd: Fd, buf: &[u8]) -> Result<usize> {
+    check(unsafe { raw::syscall3(nr::WRITE, fd as usize, buf.as_ptr() as usize, buf.len()) })
+}
+
+/// Ends process `pid` (a sleeping one is woken to die).
+pub fn kill(pid: Pid) -> Result<()> {
+    check(unsafe { raw::syscall1(nr::KILL, pid as usize) }).map(drop)
+}
+
+/// Replaces this program with `path` (looked up in `/bin` first, then as given), with
+/// arguments `args` (`args[0]` is by convention the program's name). Returns only on failure.
+pub fn exec(path: &str, args: &[&str]) -> Errno {
+    // One heap block holds every string, NUL-terminated; a second the pointer array.
+    let mut strings: Vec<u8> = Vec::new();
+    let mut offsets: Vec<usize> = Vec::with_capacity(args.len());
+    for a in args {
+        if a.as_bytes().contains(&0) {
+            return Errno::EINVAL;
+        }
+        offsets.push(strings.len());
+        strings.extend_from_slice(a.as_bytes());
+        strings.push(0);
+    }
+    let base = strings.as_ptr();
+    let mut argv: Vec<*const u8> = offsets.iter().map(|&o| base.wrapping_add(o)).collect();
+    argv.push(core::ptr::null());
+    match with_cstr(path, |p| unsafe {
+        raw::syscall2(nr::EXEC, p as usize, argv.as_ptr() as usize)
+    }) {
+        Ok(ret) => check(ret).err().unwrap_or(Errno::EIO),
+        Err(e) => e,
+    }
+}
+
+/// The status of an open file.
+pub fn fstat(fd: Fd) -> Result<Stat> {
+    let mut st = Stat::default();
+    check(unsafe { raw::syscall2(nr::FSTAT, fd as usize, &mut st as *mut Stat as usize) })?;
+    Ok(st)
+}
+
+/// Changes the working directory.
+pub fn chdir(path: &str) -> Result<()> {
+    path_call1(nr::CHDIR, path).map(drop)
+}
+
+/// A new descriptor (the lowest free one) for the same open file.
+pub fn dup(fd: Fd) -> Result<Fd> {
+    check(unsafe { raw::syscall1(nr::DUP, fd as usize) }).map(|f| f as Fd)
+}
+
+/// This process's id.
+pub fn getpid() -> Pid {
+    unsafe { raw::syscall0(nr::GETPID) as Pid }
+}
+
+/// Moves the break (the end of the heap) by `delta` bytes; returns the old break.
+pub fn sbrk(delta: isize) -> Result<usize> {
+    check(unsafe { raw::syscall1(nr::SBRK, delta as usize) })
+}
+
+/// Sleeps for `ms` milliseconds (`EINTR` if killed meanwhile).
+pub fn sleep(ms: u64) -> Result<()> {
+    check(unsafe { raw::syscall1(nr::SLEEP, ms as usize) }).map(drop)
+}
+
+/// Milliseconds since boot.
+pub fn uptime() -> u64 {
+    unsafe { raw::syscall0(nr::UPTIME) as u64 }
+}
+
+/// Opens `path` with `flags` ([`RDONLY`], [`WRONLY`], [`RDWR`], with [`CREATE`], [`TRUNC`],
+/// [`APPEND`]).
+pub fn open(path: &str, flags: usize) -> Result<Fd> {
+    check(with_cstr(path, |p| unsafe { raw::syscall2(nr::OPEN, p as usize, flags) })?)
+        .map(|f| f as Fd)
+}
+
+/// Makes a device file.
+pub fn mknod(path: &str, major: u16, minor: u16) -> Result<()> {
+    let ret = with_cstr(path, |p| unsafe {
+        raw::syscall3(nr::MKNOD, p as usize, major as usize, minor as usize)
+    })?;
+    check(ret).map(drop)
+}
+
+/// Removes a name (an empty directory too).
+pub fn unlink(path: &str) -> Result<()> {
+    path_call1(nr::UNLINK, path).map(drop)
+}
+
+/// A second name `new` for the file `old`.
+pub fn link(old: &str, new: &str) -> Result<()> {
+    path_call2(nr::LINK, old, new).map(drop)
+}
+
+/// Makes a directory.
+pub fn mkdir(path: &str) -> Result<()> {
+    path_call1(nr::MKDIR, path).map(drop)
+}
+
+/// Closes a descriptor.
+pub fn close(fd: Fd) -> Result<()> {
+    check(unsafe { raw::syscall1(nr::CLOSE, fd as usize) }).map(drop)
+}
+
+/// Renames `old` to `new`.
+pub fn rename(old: &str, new: &str) -> Result<()> {
+    path_call2(nr::RENAME, old, new).map(drop)
+}
+
+/// The working directory, written into `buf`; returns the path (without its NUL).
+pub fn getcwd(buf: &mut [u8]) -> Result<&str> {
+    let n = check(unsafe { raw::syscall2(nr::GETCWD, buf.as_mut_ptr() as usize, buf.len()) })?;
+    let got = &buf[..n.min(buf.len())];
+    let end = got.iter().position(|&b| b == 0).unwrap_or(got.len());
+    core::str::from_utf8(&got[..end]).map_err(|_| Errno::EINVAL)
+}
+
+/// Powers the machine off.
+pub fn poweroff() -> Result<()> {
+    check(unsafe { raw::syscall0(nr::POWEROFF) }).map(drop)
+}
+
+/// Makes `pid` the console's foreground process (the one ^C ends); 0 for none.
+pub fn setfg(pid: Pid) -> Result<()> {
+    check(unsafe { raw::syscall1(nr::SETFG, pid as usize) }).map(drop)
+}

@@ -1,0 +1,19 @@
+//! Parsers for the user programs, kept apart from the system calls so that they build and run
+//! their unit tests on the host (`cargo test -p uparse`); the programs in `user/` use them on
+//! the kernel.
+//!
+//! - [`shell`]: the shell's command language: words and quotes, `|`, `<`, `>`, `>>`, `&`, `;`.
+//! - [`pattern`]: grep's patterns: literal characters, `.`, `*`, `^`, `$`.
+//! - [`meminfo`]: the text of `/proc/meminfo`.
+//! - [`duration`]: `sleep`'s argument.
+
+#![no_std]
+
+extern crate alloc;
+#[cfg(test)]
+extern crate std;
+
+pub mod duration;
+pub mod meminfo;
+pub mod pattern;
+pub mod shell;
