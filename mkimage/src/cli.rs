@@ -22,6 +22,8 @@ commands:
                                                print the QEMU command `run` would use
   bench-boot  [--runs N] [--release|--debug]   boot N times (default 5); print a table of the
                                                time from starting QEMU to the line `ready`
+  bench-sys   [--release|--debug]              system-call costs in cycles (getpid,
+                                               fork+exec+wait, pipe ping-pong) against Linux
   bench-fs    [--release|--debug]              time the kernel's file system (64 MiB write and
                                                read, 1000 creates) against the host's
   image       [--out PATH] [--size-mb N] [--inodes N] [--add HOSTFILE:/PATH]...
@@ -90,6 +92,7 @@ pub enum Command {
     QemuCmd(RunArgs),
     BenchBoot { runs: usize, release: bool },
     BenchFs { release: bool },
+    BenchSys { release: bool },
     Image(ImageArgs),
     Fsck { image: PathBuf },
     Ls { image: PathBuf, path: String },
@@ -231,6 +234,12 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Command, UsageE
         }
         "bench-boot" => ("bench-boot", parse_bench_boot),
         "bench-fs" => ("bench-fs", parse_bench_fs),
+        "bench-sys" => ("bench-sys", |a| {
+            parse_bench_fs(a).map(|c| match c {
+                Command::BenchFs { release } => Command::BenchSys { release },
+                other => other,
+            })
+        }),
         "image" => ("image", parse_image),
         "fsck" => ("fsck", parse_fsck),
         "ls" => ("ls", parse_ls),

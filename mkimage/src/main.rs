@@ -8,7 +8,7 @@ use mkimage::cli::{self, Command, ImageArgs, USAGE};
 use mkimage::image::{self, Builder};
 use mkimage::imgread::{self, Image};
 use mkimage::qemu::Outcome;
-use mkimage::{bench, bench_fs, build, fsck, programs, qemu, run, shell, Error};
+use mkimage::{bench, bench_fs, bench_sys, build, fsck, programs, qemu, run, shell, Error};
 
 /// Exit status for wrong use of the command line.
 const EXIT_USAGE: u8 = 2;
@@ -64,6 +64,13 @@ fn execute(command: Command) -> mkimage::Result<ExitCode> {
             let guest = bench_fs::guest(&elf)?;
             let host = bench_fs::host()?;
             print!("{}", bench_fs::markdown_table(&guest, &host));
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::BenchSys { release } => {
+            let elf = build::kernel(release)?;
+            let ours = bench_sys::guest(&elf)?;
+            let linux = bench_sys::linux()?;
+            print!("{}", bench_sys::markdown_table(&ours, &linux));
             Ok(ExitCode::SUCCESS)
         }
         Command::Image(args) => make_image(&args),

@@ -80,11 +80,26 @@ fn escape_commas(path: &Path) -> OsString {
     path.to_string_lossy().replace(',', ",,").into()
 }
 
+/// The machine every guest gets, ours and the Linux peer alike (same CPU, memory, cores).
+const MACHINE: [&str; 8] = ["-machine", "pc", "-cpu", "qemu64", "-m", "512M", "-smp", "1"];
+
+/// The Linux peer for `mkimage bench-sys`: Debian's kernel with an initramfs, no network,
+/// serial on stdio, on the same machine as our guests.
+pub fn linux_peer_command(vmlinuz: &Path, initrd: &Path) -> Command {
+    let mut cmd = Command::new(QEMU);
+    cmd.args(MACHINE);
+    cmd.arg("-kernel").arg(vmlinuz).arg("-initrd").arg(initrd);
+    cmd.args(["-append", "console=ttyS0 quiet panic=-1"]);
+    cmd.args(["-serial", "stdio", "-display", "none", "-monitor", "none", "-no-reboot"]);
+    cmd.args(["-nic", "none"]);
+    cmd
+}
+
 /// All of QEMU's arguments for these options.
 pub fn args(opts: &Options) -> Vec<OsString> {
     let mut a: Vec<OsString> = Vec::new();
     let mut push = |items: &[&str]| a.extend(items.iter().map(OsString::from));
-    push(&["-machine", "pc", "-cpu", "qemu64", "-m", "512M", "-smp", "1"]);
+    push(&MACHINE);
     // Serial on stdio and no display: a clean serial stream (`-nographic` would mix the monitor
     // and escape codes into it). No reboot: a triple fault ends QEMU instead of looping.
     push(&["-serial", "stdio", "-display", "none", "-monitor", "none", "-no-reboot"]);

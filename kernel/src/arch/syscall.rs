@@ -1,6 +1,7 @@
 //! The `syscall` instruction's entry: switch to the process's kernel stack, build the same
 //! `TrapFrame` an interrupt from user mode would (vector 256 marks a system call), dispatch,
-//! and leave through `trap::trap_return` (`iretq`).
+//! and return with `sysretq` (or through `trap::trap_return`'s `iretq` when the frame does
+//! not return to plain user code).
 //!
 //! `syscall` leaves the user stack pointer in place and masks interrupts (SFMASK), so the
 //! entry saves `rsp` in a scratch word and loads the kernel stack top (one CPU, so statics
@@ -57,7 +58,19 @@ extern "C" fn entry() {
         "mov rdi, rsp",
         "call {dispatch}",
         "mov rsp, rax",
-        "jmp {ret}",
+        // Return with sysretq: restore every register, then rcx = rip and r11 = rflags (the
+        // ABI lets syscall clobber both). sysretq to a non-canonical rip would fault in ring
+        // 0, so anything but a plain user return (bit 47 set) takes the iretq path instead.
+        "mov rcx, [rsp + {rip}]",
+        "bt rcx, 47",
+        "jc {ret}",
+        "pop r15", "pop r14", "pop r13", "pop r12", "pop r11", "pop r10", "pop r9", "pop r8",
+        "pop rbp", "pop rdi", "pop rsi", "pop rdx", "pop rcx", "pop rbx", "pop rax",
+        "add rsp, 16",
+        "mov rcx, [rsp]",
+        "mov r11, [rsp + 16]",
+        "mov rsp, [rsp + 24]",
+        "sysretq",
         user_rsp = sym USER_RSP,
         kernel_rsp = sym KERNEL_RSP,
         ss = const USER_SS,
@@ -65,8 +78,12 @@ extern "C" fn entry() {
         vector = const SYSCALL_VECTOR,
         dispatch = sym dispatch,
         ret = sym trap_return,
+        rip = const RIP_OFFSET,
     );
 }
+
+/// Where `rip` sits in a `TrapFrame` (15 registers, vector, error code, then the CPU's part).
+const RIP_OFFSET: usize = core::mem::offset_of!(TrapFrame, rip);
 
 extern "C" fn dispatch(frame: &mut TrapFrame) -> &mut TrapFrame {
     crate::syscall::dispatch(frame);
