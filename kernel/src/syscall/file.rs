@@ -19,6 +19,7 @@ use crate::rootfs::Ino;
 use abi::syscall::{dev, open, Errno};
 use alloc::sync::Arc;
 use alloc::vec;
+use alloc::vec::Vec;
 use fs::inode::{T_DEV, T_DIR, T_FILE};
 use fs::FsError;
 
@@ -279,64 +280,61 @@ pub fn sys_fstat(a: &[u64; 6]) -> isize {
     })())
 }
 
-/// `link(old, new)`: a second name for a file.
-pub fn sys_link(a: &[u64; 6]) -> isize {
+/// The shape of link, unlink, mkdir, mknod and rename: `N` path arguments (none of them under
+/// `/proc`), resolved from the caller's root and working directory by one file-system
+/// operation, which runs to completion (file-system transactions are not interruptible).
+fn path_op<const N: usize, F>(a: &[u64; 6], op: impl FnOnce(Ino, Ino, [Vec<u8>; N]) -> F) -> isize
+where
+    F: core::future::Future<Output = Result<(), FsError>>,
+{
     ret((|| {
-        let (old, new) = (path_arg(a[0])?, path_arg(a[1])?);
+        let mut paths: [Vec<u8>; N] = core::array::from_fn(|_| Vec::new());
+        for (i, p) in paths.iter_mut().enumerate() {
+            *p = path_arg(a[i])?;
+        }
         let (root, cwd) = dirs()?;
-        not_proc(&old, &root, &cwd)?;
-        not_proc(&new, &root, &cwd)?;
-        bridge::block_on(root.fs().link(&root, &cwd, &old, &new)).map_err(errno)?;
+        for p in &paths {
+            not_proc(p, &root, &cwd)?;
+        }
+        bridge::block_on(op(root, cwd, paths)).map_err(errno)?;
         Ok(0)
     })())
+}
+
+/// `link(old, new)`: a second name for a file.
+pub fn sys_link(a: &[u64; 6]) -> isize {
+    path_op(a, |root, cwd, [old, new]| async move { root.fs().link(&root, &cwd, &old, &new).await })
 }
 
 /// `unlink(path)`: remove a name (a directory only when empty).
 pub fn sys_unlink(a: &[u64; 6]) -> isize {
-    ret((|| {
-        let path = path_arg(a[0])?;
-        let (root, cwd) = dirs()?;
-        not_proc(&path, &root, &cwd)?;
-        bridge::block_on(root.fs().unlink(&root, &cwd, &path)).map_err(errno)?;
-        Ok(0)
-    })())
+    path_op(a, |root, cwd, [path]| async move { root.fs().unlink(&root, &cwd, &path).await })
 }
 
 /// `mkdir(path)`
 pub fn sys_mkdir(a: &[u64; 6]) -> isize {
-    ret((|| {
-        let path = path_arg(a[0])?;
-        let (root, cwd) = dirs()?;
-        not_proc(&path, &root, &cwd)?;
-        bridge::block_on(root.fs().mkdir(&root, &cwd, &path)).map_err(errno)?;
-        Ok(0)
-    })())
+    path_op(
+        a,
+        |root, cwd, [path]| async move { root.fs().mkdir(&root, &cwd, &path).await.map(drop) },
+    )
 }
 
 /// `mknod(path, major, minor)`: a device inode (`EEXIST` if the name is taken).
 pub fn sys_mknod(a: &[u64; 6]) -> isize {
-    ret((|| {
-        let path = path_arg(a[0])?;
-        let major = u16::try_from(a[1]).map_err(|_| Errno::EINVAL)?;
-        let minor = u16::try_from(a[2]).map_err(|_| Errno::EINVAL)?;
-        let (root, cwd) = dirs()?;
-        not_proc(&path, &root, &cwd)?;
-        bridge::block_on(root.fs().create(&root, &cwd, &path, T_DEV, major, minor))
-            .map_err(errno)?;
-        Ok(0)
-    })())
+    let (Ok(major), Ok(minor)) = (u16::try_from(a[1]), u16::try_from(a[2])) else {
+        return Errno::EINVAL.ret();
+    };
+    path_op(a, |root, cwd, [path]| async move {
+        root.fs().create(&root, &cwd, &path, T_DEV, major, minor).await.map(drop)
+    })
 }
 
 /// `rename(old, new)`
 pub fn sys_rename(a: &[u64; 6]) -> isize {
-    ret((|| {
-        let (old, new) = (path_arg(a[0])?, path_arg(a[1])?);
-        let (root, cwd) = dirs()?;
-        not_proc(&old, &root, &cwd)?;
-        not_proc(&new, &root, &cwd)?;
-        bridge::block_on(root.fs().rename(&root, &cwd, &old, &new)).map_err(errno)?;
-        Ok(0)
-    })())
+    path_op(
+        a,
+        |root, cwd, [old, new]| async move { root.fs().rename(&root, &cwd, &old, &new).await },
+    )
 }
 
 /// `chdir(path)`: the new working directory (`ENOTDIR` unless a directory; `/proc` is not
