@@ -196,12 +196,6 @@ impl<'a, D: BlockDevice> Buf<'a, D> {
     pub fn data_mut(&mut self) -> &mut Block {
         &mut self.guard.as_mut().expect("buffer released").data
     }
-
-    /// Write the contents to the block's home on disk now (the log uses this; file-system
-    /// code never does: its changes reach the disk through the log).
-    pub(crate) async fn write_home(&self) -> Result<(), IoError> {
-        self.cache.dev.write(self.blockno(), self.data()).await
-    }
 }
 
 impl<D> Drop for Buf<'_, D> {

@@ -26,6 +26,7 @@ use crate::FsError;
 use abi::fs::{crc32, LogHeader, BSIZE, LOG_DATA, LOG_MAGIC, MAX_OP_BLOCKS};
 use alloc::boxed::Box;
 use alloc::vec::Vec;
+use futures_util::future::join_all;
 use runtime::sync::WaitQueue;
 
 struct State {
@@ -52,6 +53,10 @@ fn header_block(targets: &[u32], crc: u32) -> Box<Block> {
     let mut out = Box::new([0u8; BSIZE]);
     h.encode(&mut out[..]);
     out
+}
+
+fn all_ok(results: Vec<Result<(), IoError>>) -> Result<(), IoError> {
+    results.into_iter().collect()
 }
 
 impl Log {
@@ -128,19 +133,24 @@ impl Log {
         if blocks.is_empty() {
             return Ok(());
         }
+        // Copy the blocks out, one buffer held at a time (holding several could deadlock
+        // against a reader that holds one and waits for another), checksumming in order.
+        let mut copies: Vec<Box<Block>> = Vec::with_capacity(blocks.len());
         let mut crc = LogHeader::checksum_begin(&blocks);
-        let mut result = Ok(());
-        for (i, &b) in blocks.iter().enumerate() {
+        for &b in &blocks {
             let buf = cache.read(b).await.map_err(|_| IoError::Device)?; // pinned: a cache hit
             crc = crc32(crc, buf.data());
-            result = result.and(cache.dev.write(self.start + 1 + i as u32, buf.data()).await);
+            copies.push(Box::new(*buf.data()));
         }
-        result?;
+        // The disk takes many requests at once: issue each phase's writes together, and let
+        // every one of them complete before the next phase (that order is the protocol).
+        let to_log =
+            copies.iter().enumerate().map(|(i, c)| cache.dev.write(self.start + 1 + i as u32, c));
+        all_ok(join_all(to_log).await)?;
         cache.dev.write(self.start, &header_block(&blocks, crc)).await?; // commit point
+        let install = blocks.iter().zip(&copies).map(|(&b, c)| cache.dev.write(b, c));
+        all_ok(join_all(install).await)?;
         for &b in &blocks {
-            let buf = cache.read(b).await.map_err(|_| IoError::Device)?;
-            buf.write_home().await?;
-            drop(buf);
             cache.unpin(b);
         }
         cache.dev.write(self.start, &header_block(&[], 0)).await
