@@ -56,6 +56,104 @@ pub mod nr {
     pub const POWEROFF: usize = 24;
     /// `setfg(pid)`: the console's foreground process (^C kills it); 0 = none
     pub const SETFG: usize = 25;
+    /// `socket(domain = AF_INET, type = SOCK_STREAM | SOCK_DGRAM, protocol = 0) -> fd`
+    pub const SOCKET: usize = 30;
+    /// `bind(fd, addr: *const SockAddrIn, len)`
+    pub const BIND: usize = 31;
+    /// `listen(fd, backlog)`
+    pub const LISTEN: usize = 32;
+    /// `accept(fd, addr: *mut SockAddrIn (may be null), len: *mut u32 (may be null)) -> fd`
+    pub const ACCEPT: usize = 33;
+    /// `connect(fd, addr: *const SockAddrIn, len)`
+    pub const CONNECT: usize = 34;
+    /// `send(fd, buf, len, flags) -> n`
+    pub const SEND: usize = 35;
+    /// `recv(fd, buf, len, flags) -> n` (0: the peer closed)
+    pub const RECV: usize = 36;
+    /// `sendto(fd, buf, len, flags, addr: *const SockAddrIn, addrlen) -> n`
+    pub const SENDTO: usize = 37;
+    /// `recvfrom(fd, buf, len, flags, addr: *mut SockAddrIn, addrlen: *mut u32) -> n`
+    pub const RECVFROM: usize = 38;
+    /// `getsockname(fd, addr: *mut SockAddrIn, len: *mut u32)`
+    pub const GETSOCKNAME: usize = 39;
+    /// `getpeername(fd, addr: *mut SockAddrIn, len: *mut u32)`
+    pub const GETPEERNAME: usize = 40;
+    /// `shutdown(fd, how: SHUT_RD | SHUT_WR | SHUT_RDWR)`
+    pub const SHUTDOWN: usize = 41;
+    /// `poll(fds: *mut PollFd, nfds, timeout_ms: isize (-1 = forever)) -> ready count`
+    pub const POLL: usize = 42;
+    /// `fcntl(fd, cmd: F_GETFL | F_SETFL, arg) -> flags` (only `open::NONBLOCK` is settable)
+    pub const FCNTL: usize = 43;
+    /// `arping(ip: u32 (network order), mac: *mut [u8; 6])`: ARP request on the NIC, wait
+    /// for the reply (ETIMEDOUT after a second)
+    pub const ARPING: usize = 44;
+}
+
+/// Sockets: Linux's values and layouts.
+pub mod net {
+    pub const AF_INET: usize = 2;
+    pub const SOCK_STREAM: usize = 1;
+    pub const SOCK_DGRAM: usize = 2;
+    pub const SHUT_RD: usize = 0;
+    pub const SHUT_WR: usize = 1;
+    pub const SHUT_RDWR: usize = 2;
+    pub const F_GETFL: usize = 3;
+    pub const F_SETFL: usize = 4;
+    pub const POLLIN: i16 = 0x1;
+    pub const POLLOUT: i16 = 0x4;
+    pub const POLLERR: i16 = 0x8;
+    pub const POLLHUP: i16 = 0x10;
+    pub const POLLNVAL: i16 = 0x20;
+
+    /// `struct sockaddr_in`: 16 bytes; `port` and `addr` in network byte order.
+    #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+    #[repr(C)]
+    pub struct SockAddrIn {
+        pub family: u16,
+        pub port: u16,
+        pub addr: [u8; 4],
+        pub zero: [u8; 8],
+    }
+
+    impl SockAddrIn {
+        pub const SIZE: usize = 16;
+
+        pub fn new(addr: [u8; 4], port: u16) -> Self {
+            SockAddrIn { family: AF_INET as u16, port: port.to_be(), addr, zero: [0; 8] }
+        }
+
+        /// The port in host byte order.
+        pub fn port(&self) -> u16 {
+            u16::from_be(self.port)
+        }
+
+        pub fn encode(&self) -> [u8; 16] {
+            let mut b = [0u8; 16];
+            b[0..2].copy_from_slice(&self.family.to_le_bytes());
+            b[2..4].copy_from_slice(&self.port.to_ne_bytes());
+            b[4..8].copy_from_slice(&self.addr);
+            b
+        }
+
+        pub fn decode(b: &[u8]) -> Option<SockAddrIn> {
+            let b = b.get(..16)?;
+            Some(SockAddrIn {
+                family: u16::from_le_bytes([b[0], b[1]]),
+                port: u16::from_ne_bytes([b[2], b[3]]),
+                addr: [b[4], b[5], b[6], b[7]],
+                zero: [0; 8],
+            })
+        }
+    }
+
+    /// `struct pollfd`.
+    #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+    #[repr(C)]
+    pub struct PollFd {
+        pub fd: i32,
+        pub events: i16,
+        pub revents: i16,
+    }
 }
 
 /// Error numbers, with Linux's values.
@@ -91,6 +189,23 @@ pub enum Errno {
     ENAMETOOLONG = 36,
     ENOSYS = 38,
     ENOTEMPTY = 39,
+    ENOTSOCK = 88,
+    EDESTADDRREQ = 89,
+    EMSGSIZE = 90,
+    EPROTOTYPE = 91,
+    EAFNOSUPPORT = 97,
+    EOPNOTSUPP = 95,
+    EADDRINUSE = 98,
+    EADDRNOTAVAIL = 99,
+    ENETUNREACH = 101,
+    ECONNABORTED = 103,
+    ECONNRESET = 104,
+    EISCONN = 106,
+    ENOTCONN = 107,
+    ETIMEDOUT = 110,
+    ECONNREFUSED = 111,
+    EALREADY = 114,
+    EINPROGRESS = 115,
 }
 
 impl Errno {
@@ -167,6 +282,23 @@ impl Errno {
             ENAMETOOLONG => "file name too long",
             ENOSYS => "function not implemented",
             ENOTEMPTY => "directory not empty",
+            ENOTSOCK => "not a socket",
+            EDESTADDRREQ => "destination address required",
+            EMSGSIZE => "message too long",
+            EPROTOTYPE => "wrong protocol type for socket",
+            EAFNOSUPPORT => "address family not supported",
+            EOPNOTSUPP => "operation not supported",
+            EADDRINUSE => "address in use",
+            EADDRNOTAVAIL => "address not available",
+            ENETUNREACH => "network unreachable",
+            ECONNABORTED => "connection aborted",
+            ECONNRESET => "connection reset by peer",
+            EISCONN => "already connected",
+            ENOTCONN => "not connected",
+            ETIMEDOUT => "timed out",
+            ECONNREFUSED => "connection refused",
+            EALREADY => "already in progress",
+            EINPROGRESS => "in progress",
         }
     }
 }
@@ -180,6 +312,8 @@ pub mod open {
     pub const CREATE: usize = 0x40;
     pub const TRUNC: usize = 0x200;
     pub const APPEND: usize = 0x400;
+    /// Non-blocking descriptor (`fcntl(F_SETFL)`): a wait returns EAGAIN instead.
+    pub const NONBLOCK: usize = 0x800;
 }
 
 /// Kinds in [`Stat::kind`] (the file system's inode kinds).
@@ -284,6 +418,15 @@ pub const USER_END: u64 = 0x8000_0000_0000;
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn sockaddr_in_round_trip_and_byte_order() {
+        let a = net::SockAddrIn::new([10, 0, 2, 15], 8080);
+        let b = a.encode();
+        assert_eq!(&b[2..4], &[0x1f, 0x90]); // network order on the wire
+        assert_eq!(net::SockAddrIn::decode(&b).unwrap().port(), 8080);
+        assert_eq!(b[0..2], (net::AF_INET as u16).to_le_bytes());
+    }
 
     #[test]
     fn errno_round_trip() {
