@@ -16,6 +16,7 @@ mod file;
 mod fstest;
 mod log;
 mod mm;
+mod net;
 mod pci;
 mod power;
 mod proc;
@@ -74,6 +75,7 @@ extern "C" fn kernel_main() -> ! {
     let opts = cmdline::parse(info.cmdline());
     let cal = time::init(opts.hz);
     blk::init(&acpi.madt);
+    net::e1000::init(&acpi.madt);
     let (free, total) = mm::frame::stats();
     kprintln!(
         "memory: {} MiB free of {} MiB; tsc {} MHz; lapic timer {} MHz, tick {} Hz",

@@ -6,11 +6,14 @@
 //! beyond it. The input checks drive the real interrupt paths: the i8042 "inject" command
 //! raises IRQ 1 with a chosen scancode, and UART loopback raises IRQ 4 with a chosen byte.
 //! The disk check (only with a disk) writes and reads blocks through the virtio-blk driver with
-//! several requests in flight; see [`disk`] for what it leaves on the disk.
+//! several requests in flight; see [`disk`] for what it leaves on the disk. The network check
+//! (only with a NIC) sends a hand-made ARP request to QEMU's user-net gateway and waits, on the
+//! E1000's receive interrupt, for its reply.
 
 use crate::blk::{Disk, IoError};
 use crate::exec::{sleep_ms, spawn, timeout_ms};
 use crate::mm::{frame, heap, kstack::KernelStack, paging, phys_to_virt, HEAP_START};
+use crate::net::{e1000::MacFmt, Nic};
 use crate::{kprintln, log, power};
 use alloc::boxed::Box;
 use alloc::sync::Arc;
@@ -357,6 +360,76 @@ async fn disk_speed(d: &'static Disk, blocks: &[u32]) -> Check {
     Ok(())
 }
 
+const GUEST_IP: [u8; 4] = [10, 0, 2, 15];
+const GATEWAY_IP: [u8; 4] = [10, 0, 2, 2];
+const ETHERTYPE_ARP: [u8; 2] = [0x08, 0x06];
+
+/// An Ethernet broadcast frame carrying an ARP request: who has `target`? tell `ip` (at `mac`).
+fn arp_request(mac: [u8; 6], ip: [u8; 4], target: [u8; 4]) -> [u8; 42] {
+    let mut f = [0u8; 42];
+    f[0..6].copy_from_slice(&[0xff; 6]);
+    f[6..12].copy_from_slice(&mac);
+    f[12..14].copy_from_slice(&ETHERTYPE_ARP);
+    // Ethernet (1), IPv4 (0x0800), address lengths 6 and 4, operation 1 (request).
+    f[14..22].copy_from_slice(&[0, 1, 0x08, 0x00, 6, 4, 0, 1]);
+    f[22..28].copy_from_slice(&mac);
+    f[28..32].copy_from_slice(&ip);
+    // Target hardware address unknown (zero).
+    f[38..42].copy_from_slice(&target);
+    f
+}
+
+/// The sender's MAC if `frame` is an ARP reply from `from` to `to`.
+fn arp_reply_from(frame: &[u8], from: [u8; 4], to: [u8; 4]) -> Option<[u8; 6]> {
+    let ok = frame.len() >= 42
+        && frame[12..14] == ETHERTYPE_ARP
+        && frame[14..22] == [0, 1, 0x08, 0x00, 6, 4, 0, 2]
+        && frame[28..32] == from
+        && frame[38..42] == to;
+    ok.then(|| frame[22..28].try_into().expect("6 bytes"))
+}
+
+/// ARP for the gateway: transmit, then wait (on the receive interrupt) for the reply, asking
+/// again each second in case a request was lost.
+async fn net_arp(nic: &'static Nic) -> Check {
+    let request = arp_request(nic.mac(), GUEST_IP, GATEWAY_IP);
+    let before = nic.stats();
+    for _ in 0..5 {
+        nic.send(&request).await.map_err(|_| "transmit failed")?;
+        let reply = timeout_ms(1000, async {
+            loop {
+                let frame = nic.recv().await;
+                if let Some(mac) = arp_reply_from(&frame, GATEWAY_IP, GUEST_IP) {
+                    return mac;
+                }
+            }
+        })
+        .await;
+        if let Ok(mac) = reply {
+            let s = nic.stats();
+            kprintln!(
+                "selftest: net tx {} rx {} dropped {} irqs {} (irq line {})",
+                s.tx_packets - before.tx_packets,
+                s.rx_packets - before.rx_packets,
+                s.rx_dropped,
+                s.irqs - before.irqs,
+                nic.irq
+            );
+            ensure(s.irqs > before.irqs, "no NIC interrupt")?;
+            kprintln!(
+                "selftest: net_arp ok (gateway {}.{}.{}.{} is at {})",
+                GATEWAY_IP[0],
+                GATEWAY_IP[1],
+                GATEWAY_IP[2],
+                GATEWAY_IP[3],
+                MacFmt(mac)
+            );
+            return Ok(());
+        }
+    }
+    Err("no ARP reply from the gateway in 5 s")
+}
+
 pub async fn main() {
     let mut failed = None;
     macro_rules! check {
@@ -383,6 +456,17 @@ pub async fn main() {
             timeout_ms(30_000, disk(d)).await.unwrap_or(Err("timed out (a lost interrupt?)"))
         ),
         None => kprintln!("selftest: disk skipped (no disk)"),
+    }
+    match crate::net::nic() {
+        Some(n) => match net_arp(n).await {
+            // net_arp prints its own `ok` line (with the gateway's address).
+            Ok(()) => {}
+            Err(why) => {
+                kprintln!("selftest: FAIL net_arp: {}", why);
+                failed.get_or_insert("net_arp");
+            }
+        },
+        None => kprintln!("selftest: net_arp skipped (no nic)"),
     }
     match failed {
         None => {

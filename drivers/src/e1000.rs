@@ -1,0 +1,1161 @@
+//! The Intel 82540EM gigabit Ethernet controller ("E1000", PCI 8086:100e) that QEMU emulates,
+//! driven by interrupts.
+//!
+//! # The device in brief
+//!
+//! The controller is programmed through 128 KiB of memory-mapped registers (BAR 0,
+//! [`MmioRegs`]). Frames move by DMA through two rings of 16-byte descriptors in ordinary
+//! RAM, each described to the device by a base address, a length, a head and a tail register:
+//!
+//! - **receive**: each descriptor points at a 2048-byte buffer. The device owns the
+//!   descriptors from `RDH` up to (not including) `RDT`; it fills the one at `RDH`, writes its
+//!   length and status (`DD`: done, `EOP`: end of frame), and advances `RDH`. We read
+//!   completed descriptors in order from our own index, and give each back by moving `RDT` onto
+//!   it once its frame has been consumed. One descriptor always stays ours (`RDT` never
+//!   catches up with `RDH`), which is how the device tells a full ring from an empty one.
+//! - **transmit**: each descriptor points at one 2048-byte bounce buffer of ours. We copy a
+//!   frame in, set `EOP | IFCS | RS` (end of frame, insert the CRC, report status) and advance
+//!   `TDT`; the device sends the descriptors from `TDH` to `TDT` and sets `DD` on each. A slot
+//!   is reused once its `DD` is back. At most `TX_RING - 1` are in flight (`TDT == TDH` means
+//!   "empty" to the device).
+//!
+//! # Interrupts and wakers
+//!
+//! [`E1000::handle_irq`] reads `ICR`, which returns the pending causes and acknowledges them
+//! (lowering the level-triggered, possibly shared line). A zero `ICR` means the interrupt was
+//! another device's. Otherwise it counts the interrupt and wakes the receive [`IrqWaker`]
+//! (`RXT0`, `RXO`, `RXDMT0`, `LSC`) and/or the transmit one (`TXDW`, `LSC`). That is all: no
+//! allocation, no lock, no look at the rings. A waiting future registers its waker *before* it
+//! checks the ring, and the device raises the interrupt only after writing the descriptor
+//! back, so a wake is never lost (the pattern of `IrqQueue::pop`).
+//!
+//! # Context rules
+//!
+//! Task context: [`E1000::new`], [`E1000::enable_interrupts`], transmit and receive (each ring
+//! has a spin lock, never held across an `await`). Interrupt context: [`E1000::handle_irq`]
+//! only. One task at a time should wait for received frames (the receive waker has one slot).
+
+use alloc::vec::Vec;
+use core::future::{poll_fn, Future};
+use core::pin::Pin;
+use core::ptr;
+use core::sync::atomic::{fence, AtomicU32, AtomicU64, Ordering};
+use core::task::{Context, Poll};
+use runtime::irq::IrqWaker;
+use spin::Mutex;
+
+pub use crate::virtio_blk::DmaRegion;
+
+/// PCI vendor id of Intel.
+pub const VENDOR_ID: u16 = 0x8086;
+/// PCI device id of the 82540EM (QEMU's `-device e1000`).
+pub const DEVICE_ID_82540EM: u16 = 0x100e;
+/// Size of the register window (BAR 0).
+pub const MMIO_SIZE: u64 = 128 * 1024;
+
+/// Receive descriptors.
+pub const RX_RING: usize = 32;
+/// Transmit descriptors.
+pub const TX_RING: usize = 32;
+/// Bytes per receive and transmit buffer (RCTL.BSIZE = 2048).
+pub const BUF_SIZE: usize = 2048;
+/// The largest Ethernet frame without its CRC (the device strips it: RCTL.SECRC, and adds it
+/// on transmit: IFCS): 14-byte header + 1500-byte payload.
+pub const MAX_FRAME: usize = 1514;
+const PAGE: usize = 4096;
+const DESC_SIZE: usize = 16;
+
+// Registers (byte offsets in BAR 0).
+const CTRL: u32 = 0x0000;
+const STATUS: u32 = 0x0008;
+const EERD: u32 = 0x0014;
+const ICR: u32 = 0x00c0;
+const IMS: u32 = 0x00d0;
+const IMC: u32 = 0x00d8;
+const RCTL: u32 = 0x0100;
+const TCTL: u32 = 0x0400;
+const TIPG: u32 = 0x0410;
+const RDBAL: u32 = 0x2800;
+const RDBAH: u32 = 0x2804;
+const RDLEN: u32 = 0x2808;
+const RDH: u32 = 0x2810;
+const RDT: u32 = 0x2818;
+const TDBAL: u32 = 0x3800;
+const TDBAH: u32 = 0x3804;
+const TDLEN: u32 = 0x3808;
+const TDH: u32 = 0x3810;
+const TDT: u32 = 0x3818;
+const RXCSUM: u32 = 0x5000;
+const MTA: u32 = 0x5200;
+const MTA_ENTRIES: u32 = 128;
+const RAL0: u32 = 0x5400;
+const RAH0: u32 = 0x5404;
+
+const CTRL_ASDE: u32 = 1 << 5;
+const CTRL_SLU: u32 = 1 << 6;
+const CTRL_RST: u32 = 1 << 26;
+const CTRL_PHY_RST: u32 = 1 << 31;
+const CTRL_LRST: u32 = 1 << 3;
+const STATUS_LU: u32 = 1 << 1;
+const RAH_AV: u32 = 1 << 31;
+const EERD_START: u32 = 1 << 0;
+const EERD_DONE: u32 = 1 << 4;
+
+/// Interrupt causes (ICR, IMS, IMC).
+pub const INT_TXDW: u32 = 1 << 0;
+pub const INT_LSC: u32 = 1 << 2;
+pub const INT_RXDMT0: u32 = 1 << 4;
+pub const INT_RXO: u32 = 1 << 6;
+pub const INT_RXT0: u32 = 1 << 7;
+const INT_RX: u32 = INT_RXT0 | INT_RXO | INT_RXDMT0 | INT_LSC;
+const INT_TX: u32 = INT_TXDW | INT_LSC;
+/// What [`E1000::enable_interrupts`] unmasks.
+pub const INT_ENABLED: u32 = INT_RXT0 | INT_RXO | INT_RXDMT0 | INT_TXDW | INT_LSC;
+
+const RCTL_EN: u32 = 1 << 1;
+const RCTL_BAM: u32 = 1 << 15;
+const RCTL_BSIZE_2048: u32 = 0; // BSIZE 00 with BSEX 0
+const RCTL_SECRC: u32 = 1 << 26;
+const TCTL_EN: u32 = 1 << 1;
+const TCTL_PSP: u32 = 1 << 3;
+const TCTL_CT: u32 = 0x10 << 4;
+const TCTL_COLD: u32 = 0x40 << 12; // full duplex
+/// IPGT 10, IPGR1 8, IPGR2 6: the 82540EM's values for IEEE 802.3.
+const TIPG_VALUE: u32 = 10 | 8 << 10 | 6 << 20;
+
+// Descriptor fields.
+const RX_STATUS_DD: u8 = 1 << 0;
+const RX_STATUS_EOP: u8 = 1 << 1;
+/// Receive errors that make a frame bad: CRC/alignment (CE), symbol (SE), sequence (SEQ),
+/// carrier extension (CXE), data (RXE). The checksum-offload bits (IPE, TCPE) are not frame
+/// errors (and checksum offload is off anyway).
+const RX_ERRORS_FATAL: u8 = 0x97;
+const TX_CMD_EOP: u8 = 1 << 0;
+const TX_CMD_IFCS: u8 = 1 << 1;
+const TX_CMD_RS: u8 = 1 << 3;
+const TX_STATUS_DD: u8 = 1 << 0;
+
+/// Bounded wait for the reset and EEPROM reads to finish (QEMU: at once).
+const SPIN_LIMIT: u32 = 1_000_000;
+
+/// Why a frame was not sent.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TxError {
+    /// Every transmit slot is in flight: wait for one ([`E1000::poll_tx_ready`],
+    /// [`E1000::tx_ready`]) and try again, or use [`E1000::send`], which does.
+    Full,
+    /// Empty, or longer than [`MAX_FRAME`].
+    BadLength,
+}
+
+/// Why the device could not be set up.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum InitError {
+    /// The reset bit never cleared.
+    ResetTimeout,
+    /// DMA memory could not be allocated, or is not usable.
+    NoMemory,
+}
+
+impl core::fmt::Display for InitError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str(match self {
+            InitError::ResetTimeout => "the device did not come out of reset",
+            InitError::NoMemory => "no DMA memory for the rings",
+        })
+    }
+}
+
+/// 32-bit register access to the controller: BAR 0 on a PC ([`MmioRegs`]), a fake device in
+/// the host tests. Every method may be called from interrupt context.
+pub trait Regs: Send + Sync {
+    fn read(&self, reg: u32) -> u32;
+    fn write(&self, reg: u32, value: u32);
+}
+
+/// The registers, memory-mapped (uncached).
+pub struct MmioRegs {
+    base: *mut u8,
+}
+
+// SAFETY: the pointer names device registers, which any CPU context may access; the driver
+// decides who writes which register.
+unsafe impl Send for MmioRegs {}
+// SAFETY: as above.
+unsafe impl Sync for MmioRegs {}
+
+impl MmioRegs {
+    /// # Safety
+    /// `base` must map (uncached) the [`MMIO_SIZE`]-byte BAR 0 of an E1000 used by no one else.
+    pub unsafe fn new(base: *mut u8) -> Self {
+        MmioRegs { base }
+    }
+}
+
+impl Regs for MmioRegs {
+    fn read(&self, reg: u32) -> u32 {
+        debug_assert!((reg as u64) < MMIO_SIZE && reg.is_multiple_of(4));
+        // SAFETY: an aligned register inside the window `new` was given. Only ICR's read has
+        // a side effect (acknowledging the interrupt), which is what its reader wants.
+        unsafe { ptr::read_volatile(self.base.add(reg as usize) as *const u32) }
+    }
+    fn write(&self, reg: u32, value: u32) {
+        debug_assert!((reg as u64) < MMIO_SIZE && reg.is_multiple_of(4));
+        // SAFETY: as in read; the driver writes only what the 82540EM manual allows.
+        unsafe { ptr::write_volatile(self.base.add(reg as usize) as *mut u32, value) }
+    }
+}
+
+/// One descriptor ring in DMA memory, with its buffers (`BUF_SIZE` bytes each).
+struct Ring {
+    descs: *mut u8,
+    bufs: DmaRegion,
+    len: usize,
+}
+
+impl Ring {
+    fn desc(&self, i: usize) -> *mut u8 {
+        assert!(i < self.len);
+        // SAFETY: inside the descriptor array (checked above).
+        unsafe { self.descs.add(DESC_SIZE * i) }
+    }
+
+    fn buf(&self, i: usize) -> *mut u8 {
+        assert!(i < self.len);
+        // SAFETY: buffer i lies inside `bufs` (allocated with len * BUF_SIZE bytes).
+        unsafe { self.bufs.virt.add(BUF_SIZE * i) }
+    }
+
+    fn buf_phys(&self, i: usize) -> u64 {
+        self.bufs.phys + (BUF_SIZE * i) as u64
+    }
+
+    /// Byte `off` of descriptor `i` (the device writes status bytes by DMA: volatile).
+    fn read8(&self, i: usize, off: usize) -> u8 {
+        // SAFETY: off < 16, inside descriptor i.
+        unsafe { ptr::read_volatile(self.desc(i).add(off)) }
+    }
+    fn write8(&self, i: usize, off: usize, v: u8) {
+        // SAFETY: as in read8.
+        unsafe { ptr::write_volatile(self.desc(i).add(off), v) }
+    }
+    fn read16(&self, i: usize, off: usize) -> u16 {
+        // SAFETY: as in read8; descriptors are 16-byte aligned and off is even.
+        unsafe { ptr::read_volatile(self.desc(i).add(off) as *const u16) }
+    }
+    fn write16(&self, i: usize, off: usize, v: u16) {
+        // SAFETY: as in read16.
+        unsafe { ptr::write_volatile(self.desc(i).add(off) as *mut u16, v) }
+    }
+    fn write64(&self, i: usize, off: usize, v: u64) {
+        // SAFETY: as in read16; off is 0 (the 8-byte aligned address field).
+        unsafe { ptr::write_volatile(self.desc(i).add(off) as *mut u64, v) }
+    }
+}
+
+// Descriptor field offsets (legacy receive and transmit layouts).
+const D_ADDR: usize = 0;
+const D_LEN: usize = 8;
+const TX_CMD: usize = 11;
+const D_STATUS: usize = 12;
+const RX_ERRORS: usize = 13;
+
+struct RxState {
+    ring: Ring,
+    /// The next descriptor the device will complete (ours to check).
+    next: usize,
+    /// Inside a frame that spans several descriptors (too long): drop until its EOP.
+    discarding: bool,
+}
+
+struct TxState {
+    ring: Ring,
+    /// The next descriptor to fill (equal to what we last wrote to TDT).
+    tail: usize,
+    /// Descriptors handed to the device whose DD we have not yet seen; the oldest is
+    /// `tail - in_flight`.
+    in_flight: usize,
+}
+
+// SAFETY: the raw pointers point at DMA memory this driver owns for good; each state is only
+// reached through its mutex.
+unsafe impl Send for RxState {}
+// SAFETY: as above.
+unsafe impl Send for TxState {}
+
+/// Counters, readable any time.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Stats {
+    /// Frames received and handed to a consumer.
+    pub rx_packets: u64,
+    pub rx_bytes: u64,
+    /// Frames given to the device to send.
+    pub tx_packets: u64,
+    pub tx_bytes: u64,
+    /// Received frames dropped: reported erroneous by the device, empty, or longer than
+    /// [`MAX_FRAME`] (spanning several descriptors).
+    pub rx_dropped: u64,
+    /// Transmit attempts that found the ring full.
+    pub tx_full: u64,
+    /// Interrupts that were ours (ICR not zero).
+    pub irqs: u64,
+}
+
+/// An E1000. See the module documentation.
+pub struct E1000<R: Regs> {
+    regs: R,
+    mac: [u8; 6],
+    rx: Mutex<RxState>,
+    tx: Mutex<TxState>,
+    rx_waker: IrqWaker,
+    tx_waker: IrqWaker,
+    /// Every cause seen by `handle_irq` (or-ed; for diagnostics).
+    causes: AtomicU32,
+    rx_packets: AtomicU64,
+    rx_bytes: AtomicU64,
+    tx_packets: AtomicU64,
+    tx_bytes: AtomicU64,
+    rx_dropped: AtomicU64,
+    tx_full: AtomicU64,
+    irqs: AtomicU64,
+}
+
+impl<R: Regs> E1000<R> {
+    /// Reset and set up the device: read its MAC address, give it both rings, turn on the
+    /// receiver and transmitter and force the link up. Interrupts stay masked until
+    /// [`E1000::enable_interrupts`] (call it once `handle_irq` is wired to the line: an
+    /// unacknowledged level-triggered line would storm). `alloc_dma(pages)` returns
+    /// page-aligned, physically contiguous memory; it is called here only (task context).
+    pub fn new(
+        regs: R,
+        mut alloc_dma: impl FnMut(usize) -> Option<DmaRegion>,
+    ) -> Result<Self, InitError> {
+        regs.write(IMC, u32::MAX);
+        regs.write(CTRL, regs.read(CTRL) | CTRL_RST);
+        if !spin_until(|| regs.read(CTRL) & CTRL_RST == 0) {
+            return Err(InitError::ResetTimeout);
+        }
+        // The reset unmasks nothing, but be sure; then drop anything pending.
+        regs.write(IMC, u32::MAX);
+        regs.read(ICR);
+
+        let mac = read_mac(&regs);
+        let ral = u32::from_le_bytes([mac[0], mac[1], mac[2], mac[3]]);
+        let rah = u16::from_le_bytes([mac[4], mac[5]]) as u32 | RAH_AV;
+        regs.write(RAL0, ral);
+        regs.write(RAH0, rah);
+        for i in 0..MTA_ENTRIES {
+            regs.write(MTA + 4 * i, 0);
+        }
+
+        let mut alloc = |bytes: usize| {
+            let pages = bytes.div_ceil(PAGE);
+            alloc_dma(pages).filter(|r| r.len >= bytes && r.phys.is_multiple_of(PAGE as u64))
+        };
+        let descs = alloc(DESC_SIZE * (RX_RING + TX_RING)).ok_or(InitError::NoMemory)?;
+        let rx_bufs = alloc(BUF_SIZE * RX_RING).ok_or(InitError::NoMemory)?;
+        let tx_bufs = alloc(BUF_SIZE * TX_RING).ok_or(InitError::NoMemory)?;
+        // SAFETY: the descriptor memory is ours and at least this long.
+        unsafe { ptr::write_bytes(descs.virt, 0, DESC_SIZE * (RX_RING + TX_RING)) };
+        let rx_phys = descs.phys;
+        let tx_phys = descs.phys + (DESC_SIZE * RX_RING) as u64;
+        let rx = Ring { descs: descs.virt, bufs: rx_bufs, len: RX_RING };
+        // SAFETY: the transmit descriptors follow the receive ones in the same region.
+        let tx_descs = unsafe { descs.virt.add(DESC_SIZE * RX_RING) };
+        let tx = Ring { descs: tx_descs, bufs: tx_bufs, len: TX_RING };
+        for i in 0..RX_RING {
+            rx.write64(i, D_ADDR, rx.buf_phys(i));
+        }
+        for i in 0..TX_RING {
+            tx.write64(i, D_ADDR, tx.buf_phys(i));
+            tx.write8(i, D_STATUS, TX_STATUS_DD); // free
+        }
+        fence(Ordering::SeqCst);
+
+        regs.write(RXCSUM, 0);
+        regs.write(RDBAL, rx_phys as u32);
+        regs.write(RDBAH, (rx_phys >> 32) as u32);
+        regs.write(RDLEN, (DESC_SIZE * RX_RING) as u32);
+        regs.write(RDH, 0);
+        regs.write(RDT, (RX_RING - 1) as u32);
+        regs.write(TDBAL, tx_phys as u32);
+        regs.write(TDBAH, (tx_phys >> 32) as u32);
+        regs.write(TDLEN, (DESC_SIZE * TX_RING) as u32);
+        regs.write(TDH, 0);
+        regs.write(TDT, 0);
+        regs.write(RCTL, RCTL_EN | RCTL_BAM | RCTL_SECRC | RCTL_BSIZE_2048);
+        regs.write(TCTL, TCTL_EN | TCTL_PSP | TCTL_CT | TCTL_COLD);
+        regs.write(TIPG, TIPG_VALUE);
+        let ctrl = regs.read(CTRL);
+        regs.write(CTRL, (ctrl | CTRL_SLU | CTRL_ASDE) & !(CTRL_LRST | CTRL_PHY_RST));
+
+        Ok(E1000 {
+            regs,
+            mac,
+            rx: Mutex::new(RxState { ring: rx, next: 0, discarding: false }),
+            tx: Mutex::new(TxState { ring: tx, tail: 0, in_flight: 0 }),
+            rx_waker: IrqWaker::new(),
+            tx_waker: IrqWaker::new(),
+            causes: AtomicU32::new(0),
+            rx_packets: AtomicU64::new(0),
+            rx_bytes: AtomicU64::new(0),
+            tx_packets: AtomicU64::new(0),
+            tx_bytes: AtomicU64::new(0),
+            rx_dropped: AtomicU64::new(0),
+            tx_full: AtomicU64::new(0),
+            irqs: AtomicU64::new(0),
+        })
+    }
+
+    /// Unmask the receive, transmit and link interrupts ([`INT_ENABLED`]).
+    pub fn enable_interrupts(&self) {
+        self.regs.write(IMS, INT_ENABLED);
+    }
+
+    /// The station address.
+    pub fn mac(&self) -> [u8; 6] {
+        self.mac
+    }
+
+    /// Whether the device reports the link up (STATUS.LU).
+    pub fn link_up(&self) -> bool {
+        self.regs.read(STATUS) & STATUS_LU != 0
+    }
+
+    pub fn stats(&self) -> Stats {
+        let r = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        Stats {
+            rx_packets: r(&self.rx_packets),
+            rx_bytes: r(&self.rx_bytes),
+            tx_packets: r(&self.tx_packets),
+            tx_bytes: r(&self.tx_bytes),
+            rx_dropped: r(&self.rx_dropped),
+            tx_full: r(&self.tx_full),
+            irqs: r(&self.irqs),
+        }
+    }
+
+    /// Every interrupt cause seen so far (or-ed ICR values).
+    pub fn causes_seen(&self) -> u32 {
+        self.causes.load(Ordering::Relaxed)
+    }
+
+    /// Interrupt context: acknowledge (read ICR) and wake. Returns whether the interrupt was
+    /// this device's (a zero ICR: another device on a shared line).
+    pub fn handle_irq(&self) -> bool {
+        let icr = self.regs.read(ICR);
+        if icr == 0 {
+            return false;
+        }
+        self.irqs.fetch_add(1, Ordering::Relaxed);
+        self.causes.fetch_or(icr, Ordering::Relaxed);
+        if icr & INT_RX != 0 {
+            self.rx_waker.wake();
+        }
+        if icr & INT_TX != 0 {
+            self.tx_waker.wake();
+        }
+        true
+    }
+
+    // ---- transmit ----
+
+    /// Queue `frame` (destination MAC first, no CRC) for sending. Returns at once:
+    /// `Err(Full)` when every slot is in flight (wait with [`E1000::tx_ready`]).
+    pub fn transmit(&self, frame: &[u8]) -> Result<(), TxError> {
+        if frame.is_empty() || frame.len() > MAX_FRAME {
+            return Err(TxError::BadLength);
+        }
+        let mut tx = self.tx.lock();
+        reclaim(&mut tx);
+        if tx.in_flight == TX_RING - 1 {
+            self.tx_full.fetch_add(1, Ordering::Relaxed);
+            return Err(TxError::Full);
+        }
+        let i = tx.tail;
+        let ring = &tx.ring;
+        // SAFETY: buffer i is ours (its DD was set: reclaimed), BUF_SIZE >= MAX_FRAME.
+        unsafe { ptr::copy_nonoverlapping(frame.as_ptr(), ring.buf(i), frame.len()) };
+        ring.write16(i, D_LEN, frame.len() as u16);
+        ring.write8(i, TX_CMD, TX_CMD_EOP | TX_CMD_IFCS | TX_CMD_RS);
+        ring.write8(i, D_STATUS, 0);
+        // Descriptor and data visible before the tail moves over them.
+        fence(Ordering::SeqCst);
+        tx.tail = (i + 1) % TX_RING;
+        tx.in_flight += 1;
+        self.regs.write(TDT, tx.tail as u32);
+        self.tx_packets.fetch_add(1, Ordering::Relaxed);
+        self.tx_bytes.fetch_add(frame.len() as u64, Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// Frames handed to the device and not yet reported sent.
+    pub fn tx_in_flight(&self) -> usize {
+        let mut tx = self.tx.lock();
+        reclaim(&mut tx);
+        tx.in_flight
+    }
+
+    /// Ready when a transmit slot is free; otherwise the transmit waker is registered (the
+    /// next TXDW interrupt wakes it). Deregisters when ready.
+    pub fn poll_tx_ready(&self, cx: &mut Context<'_>) -> Poll<()> {
+        if self.tx_slot_free() {
+            self.tx_waker.clear();
+            return Poll::Ready(());
+        }
+        self.tx_waker.register(cx.waker());
+        // The device may have finished between the check and the registration.
+        if self.tx_slot_free() {
+            self.tx_waker.clear();
+            return Poll::Ready(());
+        }
+        Poll::Pending
+    }
+
+    /// Completes when a transmit slot is free.
+    pub fn tx_ready(&self) -> impl Future<Output = ()> + '_ {
+        poll_fn(|cx| self.poll_tx_ready(cx))
+    }
+
+    /// [`E1000::transmit`], waiting for a free slot while the ring is full.
+    pub async fn send(&self, frame: &[u8]) -> Result<(), TxError> {
+        loop {
+            match self.transmit(frame) {
+                Err(TxError::Full) => self.tx_ready().await,
+                r => return r,
+            }
+        }
+    }
+
+    fn tx_slot_free(&self) -> bool {
+        let mut tx = self.tx.lock();
+        reclaim(&mut tx);
+        tx.in_flight < TX_RING - 1
+    }
+
+    // ---- receive ----
+
+    /// Hand the next good received frame to `f` (a slice of the DMA buffer, valid during the
+    /// call; `f` must not call back into this driver's receive side). Bad descriptors on the
+    /// way are dropped, counted and given back. Returns whether a frame was delivered.
+    pub fn receive_one<T>(&self, f: impl FnOnce(&[u8]) -> T) -> Option<T> {
+        let mut rx = self.rx.lock();
+        let mut f = Some(f);
+        loop {
+            let i = rx.next;
+            let ring = &rx.ring;
+            let status = ring.read8(i, D_STATUS);
+            if status & RX_STATUS_DD == 0 {
+                return None;
+            }
+            // Length and data are read after DD (the device writes them first).
+            fence(Ordering::SeqCst);
+            let len = ring.read16(i, D_LEN) as usize;
+            let errors = ring.read8(i, RX_ERRORS);
+            let eop = status & RX_STATUS_EOP != 0;
+            let was_discarding = rx.discarding;
+            let mut out = None;
+            if !eop {
+                // A frame longer than one buffer: never expected (no LPE); drop all of it.
+                if !was_discarding {
+                    self.rx_dropped.fetch_add(1, Ordering::Relaxed);
+                }
+                rx.discarding = true;
+            } else if was_discarding {
+                rx.discarding = false; // its last piece; already counted
+            } else if errors & RX_ERRORS_FATAL != 0 || len == 0 || len > MAX_FRAME {
+                self.rx_dropped.fetch_add(1, Ordering::Relaxed);
+            } else if let Some(f) = f.take() {
+                // SAFETY: the device has finished with buffer i (DD), and will not touch it
+                // until RDT moves onto it below; len <= MAX_FRAME <= BUF_SIZE.
+                let data = unsafe { core::slice::from_raw_parts(rx.ring.buf(i), len) };
+                self.rx_packets.fetch_add(1, Ordering::Relaxed);
+                self.rx_bytes.fetch_add(len as u64, Ordering::Relaxed);
+                out = Some(f(data));
+            }
+            // Give the descriptor back, done with its buffer, before the device may reuse it.
+            rx.ring.write8(i, D_STATUS, 0);
+            fence(Ordering::SeqCst);
+            self.regs.write(RDT, i as u32);
+            rx.next = (i + 1) % RX_RING;
+            if out.is_some() {
+                return out;
+            }
+        }
+    }
+
+    /// Hand every received frame to `f`, in order; returns how many.
+    pub fn receive(&self, f: &mut impl FnMut(&[u8])) -> usize {
+        let mut n = 0;
+        while self.receive_one(&mut *f).is_some() {
+            n += 1;
+        }
+        n
+    }
+
+    /// The next received frame, copied out, if there is one.
+    pub fn try_receive(&self) -> Option<Vec<u8>> {
+        self.receive_one(|d| d.to_vec())
+    }
+
+    /// Whether a completed receive descriptor (good or bad) is waiting.
+    pub fn rx_pending(&self) -> bool {
+        let rx = self.rx.lock();
+        rx.ring.read8(rx.next, D_STATUS) & RX_STATUS_DD != 0
+    }
+
+    /// Ready when a received descriptor is waiting; otherwise the receive waker is registered.
+    /// Deregisters when ready. For a task that then drains with [`E1000::receive`].
+    pub fn poll_rx_ready(&self, cx: &mut Context<'_>) -> Poll<()> {
+        if self.rx_pending() {
+            self.rx_waker.clear();
+            return Poll::Ready(());
+        }
+        self.rx_waker.register(cx.waker());
+        if self.rx_pending() {
+            self.rx_waker.clear();
+            return Poll::Ready(());
+        }
+        Poll::Pending
+    }
+
+    /// The next received frame, waiting for the receive interrupt when there is none.
+    pub fn recv(&self) -> Recv<'_, R> {
+        Recv { dev: self, registered: false }
+    }
+}
+
+/// Future returned by [`E1000::recv`]. Deregisters its waker when done or dropped.
+#[must_use = "futures do nothing unless polled"]
+pub struct Recv<'a, R: Regs> {
+    dev: &'a E1000<R>,
+    registered: bool,
+}
+
+impl<R: Regs> Future for Recv<'_, R> {
+    type Output = Vec<u8>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Vec<u8>> {
+        let dev = self.dev;
+        if let Some(p) = dev.try_receive() {
+            return Poll::Ready(p);
+        }
+        dev.rx_waker.register(cx.waker());
+        self.registered = true;
+        // A frame that arrived between the check and the registration woke the old waker (or
+        // none): look again now that ours is in place.
+        match dev.try_receive() {
+            Some(p) => Poll::Ready(p),
+            None => Poll::Pending,
+        }
+    }
+}
+
+impl<R: Regs> Drop for Recv<'_, R> {
+    fn drop(&mut self) {
+        if self.registered {
+            self.dev.rx_waker.clear();
+        }
+    }
+}
+
+/// Count transmit descriptors the device has finished with (DD set), oldest first.
+fn reclaim(tx: &mut TxState) {
+    while tx.in_flight > 0 {
+        let oldest = (tx.tail + TX_RING - tx.in_flight) % TX_RING;
+        if tx.ring.read8(oldest, D_STATUS) & TX_STATUS_DD == 0 {
+            break;
+        }
+        tx.in_flight -= 1;
+    }
+}
+
+fn spin_until(mut cond: impl FnMut() -> bool) -> bool {
+    for _ in 0..SPIN_LIMIT {
+        if cond() {
+            return true;
+        }
+        core::hint::spin_loop();
+    }
+    false
+}
+
+/// The MAC address: from receive-address register 0 if valid (QEMU loads it from the EEPROM
+/// at reset), else from EEPROM words 0..3.
+fn read_mac(regs: &impl Regs) -> [u8; 6] {
+    let (ral, rah) = (regs.read(RAL0), regs.read(RAH0));
+    if rah & RAH_AV != 0 && (ral != 0 || rah & 0xffff != 0) {
+        let l = ral.to_le_bytes();
+        let h = (rah as u16).to_le_bytes();
+        return [l[0], l[1], l[2], l[3], h[0], h[1]];
+    }
+    let mut mac = [0u8; 6];
+    for w in 0..3u32 {
+        regs.write(EERD, EERD_START | w << 8);
+        let mut v = 0;
+        spin_until(|| {
+            v = regs.read(EERD);
+            v & EERD_DONE != 0
+        });
+        let word = ((v >> 16) as u16).to_le_bytes();
+        mac[2 * w as usize] = word[0];
+        mac[2 * w as usize + 1] = word[1];
+    }
+    mac
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use alloc::boxed::Box;
+    use alloc::sync::Arc;
+    use alloc::task::Wake;
+    use core::sync::atomic::AtomicBool;
+    use core::task::Waker;
+    use std::collections::BTreeMap;
+    use std::sync::Mutex as StdMutex;
+    use std::vec;
+
+    const MAC: [u8; 6] = [0x52, 0x54, 0x00, 0x12, 0x34, 0x56];
+
+    /// DMA memory: real host pages under made-up physical addresses.
+    #[derive(Default)]
+    struct Memory {
+        regions: StdMutex<Vec<DmaRegion>>,
+    }
+
+    impl Memory {
+        fn alloc(&self, pages: usize) -> Option<DmaRegion> {
+            let layout = std::alloc::Layout::from_size_align(pages * PAGE, PAGE).unwrap();
+            // SAFETY: a non-zero size; the pages are leaked (the device lives for the test).
+            let virt = unsafe { std::alloc::alloc_zeroed(layout) };
+            let mut regions = self.regions.lock().unwrap();
+            let phys = regions.last().map_or(0x20_0000, |r| r.phys + r.len as u64 + PAGE as u64);
+            let r = DmaRegion { virt, phys, len: pages * PAGE };
+            regions.push(r);
+            Some(r)
+        }
+
+        fn at(&self, phys: u64, len: usize) -> *mut u8 {
+            let regions = self.regions.lock().unwrap();
+            let r = regions
+                .iter()
+                .find(|r| phys >= r.phys && phys + len as u64 <= r.phys + r.len as u64)
+                .unwrap_or_else(|| panic!("DMA to {phys:#x}+{len} outside the driver's memory"));
+            // SAFETY: inside the region, by the check above.
+            unsafe { r.virt.add((phys - r.phys) as usize) }
+        }
+    }
+
+    #[derive(Default)]
+    struct FakeState {
+        regs: BTreeMap<u32, u32>,
+        /// Pending interrupt causes (read and cleared through ICR).
+        icr: u32,
+        /// RAL/RAH valid after reset (as QEMU does); else only the EEPROM has the MAC.
+        mac_in_ral: bool,
+        resets: u32,
+        /// Every value written to RDT and TDT, in order.
+        rdt_writes: Vec<u32>,
+        tdt_writes: Vec<u32>,
+        /// Frames the device sent.
+        sent: Vec<Vec<u8>>,
+    }
+
+    /// An 82540EM in memory: frames arrive and transmit descriptors are processed only when
+    /// the test says so.
+    struct Fake {
+        mem: Arc<Memory>,
+        st: StdMutex<FakeState>,
+    }
+
+    impl Fake {
+        fn new(mac_in_ral: bool) -> Arc<Self> {
+            Arc::new(Fake {
+                mem: Arc::default(),
+                st: StdMutex::new(FakeState { mac_in_ral, ..Default::default() }),
+            })
+        }
+
+        fn reg(&self, r: u32) -> u32 {
+            self.st.lock().unwrap().regs.get(&r).copied().unwrap_or(0)
+        }
+
+        fn desc(&self, base_lo: u32, base_hi: u32, i: u32) -> *mut u8 {
+            let base = self.reg(base_lo) as u64 | (self.reg(base_hi) as u64) << 32;
+            self.mem.at(base + 16 * i as u64, 16)
+        }
+
+        /// The device receives one descriptor's worth: `data` with this status and errors.
+        /// False (and RXO) when the driver has given it no descriptor.
+        fn deliver_raw(&self, data: &[u8], status: u8, errors: u8) -> bool {
+            let n = self.reg(RDLEN) / 16;
+            let (head, tail) = (self.reg(RDH), self.reg(RDT));
+            if head == tail {
+                self.st.lock().unwrap().icr |= INT_RXO;
+                return false;
+            }
+            let d = self.desc(RDBAL, RDBAH, head);
+            // SAFETY: a descriptor in the driver's ring, then its buffer.
+            unsafe {
+                assert_eq!(*d.add(12) & RX_STATUS_DD, 0, "device given a descriptor not cleared");
+                let addr = ptr::read(d as *const u64);
+                let len = data.len().min(BUF_SIZE);
+                ptr::copy_nonoverlapping(data.as_ptr(), self.mem.at(addr, BUF_SIZE), len);
+                ptr::write(d.add(8) as *mut u16, data.len() as u16);
+                *d.add(13) = errors;
+                *d.add(12) = status;
+            }
+            let mut st = self.st.lock().unwrap();
+            st.regs.insert(RDH, (head + 1) % n);
+            st.icr |= INT_RXT0;
+            true
+        }
+
+        fn deliver(&self, data: &[u8]) -> bool {
+            self.deliver_raw(data, RX_STATUS_DD | RX_STATUS_EOP, 0)
+        }
+
+        /// The device sends every descriptor from TDH to TDT. Returns how many.
+        fn send_all(&self) -> usize {
+            let n = self.reg(TDLEN) / 16;
+            let mut count = 0;
+            while self.reg(TDH) != self.reg(TDT) {
+                let head = self.reg(TDH);
+                let d = self.desc(TDBAL, TDBAH, head);
+                // SAFETY: a descriptor in the driver's ring, then its buffer.
+                let frame = unsafe {
+                    let cmd = *d.add(11);
+                    assert_eq!(cmd, TX_CMD_EOP | TX_CMD_IFCS | TX_CMD_RS);
+                    let addr = ptr::read(d as *const u64);
+                    let len = ptr::read(d.add(8) as *const u16) as usize;
+                    let frame = std::slice::from_raw_parts(self.mem.at(addr, len), len).to_vec();
+                    *d.add(12) |= TX_STATUS_DD;
+                    frame
+                };
+                let mut st = self.st.lock().unwrap();
+                st.sent.push(frame);
+                st.regs.insert(TDH, (head + 1) % n);
+                st.icr |= INT_TXDW;
+                count += 1;
+            }
+            count
+        }
+    }
+
+    struct FakeRegs(Arc<Fake>);
+
+    impl Regs for FakeRegs {
+        fn read(&self, reg: u32) -> u32 {
+            let mut st = self.0.st.lock().unwrap();
+            match reg {
+                ICR => core::mem::take(&mut st.icr),
+                STATUS => STATUS_LU,
+                EERD => {
+                    let v = st.regs.get(&EERD).copied().unwrap_or(0);
+                    let word = match (v >> 8) & 0xff {
+                        w @ 0..=2 => {
+                            u16::from_le_bytes([MAC[2 * w as usize], MAC[2 * w as usize + 1]])
+                        }
+                        _ => 0xffff,
+                    };
+                    EERD_DONE | (word as u32) << 16 | (v & 0xff00)
+                }
+                _ => st.regs.get(&reg).copied().unwrap_or(0),
+            }
+        }
+        fn write(&self, reg: u32, value: u32) {
+            let mut st = self.0.st.lock().unwrap();
+            match reg {
+                CTRL if value & CTRL_RST != 0 => {
+                    st.resets += 1;
+                    st.regs.clear();
+                    st.icr = 0;
+                    if st.mac_in_ral {
+                        st.regs.insert(RAL0, u32::from_le_bytes([MAC[0], MAC[1], MAC[2], MAC[3]]));
+                        st.regs.insert(RAH0, u16::from_le_bytes([MAC[4], MAC[5]]) as u32 | RAH_AV);
+                    }
+                }
+                IMS => *st.regs.entry(IMS).or_default() |= value,
+                IMC => *st.regs.entry(IMS).or_default() &= !value,
+                RDT => {
+                    st.rdt_writes.push(value);
+                    st.regs.insert(RDT, value);
+                }
+                TDT => {
+                    st.tdt_writes.push(value);
+                    st.regs.insert(TDT, value);
+                }
+                _ => {
+                    st.regs.insert(reg, value);
+                }
+            }
+        }
+    }
+
+    fn device() -> (Arc<Fake>, E1000<FakeRegs>) {
+        device_with(true)
+    }
+
+    fn device_with(mac_in_ral: bool) -> (Arc<Fake>, E1000<FakeRegs>) {
+        let fake = Fake::new(mac_in_ral);
+        let mem = fake.mem.clone();
+        let dev = E1000::new(FakeRegs(fake.clone()), |pages| mem.alloc(pages)).unwrap();
+        dev.enable_interrupts();
+        (fake, dev)
+    }
+
+    /// A frame of `len` bytes whose content depends on `seed`.
+    fn frame(seed: u32, len: usize) -> Vec<u8> {
+        (0..len).map(|i| (i as u32).wrapping_mul(7).wrapping_add(seed) as u8).collect()
+    }
+
+    #[derive(Default)]
+    struct Flag(AtomicBool);
+
+    impl Wake for Flag {
+        fn wake(self: Arc<Self>) {
+            self.0.store(true, Ordering::SeqCst);
+        }
+    }
+
+    /// A future polled by hand, remembering whether it was woken since its last poll.
+    struct Task<'a, T> {
+        fut: Option<Pin<Box<dyn Future<Output = T> + 'a>>>,
+        flag: Arc<Flag>,
+        result: Option<T>,
+    }
+
+    impl<'a, T> Task<'a, T> {
+        fn new(f: impl Future<Output = T> + 'a) -> Self {
+            Task { fut: Some(Box::pin(f)), flag: Arc::default(), result: None }
+        }
+
+        fn poll(&mut self) -> bool {
+            self.flag.0.store(false, Ordering::SeqCst);
+            let waker = Waker::from(self.flag.clone());
+            if let Some(f) = self.fut.as_mut() {
+                if let Poll::Ready(r) = f.as_mut().poll(&mut Context::from_waker(&waker)) {
+                    self.result = Some(r);
+                    self.fut = None;
+                }
+            }
+            self.result.is_some()
+        }
+
+        fn woken(&self) -> bool {
+            self.flag.0.load(Ordering::SeqCst)
+        }
+    }
+
+    #[test]
+    fn setup_programs_the_device() {
+        let fake = Fake::new(true);
+        let mem = fake.mem.clone();
+        let dev = E1000::new(FakeRegs(fake.clone()), |pages| mem.alloc(pages)).unwrap();
+        assert_eq!(fake.st.lock().unwrap().resets, 1);
+        assert_eq!(dev.mac(), MAC);
+        assert_eq!(fake.reg(IMS), 0, "interrupts masked until enable_interrupts");
+        assert_eq!(fake.reg(RCTL), RCTL_EN | RCTL_BAM | RCTL_SECRC | RCTL_BSIZE_2048);
+        assert_eq!(fake.reg(TCTL), TCTL_EN | TCTL_PSP | 0x10 << 4 | 0x40 << 12);
+        assert_eq!(fake.reg(TIPG), 10 | 8 << 10 | 6 << 20);
+        assert_ne!(fake.reg(CTRL) & CTRL_SLU, 0, "link forced up");
+        assert_eq!((fake.reg(RDLEN), fake.reg(TDLEN)), (16 * 32, 16 * 32));
+        assert_eq!((fake.reg(RDH), fake.reg(RDT)), (0, RX_RING as u32 - 1));
+        assert_eq!((fake.reg(TDH), fake.reg(TDT)), (0, 0));
+        assert_eq!(fake.reg(RDBAL) % 16, 0);
+        assert_eq!(fake.reg(RDBAL) as u64, fake.mem.regions.lock().unwrap()[0].phys);
+        assert_eq!(fake.reg(TDBAL), fake.reg(RDBAL) + 16 * RX_RING as u32);
+        assert_eq!(fake.reg(RAH0) & RAH_AV, RAH_AV);
+        dev.enable_interrupts();
+        assert_eq!(fake.reg(IMS), INT_RXT0 | INT_RXO | INT_RXDMT0 | INT_TXDW | INT_LSC);
+        assert!(dev.link_up());
+    }
+
+    #[test]
+    fn mac_from_the_eeprom_when_ral_is_empty() {
+        let (fake, dev) = device_with(false);
+        assert_eq!(dev.mac(), MAC);
+        // And programmed into RAL/RAH so that the device accepts frames for it.
+        assert_eq!(fake.reg(RAL0), u32::from_le_bytes([MAC[0], MAC[1], MAC[2], MAC[3]]));
+        assert_eq!(fake.reg(RAH0), 0x5634 | RAH_AV);
+    }
+
+    #[test]
+    fn handle_irq_is_false_when_icr_is_zero() {
+        let (fake, dev) = device();
+        let mut t = Task::new(dev.recv());
+        assert!(!t.poll());
+        assert!(!dev.handle_irq(), "nothing pending: another device's interrupt");
+        assert!(!t.woken());
+        assert_eq!(dev.stats().irqs, 0);
+        fake.st.lock().unwrap().icr = INT_LSC;
+        assert!(dev.handle_irq());
+        assert!(t.woken(), "a link change wakes the receiver");
+        assert!(!dev.handle_irq(), "reading ICR acknowledged it");
+        assert_eq!(dev.stats().irqs, 1);
+    }
+
+    #[test]
+    fn receive_hands_frames_back_in_order_and_moves_rdt() {
+        let (fake, dev) = device();
+        for s in 0..3 {
+            assert!(fake.deliver(&frame(s, 60 + s as usize)));
+        }
+        let mut got = Vec::new();
+        assert_eq!(dev.receive(&mut |f: &[u8]| got.push(f.to_vec())), 3);
+        assert_eq!(got, (0..3).map(|s| frame(s, 60 + s as usize)).collect::<Vec<_>>());
+        assert_eq!(fake.st.lock().unwrap().rdt_writes, [31, 0, 1, 2], "set up, then one per frame");
+        assert!(dev.try_receive().is_none());
+        let s = dev.stats();
+        assert_eq!((s.rx_packets, s.rx_bytes, s.rx_dropped), (3, 60 + 61 + 62, 0));
+    }
+
+    #[test]
+    fn receive_ring_wraps_around_and_overflows_without_loss_of_order() {
+        let (fake, dev) = device();
+        // One at a time, around the ring three times.
+        for s in 0..100 {
+            assert!(fake.deliver(&frame(s, 100)));
+            assert_eq!(dev.try_receive(), Some(frame(s, 100)), "frame {s}");
+            assert_eq!(fake.reg(RDT), s % RX_RING as u32);
+        }
+        // The device owns 31 descriptors: the 32nd frame finds none (RXO) and is lost.
+        for s in 0..31 {
+            assert!(fake.deliver(&frame(1000 + s, 64)), "frame {s}");
+        }
+        assert!(!fake.deliver(&frame(9999, 64)));
+        assert!(dev.handle_irq());
+        assert_ne!(dev.causes_seen() & INT_RXO, 0);
+        let mut got = Vec::new();
+        assert_eq!(dev.receive(&mut |f: &[u8]| got.push(f.to_vec())), 31);
+        assert_eq!(got, (0..31).map(|s| frame(1000 + s, 64)).collect::<Vec<_>>());
+        // Every descriptor is back with the device.
+        for s in 0..31 {
+            assert!(fake.deliver(&frame(s, 64)));
+        }
+        assert_eq!(dev.receive(&mut |_: &[u8]| {}), 31);
+        assert_eq!(dev.stats().rx_packets, 100 + 62);
+    }
+
+    #[test]
+    fn bad_frames_are_dropped_counted_and_given_back() {
+        let (fake, dev) = device();
+        let dd_eop = RX_STATUS_DD | RX_STATUS_EOP;
+        fake.deliver(&frame(1, 60));
+        fake.deliver_raw(&frame(2, 60), dd_eop, 0x01); // CRC error
+        fake.deliver_raw(&frame(3, 1600), dd_eop, 0); // longer than MAX_FRAME
+        fake.deliver_raw(&[], dd_eop, 0); // empty
+        fake.deliver_raw(&frame(4, 2048), RX_STATUS_DD, 0); // one frame over two buffers
+        fake.deliver_raw(&frame(5, 100), dd_eop, 0);
+        fake.deliver_raw(&frame(6, 60), dd_eop, 0x20); // TCP checksum flag only: kept
+        fake.deliver(&frame(7, MAX_FRAME));
+        let mut got = Vec::new();
+        assert_eq!(dev.receive(&mut |f: &[u8]| got.push(f.to_vec())), 3);
+        assert_eq!(got, [frame(1, 60), frame(6, 60), frame(7, MAX_FRAME)]);
+        let s = dev.stats();
+        assert_eq!((s.rx_packets, s.rx_dropped), (3, 4), "the two-buffer frame counts once");
+        assert_eq!(fake.st.lock().unwrap().rdt_writes[1..], [0, 1, 2, 3, 4, 5, 6, 7]);
+    }
+
+    #[test]
+    fn transmit_moves_tdt_and_wraps_around() {
+        let (fake, dev) = device();
+        for s in 0..100u32 {
+            dev.transmit(&frame(s, 60 + (s as usize % 50))).unwrap();
+            assert_eq!(fake.reg(TDT), (s + 1) % TX_RING as u32);
+            assert_eq!(fake.send_all(), 1);
+        }
+        let st = fake.st.lock().unwrap();
+        assert_eq!(st.sent.len(), 100);
+        for (s, f) in st.sent.iter().enumerate() {
+            assert_eq!(*f, frame(s as u32, 60 + s % 50));
+        }
+        drop(st);
+        assert_eq!(dev.tx_in_flight(), 0);
+        assert_eq!(dev.stats().tx_packets, 100);
+        assert_eq!(dev.transmit(&[]), Err(TxError::BadLength));
+        assert_eq!(dev.transmit(&frame(0, MAX_FRAME + 1)), Err(TxError::BadLength));
+        dev.transmit(&frame(0, MAX_FRAME)).unwrap();
+    }
+
+    #[test]
+    fn full_transmit_ring_is_an_error_until_the_device_sends() {
+        let (fake, dev) = device();
+        for s in 0..TX_RING as u32 - 1 {
+            dev.transmit(&frame(s, 64)).unwrap();
+        }
+        assert_eq!(dev.transmit(&frame(99, 64)), Err(TxError::Full));
+        assert_eq!(dev.stats().tx_full, 1);
+        assert_eq!(fake.reg(TDT), TX_RING as u32 - 1, "TDT never catches up with TDH");
+        // A sender waits for a slot: woken by the TXDW interrupt, not before.
+        let mut t = Task::new(dev.send(&[0xaa; 64]));
+        assert!(!t.poll());
+        assert_eq!(dev.stats().tx_full, 2);
+        assert_eq!(fake.send_all(), 31);
+        assert!(!t.woken(), "the device alone does not wake: the interrupt does");
+        assert!(dev.handle_irq());
+        assert!(t.woken());
+        assert!(t.poll());
+        assert_eq!(t.result, Some(Ok(())));
+        assert_eq!(fake.send_all(), 1);
+        assert_eq!(fake.st.lock().unwrap().sent.last().unwrap(), &vec![0xaa; 64]);
+        let flag = t.flag.clone();
+        drop(t);
+        assert_eq!(Arc::strong_count(&flag), 1, "no waker kept after the wait");
+    }
+
+    #[test]
+    fn recv_waits_for_the_interrupt_and_keeps_no_waker() {
+        let (fake, dev) = device();
+        let mut t = Task::new(dev.recv());
+        assert!(!t.poll());
+        fake.deliver(&frame(5, 80));
+        assert!(!t.woken());
+        assert!(dev.handle_irq());
+        assert!(t.woken());
+        assert!(t.poll());
+        assert_eq!(t.result, Some(frame(5, 80)));
+        let flag = t.flag.clone();
+        drop(t);
+        assert_eq!(Arc::strong_count(&flag), 1, "the driver holds no waker after Ready");
+        // A frame already there: ready at once, nothing registered.
+        fake.deliver(&frame(6, 80));
+        let mut t = Task::new(dev.recv());
+        assert!(t.poll());
+        assert_eq!(t.result, Some(frame(6, 80)));
+        // A wait abandoned (a timeout): the waker goes with the future.
+        let mut t = Task::new(dev.recv());
+        assert!(!t.poll());
+        let flag = t.flag.clone();
+        drop(t);
+        assert_eq!(Arc::strong_count(&flag), 1, "a dropped recv deregisters");
+        fake.deliver(&frame(7, 80));
+        assert!(dev.handle_irq());
+        assert_eq!(dev.try_receive(), Some(frame(7, 80)));
+    }
+
+    #[test]
+    fn poll_rx_ready_then_drain() {
+        let (fake, dev) = device();
+        let mut t = Task::new(poll_fn(|cx| dev.poll_rx_ready(cx)));
+        assert!(!t.poll());
+        fake.deliver(&frame(1, 60));
+        fake.deliver_raw(&frame(2, 60), RX_STATUS_DD | RX_STATUS_EOP, 0x80);
+        assert!(dev.handle_irq() && t.woken() && t.poll());
+        assert_eq!(dev.receive(&mut |_: &[u8]| {}), 1);
+        assert!(!dev.rx_pending());
+        assert_eq!(dev.stats().rx_dropped, 1);
+    }
+
+    #[test]
+    fn futures_are_send_and_the_device_is_sync() {
+        fn send<T: Send>(_: &T) {}
+        fn sync<T: Sync>(_: &T) {}
+        let (_fake, dev) = device();
+        send(&dev.recv());
+        send(&dev.send(&[1, 2, 3]));
+        send(&dev.tx_ready());
+        sync(&dev);
+    }
+}
