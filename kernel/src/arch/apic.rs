@@ -17,7 +17,6 @@ const LAPIC_LVT_TIMER: u64 = 0x320;
 const LAPIC_TIMER_INIT: u64 = 0x380;
 const LAPIC_TIMER_CURRENT: u64 = 0x390;
 const LAPIC_TIMER_DIVIDE: u64 = 0x3e0;
-const TIMER_PERIODIC: u32 = 1 << 17;
 const TIMER_MASKED: u32 = 1 << 16;
 const DIVIDE_BY_16: u32 = 0b0011;
 
@@ -94,14 +93,15 @@ pub fn eoi() {
     lapic_write(LAPIC_EOI, 0);
 }
 
-/// Count LAPIC timer ticks (divide by 16) over one PIT-timed interval, then start the timer
-/// periodic at `hz`. The TSC is measured over the same interval.
+/// The LAPIC timer's and the TSC's rates, measured against the PIT.
 pub struct Calibration {
     pub lapic_hz: u64,
     pub tsc_hz: u64,
 }
 
-pub fn start_timer(hz: u32, vector: u8) -> Calibration {
+/// Count LAPIC timer ticks (divide by 16) over one PIT-timed interval, with the TSC measured
+/// over the same interval, and leave the timer in one-shot mode on `vector`, stopped.
+pub fn calibrate_timer(vector: u8) -> Calibration {
     lapic_write(LAPIC_TIMER_DIVIDE, DIVIDE_BY_16);
     lapic_write(LAPIC_LVT_TIMER, TIMER_MASKED);
     lapic_write(LAPIC_TIMER_INIT, u32::MAX);
@@ -111,7 +111,12 @@ pub fn start_timer(hz: u32, vector: u8) -> Calibration {
     let tsc = super::cpu::rdtsc() - tsc0;
     let per_sec = |n: u64| (n as u128 * 1_000_000_000 / ns.max(1) as u128) as u64;
     let rate = per_sec(ticks);
-    lapic_write(LAPIC_LVT_TIMER, TIMER_PERIODIC | vector as u32);
-    lapic_write(LAPIC_TIMER_INIT, (rate / hz as u64).max(1) as u32);
+    lapic_write(LAPIC_TIMER_INIT, 0); // stopped
+    lapic_write(LAPIC_LVT_TIMER, vector as u32); // one-shot
     Calibration { lapic_hz: rate, tsc_hz: per_sec(tsc) }
+}
+
+/// Interrupt once after `ticks` timer ticks (0 stops the timer). Replaces any earlier arming.
+pub fn timer_oneshot(ticks: u32) {
+    lapic_write(LAPIC_TIMER_INIT, ticks);
 }

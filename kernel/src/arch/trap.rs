@@ -116,9 +116,7 @@ extern "C" fn trap_dispatch(frame: &mut TrapFrame) -> &mut TrapFrame {
         idt::VECTOR_TIMER => {
             crate::time::on_tick();
             apic::eoi();
-            if from_user(frame) {
-                crate::proc::sched::preempt(); // end of the time slice
-            }
+            crate::proc::sched::on_timer(from_user(frame)); // tickless: see time.rs
         }
         idt::VECTOR_KEYBOARD => {
             drivers::ps2::handle_irq();

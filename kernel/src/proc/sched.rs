@@ -16,7 +16,7 @@ use crate::arch::{cpu, gdt};
 use crate::exec::EXECUTOR;
 use alloc::sync::Arc;
 use core::arch::naked_asm;
-use core::sync::atomic::{AtomicU64, Ordering::SeqCst};
+use core::sync::atomic::{AtomicBool, AtomicU64, Ordering::SeqCst};
 use crossbeam_queue::ArrayQueue;
 use spin::{Mutex, Once};
 use x86_64::instructions::interrupts;
@@ -84,10 +84,12 @@ pub fn run() -> ! {
             interrupts::enable();
             continue;
         }
-        let due = EXECUTOR.timers().next_deadline().is_some_and(|d| d <= crate::time::now_ns());
+        let next = EXECUTOR.timers().next_deadline();
+        let due = next.is_some_and(|d| d <= crate::time::now_ns());
         if EXECUTOR.has_ready_tasks() || due || !runq().is_empty() {
             interrupts::enable();
         } else {
+            crate::time::arm(next); // tickless: wake for the next timer, or not at all
             cpu::enable_interrupts_and_halt();
         }
     }
@@ -96,6 +98,7 @@ pub fn run() -> ! {
 /// Run `p` until it blocks, yields or exits. The scheduler's own stack pointer is saved in
 /// `SCHED_RSP`, where the process switches back to.
 fn run_one(p: Arc<Process>) {
+    NEED_RESCHED.store(false, SeqCst); // a new slice begins
     p.queued.store(false, SeqCst);
     if p.state() != State::Runnable {
         return;
@@ -107,9 +110,32 @@ fn run_one(p: Arc<Process>) {
     crate::arch::syscall::set_kernel_stack(top);
     let ctx = p.ctx.get();
     *CURRENT.lock() = Some(p);
+    // The end of the time slice, or an earlier kernel timer, interrupts the process.
+    let slice = crate::time::slice_end();
+    crate::time::arm(Some(EXECUTOR.timers().next_deadline().map_or(slice, |d| d.min(slice))));
     // SAFETY: interrupts are disabled; SCHED_RSP receives this context, ctx the process's.
     unsafe { swtch(SCHED_RSP.as_ptr(), *ctx) };
     *CURRENT.lock() = None;
+}
+
+/// The time slice ended while the process was in the kernel (which is not preempted): it
+/// yields on its way back to user mode instead (`preempt_if_requested`).
+static NEED_RESCHED: AtomicBool = AtomicBool::new(false);
+
+/// The timer interrupt: preempt user mode now, or ask kernel mode to yield when it leaves.
+pub fn on_timer(from_user: bool) {
+    if from_user {
+        preempt();
+    } else if CURRENT.lock().is_some() {
+        NEED_RESCHED.store(true, SeqCst);
+    }
+}
+
+/// On the way back to user mode: yield if the time slice ended meanwhile.
+pub fn preempt_if_requested() {
+    if NEED_RESCHED.swap(false, SeqCst) {
+        preempt();
+    }
 }
 
 /// Give up the CPU (time slice over): runnable again at the back of the queue.

@@ -46,4 +46,5 @@ pub fn dispatch(frame: &mut TrapFrame) {
     }
     x86_64::instructions::interrupts::disable();
     crate::proc::exit_if_killed();
+    crate::proc::sched::preempt_if_requested();
 }
