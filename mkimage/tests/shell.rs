@@ -106,6 +106,33 @@ fn kill_background_job_and_ctrl_c() {
     poweroff(c);
 }
 
+/// One CPU: with two busy loops running in the background, the shell still answers, so
+/// user mode is preempted (the time slice ends even for a process that never enters the
+/// kernel), and killing them gives the CPU back.
+#[test]
+fn cpu_bound_processes_are_preempted() {
+    let (_dir, img) = image("spin");
+    let c = shell(&img);
+    let mut pids = Vec::new();
+    for _ in 0..2 {
+        let out = run(&c, "spin &");
+        let pid: u32 = out
+            .split(|ch: char| !ch.is_ascii_digit())
+            .filter_map(|w| w.parse().ok())
+            .next_back()
+            .unwrap_or_else(|| panic!("no pid for `spin &`:\n{out}"));
+        pids.push(pid);
+    }
+    let out = run(&c, "echo still answering");
+    assert!(out.lines().any(|l| l.trim() == "still answering"), "{out}");
+    for pid in pids {
+        run(&c, &format!("kill {pid}"));
+    }
+    let out = run(&c, "ps");
+    assert!(!out.contains("spin"), "spinners still listed after kill:\n{out}");
+    poweroff(c);
+}
+
 /// Run usertests to its verdict and the next prompt; the whole output of the run.
 fn usertests(c: &Console) -> String {
     ok(c.send("usertests\n"));
