@@ -29,12 +29,25 @@ pub struct Options {
     pub mode: Mode,
     pub fault: Option<Fault>,
     pub hz: u32,
+    /// `ip=A.B.C.D/N`: the network interface's address (default 10.0.2.15/24).
+    pub ip: Option<([u8; 4], u8)>,
+    /// `gw=A.B.C.D`: the default gateway (default 10.0.2.2).
+    pub gw: Option<[u8; 4]>,
+}
+
+fn parse_ipv4(v: &str) -> Option<[u8; 4]> {
+    let mut out = [0u8; 4];
+    let mut parts = v.split('.');
+    for b in out.iter_mut() {
+        *b = parts.next()?.parse().ok()?;
+    }
+    parts.next().is_none().then_some(out)
 }
 
 pub const DEFAULT_HZ: u32 = 100;
 
 pub fn parse(line: &str) -> Options {
-    let mut o = Options { mode: Mode::Console, fault: None, hz: DEFAULT_HZ };
+    let mut o = Options { mode: Mode::Console, fault: None, hz: DEFAULT_HZ, ip: None, gw: None };
     for word in line.split_ascii_whitespace() {
         match word.split_once('=') {
             None if word == "selftest" => o.mode = Mode::SelfTest,
@@ -49,6 +62,19 @@ pub fn parse(line: &str) -> Options {
             Some(("hz", v)) => match v.parse::<u32>() {
                 Ok(hz) if (10..=10_000).contains(&hz) => o.hz = hz,
                 _ => kprintln!("cmdline: hz={v} is not in 10..=10000; using {DEFAULT_HZ}"),
+            },
+            Some(("ip", v)) => {
+                let parsed = v.split_once('/').and_then(|(a, n)| {
+                    Some((parse_ipv4(a)?, n.parse::<u8>().ok().filter(|n| (1..=32).contains(n))?))
+                });
+                match parsed {
+                    Some(ip) => o.ip = Some(ip),
+                    None => kprintln!("cmdline: ip={v} is not A.B.C.D/N; ignoring"),
+                }
+            }
+            Some(("gw", v)) => match parse_ipv4(v) {
+                Some(gw) => o.gw = Some(gw),
+                None => kprintln!("cmdline: gw={v} is not A.B.C.D; ignoring"),
             },
             _ => kprintln!("cmdline: ignoring unknown option '{word}'"),
         }

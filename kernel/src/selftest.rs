@@ -395,16 +395,22 @@ async fn net_arp(nic: &'static Nic) -> Check {
     let request = arp_request(nic.mac(), GUEST_IP, GATEWAY_IP);
     let before = nic.stats();
     for _ in 0..5 {
-        nic.send(&request).await.map_err(|_| "transmit failed")?;
-        let reply = timeout_ms(1000, async {
-            loop {
-                let frame = nic.recv().await;
-                if let Some(mac) = arp_reply_from(&frame, GATEWAY_IP, GUEST_IP) {
-                    return mac;
+        // With the network stack running, its task owns the receive ring: ask through it.
+        let reply = if crate::net::stack::is_up() {
+            crate::net::stack::arping(GATEWAY_IP).await.ok_or(())
+        } else {
+            nic.send(&request).await.map_err(|_| "transmit failed")?;
+            timeout_ms(1000, async {
+                loop {
+                    let frame = nic.recv().await;
+                    if let Some(mac) = arp_reply_from(&frame, GATEWAY_IP, GUEST_IP) {
+                        return mac;
+                    }
                 }
-            }
-        })
-        .await;
+            })
+            .await
+            .map_err(drop)
+        };
         if let Ok(mac) = reply {
             let s = nic.stats();
             kprintln!(
@@ -428,6 +434,54 @@ async fn net_arp(nic: &'static Nic) -> Check {
         }
     }
     Err("no ARP reply from the gateway in 5 s")
+}
+
+/// TCP over the stack's loopback: a listener on 127.0.0.1:7, a client connecting to it (and
+/// one to 10.0.2.15), bytes both ways, graceful close.
+async fn net_loopback() -> Check {
+    use crate::net::socket::Socket;
+    use abi::syscall::net::SockAddrIn;
+    let server = Socket::new(true).map_err(|_| "socket")?;
+    server.bind(&SockAddrIn::new([0; 4], 7)).map_err(|_| "bind")?;
+    let dup = Socket::new(true).map_err(|_| "socket")?;
+    ensure(dup.bind(&SockAddrIn::new([0; 4], 7)).is_err(), "second bind to port 7 accepted")?;
+    server.listen(4).map_err(|_| "listen")?;
+    for target in [[127, 0, 0, 1], GUEST_IP] {
+        let client = Socket::new(true).map_err(|_| "socket")?;
+        client.connect_start(&SockAddrIn::new(target, 7)).map_err(|_| "connect")?;
+        timeout_ms(5000, client.connected())
+            .await
+            .map_err(|_| "connect timed out")?
+            .map_err(|_| "connect refused")?;
+        let (conn, _peer) = timeout_ms(5000, server.accept())
+            .await
+            .map_err(|_| "accept timed out")?
+            .map_err(|_| "accept")?;
+        client.send(b"ping", None).await.map_err(|_| "send")?;
+        let mut buf = [0u8; 16];
+        let (n, _) = timeout_ms(5000, conn.recv(&mut buf))
+            .await
+            .map_err(|_| "recv timed out")?
+            .map_err(|_| "recv")?;
+        ensure(&buf[..n] == b"ping", "wrong bytes")?;
+        conn.send(b"pong", None).await.map_err(|_| "send back")?;
+        let (n, _) = timeout_ms(5000, client.recv(&mut buf))
+            .await
+            .map_err(|_| "recv timed out")?
+            .map_err(|_| "recv")?;
+        ensure(&buf[..n] == b"pong", "wrong reply")?;
+        drop(client);
+        let (n, _) = timeout_ms(5000, conn.recv(&mut buf))
+            .await
+            .map_err(|_| "no FIN")?
+            .map_err(|_| "recv")?;
+        ensure(n == 0, "data after close")?;
+    }
+    let refused = Socket::new(true).map_err(|_| "socket")?;
+    refused.connect_start(&SockAddrIn::new([127, 0, 0, 1], 9)).map_err(|_| "connect")?;
+    let r = timeout_ms(5000, refused.connected()).await.map_err(|_| "refusal timed out")?;
+    ensure(r == Err(abi::syscall::Errno::ECONNREFUSED), "closed port not refused")?;
+    Ok(())
 }
 
 pub async fn main() {
@@ -467,6 +521,9 @@ pub async fn main() {
             }
         },
         None => kprintln!("selftest: net_arp skipped (no nic)"),
+    }
+    if crate::net::stack::is_up() {
+        check!("net_loopback", net_loopback().await);
     }
     match failed {
         None => {

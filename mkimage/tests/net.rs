@@ -20,6 +20,8 @@ fn selftest_arps_the_gateway() {
     ok(c.expect("net: e1000 at ", BOOT));
     ok(c.expect("selftest: disk skipped (no disk)", BOOT));
     ok(c.expect("selftest: net_arp ok (gateway 10.0.2.2 is at ", STEP));
+    // TCP through the stack's loopback (127.0.0.1 and 10.0.2.15), refusal of a closed port.
+    ok(c.expect("selftest: net_loopback ok", STEP));
     ok(c.expect("selftest: PASS", STEP));
     let status = ok(c.wait_exit(STEP));
     let out = c.output();

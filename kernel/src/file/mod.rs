@@ -39,6 +39,8 @@ pub struct File {
     kind: Kind,
     readable: bool,
     writable: bool,
+    /// `open::NONBLOCK` (set by `fcntl`): a read or write that would wait gives `EAGAIN`.
+    nonblock: AtomicBool,
 }
 
 enum Kind {
@@ -58,11 +60,13 @@ enum Kind {
         data: Vec<u8>,
         off: spin::Mutex<usize>,
     },
+    /// A network socket (`net::socket`).
+    Socket(crate::net::socket::Socket),
 }
 
 impl File {
     fn new(kind: Kind, readable: bool, writable: bool) -> Arc<File> {
-        Arc::new(File { kind, readable, writable })
+        Arc::new(File { kind, readable, writable, nonblock: AtomicBool::new(false) })
     }
 
     /// An open disk inode (a file, or a directory for reading).
@@ -93,6 +97,7 @@ impl File {
                 let p = crate::proc::get(pid).ok_or(Errno::ENOENT)?;
                 crate::proc::record(&p).encode().to_vec()
             }
+            procfs::Node::Net => crate::net::socket::proc_net(),
             procfs::Node::Meminfo => {
                 let (free, total) = crate::mm::frame::stats();
                 let inodes = match crate::rootfs::get() {
@@ -103,6 +108,45 @@ impl File {
             }
         };
         Ok(File::new(Kind::Proc { node, data, off: spin::Mutex::new(0) }, true, false))
+    }
+
+    /// A socket, as a file.
+    pub fn socket(s: crate::net::socket::Socket) -> Arc<File> {
+        File::new(Kind::Socket(s), true, true)
+    }
+
+    /// The socket, if this file is one.
+    pub fn as_socket(&self) -> Option<&crate::net::socket::Socket> {
+        match &self.kind {
+            Kind::Socket(s) => Some(s),
+            _ => None,
+        }
+    }
+
+    pub fn nonblock(&self) -> bool {
+        self.nonblock.load(Ordering::SeqCst)
+    }
+
+    pub fn set_nonblock(&self, on: bool) {
+        self.nonblock.store(on, Ordering::SeqCst);
+    }
+
+    /// `poll` readiness (without waiting). Sockets register `w` for a change; pipes and the
+    /// console only report.
+    pub fn poll_events(&self, events: i16, w: Option<&core::task::Waker>) -> i16 {
+        use abi::syscall::net::{POLLHUP, POLLIN, POLLOUT};
+        match &self.kind {
+            Kind::Socket(s) => s.poll_events(events, w),
+            Kind::PipeRead(r) => {
+                let (ready, hup) = r.pipe().read_state();
+                (if ready { POLLIN & events } else { 0 }) | if hup { POLLHUP } else { 0 }
+            }
+            Kind::PipeWrite(wr) => {
+                let (ready, hup) = wr.pipe().write_state();
+                (if ready { POLLOUT & events } else { 0 }) | if hup { POLLHUP } else { 0 }
+            }
+            _ => events & (POLLIN | POLLOUT),
+        }
     }
 
     pub fn readable(&self) -> bool {
@@ -117,7 +161,10 @@ impl File {
     /// so they are interruptible, and a read returns what is available instead of filling
     /// the whole buffer.
     pub fn is_stream(&self) -> bool {
-        matches!(self.kind, Kind::PipeRead(_) | Kind::PipeWrite(_) | Kind::Console(_))
+        matches!(
+            self.kind,
+            Kind::PipeRead(_) | Kind::PipeWrite(_) | Kind::Console(_) | Kind::Socket(_)
+        )
     }
 
     /// Read at the file's offset (or from the stream); 0 at end of file.
@@ -142,6 +189,7 @@ impl File {
                 *off += n;
                 Ok(n)
             }
+            Kind::Socket(s) => s.recv(buf).await.map(|(n, _)| n),
             Kind::PipeWrite(_) => Err(Errno::EBADF),
         }
     }
@@ -167,6 +215,7 @@ impl File {
                 console::write(buf);
                 Ok(buf.len())
             }
+            Kind::Socket(s) => s.send(buf, None).await,
             Kind::PipeRead(_) | Kind::Proc { .. } => Err(Errno::EBADF),
         }
     }
@@ -181,6 +230,7 @@ impl File {
             Kind::Console(None) => {
                 Stat { kind: kind::DEVICE, nlink: 1, major: dev::CONSOLE, ..Stat::default() }
             }
+            Kind::Socket(_) => Stat { kind: kind::PIPE, nlink: 1, ..Stat::default() },
             Kind::PipeRead(r) => pipe_stat(r.pipe()),
             Kind::PipeWrite(w) => pipe_stat(w.pipe()),
             Kind::Proc { node, data, .. } => Stat {

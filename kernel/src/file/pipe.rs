@@ -115,6 +115,18 @@ impl Pipe {
         self.state.lock().ring.len()
     }
 
+    /// For `poll` on the read end: (bytes or end of file waiting, no writer left).
+    pub fn read_state(&self) -> (bool, bool) {
+        let st = self.state.lock();
+        (!st.ring.is_empty() || st.writers == 0, st.writers == 0)
+    }
+
+    /// For `poll` on the write end: (room, no reader left).
+    pub fn write_state(&self) -> (bool, bool) {
+        let st = self.state.lock();
+        (st.ring.free() > 0 || st.readers == 0, st.readers == 0)
+    }
+
     async fn read(&self, dst: &mut [u8]) -> usize {
         if dst.is_empty() {
             return 0;

@@ -27,6 +27,8 @@ use alloc::vec::Vec;
 pub const PROC_DEV: u32 = 2;
 pub const ROOT_INO: u32 = 1;
 pub const MEMINFO_INO: u32 = 2;
+/// `/proc/net`: the sockets, one text line each (`proto local:port remote:port STATE`).
+pub const NET_INO: u32 = 3;
 const PID_INO_BASE: u32 = 16;
 
 /// The inode number `/proc/<pid>` reports (never 0, never the root's or meminfo's).
@@ -39,6 +41,7 @@ pub const fn pid_ino(pid: u32) -> u32 {
 pub enum Node {
     Root,
     Meminfo,
+    Net,
     Pid(u32),
 }
 
@@ -47,6 +50,7 @@ impl Node {
         match self {
             Node::Root => ROOT_INO,
             Node::Meminfo => MEMINFO_INO,
+            Node::Net => NET_INO,
             Node::Pid(pid) => pid_ino(pid),
         }
     }
@@ -67,13 +71,14 @@ pub fn classify(path: &[u8], cwd_is_root: bool) -> Option<Result<Node, Errno>> {
     let node = match (parts.next(), parts.next()) {
         (None, _) => Node::Root,
         (Some(b"meminfo"), None) => Node::Meminfo,
+        (Some(b"net"), None) => Node::Net,
         (Some(name), None) => match parse_pid(name) {
             Some(pid) => Node::Pid(pid),
             None => return Some(Err(Errno::ENOENT)),
         },
         (Some(name), Some(_)) => {
             // Below a file: not a directory; below anything else: nothing there.
-            let is_file = name == b"meminfo" || parse_pid(name).is_some();
+            let is_file = name == b"meminfo" || name == b"net" || parse_pid(name).is_some();
             return Some(Err(if is_file { Errno::ENOTDIR } else { Errno::ENOENT }));
         }
     };
@@ -127,6 +132,7 @@ mod tests {
         assert_eq!(yes(b"//proc/", false), Ok(Root));
         assert_eq!(yes(b"/./proc/.", false), Ok(Root));
         assert_eq!(yes(b"/proc/meminfo", false), Ok(Meminfo));
+        assert_eq!(yes(b"/proc/net", false), Ok(Net));
         assert_eq!(yes(b"/proc//42/", false), Ok(Pid(42)));
         assert_eq!(yes(b"proc/7", true), Ok(Pid(7)));
         assert_eq!(yes(b"./proc", true), Ok(Root));

@@ -1,5 +1,9 @@
-//! Networking. For now the network card alone ([`e1000`]); the TCP/IP stack comes later.
+//! Networking: the network card ([`e1000`]), smoltcp over it ([`device`]), the stack and its
+//! task ([`stack`]), and sockets as files ([`socket`]).
 
+pub mod device;
 pub mod e1000;
+pub mod socket;
+pub mod stack;
 
 pub use e1000::{nic, Nic};

@@ -165,7 +165,9 @@ pub fn sys_read(a: &[u64; 6]) -> isize {
         while done < len {
             let piece = &mut bounce[..(len - done).min(CHUNK)];
             let want = piece.len();
-            let r = if f.is_stream() {
+            let r = if f.nonblock() {
+                super::net::poll_once(f.read(piece)).and_then(|r| r)
+            } else if f.is_stream() {
                 bridge::block_on_interruptible(f.read(piece)).and_then(|r| r)
             } else {
                 bridge::block_on(f.read(piece))
@@ -208,7 +210,9 @@ pub fn sys_write(a: &[u64; 6]) -> isize {
             if let Err(e) = uaccess::copy_in(at, piece) {
                 return if done == 0 { Err(e) } else { Ok(done) };
             }
-            let r = if f.is_stream() {
+            let r = if f.nonblock() {
+                super::net::poll_once(f.write(piece)).and_then(|r| r)
+            } else if f.is_stream() {
                 bridge::block_on_interruptible(f.write(piece)).and_then(|r| r)
             } else {
                 bridge::block_on(f.write(piece))
@@ -219,7 +223,8 @@ pub fn sys_write(a: &[u64; 6]) -> isize {
                 Err(_) => break,
             };
             done += n;
-            if n < piece.len() {
+            // A blocking socket write sends everything (in as many pieces as it takes).
+            if n < piece.len() && (f.nonblock() || f.as_socket().is_none()) {
                 break;
             }
         }

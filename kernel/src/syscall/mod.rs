@@ -5,6 +5,7 @@
 //! wait do so through `proc::bridge` (the process sleeps, the rest of the system runs).
 
 pub mod file;
+pub mod net;
 pub mod proc;
 
 use crate::arch::trap::TrapFrame;
@@ -39,6 +40,21 @@ pub fn dispatch(frame: &mut TrapFrame) {
         nr::RENAME => file::sys_rename(&a),
         nr::GETCWD => file::sys_getcwd(&a),
         nr::SETFG => file::sys_setfg(&a),
+        nr::SOCKET => net::sys_socket(&a),
+        nr::BIND => net::sys_bind(&a),
+        nr::LISTEN => net::sys_listen(&a),
+        nr::ACCEPT => net::sys_accept(&a),
+        nr::CONNECT => net::sys_connect(&a),
+        nr::SEND => net::sys_send(&a),
+        nr::RECV => net::sys_recv(&a),
+        nr::SENDTO => net::sys_sendto(&a),
+        nr::RECVFROM => net::sys_recvfrom(&a),
+        nr::GETSOCKNAME => net::sys_getsockname(&a),
+        nr::GETPEERNAME => net::sys_getpeername(&a),
+        nr::SHUTDOWN => net::sys_shutdown(&a),
+        nr::POLL => net::sys_poll(&a),
+        nr::FCNTL => net::sys_fcntl(&a),
+        nr::ARPING => net::sys_arping(&a),
         _ => Errno::ENOSYS.ret(),
     };
     if frame.rax as usize != nr::EXEC || ret < 0 {
