@@ -49,7 +49,8 @@ fn execute(command: Command) -> mkimage::Result<ExitCode> {
             Ok(exit_code(outcome.exit_code()))
         }
         Command::QemuCmd(args) => {
-            let opts = run::options(&args, build::kernel_path(args.release));
+            let mut opts = run::options(&args, build::kernel_path(args.release));
+            opts.network = qemu::Network::User { forwards: run::forwards()? };
             println!("{}", shell::render(&qemu::command(&opts)));
             Ok(ExitCode::SUCCESS)
         }

@@ -24,12 +24,24 @@ pub const DISK_DEVICE: &str = "virtio-blk-pci,drive=disk0,disable-legacy=off";
 /// (`unsafe` would ignore those flushes; `writethrough`/`none` would only be slower here.)
 pub const DISK_CACHE: &str = "writeback";
 
-/// A TCP port forward from `127.0.0.1:host_port` on this machine to `guest_port` in the guest.
+/// A port forward from `127.0.0.1:host_port` on this machine to `guest_port` in the guest.
 /// The host address is always loopback: nothing else on this machine is ever exposed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct HostForward {
     pub host_port: u16,
     pub guest_port: u16,
+    /// UDP instead of TCP.
+    pub udp: bool,
+}
+
+impl HostForward {
+    pub fn tcp(host_port: u16, guest_port: u16) -> Self {
+        HostForward { host_port, guest_port, udp: false }
+    }
+
+    pub fn udp(host_port: u16, guest_port: u16) -> Self {
+        HostForward { host_port, guest_port, udp: true }
+    }
 }
 
 /// The guest's network.
@@ -109,8 +121,12 @@ pub fn args(opts: &Options) -> Vec<OsString> {
         Network::User { forwards } => {
             let mut netdev = String::from("user,id=net0,restrict=on");
             for f in forwards {
-                netdev
-                    .push_str(&format!(",hostfwd=tcp:127.0.0.1:{}-:{}", f.host_port, f.guest_port));
+                netdev.push_str(&format!(
+                    ",hostfwd={}:127.0.0.1:{}-:{}",
+                    if f.udp { "udp" } else { "tcp" },
+                    f.host_port,
+                    f.guest_port
+                ));
             }
             push(&["-netdev", &netdev]);
             push(&["-device", &format!("{NIC_MODEL},netdev=net0")]);
@@ -240,7 +256,9 @@ mod tests {
         }
         for n in &netdevs {
             for kv in n.split(',').filter(|kv| kv.starts_with("hostfwd=")) {
-                assert!(kv.starts_with("hostfwd=tcp:127.0.0.1:"), "{kv} not on loopback");
+                let on_loopback = kv.starts_with("hostfwd=tcp:127.0.0.1:")
+                    || kv.starts_with("hostfwd=udp:127.0.0.1:");
+                assert!(on_loopback, "{kv} not on loopback");
             }
         }
     }
@@ -290,11 +308,8 @@ mod tests {
     fn user_network_is_restricted() {
         for forwards in [
             vec![],
-            vec![HostForward { host_port: 8080, guest_port: 80 }],
-            vec![
-                HostForward { host_port: 5555, guest_port: 80 },
-                HostForward { host_port: 5556, guest_port: 7 },
-            ],
+            vec![HostForward::tcp(8080, 80)],
+            vec![HostForward::tcp(5555, 80), HostForward::udp(5556, 7)],
         ] {
             let mut opts = Options::new("k", "");
             opts.network = Network::User { forwards: forwards.clone() };
@@ -311,8 +326,7 @@ mod tests {
             );
         }
         let mut opts = Options::new("k", "");
-        opts.network =
-            Network::User { forwards: vec![HostForward { host_port: 8080, guest_port: 80 }] };
+        opts.network = Network::User { forwards: vec![HostForward::tcp(8080, 80)] };
         assert!(strings(&opts)
             .contains(&"user,id=net0,restrict=on,hostfwd=tcp:127.0.0.1:8080-:80".to_string()));
     }

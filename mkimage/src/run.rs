@@ -33,6 +33,26 @@ pub fn disk_for(choice: &DiskChoice, default: &Path) -> Option<PathBuf> {
     }
 }
 
+/// A port from the environment variable `var`, or `default`.
+fn port_from_env(var: &str, default: u16) -> Result<u16> {
+    match std::env::var(var) {
+        Err(_) => Ok(default),
+        Ok(v) => v.parse().map_err(|_| Error::Other(format!("{var}={v:?} is not a port number"))),
+    }
+}
+
+/// What `run` forwards into the guest (always from 127.0.0.1): host `HTTP_PORT` (default
+/// 8080) to guest port 80, and host `ECHO_PORT` (default 8007) to guest port 7, TCP and UDP.
+pub fn forwards() -> Result<Vec<qemu::HostForward>> {
+    let http = port_from_env("HTTP_PORT", 8080)?;
+    let echo = port_from_env("ECHO_PORT", 8007)?;
+    Ok(vec![
+        qemu::HostForward::tcp(http, 80),
+        qemu::HostForward::tcp(echo, 7),
+        qemu::HostForward::udp(echo, 7),
+    ])
+}
+
 /// The QEMU options for these arguments and kernel ELF.
 pub fn options(args: &RunArgs, kernel: PathBuf) -> qemu::Options {
     let mut opts = qemu::Options::new(kernel, args.cmdline.clone());
@@ -44,7 +64,8 @@ pub fn options(args: &RunArgs, kernel: PathBuf) -> qemu::Options {
 /// Builds the kernel, boots it and returns how QEMU ended.
 pub fn run(args: &RunArgs) -> Result<Outcome> {
     let kernel = build::kernel(args.release)?;
-    let opts = options(args, kernel.clone());
+    let mut opts = options(args, kernel.clone());
+    opts.network = qemu::Network::User { forwards: forwards()? };
     if let Some(disk) = &opts.disk {
         if !disk.is_file() {
             return Err(Error::Other(format!("disk image {} does not exist", disk.display())));

@@ -100,3 +100,22 @@ pub fn run_with_deadline(
     };
     (status.code(), reader.join().unwrap())
 }
+
+/// A TCP and UDP port on 127.0.0.1 that was free a moment ago (the OS picks it).
+pub fn free_port() -> u16 {
+    loop {
+        let tcp = std::net::TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
+        let port = tcp.local_addr().unwrap().port();
+        if std::net::UdpSocket::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+}
+
+/// `mkimage run` and `make run` forward host ports into the guest: give each run its own,
+/// so tests running at the same time do not collide.
+pub fn with_own_ports(cmd: &mut Command) -> (u16, u16) {
+    let (http, echo) = (free_port(), free_port());
+    cmd.env("HTTP_PORT", http.to_string()).env("ECHO_PORT", echo.to_string());
+    (http, echo)
+}
