@@ -47,7 +47,9 @@ fn qemu_cmd_prints_the_command() {
     let line = String::from_utf8(out.stdout).unwrap();
     assert!(line.starts_with("qemu-system-x86_64 -machine pc "), "{line}");
     for part in [
-        " -nic none",
+        " -netdev user,id=net0,restrict=on,hostfwd=tcp:127.0.0.1:",
+        "-:80,hostfwd=tcp:127.0.0.1:",
+        " -device e1000,netdev=net0",
         " -serial stdio -display none -monitor none -no-reboot",
         " -device isa-debug-exit,iobase=0xf4,iosize=0x04",
         " -gdb tcp:127.0.0.1:1234 -S",
@@ -56,7 +58,7 @@ fn qemu_cmd_prints_the_command() {
     ] {
         assert!(line.contains(part), "{part:?} missing from {line}");
     }
-    assert!(!line.contains("-netdev"), "{line}");
+    assert!(!line.contains("-nic "), "run has a network, so no -nic none: {line}");
 }
 
 #[test]

@@ -27,6 +27,8 @@ pub const NPROC: usize = 256;
 static RUNQ: Once<ArrayQueue<u32>> = Once::new();
 /// The scheduler context's saved stack pointer while a process runs.
 static SCHED_RSP: AtomicU64 = AtomicU64::new(0);
+/// The running process. Task and process context only: never taken in an interrupt handler
+/// that can interrupt kernel code (the holder would be the interrupted code itself).
 pub(super) static CURRENT: Mutex<Option<Arc<Process>>> = Mutex::new(None);
 
 fn runq() -> &'static ArrayQueue<u32> {
@@ -123,10 +125,12 @@ fn run_one(p: Arc<Process>) {
 static NEED_RESCHED: AtomicBool = AtomicBool::new(false);
 
 /// The timer interrupt: preempt user mode now, or ask kernel mode to yield when it leaves.
+/// Interrupt context: no lock here (kernel code may hold `CURRENT` when the timer fires);
+/// in the scheduler's own context the flag is harmless, as `run_one` clears it.
 pub fn on_timer(from_user: bool) {
     if from_user {
         preempt();
-    } else if CURRENT.lock().is_some() {
+    } else {
         NEED_RESCHED.store(true, SeqCst);
     }
 }
