@@ -7,6 +7,8 @@
 //! - [`heap`]: the global allocator, growing with `sbrk`.
 //! - [`args`]: the program's arguments; [`rt`]: `entry!`, `die!`, the panic handler.
 //! - [`dir`]: directory entries; [`time`]: the cycle counter.
+//! - [`net`]: sockets (TCP and UDP over IPv4), `poll`, non-blocking descriptors, ARP, and
+//!   address helpers.
 //!
 //! The system-call ABI (numbers, errors, `Stat`, `/proc` records) is `abi::syscall`, re-exported
 //! here as [`abi`].
@@ -19,6 +21,7 @@ pub mod args;
 pub mod dir;
 pub mod heap;
 pub mod io;
+pub mod net;
 pub mod rt;
 pub mod sys;
 pub mod time;

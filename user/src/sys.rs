@@ -120,8 +120,36 @@ pub fn check(ret: isize) -> Result<usize> {
     if ret >= 0 {
         Ok(ret as usize)
     } else {
-        Err(Errno::from_ret(ret).unwrap_or(Errno::EIO))
+        Err(errno_from_ret(ret))
     }
+}
+
+/// The network errors, which `Errno::from_ret` does not list.
+const NET_ERRNOS: [Errno; 17] = [
+    Errno::ENOTSOCK,
+    Errno::EDESTADDRREQ,
+    Errno::EMSGSIZE,
+    Errno::EPROTOTYPE,
+    Errno::EOPNOTSUPP,
+    Errno::EAFNOSUPPORT,
+    Errno::EADDRINUSE,
+    Errno::EADDRNOTAVAIL,
+    Errno::ENETUNREACH,
+    Errno::ECONNABORTED,
+    Errno::ECONNRESET,
+    Errno::EISCONN,
+    Errno::ENOTCONN,
+    Errno::ETIMEDOUT,
+    Errno::ECONNREFUSED,
+    Errno::EALREADY,
+    Errno::EINPROGRESS,
+];
+
+/// The error a negative result stands for: any the ABI defines, else `EIO`.
+pub fn errno_from_ret(ret: isize) -> Errno {
+    Errno::from_ret(ret)
+        .or_else(|| NET_ERRNOS.into_iter().find(|e| e.ret() == ret))
+        .unwrap_or(Errno::EIO)
 }
 
 /// Short paths are copied to the stack; longer ones to the heap.
@@ -239,6 +267,22 @@ pub fn chdir(path: &str) -> Result<()> {
 /// A new descriptor (the lowest free one) for the same open file.
 pub fn dup(fd: Fd) -> Result<Fd> {
     check(unsafe { raw::syscall1(nr::DUP, fd as usize) }).map(|f| f as Fd)
+}
+
+/// How many more descriptors this process could open (at most `max`), found by duplicating
+/// `fd` (any open descriptor) until the table is full and closing the copies again.
+pub fn free_descriptors(fd: Fd, max: usize) -> usize {
+    let mut copies = Vec::new();
+    while copies.len() < max {
+        match dup(fd) {
+            Ok(d) => copies.push(d),
+            Err(_) => break,
+        }
+    }
+    for &d in &copies {
+        let _ = close(d);
+    }
+    copies.len()
 }
 
 /// This process's id.

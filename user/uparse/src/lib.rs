@@ -6,6 +6,10 @@
 //! - [`pattern`]: grep's patterns: literal characters, `.`, `*`, `^`, `$`.
 //! - [`meminfo`]: the text of `/proc/meminfo`.
 //! - [`duration`]: `sleep`'s argument.
+//! - [`inet`]: IPv4 addresses, ports and `address:port` as text (and MAC addresses).
+//! - [`http`]: HTTP/1.0 for `curl` and `httpd`: URLs, request and status lines, headers,
+//!   request paths, MIME types, response heads, error pages, directory listings.
+//! - [`procnet`]: the text of `/proc/net` (`netstat`).
 
 #![no_std]
 
@@ -14,6 +18,9 @@ extern crate alloc;
 extern crate std;
 
 pub mod duration;
+pub mod http;
+pub mod inet;
 pub mod meminfo;
 pub mod pattern;
+pub mod procnet;
 pub mod shell;

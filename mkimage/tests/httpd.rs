@@ -1,0 +1,186 @@
+//! The network from the host, as a user would use it: boot an image with the programs, start
+//! servers at the guest's shell, and talk to them through QEMU's forwarded ports on
+//! 127.0.0.1 with real clients (curl, and plain sockets for the echo servers).
+
+mod common;
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use common::{free_port, kernel, ok, BOOT, STEP};
+use mkimage::console::{Console, Settings, TempDir};
+use mkimage::image::Builder;
+use mkimage::qemu::{HostForward, Network, Options, Outcome};
+
+fn programs() -> &'static [(String, Vec<u8>)] {
+    static P: OnceLock<Vec<(String, Vec<u8>)>> = OnceLock::new();
+    P.get_or_init(|| mkimage::programs::build_and_read().expect("build the user programs"))
+}
+
+fn image(name: &str) -> (TempDir, PathBuf) {
+    let dir = ok(TempDir::new(name));
+    let path = dir.path().join("fs.img");
+    let mut b = Builder::standard(64 << 20, 4096).expect("builder");
+    mkimage::programs::add_to(&mut b, programs()).expect("add programs");
+    b.write(&path).expect("write image");
+    (dir, path)
+}
+
+struct Guest {
+    console: Console,
+    http: u16,
+    echo: u16,
+}
+
+/// Boot with user networking (restrict=on, added by qemu.rs) and forwards from free host
+/// ports to guest ports 80 and 7; wait for the shell.
+fn boot(disk: &Path) -> Guest {
+    let (http, echo) = (free_port(), free_port());
+    let mut opts = Options::new(kernel(), "");
+    opts.disk = Some(disk.to_path_buf());
+    opts.network = Network::User {
+        forwards: vec![
+            HostForward::tcp(http, 80),
+            HostForward::tcp(echo, 7),
+            HostForward::udp(echo, 7),
+        ],
+    };
+    let console = ok(Console::spawn_with(opts, Settings::default()));
+    ok(console.expect("init: starting sh", BOOT));
+    ok(console.expect("$ ", BOOT));
+    Guest { console, http, echo }
+}
+
+impl Guest {
+    fn run(&self, line: &str) -> String {
+        ok(self.console.send(format!("{line}\n")));
+        ok(self.console.expect("\n$ ", STEP)).replace('\r', "")
+    }
+
+    fn poweroff(self) {
+        ok(self.console.send("poweroff\n"));
+        let status = ok(self.console.wait_exit(STEP));
+        assert_eq!(Outcome::from_status(status), Outcome::PowerOff, "{}", self.console.output());
+    }
+}
+
+/// `curl` from the host: (HTTP status, body). Bounded in time.
+fn curl(port: u16, path: &str) -> (u16, String) {
+    let url = format!("http://127.0.0.1:{port}{path}");
+    let out = Command::new("curl")
+        .args(["-s", "-m", "20", "-o", "-", "-w", "\n%{http_code}", &url])
+        .output()
+        .expect("run curl");
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let (body, code) = text.rsplit_once('\n').unwrap_or(("", "0"));
+    (code.trim().parse().unwrap_or(0), body.to_string())
+}
+
+/// Wait (with a deadline, polling the real client) until the server answers.
+fn wait_for_http(port: u16) {
+    let deadline = std::time::Instant::now() + STEP;
+    while curl(port, "/").0 == 0 {
+        assert!(std::time::Instant::now() < deadline, "httpd never answered on {port}");
+    }
+}
+
+#[test]
+fn httpd_serves_files_listings_and_errors_to_curl() {
+    let (_dir, img) = image("httpd");
+    let g = boot(&img);
+    g.run("httpd &");
+    wait_for_http(g.http);
+
+    let (code, body) = curl(g.http, "/index.html");
+    assert_eq!(code, 200, "{body}");
+    assert!(body.contains("<html"), "{body}");
+    let (code, body) = curl(g.http, "/docs/");
+    assert_eq!(code, 200, "{body}");
+    assert!(body.contains("Index of /docs"), "no directory listing: {body}");
+    let (code, body) = curl(g.http, "/no-such-file");
+    assert_eq!(code, 404, "{body}");
+
+    // 50 connections at once, each answered in full.
+    let children: Vec<_> = (0..50)
+        .map(|_| {
+            Command::new("curl")
+                .args(["-s", "-m", "60", "-o", "/dev/null", "-w", "%{http_code}"])
+                .arg(format!("http://127.0.0.1:{}/index.html", g.http))
+                .stdout(std::process::Stdio::piped())
+                .spawn()
+                .expect("spawn curl")
+        })
+        .collect();
+    let codes: Vec<String> = children
+        .into_iter()
+        .map(|c| String::from_utf8_lossy(&c.wait_with_output().unwrap().stdout).into_owned())
+        .collect();
+    assert!(codes.iter().all(|c| c == "200"), "not all 50 answered 200: {codes:?}");
+    g.poweroff();
+}
+
+fn random_bytes(seed: u64, len: usize) -> Vec<u8> {
+    let mut x = seed | 1;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect()
+}
+
+#[test]
+fn tcpecho_returns_every_byte() {
+    let (_dir, img) = image("echo");
+    let g = boot(&img);
+    g.run("tcpecho &");
+    // TCP: payloads up to 1 MiB, compared byte for byte.
+    let deadline = std::time::Instant::now() + STEP;
+    let mut stream = loop {
+        match TcpStream::connect(("127.0.0.1", g.echo)) {
+            Ok(s) => break s,
+            Err(e) => assert!(std::time::Instant::now() < deadline, "tcpecho: {e}"),
+        }
+    };
+    stream.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
+    for (i, len) in [1usize, 1000, 65_536, 1 << 20].into_iter().enumerate() {
+        let data = random_bytes(i as u64 + 7, len);
+        let mut back = vec![0u8; len];
+        std::thread::scope(|s| {
+            let mut w = stream.try_clone().unwrap();
+            let writer = s.spawn(move || w.write_all(&data).map(|()| data));
+            stream.read_exact(&mut back).expect("read the echo");
+            let data = writer.join().unwrap().expect("write");
+            assert!(back == data, "tcpecho changed a {len}-byte payload");
+        });
+    }
+    drop(stream);
+    g.poweroff();
+}
+
+#[test]
+fn guest_curl_reaches_httpd_over_loopback_and_its_own_address() {
+    let (_dir, img) = image("loopback");
+    let g = boot(&img);
+    g.run("httpd &");
+    wait_for_http(g.http);
+    for addr in ["127.0.0.1", "10.0.2.15"] {
+        let out = g.run(&format!("curl {addr} /index.html > /got.html; wc < /got.html"));
+        let (code, body) = curl(g.http, "/index.html");
+        assert_eq!(code, 200);
+        let bytes = body.len();
+        assert!(
+            out.lines().any(|l| l.split_whitespace().last() == Some(&bytes.to_string())),
+            "guest curl via {addr} did not fetch {bytes} bytes:\n{out}"
+        );
+    }
+    let out = g.run("arptest");
+    assert!(out.contains("10.0.2.2 is at"), "{out}");
+    g.poweroff();
+}

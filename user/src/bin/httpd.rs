@@ -1,0 +1,513 @@
+//! httpd [PORT] [BIND_ADDR] [ROOT]: a static-file web server (defaults: 80, 0.0.0.0, /www).
+//!
+//! - `GET` and `HEAD` (HEAD: the same head, no body); other methods are 405 (with `Allow`).
+//! - A file is sent with `Content-Type` by its extension and `Content-Length`. A directory is
+//!   its `index.html` if it has one, else an HTML listing (`Index of /path`, one link per
+//!   entry, sorted); a directory named without its final `/` is a 301 to the name with it.
+//! - A malformed request, a head over 8 KiB, or a path whose `..` would leave ROOT is 400; a
+//!   missing file is 404; an HTTP major version other than 1 is 505. Each error has a small
+//!   HTML page.
+//! - HTTP/1.0: one request per connection, closed after the response (HTTP/1.1 requests are
+//!   answered the same way, with `Connection: close`).
+//!
+//! One process serves up to 64 connections at once with non-blocking sockets and `poll`: the
+//! listener and every client are polled together, and each client is a small state machine —
+//! reading its request (no deadline, at most 8 KiB), writing the response a piece at a time as
+//! the socket takes it, then closing gently (shutting down its sending side and discarding
+//! what the client still sends, for at most two seconds). Files up to 64 KiB are read whole
+//! when answered; larger ones are sent 16 KiB at a time from the open file.
+//!
+//! A client that never sends keeps its slot without holding up the others; when all slots are
+//! taken the listener is left alone (connections wait in the kernel's backlog) until one
+//! frees. The slots are fewer than 64 when the process has fewer free descriptors: each
+//! connection takes one and a few stay free for the files being answered; a request that finds
+//! none free waits for one. A failing client is closed; nothing a client does stops the
+//! server. Each response is logged on standard output: `httpd: PEER "REQUEST LINE" STATUS
+//! BYTES`.
+
+#![no_std]
+#![no_main]
+
+use ulib::abi::syscall::kind;
+use ulib::dir::ReadDir;
+use ulib::net::{
+    self, endpoint, Endpoint, PollFd, SockAddrIn, POLLERR, POLLHUP, POLLIN, POLLNVAL, POLLOUT,
+    SHUT_WR,
+};
+use ulib::prelude::*;
+use ulib::uparse::http::{self, ListEntry, Method, PathError, Scan, MAX_REQUEST_HEAD};
+use ulib::uparse::inet::{parse_ipv4, parse_port};
+
+ulib::entry!(main);
+
+const USAGE: &str = "usage: httpd [PORT] [BIND_ADDR] [ROOT]";
+/// Connections served at once, at most (fewer when the process has fewer descriptors).
+const MAX_CLIENTS: usize = 64;
+/// Descriptors kept free for the files being answered (beyond one per connection).
+const FD_RESERVE: usize = 6;
+/// Files up to this size are read whole when answered, so they hold no descriptor while sent.
+const SMALL_FILE: u64 = 64 * 1024;
+const BACKLOG: usize = 16;
+/// Bytes of a file read (and sent) at a time.
+const CHUNK: usize = 16 * 1024;
+/// The most one client may send in one round of `poll`, so that a fast client on a big file
+/// cannot hold up the others however much the socket takes.
+const ROUND_BYTES: usize = 4 * CHUNK;
+/// After the response: how long, and how much, the client's leftovers are read and dropped.
+const LINGER_MS: u64 = 2000;
+const LINGER_BYTES: usize = 64 * 1024;
+/// After `accept` fails for lack of descriptors (or an unknown reason): when to try again,
+/// unless a client closes first.
+const ACCEPT_RETRY_MS: u64 = 100;
+
+enum State {
+    /// Reading the request head.
+    Reading { buf: Vec<u8> },
+    /// The head is in, but the answer needs a descriptor and none is free: tried again every
+    /// round (descriptors free as other clients finish).
+    Waiting { head: Vec<u8> },
+    /// Sending `out[pos..]`, then `left` more bytes of `file`.
+    Writing { out: Vec<u8>, pos: usize, file: Option<File>, left: u64 },
+    /// Response sent and our side shut: dropping what still comes until EOF or `until`.
+    Lingering { until: u64, budget: usize },
+}
+
+struct Client {
+    /// The connection (closed when the client is dropped).
+    sock: File,
+    peer: Endpoint,
+    state: State,
+}
+
+/// What to do with a client after it was served.
+enum Next {
+    Keep,
+    Close,
+}
+
+/// What a request gets.
+struct Reply {
+    code: u16,
+    head: String,
+    body: Body,
+}
+
+enum Body {
+    Empty,
+    Bytes(Vec<u8>),
+    File(File, u64),
+}
+
+impl Body {
+    fn len(&self) -> u64 {
+        match self {
+            Body::Empty => 0,
+            Body::Bytes(b) => b.len() as u64,
+            Body::File(_, n) => *n,
+        }
+    }
+}
+
+fn main(args: Args) -> i32 {
+    let argv = args.to_vec();
+    if argv.len() > 4 || argv.iter().skip(1).any(|a| a.starts_with('-')) {
+        die!("{USAGE}");
+    }
+    let port = match argv.get(1) {
+        Some(p) => parse_port(p).unwrap_or_else(|| die!("{p}: not a port number\n{USAGE}")),
+        None => 80,
+    };
+    let bind_addr = match argv.get(2) {
+        Some(a) => parse_ipv4(a).unwrap_or_else(|| die!("{a}: not an IPv4 address\n{USAGE}")),
+        None => [0; 4],
+    };
+    let root = argv.get(3).copied().unwrap_or("/www");
+    match File::open(root, sys::RDONLY).and_then(|f| f.stat()) {
+        Ok(st) if st.kind == kind::DIR => {}
+        Ok(_) => die!("{root}: not a directory"),
+        Err(e) => die!("{root}: {}", e.message()),
+    }
+    let root = root.trim_end_matches('/');
+
+    let want = SockAddrIn::new(bind_addr, port);
+    let listener = match net::tcp_listener(&want, BACKLOG) {
+        Ok(fd) => File::from_fd(fd),
+        Err(e) => die!("listen on {}: {}", endpoint(&want), e.message()),
+    };
+    if let Err(e) = net::set_nonblocking(listener.fd(), true) {
+        die!("non-blocking listener: {}", e.message());
+    }
+    let local = net::getsockname(listener.fd()).map(|a| endpoint(&a)).unwrap_or(endpoint(&want));
+    // One descriptor per connection, and a few for the files being answered.
+    let free = sys::free_descriptors(listener.fd(), MAX_CLIENTS + FD_RESERVE);
+    let max_clients = free.saturating_sub(FD_RESERVE).clamp(1, MAX_CLIENTS);
+    let shown = if root.is_empty() { "/" } else { root };
+    println!("httpd: serving {shown} on {local} ({max_clients} connections at once)");
+    serve(listener.fd(), root, max_clients)
+}
+
+fn serve(listener: Fd, root: &str, max_clients: usize) -> ! {
+    let mut clients: Vec<Client> = Vec::new();
+    let mut fds: Vec<PollFd> = Vec::new();
+    let mut accept_retry_at: Option<u64> = None;
+    loop {
+        let now = sys::uptime();
+        if accept_retry_at.is_some_and(|t| now >= t) {
+            accept_retry_at = None;
+        }
+        // What to wait for: the listener while there is room, each client by its state.
+        fds.clear();
+        let listening = clients.len() < max_clients && accept_retry_at.is_none();
+        if listening {
+            fds.push(PollFd { fd: listener, events: POLLIN, revents: 0 });
+        }
+        let mut wake_at = accept_retry_at;
+        for c in &clients {
+            let events = match c.state {
+                State::Reading { .. } => POLLIN,
+                State::Waiting { .. } => 0, // only a hang-up or an error
+                State::Writing { .. } => POLLOUT,
+                State::Lingering { until, .. } => {
+                    wake_at = Some(wake_at.map_or(until, |w| w.min(until)));
+                    POLLIN
+                }
+            };
+            fds.push(PollFd { fd: c.sock.fd(), events, revents: 0 });
+        }
+        let timeout = wake_at.map_or(-1, |t| t.saturating_sub(now) as isize);
+        if fds.is_empty() {
+            let _ = sys::sleep(timeout.max(1) as u64);
+            continue;
+        }
+        match net::poll(&mut fds, timeout) {
+            Ok(_) => {}
+            Err(Errno::EINTR) | Err(Errno::EAGAIN) => continue,
+            Err(e) => die!("poll: {}", e.message()),
+        }
+
+        let base = usize::from(listening);
+        let now = sys::uptime();
+        let before = clients.len();
+        let mut i = 0;
+        clients.retain_mut(|c| {
+            let revents = fds[base + i].revents;
+            i += 1;
+            let next = if revents != 0 || matches!(c.state, State::Waiting { .. }) {
+                step(c, revents, root)
+            } else {
+                match c.state {
+                    State::Lingering { until, .. } if now >= until => Next::Close,
+                    _ => Next::Keep,
+                }
+            };
+            matches!(next, Next::Keep)
+        });
+        if clients.len() < before {
+            accept_retry_at = None; // a descriptor may have freed
+        }
+        if listening && fds[0].revents != 0 {
+            accept_retry_at = accept_all(listener, &mut clients, max_clients);
+        }
+    }
+}
+
+/// Accepts every waiting connection while there is room; when to retry if accepting failed.
+fn accept_all(listener: Fd, clients: &mut Vec<Client>, max_clients: usize) -> Option<u64> {
+    while clients.len() < max_clients {
+        match net::accept(listener) {
+            Ok((fd, addr)) => {
+                let sock = File::from_fd(fd);
+                if let Err(e) = net::set_nonblocking(fd, true) {
+                    eprintln!("httpd: {}: non-blocking: {}", endpoint(&addr), e.message());
+                    continue; // dropping `sock` closes it
+                }
+                let state = State::Reading { buf: Vec::with_capacity(1024) };
+                clients.push(Client { sock, peer: endpoint(&addr), state });
+            }
+            Err(Errno::EAGAIN) => return None,
+            // The connection went away before it was accepted.
+            Err(Errno::EINTR | Errno::ECONNABORTED | Errno::ECONNRESET) => {}
+            Err(e) => {
+                if !no_descriptor(e) {
+                    eprintln!("httpd: accept: {}", e.message());
+                }
+                return Some(sys::uptime() + ACCEPT_RETRY_MS);
+            }
+        }
+    }
+    None
+}
+
+/// Moves a client on after `poll` reported `revents` for it.
+fn step(c: &mut Client, revents: i16, root: &str) -> Next {
+    if revents & (POLLERR | POLLNVAL) != 0 {
+        return Next::Close;
+    }
+    let hung_up = revents & POLLHUP != 0;
+    let fd = c.sock.fd();
+    let reply = match &mut c.state {
+        State::Reading { buf } => match read_request(fd, buf) {
+            Read::Gone => return Next::Close,
+            Read::More if hung_up => return Next::Close,
+            Read::More => return Next::Keep,
+            Read::Bad(reply) => Some(reply),
+            Read::Head => None,
+        },
+        State::Waiting { .. } if hung_up => return Next::Close,
+        State::Waiting { .. } => None,
+        State::Writing { .. } => return write_response(c),
+        State::Lingering { budget, .. } => {
+            let mut scratch = [0u8; 2048];
+            loop {
+                match net::recv(fd, &mut scratch) {
+                    Ok(0) => return Next::Close,
+                    Ok(n) if n >= *budget => return Next::Close,
+                    Ok(n) => *budget -= n,
+                    Err(Errno::EINTR) => {}
+                    Err(Errno::EAGAIN) if !hung_up => return Next::Keep,
+                    Err(_) => return Next::Close,
+                }
+            }
+        }
+    };
+    // A complete head (or a bad request): answer it.
+    let head = match &mut c.state {
+        State::Reading { buf } => core::mem::take(buf),
+        State::Waiting { head } => core::mem::take(head),
+        _ => return Next::Close,
+    };
+    let reply = match reply.map_or_else(|| answer(&head, root), Ok) {
+        Ok(r) => r,
+        Err(NoDescriptor) => {
+            c.state = State::Waiting { head };
+            return Next::Keep;
+        }
+    };
+    log(c.peer, &head, &reply);
+    let mut out = reply.head.into_bytes();
+    let (file, left) = match reply.body {
+        Body::Empty => (None, 0),
+        Body::Bytes(b) => {
+            out.extend_from_slice(&b);
+            (None, 0)
+        }
+        Body::File(f, n) => (Some(f), n),
+    };
+    c.state = State::Writing { out, pos: 0, file, left };
+    // The socket is most likely writable now: don't wait a round for poll to say so.
+    write_response(c)
+}
+
+/// What reading a request came to.
+enum Read {
+    /// The head is complete: it is the whole of the buffer.
+    Head,
+    /// The request is bad and gets this reply.
+    Bad(Reply),
+    /// Nothing more for now.
+    More,
+    /// The client is gone.
+    Gone,
+}
+
+/// Reads what the client sent, up to [`MAX_REQUEST_HEAD`] bytes.
+fn read_request(fd: Fd, buf: &mut Vec<u8>) -> Read {
+    loop {
+        match http::scan_head(buf, MAX_REQUEST_HEAD) {
+            Scan::Complete(n) => {
+                buf.truncate(n);
+                return Read::Head;
+            }
+            Scan::TooLarge => return Read::Bad(error_reply(400, "request head over 8 KiB", false)),
+            Scan::Incomplete => {}
+        }
+        let have = buf.len();
+        let room = (MAX_REQUEST_HEAD - have).min(2048);
+        buf.resize(have + room, 0);
+        let got = net::recv(fd, &mut buf[have..]);
+        buf.truncate(have + got.unwrap_or(0));
+        match got {
+            Ok(0) if have == 0 => return Read::Gone,
+            Ok(0) => {
+                let why = "the connection closed inside the request head";
+                return Read::Bad(error_reply(400, why, false));
+            }
+            Ok(_) | Err(Errno::EINTR) => {}
+            Err(Errno::EAGAIN) => return Read::More,
+            Err(_) => return Read::Gone,
+        }
+    }
+}
+
+/// Sends what the socket takes; at the end shuts our side and lingers.
+///
+/// A hang-up does not end this early: a peer that shut only its sending side still reads,
+/// and one that is really gone makes `send` fail.
+fn write_response(c: &mut Client) -> Next {
+    let fd = c.sock.fd();
+    let State::Writing { out, pos, file, left } = &mut c.state else { return Next::Close };
+    let mut sent = 0;
+    loop {
+        if *pos == out.len() {
+            // Refill from the file, or finish.
+            let Some(f) = file.as_ref().filter(|_| *left > 0) else { break };
+            out.resize(CHUNK.min(*left as usize), 0);
+            match f.read(out) {
+                Ok(n) if n > 0 => {
+                    out.truncate(n);
+                    *pos = 0;
+                    *left -= n as u64;
+                }
+                // The file shrank, or broke: the client sees a short body.
+                _ => return Next::Close,
+            }
+        }
+        match net::send(fd, &out[*pos..]) {
+            Ok(0) => return Next::Close,
+            Ok(n) => {
+                *pos += n;
+                sent += n;
+                if sent >= ROUND_BYTES && (*pos < out.len() || *left > 0) {
+                    return Next::Keep; // more next round
+                }
+            }
+            Err(Errno::EINTR) => {}
+            Err(Errno::EAGAIN) => return Next::Keep,
+            Err(_) => return Next::Close,
+        }
+    }
+    // All sent. Shut our side (the client sees the end) and read until the client closes too,
+    // so that the kernel never resets a connection whose reply is still on its way.
+    if net::shutdown(fd, SHUT_WR).is_err() {
+        return Next::Close;
+    }
+    c.state = State::Lingering { until: sys::uptime() + LINGER_MS, budget: LINGER_BYTES };
+    Next::Keep
+}
+
+fn html_reply(code: u16, page: String, head_only: bool, extra: &[(&str, &str)]) -> Reply {
+    let head = http::response_head(code, "text/html", page.len() as u64, extra);
+    let body = if head_only { Body::Empty } else { Body::Bytes(page.into_bytes()) };
+    Reply { code, head, body }
+}
+
+fn error_reply(code: u16, detail: &str, head_only: bool) -> Reply {
+    let extra: &[(&str, &str)] = if code == 405 { &[("Allow", "GET, HEAD")] } else { &[] };
+    html_reply(code, http::error_page(code, detail), head_only, extra)
+}
+
+/// Out of descriptors: the request must wait (see [`State::Waiting`]).
+struct NoDescriptor;
+
+fn no_descriptor(e: Errno) -> bool {
+    matches!(e, Errno::EMFILE | Errno::ENFILE)
+}
+
+/// The reply to a complete request head.
+fn answer(head: &[u8], root: &str) -> Result<Reply, NoDescriptor> {
+    let req = match http::parse_request(head) {
+        Ok(r) => r,
+        Err(e) => return Ok(error_reply(e.status(), e.message(), false)),
+    };
+    let Some(method) = Method::parse(req.method) else {
+        return Ok(error_reply(405, "only GET and HEAD", false));
+    };
+    let head_only = method == Method::Head;
+    let path = match http::request_path(req.target) {
+        Ok(p) => p,
+        Err(e) => {
+            let why = match e {
+                PathError::Escapes => "the path leaves the root",
+                PathError::NotAPath => "not a path",
+                PathError::BadEncoding => "bad %-encoding",
+            };
+            return Ok(error_reply(400, why, head_only));
+        }
+    };
+    let fs_path = format!("{root}{}", path.trim_end_matches('/'));
+    let fs_path = if fs_path.is_empty() { "/".to_string() } else { fs_path };
+    let failed = |e: Errno| match e {
+        e if no_descriptor(e) => Err(NoDescriptor),
+        Errno::ENOENT | Errno::ENOTDIR | Errno::ENAMETOOLONG | Errno::EINVAL => {
+            Ok(error_reply(404, "", head_only))
+        }
+        e => Ok(error_reply(500, e.message(), head_only)),
+    };
+    let (file, st) = match File::open(&fs_path, sys::RDONLY).and_then(|f| Ok((f.stat()?, f))) {
+        Ok((st, f)) => (f, st),
+        Err(e) => return failed(e),
+    };
+    match st.kind {
+        kind::FILE if path.ends_with('/') => failed(Errno::ENOENT),
+        kind::FILE => file_reply(file, st.size, &path, head_only).or_else(failed),
+        kind::DIR if !path.ends_with('/') => {
+            let location = http::percent_encode_path(&format!("{path}/"));
+            let page = http::error_page(301, &format!("See {path}/"));
+            Ok(html_reply(301, page, head_only, &[("Location", &location)]))
+        }
+        kind::DIR => {
+            let index = ulib::dir::join(&fs_path, "index.html");
+            match File::open(&index, sys::RDONLY).and_then(|f| Ok((f.stat()?, f))) {
+                Ok((st, f)) if st.kind == kind::FILE => {
+                    return file_reply(f, st.size, &index, head_only).or_else(failed)
+                }
+                Err(e) if no_descriptor(e) => return Err(NoDescriptor),
+                _ => {}
+            }
+            match listing(file, &fs_path) {
+                Ok(entries) => {
+                    Ok(html_reply(200, http::listing_html(&path, &entries), head_only, &[]))
+                }
+                Err(e) => failed(e),
+            }
+        }
+        _ => failed(Errno::ENOENT), // devices are not web pages
+    }
+}
+
+/// A file's reply: small files are read now (their descriptor closed at once), larger ones
+/// are sent from the open file a piece at a time.
+fn file_reply(file: File, size: u64, name: &str, head_only: bool) -> sys::Result<Reply> {
+    let head = http::response_head(200, http::mime_type(name), size, &[]);
+    let body = if head_only || size == 0 {
+        Body::Empty
+    } else if size <= SMALL_FILE {
+        let mut bytes = vec![0u8; size as usize];
+        let n = ulib::io::read_full(file.fd(), &mut bytes)?;
+        bytes.truncate(n); // a file that shrank meanwhile: a short body, as when streaming
+        Body::Bytes(bytes)
+    } else {
+        Body::File(file, size)
+    };
+    Ok(Reply { code: 200, head, body })
+}
+
+/// The entries of the open directory `dir` (named `fs_path`), without `.` and `..`.
+fn listing(dir: File, fs_path: &str) -> sys::Result<Vec<ListEntry>> {
+    let mut entries = Vec::new();
+    for entry in ReadDir::new(dir) {
+        let entry = entry?;
+        if entry.is_dot() || entry.name().is_empty() {
+            continue;
+        }
+        let name = entry.name();
+        let is_dir = match File::open(&ulib::dir::join(fs_path, name), sys::RDONLY) {
+            Ok(f) => f.stat().is_ok_and(|st| st.kind == kind::DIR),
+            Err(e) if no_descriptor(e) => return Err(e),
+            Err(_) => false,
+        };
+        entries.push(ListEntry { name: name.to_string(), is_dir });
+    }
+    Ok(entries)
+}
+
+/// `httpd: PEER "REQUEST LINE" STATUS BYTES` (the line cut at 100 characters).
+fn log(peer: Endpoint, head: &[u8], reply: &Reply) {
+    let line = head.split(|&b| b == b'\n').find(|l| !l.is_empty() && *l != b"\r").unwrap_or(b"");
+    let line = line.strip_suffix(b"\r").unwrap_or(line);
+    let mut shown = String::new();
+    for &b in line.iter().take(100) {
+        shown.push(if (0x20..0x7f).contains(&b) && b != b'"' { b as char } else { '?' });
+    }
+    println!("httpd: {peer} \"{shown}\" {} {}", reply.code, reply.body.len());
+}
