@@ -1,5 +1,6 @@
 # Top-level entry points. The kernel is built and run by the host tool mkimage (mkimage/).
-#   make deps        install what the build needs (x86_64-unknown-none target, QEMU)
+#   make deps        install what the build and tests need (x86_64-unknown-none target, QEMU,
+#                    curl and Chromium for the network tests)
 #   make build       build the kernel ELF
 #   make run         boot it under QEMU; serial console on this terminal (CMDLINE="selftest" ...)
 #   make test        lint, then all host tests (unit tests and QEMU integration tests)
@@ -22,11 +23,15 @@ all: build
 deps:
 	@command -v rustup >/dev/null 2>&1 || { echo "error: rustup not found; the kernel needs the $(KERNEL_TARGET) target" >&2; exit 1; }
 	@rustup target list --installed | grep -qx '$(KERNEL_TARGET)' || rustup target add $(KERNEL_TARGET)
-	@if ! command -v qemu-system-x86_64 >/dev/null 2>&1; then \
+	@missing=""; \
+	command -v qemu-system-x86_64 >/dev/null 2>&1 || missing="$$missing qemu-system-x86"; \
+	command -v curl >/dev/null 2>&1 || missing="$$missing curl"; \
+	command -v chromium >/dev/null 2>&1 || missing="$$missing chromium"; \
+	if [ -n "$$missing" ]; then \
 	    if [ "$$(id -u)" = 0 ]; then \
-	        apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y qemu-system-x86; \
+	        apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends $$missing; \
 	    else \
-	        echo "error: qemu-system-x86_64 not found: install the Debian package qemu-system-x86 (as root: apt-get install qemu-system-x86)" >&2; \
+	        echo "error: missing Debian packages:$$missing (as root: apt-get install$$missing)" >&2; \
 	        exit 1; \
 	    fi; \
 	fi

@@ -250,3 +250,46 @@ fn httpd_survives_bad_clients() {
     drop(idle);
     g.poweroff();
 }
+
+/// Headless Chromium (Debian's) loads the directory listing from the guest: the rendered
+/// DOM has the listing's title and a link per entry, and a screenshot is saved in
+/// target/test-artifacts/ for a person to look at.
+#[test]
+fn chromium_renders_the_directory_listing() {
+    let (_dir, img) = image("chromium");
+    let g = boot(&img);
+    g.run("httpd &");
+    wait_for_http(g.http);
+    let tmp = ok(TempDir::new("chromium"));
+    let url = format!("http://127.0.0.1:{}/docs/", g.http);
+    let chromium = |extra: &[String]| {
+        let mut cmd = Command::new("chromium");
+        cmd.args(["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic"])
+            .args(["--no-first-run", "--disable-background-networking"])
+            .args(["--disable-component-update", "--disable-sync"])
+            .arg(format!("--user-data-dir={}", tmp.path().join("profile").display()))
+            .args(extra)
+            .arg(&url);
+        common::run_with_deadline(cmd, b"", Duration::from_secs(120))
+    };
+    let (code, dom) = chromium(&["--dump-dom".to_string()]);
+    assert_eq!(code, Some(0), "chromium failed:\n{dom}");
+    assert!(dom.contains("<title>Index of /docs/</title>"), "no listing title in the DOM:\n{dom}");
+    assert!(
+        dom.contains("<a href=\"/docs/filesystem.html\">filesystem.html</a>"),
+        "no link to the page in /docs:\n{dom}"
+    );
+
+    let artifacts = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../target/test-artifacts"));
+    std::fs::create_dir_all(&artifacts).unwrap();
+    let shot = artifacts.join("directory-listing.png");
+    let _ = std::fs::remove_file(&shot);
+    let (code, out) = chromium(&[
+        format!("--screenshot={}", shot.display()),
+        "--window-size=800,600".to_string(),
+    ]);
+    assert_eq!(code, Some(0), "chromium screenshot failed:\n{out}");
+    let png = std::fs::read(&shot).expect("screenshot written");
+    assert!(png.starts_with(b"\x89PNG"), "not a PNG");
+    g.poweroff();
+}
