@@ -5,7 +5,8 @@
 #   make run         boot it under QEMU; serial console on this terminal (CMDLINE="selftest" ...)
 #   make test        lint, then all host tests (unit tests and QEMU integration tests)
 #   make bench       benchmarks: boot time (RUNS=N boots, default 5), the file system against
-#                    the host's, system calls against Linux (the Linux peer), as tables
+#                    the host's, system calls and httpd under wrk against Linux (the Linux
+#                    peer), as tables
 #   make qemu-gdb    boot stopped, waiting for gdb on 127.0.0.1:1234
 #   make image       build the file system image target/fs.img with the user programs in /bin
 #                    (mkimage image; check it with mkimage fsck target/fs.img)
@@ -16,7 +17,7 @@ MKIMAGE := cargo run -q -p mkimage --release --
 CMDLINE ?=
 RUNS ?= 5
 
-.PHONY: all deps deps-bench build run test lint bench bench-boot bench-fs bench-sys qemu-gdb image clean
+.PHONY: all deps deps-bench build run test lint bench bench-boot bench-fs bench-sys bench-net qemu-gdb image clean
 
 all: build
 
@@ -57,13 +58,13 @@ lint: deps
 test: lint
 	cargo test --no-fail-fast
 
-bench: bench-boot bench-fs bench-sys
+bench: bench-boot bench-fs bench-sys bench-net
 
 # The Linux peer of bench-sys: Debian's kernel and a static busybox.
 deps-bench: deps
-	@if ! ls /boot/vmlinuz-* >/dev/null 2>&1 || [ ! -x /bin/busybox ]; then \
+	@if ! ls /boot/vmlinuz-* >/dev/null 2>&1 || [ ! -x /bin/busybox ] || ! command -v wrk >/dev/null 2>&1; then \
 	    if [ "$$(id -u)" = 0 ]; then \
-	        apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends linux-image-amd64 busybox-static; \
+	        apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends linux-image-amd64 busybox-static wrk cpio; \
 	    else \
 	        echo "error: bench-sys needs Debian's linux-image-amd64 and busybox-static (as root: apt-get install linux-image-amd64 busybox-static)" >&2; \
 	        exit 1; \
@@ -72,6 +73,9 @@ deps-bench: deps
 
 bench-sys: deps-bench
 	$(MKIMAGE) bench-sys
+
+bench-net: deps-bench
+	$(MKIMAGE) bench-net
 
 bench-boot: deps
 	$(MKIMAGE) bench-boot --runs $(RUNS)

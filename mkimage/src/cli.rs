@@ -22,6 +22,8 @@ commands:
                                                print the QEMU command `run` would use
   bench-boot  [--runs N] [--release|--debug]   boot N times (default 5); print a table of the
                                                time from starting QEMU to the line `ready`
+  bench-net   [--release|--debug]              httpd under wrk (small file at 1 and 32
+                                               connections, 1 MiB file) against the Linux peer
   bench-sys   [--release|--debug]              system-call costs in cycles (getpid,
                                                fork+exec+wait, pipe ping-pong) against Linux
   bench-fs    [--release|--debug]              time the kernel's file system (64 MiB write and
@@ -93,6 +95,7 @@ pub enum Command {
     BenchBoot { runs: usize, release: bool },
     BenchFs { release: bool },
     BenchSys { release: bool },
+    BenchNet { release: bool },
     Image(ImageArgs),
     Fsck { image: PathBuf },
     Ls { image: PathBuf, path: String },
@@ -234,6 +237,12 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Command, UsageE
         }
         "bench-boot" => ("bench-boot", parse_bench_boot),
         "bench-fs" => ("bench-fs", parse_bench_fs),
+        "bench-net" => ("bench-net", |a| {
+            parse_bench_fs(a).map(|c| match c {
+                Command::BenchFs { release } => Command::BenchNet { release },
+                other => other,
+            })
+        }),
         "bench-sys" => ("bench-sys", |a| {
             parse_bench_fs(a).map(|c| match c {
                 Command::BenchFs { release } => Command::BenchSys { release },

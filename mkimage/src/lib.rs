@@ -12,6 +12,7 @@
 
 pub mod bench;
 pub mod bench_fs;
+pub mod bench_net;
 pub mod bench_sys;
 pub mod build;
 pub mod cli;

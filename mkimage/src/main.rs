@@ -8,7 +8,9 @@ use mkimage::cli::{self, Command, ImageArgs, USAGE};
 use mkimage::image::{self, Builder};
 use mkimage::imgread::{self, Image};
 use mkimage::qemu::Outcome;
-use mkimage::{bench, bench_fs, bench_sys, build, fsck, programs, qemu, run, shell, Error};
+use mkimage::{
+    bench, bench_fs, bench_net, bench_sys, build, fsck, programs, qemu, run, shell, Error,
+};
 
 /// Exit status for wrong use of the command line.
 const EXIT_USAGE: u8 = 2;
@@ -65,6 +67,13 @@ fn execute(command: Command) -> mkimage::Result<ExitCode> {
             let guest = bench_fs::guest(&elf)?;
             let host = bench_fs::host()?;
             print!("{}", bench_fs::markdown_table(&guest, &host));
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::BenchNet { release } => {
+            let elf = build::kernel(release)?;
+            let (ours, idle) = bench_net::ours(&elf)?;
+            let linux = bench_net::linux_peer()?;
+            print!("{}", bench_net::markdown_table(&ours, &linux, idle));
             Ok(ExitCode::SUCCESS)
         }
         Command::BenchSys { release } => {

@@ -40,7 +40,10 @@ use ulib::uparse::inet::{parse_ipv4, parse_port};
 
 ulib::entry!(main);
 
-const USAGE: &str = "usage: httpd [PORT] [BIND_ADDR] [ROOT]";
+const USAGE: &str = "usage: httpd [-q] [PORT] [BIND_ADDR] [ROOT]   (-q: no line per request)";
+
+/// `-q`: no log line per request (benchmarks; the console is slow).
+static QUIET: core::sync::atomic::AtomicBool = core::sync::atomic::AtomicBool::new(false);
 /// Connections served at once, at most (fewer when the process has fewer descriptors).
 const MAX_CLIENTS: usize = 64;
 /// Descriptors kept free for the files being answered (beyond one per connection).
@@ -109,7 +112,11 @@ impl Body {
 }
 
 fn main(args: Args) -> i32 {
-    let argv = args.to_vec();
+    let mut argv = args.to_vec();
+    if argv.get(1) == Some(&"-q") {
+        QUIET.store(true, core::sync::atomic::Ordering::Relaxed);
+        argv.remove(1);
+    }
     if argv.len() > 4 || argv.iter().skip(1).any(|a| a.starts_with('-')) {
         die!("{USAGE}");
     }
@@ -503,6 +510,9 @@ fn listing(dir: File, fs_path: &str) -> sys::Result<Vec<ListEntry>> {
 
 /// `httpd: PEER "REQUEST LINE" STATUS BYTES` (the line cut at 100 characters).
 fn log(peer: Endpoint, head: &[u8], reply: &Reply) {
+    if QUIET.load(core::sync::atomic::Ordering::Relaxed) {
+        return;
+    }
     let line = head.split(|&b| b == b'\n').find(|l| !l.is_empty() && *l != b"\r").unwrap_or(b"");
     let line = line.strip_suffix(b"\r").unwrap_or(line);
     let mut shown = String::new();
