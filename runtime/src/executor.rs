@@ -618,6 +618,21 @@ impl<T> Future for JoinHandle<T> {
     }
 }
 
+/// Return `Pending` once, waking ourselves: every other ready task runs before this one
+/// continues. For a task with more work at once that should not hog the executor.
+pub async fn yield_now() {
+    let mut yielded = false;
+    core::future::poll_fn(|cx| {
+        if yielded {
+            return core::task::Poll::Ready(());
+        }
+        yielded = true;
+        cx.waker().wake_by_ref();
+        core::task::Poll::Pending
+    })
+    .await
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

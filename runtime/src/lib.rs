@@ -47,7 +47,9 @@ pub mod timer;
 #[cfg(test)]
 mod testutil;
 
-pub use executor::{Executor, JoinError, JoinHandle, Stats, TaskId, DEFAULT_QUEUE_CAPACITY};
+pub use executor::{
+    yield_now, Executor, JoinError, JoinHandle, Stats, TaskId, DEFAULT_QUEUE_CAPACITY,
+};
 pub use irq::{IrqQueue, IrqWaker, Pop};
 pub use platform::Platform;
 pub use sync::{Mutex as AsyncMutex, MutexGuard, Ticket, WaitQueue};

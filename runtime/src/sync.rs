@@ -513,7 +513,6 @@ mod tests {
     use crate::Executor;
     use alloc::{boxed::Box, sync::Arc, vec, vec::Vec};
     use core::{
-        future::poll_fn,
         pin::pin,
         sync::atomic::{AtomicUsize, Ordering},
     };
@@ -524,19 +523,7 @@ mod tests {
         f.poll(&mut Context::from_waker(waker))
     }
 
-    /// Return `Pending` once, waking ourselves: lets every other ready task run. No timers.
-    async fn yield_now() {
-        let mut yielded = false;
-        poll_fn(|cx| {
-            if yielded {
-                return Poll::Ready(());
-            }
-            yielded = true;
-            cx.waker().wake_by_ref();
-            Poll::Pending
-        })
-        .await
-    }
+    use crate::executor::yield_now;
 
     #[test]
     fn static_mutex_get_mut_into_inner() {

@@ -187,20 +187,6 @@ pub fn start(ip: Option<([u8; 4], u8)>, gw: Option<[u8; 4]>) {
     crate::exec::spawn(run(nic));
 }
 
-/// Give the executor's other tasks a turn.
-async fn yield_now() {
-    let mut yielded = false;
-    poll_fn(|cx| {
-        if yielded {
-            return Poll::Ready(());
-        }
-        yielded = true;
-        cx.waker().wake_by_ref();
-        Poll::Pending
-    })
-    .await
-}
-
 /// The network task.
 async fn run(nic: &'static Nic) {
     loop {
@@ -212,7 +198,7 @@ async fn run(nic: &'static Nic) {
         .expect("stack");
         if looped || delay == Some(smoltcp::time::Duration::ZERO) {
             // More to do at once (frames looped back to ourselves): but let others run first.
-            yield_now().await;
+            runtime::yield_now().await;
             continue;
         }
         let mut sleep = pin!(delay.map(|d| EXECUTOR.timers().sleep(d.total_micros() * 1000)));
