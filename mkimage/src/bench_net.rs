@@ -11,7 +11,6 @@ use std::time::Duration;
 use crate::build::workspace_root;
 use crate::console::{Console, Settings, TempDir};
 use crate::error::{Error, Result};
-use crate::image::Builder;
 use crate::qemu::{self, HostForward, Network};
 
 /// The peer's small file, byte for byte (linux-peer.sh writes it as /www/index.html).
@@ -73,11 +72,8 @@ fn cpu_ticks(pid: u32) -> Option<u64> {
 pub fn ours(kernel: &Path) -> Result<([Wrk; 3], f64)> {
     let dir = TempDir::new("bench-net")?;
     let img = dir.path().join("fs.img");
-    let mut b = Builder::standard(64 << 20, 4096)?;
-    crate::programs::add_to(&mut b, &crate::programs::build_and_read()?)?;
-    b.add_file("/www/small.html", SMALL.to_vec())?;
-    b.add_file("/www/1m.bin", vec![0u8; 1 << 20])?;
-    b.write(&img)?;
+    let extra = [("/www/small.html", SMALL.to_vec()), ("/www/1m.bin", vec![0u8; 1 << 20])];
+    crate::programs::image_with(&img, 64 << 20, &crate::programs::build_and_read()?, &extra)?;
     let port = free_port();
     let mut opts = qemu::Options::new(kernel, "");
     opts.disk = Some(img);

@@ -13,7 +13,6 @@ use std::time::Duration;
 use crate::build::{remove_outer_cargo_env, workspace_root};
 use crate::console::{Console, Settings, TempDir};
 use crate::error::{Error, Result};
-use crate::image::Builder;
 use crate::qemu;
 
 pub const OPS: [&str; 3] = ["getpid", "fork-exec-wait", "pipe-pingpong"];
@@ -34,9 +33,7 @@ pub fn parse(out: &str) -> Vec<(String, u64)> {
 pub fn guest(kernel: &Path) -> Result<Vec<(String, u64)>> {
     let dir = TempDir::new("bench-sys")?;
     let img = dir.path().join("fs.img");
-    let mut b = Builder::standard(64 << 20, 4096)?;
-    crate::programs::add_to(&mut b, &crate::programs::build_and_read()?)?;
-    b.write(&img)?;
+    crate::programs::image_with(&img, 64 << 20, &crate::programs::build_and_read()?, &[])?;
     let mut opts = qemu::Options::new(kernel, "");
     opts.disk = Some(img);
     let c = Console::spawn_with(opts, Settings { qmp: false, echo: false })?;

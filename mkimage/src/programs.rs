@@ -112,6 +112,23 @@ pub fn add_to(builder: &mut Builder, programs: &[(String, Vec<u8>)]) -> Result<(
     Ok(())
 }
 
+/// Write a standard image of `size_bytes` at `path` with `programs` in /bin and the `extra`
+/// files (tests and benchmarks that boot to the shell).
+pub fn image_with(
+    path: &std::path::Path,
+    size_bytes: u64,
+    programs: &[(String, Vec<u8>)],
+    extra: &[(&str, Vec<u8>)],
+) -> Result<()> {
+    let mut b = Builder::standard(size_bytes, 4096)?;
+    add_to(&mut b, programs)?;
+    for (p, bytes) in extra {
+        b.add_file(p, bytes.clone())?;
+    }
+    b.write(path)?;
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

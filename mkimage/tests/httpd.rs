@@ -8,27 +8,15 @@ use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::OnceLock;
 use std::time::Duration;
 
 use common::{free_port, kernel, ok, BOOT, STEP};
 use mkimage::console::{Console, Settings, TempDir};
-use mkimage::image::Builder;
 use mkimage::qemu::{HostForward, Network, Options, Outcome};
 
-fn programs() -> &'static [(String, Vec<u8>)] {
-    static P: OnceLock<Vec<(String, Vec<u8>)>> = OnceLock::new();
-    P.get_or_init(|| mkimage::programs::build_and_read().expect("build the user programs"))
-}
-
+/// A fresh image with the programs in /bin and a 1 MiB file to serve.
 fn image(name: &str) -> (TempDir, PathBuf) {
-    let dir = ok(TempDir::new(name));
-    let path = dir.path().join("fs.img");
-    let mut b = Builder::standard(64 << 20, 4096).expect("builder");
-    mkimage::programs::add_to(&mut b, programs()).expect("add programs");
-    b.add_file("/www/big.bin", random_bytes(5, 1 << 20)).expect("add a 1 MiB file");
-    b.write(&path).expect("write image");
-    (dir, path)
+    common::image_with_programs(name, &[("/www/big.bin", random_bytes(5, 1 << 20))])
 }
 
 struct Guest {

@@ -4,28 +4,15 @@
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::sync::OnceLock;
 use std::time::Duration;
 
 use common::{kernel, ok, BOOT, STEP};
 use mkimage::console::{Console, Settings, TempDir};
-use mkimage::image::Builder;
 use mkimage::qemu::{Options, Outcome};
 
-/// The user programs, built once per test binary.
-fn programs() -> &'static [(String, Vec<u8>)] {
-    static P: OnceLock<Vec<(String, Vec<u8>)>> = OnceLock::new();
-    P.get_or_init(|| mkimage::programs::build_and_read().expect("build the user programs"))
-}
-
-/// A fresh standard image with the programs in /bin.
+/// A fresh image with the programs in /bin.
 fn image(name: &str) -> (TempDir, PathBuf) {
-    let dir = ok(TempDir::new(name));
-    let path = dir.path().join("fs.img");
-    let mut b = Builder::standard(64 << 20, 4096).expect("builder");
-    mkimage::programs::add_to(&mut b, programs()).expect("add programs");
-    b.write(&path).expect("write image");
-    (dir, path)
+    common::image_with_programs(name, &[])
 }
 
 /// Boot to the shell's first prompt.

@@ -119,3 +119,21 @@ pub fn with_own_ports(cmd: &mut Command) -> (u16, u16) {
     cmd.env("HTTP_PORT", http.to_string()).env("ECHO_PORT", echo.to_string());
     (http, echo)
 }
+
+/// The user programs, built once per test binary.
+pub fn programs() -> &'static [(String, Vec<u8>)] {
+    static P: OnceLock<Vec<(String, Vec<u8>)>> = OnceLock::new();
+    P.get_or_init(|| mkimage::programs::build_and_read().expect("build the user programs"))
+}
+
+/// A fresh 64 MiB standard image with the programs in /bin (and `extra` files), in a new
+/// temporary directory that lives as long as the returned guard.
+pub fn image_with_programs(
+    name: &str,
+    extra: &[(&str, Vec<u8>)],
+) -> (mkimage::console::TempDir, PathBuf) {
+    let dir = ok(mkimage::console::TempDir::new(name));
+    let path = dir.path().join("fs.img");
+    mkimage::programs::image_with(&path, 64 << 20, programs(), extra).expect("write image");
+    (dir, path)
+}
