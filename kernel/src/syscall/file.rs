@@ -148,6 +148,17 @@ async fn open_inode(
     }
 }
 
+/// How a read or write on `f` waits: a non-blocking descriptor tries once (`EAGAIN`); a
+/// stream (pipe, console, socket) waits until killed (`EINTR`); a file operation runs to
+/// completion (it is a file-system transaction).
+fn io<T>(f: &File, op: impl core::future::Future<Output = Result<T, Errno>>) -> Result<T, Errno> {
+    if f.nonblock() || f.is_stream() {
+        super::net::run(f.nonblock(), op)
+    } else {
+        bridge::block_on(op)
+    }
+}
+
 /// `read(fd, buf, len) -> n`: files are read until `len` or the end; pipes and the console
 /// return what one wait brings.
 pub fn sys_read(a: &[u64; 6]) -> isize {
@@ -165,13 +176,7 @@ pub fn sys_read(a: &[u64; 6]) -> isize {
         while done < len {
             let piece = &mut bounce[..(len - done).min(CHUNK)];
             let want = piece.len();
-            let r = if f.nonblock() {
-                super::net::poll_once(f.read(piece)).and_then(|r| r)
-            } else if f.is_stream() {
-                bridge::block_on_interruptible(f.read(piece)).and_then(|r| r)
-            } else {
-                bridge::block_on(f.read(piece))
-            };
+            let r = io(&f, f.read(piece));
             let n = match r {
                 Ok(n) => n,
                 Err(e) if done == 0 => return Err(e),
@@ -210,13 +215,7 @@ pub fn sys_write(a: &[u64; 6]) -> isize {
             if let Err(e) = uaccess::copy_in(at, piece) {
                 return if done == 0 { Err(e) } else { Ok(done) };
             }
-            let r = if f.nonblock() {
-                super::net::poll_once(f.write(piece)).and_then(|r| r)
-            } else if f.is_stream() {
-                bridge::block_on_interruptible(f.write(piece)).and_then(|r| r)
-            } else {
-                bridge::block_on(f.write(piece))
-            };
+            let r = io(&f, f.write(piece));
             let n = match r {
                 Ok(n) => n,
                 Err(e) if done == 0 => return Err(e),

@@ -35,7 +35,10 @@ pub fn poll_once<F: Future>(f: F) -> Result<F::Output, Errno> {
 }
 
 /// Run a socket operation: once if `nonblock`, else until done (interruptible).
-fn run<T>(nonblock: bool, f: impl Future<Output = Result<T, Errno>>) -> Result<T, Errno> {
+pub(super) fn run<T>(
+    nonblock: bool,
+    f: impl Future<Output = Result<T, Errno>>,
+) -> Result<T, Errno> {
     if nonblock {
         poll_once(f)?
     } else {
