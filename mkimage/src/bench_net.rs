@@ -77,7 +77,7 @@ pub fn ours(kernel: &Path) -> Result<([Wrk; 3], f64)> {
     let port = free_port();
     let mut opts = qemu::Options::new(kernel, "");
     opts.disk = Some(img);
-    opts.network = Network::User { forwards: vec![HostForward::tcp(port, 80)] };
+    opts.network = Network::user(vec![HostForward::tcp(port, 80)]);
     let c = Console::spawn_with(opts, Settings { qmp: false, echo: false })?;
     c.expect("$ ", Duration::from_secs(60))?;
     c.send("httpd -q &\n")?;

@@ -8,6 +8,7 @@
 //! - [`image`], [`fsck`], [`imgread`]: file system images (format in the `abi` crate): build
 //!   one, check one, read files and directories out of one.
 //! - [`programs`]: the nested `cargo build` of the user programs, which `image` puts in `/bin`.
+//! - [`udprelay`]: UDP port forwards, which restricted user networking cannot carry.
 //! - [`cli`]: the command line of the `mkimage` binary.
 
 pub mod bench;
@@ -25,5 +26,6 @@ pub mod programs;
 pub mod qemu;
 pub mod run;
 pub mod shell;
+pub mod udprelay;
 
 pub use error::{Error, Result};

@@ -52,7 +52,9 @@ fn execute(command: Command) -> mkimage::Result<ExitCode> {
         }
         Command::QemuCmd(args) => {
             let mut opts = run::options(&args, build::kernel_path(args.release));
-            opts.network = qemu::Network::User { forwards: run::forwards()? };
+            // The UDP echo forward needs the relay that `mkimage run` starts; this command line
+            // carries the TCP forwards only.
+            opts.network = qemu::Network::user(run::Ports::from_env()?.tcp_forwards());
             println!("{}", shell::render(&qemu::command(&opts)));
             Ok(ExitCode::SUCCESS)
         }

@@ -24,24 +24,28 @@ pub const DISK_DEVICE: &str = "virtio-blk-pci,drive=disk0,disable-legacy=off";
 /// (`unsafe` would ignore those flushes; `writethrough`/`none` would only be slower here.)
 pub const DISK_CACHE: &str = "writeback";
 
-/// A port forward from `127.0.0.1:host_port` on this machine to `guest_port` in the guest.
-/// The host address is always loopback: nothing else on this machine is ever exposed.
+/// A TCP port forward from `127.0.0.1:host_port` on this machine to `guest_port` in the guest.
+/// The host address is always loopback: nothing else on this machine is ever exposed. (UDP
+/// cannot be forwarded by restricted slirp; [`crate::udprelay`] does it through a [`FramePort`].)
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct HostForward {
     pub host_port: u16,
     pub guest_port: u16,
-    /// UDP instead of TCP.
-    pub udp: bool,
 }
 
 impl HostForward {
     pub fn tcp(host_port: u16, guest_port: u16) -> Self {
-        HostForward { host_port, guest_port, udp: false }
+        HostForward { host_port, guest_port }
     }
+}
 
-    pub fn udp(host_port: u16, guest_port: u16) -> Self {
-        HostForward { host_port, guest_port, udp: true }
-    }
+/// A second way into the guest's Ethernet segment: QEMU's `-netdev dgram` over unix datagram
+/// sockets, one raw frame per datagram. QEMU binds `qemu` and sends to `peer`. No IP address
+/// is involved, so nothing outside this machine can reach it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FramePort {
+    pub qemu: PathBuf,
+    pub peer: PathBuf,
 }
 
 /// The guest's network.
@@ -51,8 +55,16 @@ pub enum Network {
     #[default]
     None,
     /// QEMU user networking, always with `restrict=on` (no packet leaves this machine), and
-    /// host forwards on 127.0.0.1.
-    User { forwards: Vec<HostForward> },
+    /// host forwards on 127.0.0.1. With a frame port, the NIC sits on a QEMU hub shared by
+    /// slirp and that port, which then sees every frame and may inject its own.
+    User { forwards: Vec<HostForward>, frames: Option<FramePort> },
+}
+
+impl Network {
+    /// User networking with these TCP forwards and no frame port.
+    pub fn user(forwards: Vec<HostForward>) -> Network {
+        Network::User { forwards, frames: None }
+    }
 }
 
 /// Everything that varies between QEMU runs.
@@ -107,6 +119,44 @@ pub fn linux_peer_command(vmlinuz: &Path, initrd: &Path) -> Command {
     cmd
 }
 
+/// The guest's MAC address: QEMU's default, spelled out because the UDP relay addresses
+/// frames to it.
+pub const GUEST_MAC: [u8; 6] = [0x52, 0x54, 0x00, 0x12, 0x34, 0x56];
+
+/// The NIC and its backends for `net`.
+fn network_args(net: &Network) -> Vec<OsString> {
+    let (forwards, frames) = match net {
+        Network::None => return vec!["-nic".into(), "none".into()],
+        Network::User { forwards, frames } => (forwards, frames),
+    };
+    let mut netdev = String::from("user,id=net0,restrict=on");
+    for f in forwards {
+        netdev.push_str(&format!(",hostfwd=tcp:127.0.0.1:{}-:{}", f.host_port, f.guest_port));
+    }
+    let mut a: Vec<OsString> = vec!["-netdev".into(), netdev.into()];
+    let nic = match frames {
+        None => "net0",
+        Some(fp) => {
+            let mut dgram = OsString::from("dgram,id=frames0,local.type=unix,local.path=");
+            dgram.push(escape_commas(&fp.qemu));
+            dgram.push(",remote.type=unix,remote.path=");
+            dgram.push(escape_commas(&fp.peer));
+            a.extend(["-netdev".into(), dgram]);
+            for port in [
+                "hubport,id=hub0slirp,hubid=0,netdev=net0",
+                "hubport,id=hub0frames,hubid=0,netdev=frames0",
+                "hubport,id=hub0nic,hubid=0",
+            ] {
+                a.extend(["-netdev".into(), port.into()]);
+            }
+            "hub0nic"
+        }
+    };
+    let mac = GUEST_MAC.map(|b| format!("{b:02x}")).join(":");
+    a.extend(["-device".into(), format!("{NIC_MODEL},netdev={nic},mac={mac}").into()]);
+    a
+}
+
 /// All of QEMU's arguments for these options.
 pub fn args(opts: &Options) -> Vec<OsString> {
     let mut a: Vec<OsString> = Vec::new();
@@ -116,22 +166,7 @@ pub fn args(opts: &Options) -> Vec<OsString> {
     // and escape codes into it). No reboot: a triple fault ends QEMU instead of looping.
     push(&["-serial", "stdio", "-display", "none", "-monitor", "none", "-no-reboot"]);
     push(&["-device", "isa-debug-exit,iobase=0xf4,iosize=0x04"]);
-    match &opts.network {
-        Network::None => push(&["-nic", "none"]),
-        Network::User { forwards } => {
-            let mut netdev = String::from("user,id=net0,restrict=on");
-            for f in forwards {
-                netdev.push_str(&format!(
-                    ",hostfwd={}:127.0.0.1:{}-:{}",
-                    if f.udp { "udp" } else { "tcp" },
-                    f.host_port,
-                    f.guest_port
-                ));
-            }
-            push(&["-netdev", &netdev]);
-            push(&["-device", &format!("{NIC_MODEL},netdev=net0")]);
-        }
-    }
+    a.extend(network_args(&opts.network));
     if let Some(disk) = &opts.disk {
         let mut drive = OsString::from("file=");
         drive.push(escape_commas(disk));
@@ -256,9 +291,15 @@ mod tests {
         }
         for n in &netdevs {
             for kv in n.split(',').filter(|kv| kv.starts_with("hostfwd=")) {
-                let on_loopback = kv.starts_with("hostfwd=tcp:127.0.0.1:")
-                    || kv.starts_with("hostfwd=udp:127.0.0.1:");
-                assert!(on_loopback, "{kv} not on loopback");
+                assert!(kv.starts_with("hostfwd=tcp:127.0.0.1:"), "{kv} not on loopback");
+            }
+            // The only other backends: hub ports, and frames over unix sockets (no address).
+            let kind = n.split(',').next().unwrap();
+            assert!(["user", "hubport", "dgram"].contains(&kind), "-netdev {n}");
+            if kind == "dgram" {
+                for kv in n.split(',').filter(|kv| kv.contains(".type=")) {
+                    assert!(kv.ends_with(".type=unix"), "-netdev {n}: {kv}");
+                }
             }
         }
     }
@@ -309,10 +350,10 @@ mod tests {
         for forwards in [
             vec![],
             vec![HostForward::tcp(8080, 80)],
-            vec![HostForward::tcp(5555, 80), HostForward::udp(5556, 7)],
+            vec![HostForward::tcp(5555, 80), HostForward::tcp(5556, 7)],
         ] {
             let mut opts = Options::new("k", "");
-            opts.network = Network::User { forwards: forwards.clone() };
+            opts.network = Network::user(forwards.clone());
             let a = strings(&opts);
             assert_network_rule(&a);
             let netdevs = values(&a, "-netdev");
@@ -322,13 +363,39 @@ mod tests {
             assert!(values(&a, "-nic").is_empty());
             assert_eq!(
                 values(&a, "-device"),
-                ["isa-debug-exit,iobase=0xf4,iosize=0x04", "e1000,netdev=net0"]
+                [
+                    "isa-debug-exit,iobase=0xf4,iosize=0x04",
+                    "e1000,netdev=net0,mac=52:54:00:12:34:56"
+                ]
             );
         }
         let mut opts = Options::new("k", "");
-        opts.network = Network::User { forwards: vec![HostForward::tcp(8080, 80)] };
+        opts.network = Network::user(vec![HostForward::tcp(8080, 80)]);
         assert!(strings(&opts)
             .contains(&"user,id=net0,restrict=on,hostfwd=tcp:127.0.0.1:8080-:80".to_string()));
+    }
+
+    #[test]
+    fn a_frame_port_puts_the_nic_on_a_hub() {
+        let mut opts = Options::new("k", "");
+        opts.network = Network::User {
+            forwards: vec![HostForward::tcp(8080, 80)],
+            frames: Some(FramePort { qemu: "/t/a,b/q.sock".into(), peer: "/t/r.sock".into() }),
+        };
+        let a = strings(&opts);
+        assert_network_rule(&a);
+        assert_eq!(
+            values(&a, "-netdev"),
+            [
+                "user,id=net0,restrict=on,hostfwd=tcp:127.0.0.1:8080-:80",
+                "dgram,id=frames0,local.type=unix,local.path=/t/a,,b/q.sock,\
+                 remote.type=unix,remote.path=/t/r.sock",
+                "hubport,id=hub0slirp,hubid=0,netdev=net0",
+                "hubport,id=hub0frames,hubid=0,netdev=frames0",
+                "hubport,id=hub0nic,hubid=0",
+            ]
+        );
+        assert_eq!(values(&a, "-device")[1], "e1000,netdev=hub0nic,mac=52:54:00:12:34:56");
     }
 
     #[test]

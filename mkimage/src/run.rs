@@ -17,6 +17,7 @@ use crate::cli::{DiskChoice, RunArgs};
 use crate::console::{Console, Settings};
 use crate::error::{Error, Result};
 use crate::qemu::{self, Outcome};
+use crate::udprelay::UdpRelay;
 
 /// The disk `run` attaches when neither `--disk` nor `--no-disk` is given, if it exists: the
 /// image `mkimage image` writes by default.
@@ -41,16 +42,32 @@ fn port_from_env(var: &str, default: u16) -> Result<u16> {
     }
 }
 
-/// What `run` forwards into the guest (always from 127.0.0.1): host `HTTP_PORT` (default
-/// 8080) to guest port 80, and host `ECHO_PORT` (default 8007) to guest port 7, TCP and UDP.
-pub fn forwards() -> Result<Vec<qemu::HostForward>> {
-    let http = port_from_env("HTTP_PORT", 8080)?;
-    let echo = port_from_env("ECHO_PORT", 8007)?;
-    Ok(vec![
-        qemu::HostForward::tcp(http, 80),
-        qemu::HostForward::tcp(echo, 7),
-        qemu::HostForward::udp(echo, 7),
-    ])
+/// The host ports `run` forwards from (always on 127.0.0.1): `HTTP_PORT` (default 8080) to
+/// guest port 80, and `ECHO_PORT` (default 8007) to guest port 7, TCP and UDP.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Ports {
+    pub http: u16,
+    pub echo: u16,
+}
+
+/// The guest port of the echo services (`tcpecho`, `udpecho`).
+pub const ECHO_GUEST_PORT: u16 = 7;
+
+impl Ports {
+    pub fn from_env() -> Result<Ports> {
+        Ok(Ports {
+            http: port_from_env("HTTP_PORT", 8080)?,
+            echo: port_from_env("ECHO_PORT", 8007)?,
+        })
+    }
+
+    /// The TCP forwards, which slirp carries; UDP goes through [`UdpRelay`].
+    pub fn tcp_forwards(self) -> Vec<qemu::HostForward> {
+        vec![
+            qemu::HostForward::tcp(self.http, 80),
+            qemu::HostForward::tcp(self.echo, ECHO_GUEST_PORT),
+        ]
+    }
 }
 
 /// The QEMU options for these arguments and kernel ELF.
@@ -65,7 +82,13 @@ pub fn options(args: &RunArgs, kernel: PathBuf) -> qemu::Options {
 pub fn run(args: &RunArgs) -> Result<Outcome> {
     let kernel = build::kernel(args.release)?;
     let mut opts = options(args, kernel.clone());
-    opts.network = qemu::Network::User { forwards: forwards()? };
+    let ports = Ports::from_env()?;
+    // Lives until QEMU has exited.
+    let relay = UdpRelay::start(ports.echo, ECHO_GUEST_PORT).map_err(|e| {
+        Error::io(format!("UDP 127.0.0.1:{} (ECHO_PORT) for the echo relay", ports.echo), e)
+    })?;
+    opts.network =
+        qemu::Network::User { forwards: ports.tcp_forwards(), frames: Some(relay.frame_port()) };
     if let Some(disk) = &opts.disk {
         if !disk.is_file() {
             return Err(Error::Other(format!("disk image {} does not exist", disk.display())));
@@ -90,6 +113,7 @@ pub fn run(args: &RunArgs) -> Result<Outcome> {
         }
     });
     let status = console.wait_exit(Duration::MAX)?;
+    drop(relay);
     Ok(Outcome::from_status(status))
 }
 

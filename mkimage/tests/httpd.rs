@@ -1,11 +1,12 @@
 //! The network from the host, as a user would use it: boot an image with the programs, start
 //! servers at the guest's shell, and talk to them through QEMU's forwarded ports on
-//! 127.0.0.1 with real clients (curl, and plain sockets for the echo servers).
+//! 127.0.0.1 with real clients (curl, and plain sockets for the echo servers). UDP reaches
+//! the guest through mkimage's relay, as under `make run` (restricted slirp carries only TCP).
 
 mod common;
 
 use std::io::{Read, Write};
-use std::net::TcpStream;
+use std::net::{TcpStream, UdpSocket};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
@@ -13,6 +14,7 @@ use std::time::Duration;
 use common::{free_port, kernel, ok, BOOT, STEP};
 use mkimage::console::{Console, Settings, TempDir};
 use mkimage::qemu::{HostForward, Network, Options, Outcome};
+use mkimage::udprelay::{UdpRelay, MAX_PAYLOAD};
 
 /// A fresh image with the programs in /bin and a 1 MiB file to serve.
 fn image(name: &str) -> (TempDir, PathBuf) {
@@ -23,25 +25,25 @@ struct Guest {
     console: Console,
     http: u16,
     echo: u16,
+    /// Forwards UDP from its host port to guest port 7; dropped after the console.
+    relay: UdpRelay,
 }
 
-/// Boot with user networking (restrict=on, added by qemu.rs) and forwards from free host
-/// ports to guest ports 80 and 7; wait for the shell.
+/// Boot with user networking (restrict=on, added by qemu.rs), TCP forwards from free host
+/// ports to guest ports 80 and 7, and the UDP relay to port 7; wait for the shell.
 fn boot(disk: &Path) -> Guest {
     let (http, echo) = (free_port(), free_port());
+    let relay = UdpRelay::start(0, 7).expect("start the UDP relay");
     let mut opts = Options::new(kernel(), "");
     opts.disk = Some(disk.to_path_buf());
     opts.network = Network::User {
-        forwards: vec![
-            HostForward::tcp(http, 80),
-            HostForward::tcp(echo, 7),
-            HostForward::udp(echo, 7),
-        ],
+        forwards: vec![HostForward::tcp(http, 80), HostForward::tcp(echo, 7)],
+        frames: Some(relay.frame_port()),
     };
     let console = ok(Console::spawn_with(opts, Settings::default()));
     ok(console.expect("init: starting sh", BOOT));
     ok(console.expect("$ ", BOOT));
-    Guest { console, http, echo }
+    Guest { console, http, echo, relay }
 }
 
 impl Guest {
@@ -150,6 +152,40 @@ fn tcpecho_returns_every_byte() {
         });
     }
     drop(stream);
+    g.poweroff();
+}
+
+/// UDP through the relay: random payloads from empty to the largest that fits one frame,
+/// each echoed byte for byte, to two clients whose datagrams interleave.
+#[test]
+fn udpecho_returns_every_datagram() {
+    let (_dir, img) = image("udpecho");
+    let g = boot(&img);
+    ok(g.console.send("udpecho &\n"));
+    ok(g.console.expect("udpecho: listening on 0.0.0.0:7", STEP));
+    let to = ("127.0.0.1", g.relay.host_port());
+    let clients = [0, 1].map(|_| {
+        let c = UdpSocket::bind("127.0.0.1:0").unwrap();
+        c.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+        c
+    });
+    let mut sizes = vec![0, 1, 2, 100, 512, 1000, MAX_PAYLOAD - 1, MAX_PAYLOAD];
+    sizes.extend(
+        random_bytes(3, 24)
+            .chunks(2)
+            .map(|b| usize::from(u16::from_le_bytes([b[0], b[1]])) % (MAX_PAYLOAD + 1)),
+    );
+    let mut buf = vec![0u8; 65536];
+    for (i, &len) in sizes.iter().enumerate() {
+        let c = &clients[i % 2];
+        let data = random_bytes(100 + i as u64, len);
+        c.send_to(&data, to).unwrap();
+        let (n, from) = c.recv_from(&mut buf).unwrap_or_else(|e| {
+            panic!("no echo of datagram {i} ({len} bytes): {e}\n{}", g.console.output())
+        });
+        assert_eq!(from.port(), g.relay.host_port(), "the echo comes from the forwarded port");
+        assert!(buf[..n] == data[..], "udpecho changed a {len}-byte datagram into {n} bytes");
+    }
     g.poweroff();
 }
 

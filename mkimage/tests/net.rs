@@ -12,7 +12,7 @@ use mkimage::qemu::{self, Network, Outcome};
 #[test]
 fn selftest_arps_the_gateway() {
     let mut opts = qemu::Options::new(kernel(), "selftest");
-    opts.network = Network::User { forwards: vec![] };
+    opts.network = Network::user(vec![]);
     let args: Vec<String> =
         qemu::args(&opts).iter().map(|a| a.to_string_lossy().into_owned()).collect();
     assert!(args.iter().any(|a| a.starts_with("user,") && a.contains("restrict=on")), "{args:?}");
@@ -38,7 +38,7 @@ fn selftest_with_a_disk_and_a_nic_sharing_a_line() {
     let image = dir.path().join("disk.img");
     std::fs::File::create(&image).unwrap().set_len(8 << 20).unwrap();
     let mut opts = qemu::Options::new(kernel(), "selftest");
-    opts.network = Network::User { forwards: vec![] };
+    opts.network = Network::user(vec![]);
     opts.disk = Some(image);
     let c = ok(Console::spawn_with(opts, Settings::default()));
     ok(c.expect("selftest: disk ok", BOOT));

@@ -1,0 +1,408 @@
+//! UDP port forwards into a guest on restricted user networking.
+//!
+//! libslirp drops every UDP datagram the guest sends when `restrict=on`, except to its own DHCP
+//! and TFTP servers (`udp_input` checks `slirp->restricted` before it even looks for the
+//! forward's socket). So `hostfwd=udp:` would deliver to the guest, but the replies would never
+//! come back. This relay takes its place, on this machine's loopback only:
+//!
+//! ```text
+//!  client ──UDP──▶ 127.0.0.1:host_port ─┐                 ┌─ slirp (TCP forwards, ARP)
+//!                                       relay ══frames══ QEMU hub ── e1000 ── guest
+//!  client ◀─UDP── 127.0.0.1:host_port ◀─┘  (unix datagram socket, `-netdev dgram`)
+//! ```
+//!
+//! QEMU puts the NIC on a hub whose other ports are slirp and a unix datagram socket that
+//! carries raw Ethernet frames to and from this relay ([`crate::qemu::FramePort`]). A datagram
+//! from a host client becomes an IPv4/UDP frame from the gateway (10.0.2.2, at slirp's MAC, on
+//! a port the relay picks for that client) to the guest's `guest_port`. The hub copies every
+//! frame the guest sends to the relay too; a UDP datagram from `guest_port` to one of those
+//! gateway ports goes back to its client from `host_port`, like a reply through a NAT. Slirp
+//! sees the same frames and drops the UDP ones, as restricted mode does.
+//!
+//! The guest has no IP fragmentation, so a datagram that does not fit one Ethernet frame
+//! (more than [`MAX_PAYLOAD`] bytes) is dropped, as a router would on a path that cannot
+//! fragment. Frames are built and parsed with smoltcp's `wire` module, the same crate the
+//! kernel's stack is built on.
+
+use std::collections::{HashMap, VecDeque};
+use std::io;
+use std::net::{Ipv4Addr, SocketAddr, UdpSocket};
+use std::os::fd::AsRawFd;
+use std::os::unix::net::UnixDatagram;
+use std::path::Path;
+use std::thread::{self, JoinHandle};
+
+use smoltcp::phy::ChecksumCapabilities;
+use smoltcp::wire::{
+    EthernetAddress, EthernetFrame, EthernetProtocol, EthernetRepr, IpProtocol, Ipv4Packet,
+    Ipv4Repr, UdpPacket, UdpRepr,
+};
+
+use crate::console::TempDir;
+use crate::qemu::{FramePort, GUEST_MAC};
+
+/// The guest's default IPv4 address (the kernel's `ip=`); its MAC is [`GUEST_MAC`].
+pub const GUEST_IP: Ipv4Addr = Ipv4Addr::new(10, 0, 2, 15);
+/// Slirp's gateway: its address, and the MAC slirp answers ARP with.
+pub const GATEWAY_MAC: [u8; 6] = [0x52, 0x55, 0x0a, 0x00, 0x02, 0x02];
+pub const GATEWAY_IP: Ipv4Addr = Ipv4Addr::new(10, 0, 2, 2);
+
+/// The largest UDP payload in one 1500-byte Ethernet frame (1500 - 20 IPv4 - 8 UDP).
+pub const MAX_PAYLOAD: usize = 1472;
+const ETH_HEADER: usize = 14;
+const IPV4_HEADER: usize = 20;
+const UDP_HEADER: usize = 8;
+
+/// Clients remembered at once; the oldest is forgotten first (its late replies are dropped).
+const MAX_CLIENTS: usize = 4096;
+/// Gateway-side ports handed to clients: the dynamic range.
+const FIRST_PORT: u16 = 49152;
+
+/// A running relay: a thread serving one host UDP port. Dropping it stops the thread.
+pub struct UdpRelay {
+    host_port: u16,
+    frames: FramePort,
+    stop: UnixDatagram,
+    thread: Option<JoinHandle<()>>,
+    _dir: TempDir,
+}
+
+impl UdpRelay {
+    /// Listen on `127.0.0.1:host_port` (0: any free port) and forward to the guest's
+    /// `guest_port`. QEMU must be started with [`UdpRelay::frame_port`] afterwards.
+    pub fn start(host_port: u16, guest_port: u16) -> io::Result<UdpRelay> {
+        let dir = TempDir::new("mkimage-udprelay").map_err(io::Error::other)?;
+        let frames =
+            FramePort { qemu: dir.path().join("qemu.sock"), peer: dir.path().join("relay.sock") };
+        let wire = UnixDatagram::bind(&frames.peer)?;
+        let host = UdpSocket::bind((Ipv4Addr::LOCALHOST, host_port))?;
+        // The thread waits in poll(2) only: a full queue on either side drops a datagram, as a
+        // congested link would, instead of stalling the other direction.
+        wire.set_nonblocking(true)?;
+        host.set_nonblocking(true)?;
+        let host_port = host.local_addr()?.port();
+        let (stop, stopped) = UnixDatagram::pair()?;
+        let mut relay = Relay::new(guest_port);
+        let qemu = frames.qemu.clone();
+        let thread = thread::Builder::new()
+            .name(format!("udp-relay-{host_port}"))
+            .spawn(move || relay.serve(&host, &wire, &qemu, &stopped))?;
+        Ok(UdpRelay { host_port, frames, stop, thread: Some(thread), _dir: dir })
+    }
+
+    /// The host port clients send to.
+    pub fn host_port(&self) -> u16 {
+        self.host_port
+    }
+
+    /// The sockets QEMU's frame hub port uses to reach this relay.
+    pub fn frame_port(&self) -> FramePort {
+        self.frames.clone()
+    }
+}
+
+impl Drop for UdpRelay {
+    fn drop(&mut self) {
+        let _ = self.stop.send(&[1]);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// The relay's state: which gateway-side port stands for which client.
+pub struct Relay {
+    guest_port: u16,
+    by_client: HashMap<SocketAddr, u16>,
+    by_port: HashMap<u16, SocketAddr>,
+    /// Clients in the order they were first seen, for forgetting the oldest.
+    order: VecDeque<SocketAddr>,
+    next_port: u16,
+}
+
+impl Relay {
+    pub fn new(guest_port: u16) -> Relay {
+        Relay {
+            guest_port,
+            by_client: HashMap::new(),
+            by_port: HashMap::new(),
+            order: VecDeque::new(),
+            next_port: FIRST_PORT,
+        }
+    }
+
+    /// The gateway-side port that stands for `client`, handing out a new one if needed.
+    fn port_for(&mut self, client: SocketAddr) -> u16 {
+        if let Some(&p) = self.by_client.get(&client) {
+            return p;
+        }
+        if self.order.len() >= MAX_CLIENTS {
+            if let Some(old) = self.order.pop_front() {
+                if let Some(p) = self.by_client.remove(&old) {
+                    self.by_port.remove(&p);
+                }
+            }
+        }
+        // MAX_CLIENTS is far below the range's size, so a free port is always found.
+        while self.by_port.contains_key(&self.next_port) {
+            self.advance();
+        }
+        let p = self.next_port;
+        self.advance();
+        self.by_client.insert(client, p);
+        self.by_port.insert(p, client);
+        self.order.push_back(client);
+        p
+    }
+
+    fn advance(&mut self) {
+        self.next_port = if self.next_port == u16::MAX { FIRST_PORT } else { self.next_port + 1 };
+    }
+
+    /// The Ethernet frame that carries `payload` from `client` to the guest, or `None` when it
+    /// does not fit in one frame.
+    pub fn to_guest(&mut self, client: SocketAddr, payload: &[u8]) -> Option<Vec<u8>> {
+        if payload.len() > MAX_PAYLOAD {
+            return None;
+        }
+        let src_port = self.port_for(client);
+        Some(udp_frame(
+            (GATEWAY_MAC, GATEWAY_IP, src_port),
+            (GUEST_MAC, GUEST_IP, self.guest_port),
+            payload,
+        ))
+    }
+
+    /// If `frame` is a reply from the guest's service to a client, that client and the
+    /// payload. Everything else the hub copies here (TCP, ARP, slirp's own frames, malformed
+    /// frames) is `None`.
+    pub fn from_guest<'a>(&self, frame: &'a [u8]) -> Option<(SocketAddr, &'a [u8])> {
+        let (src, dst, payload) = parse_udp(frame)?;
+        if src != (GUEST_IP, self.guest_port) || dst.0 != GATEWAY_IP {
+            return None;
+        }
+        Some((*self.by_port.get(&dst.1)?, payload))
+    }
+
+    /// The relay thread: waits on the host socket, the frame socket and the stop signal.
+    fn serve(
+        &mut self,
+        host: &UdpSocket,
+        wire: &UnixDatagram,
+        qemu: &Path,
+        stop: &UnixDatagram,
+    ) {
+        let mut buf = vec![0u8; 65536];
+        let mut fds = [host.as_raw_fd(), wire.as_raw_fd(), stop.as_raw_fd()]
+            .map(|fd| libc::pollfd { fd, events: libc::POLLIN, revents: 0 });
+        let mut warned = false;
+        loop {
+            // SAFETY: `fds` is a valid array of pollfd for its whole length during the call.
+            let n = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, -1) };
+            if n < 0 {
+                if io::Error::last_os_error().kind() == io::ErrorKind::Interrupted {
+                    continue;
+                }
+                return;
+            }
+            if fds[2].revents != 0 {
+                return;
+            }
+            if fds[0].revents != 0 {
+                if let Ok((len, client)) = host.recv_from(&mut buf) {
+                    match self.to_guest(client, &buf[..len]) {
+                        // Before QEMU binds its socket, or after it exits, the frame is lost,
+                        // as a datagram may be.
+                        Some(frame) => drop(wire.send_to(&frame, qemu)),
+                        None if !warned => {
+                            warned = true;
+                            eprintln!(
+                                "udp relay: dropping datagrams over {MAX_PAYLOAD} bytes \
+                                 (the guest does not reassemble IP fragments)"
+                            );
+                        }
+                        None => {}
+                    }
+                }
+            }
+            if fds[1].revents != 0 {
+                if let Ok(len) = wire.recv(&mut buf) {
+                    if let Some((client, payload)) = self.from_guest(&buf[..len]) {
+                        let _ = host.send_to(payload, client);
+                    }
+                }
+            }
+        }
+    }
+}
+
+type Endpoint = (Ipv4Addr, u16);
+
+/// An Ethernet frame carrying one IPv4/UDP datagram, checksums filled in.
+pub fn udp_frame(
+    (src_mac, src_ip, src_port): ([u8; 6], Ipv4Addr, u16),
+    (dst_mac, dst_ip, dst_port): ([u8; 6], Ipv4Addr, u16),
+    payload: &[u8],
+) -> Vec<u8> {
+    let caps = ChecksumCapabilities::default();
+    let udp = UdpRepr { src_port, dst_port };
+    let ip = Ipv4Repr {
+        src_addr: src_ip,
+        dst_addr: dst_ip,
+        next_header: IpProtocol::Udp,
+        payload_len: UDP_HEADER + payload.len(),
+        hop_limit: 64,
+    };
+    let eth = EthernetRepr {
+        src_addr: EthernetAddress(src_mac),
+        dst_addr: EthernetAddress(dst_mac),
+        ethertype: EthernetProtocol::Ipv4,
+    };
+    let mut buf = vec![0u8; ETH_HEADER + IPV4_HEADER + UDP_HEADER + payload.len()];
+    let mut frame = EthernetFrame::new_unchecked(&mut buf[..]);
+    eth.emit(&mut frame);
+    let mut packet = Ipv4Packet::new_unchecked(frame.payload_mut());
+    ip.emit(&mut packet, &caps);
+    let mut datagram = UdpPacket::new_unchecked(packet.payload_mut());
+    udp.emit(
+        &mut datagram,
+        &src_ip.into(),
+        &dst_ip.into(),
+        payload.len(),
+        |b| b.copy_from_slice(payload),
+        &caps,
+    );
+    buf
+}
+
+/// Source, destination and payload of an Ethernet frame holding a valid IPv4/UDP datagram
+/// (header lengths and checksums checked), or `None`.
+pub fn parse_udp(frame: &[u8]) -> Option<(Endpoint, Endpoint, &[u8])> {
+    let caps = ChecksumCapabilities::default();
+    let eth = EthernetFrame::new_checked(frame).ok()?;
+    if eth.ethertype() != EthernetProtocol::Ipv4 {
+        return None;
+    }
+    let packet = Ipv4Packet::new_checked(eth.payload()).ok()?;
+    let ip = Ipv4Repr::parse(&packet, &caps).ok()?;
+    if ip.next_header != IpProtocol::Udp {
+        return None;
+    }
+    let datagram = UdpPacket::new_checked(packet.payload()).ok()?;
+    let udp = UdpRepr::parse(&datagram, &ip.src_addr.into(), &ip.dst_addr.into(), &caps).ok()?;
+    // smoltcp's addresses are `core::net` ones.
+    Some(((ip.src_addr, udp.src_port), (ip.dst_addr, udp.dst_port), datagram.payload()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn client(port: u16) -> SocketAddr {
+        SocketAddr::from((Ipv4Addr::LOCALHOST, port))
+    }
+
+    /// What the guest would send back: the same payload, from its port to the frame's source.
+    fn reply_to(frame: &[u8], payload: &[u8]) -> Vec<u8> {
+        let (src, dst, _) = parse_udp(frame).expect("a UDP frame");
+        udp_frame((GUEST_MAC, dst.0, dst.1), (GATEWAY_MAC, src.0, src.1), payload)
+    }
+
+    #[test]
+    fn frames_round_trip_through_the_parser() {
+        let payload: Vec<u8> = (0..=255).collect();
+        let f = udp_frame((GATEWAY_MAC, GATEWAY_IP, 50000), (GUEST_MAC, GUEST_IP, 7), &payload);
+        assert_eq!(f.len(), 14 + 20 + 8 + 256);
+        assert_eq!(&f[0..6], &GUEST_MAC);
+        let (src, dst, p) = parse_udp(&f).unwrap();
+        assert_eq!((src, dst, p), ((GATEWAY_IP, 50000), (GUEST_IP, 7), &payload[..]));
+    }
+
+    #[test]
+    fn corrupt_frames_are_ignored() {
+        let f = udp_frame((GATEWAY_MAC, GATEWAY_IP, 50000), (GUEST_MAC, GUEST_IP, 7), b"hello");
+        for i in 14..f.len() {
+            let mut bad = f.clone();
+            bad[i] ^= 0x40;
+            if let Some((_, _, p)) = parse_udp(&bad) {
+                // A flipped bit survives only where no checksum covers it: the TOS byte is
+                // covered by the IPv4 checksum, so nothing should get through.
+                panic!("byte {i} flipped, still parsed as {p:?}");
+            }
+        }
+        for len in 0..f.len() {
+            let _ = parse_udp(&f[..len]); // never panics on a short frame
+        }
+        assert!(parse_udp(&[0u8; 60]).is_none());
+    }
+
+    #[test]
+    fn replies_go_back_to_their_own_client() {
+        let mut r = Relay::new(7);
+        let (a, b) = (client(40000), client(40001));
+        let fa = r.to_guest(a, b"from a").unwrap();
+        let fb = r.to_guest(b, b"from b").unwrap();
+        // The same client keeps its port; different clients get different ones.
+        assert_eq!(
+            parse_udp(&r.to_guest(a, b"again").unwrap()).unwrap().0,
+            parse_udp(&fa).unwrap().0
+        );
+        assert_ne!(parse_udp(&fa).unwrap().0, parse_udp(&fb).unwrap().0);
+        assert_eq!(r.from_guest(&reply_to(&fb, b"to b")), Some((b, &b"to b"[..])));
+        assert_eq!(r.from_guest(&reply_to(&fa, b"to a")), Some((a, &b"to a"[..])));
+    }
+
+    #[test]
+    fn other_traffic_is_not_relayed() {
+        let mut r = Relay::new(7);
+        let f = r.to_guest(client(40000), b"x").unwrap();
+        let (src, _, _) = parse_udp(&f).unwrap();
+        // From another guest port, to an unknown port, or our own frame seen again on the hub.
+        let other_port = udp_frame((GUEST_MAC, GUEST_IP, 8), (GATEWAY_MAC, src.0, src.1), b"x");
+        let unknown = udp_frame((GUEST_MAC, GUEST_IP, 7), (GATEWAY_MAC, GATEWAY_IP, 1234), b"x");
+        assert_eq!(r.from_guest(&other_port), None);
+        assert_eq!(r.from_guest(&unknown), None);
+        assert_eq!(r.from_guest(&f), None);
+    }
+
+    #[test]
+    fn oversized_datagrams_are_dropped() {
+        let mut r = Relay::new(7);
+        assert!(r.to_guest(client(1), &[0; MAX_PAYLOAD]).is_some());
+        assert!(r.to_guest(client(1), &[0; MAX_PAYLOAD + 1]).is_none());
+        let f = r.to_guest(client(1), &[0; MAX_PAYLOAD]).unwrap();
+        assert_eq!(f.len(), 1514, "a full Ethernet frame without its FCS");
+    }
+
+    #[test]
+    fn the_oldest_client_is_forgotten_first() {
+        let mut r = Relay::new(7);
+        let first = r.to_guest(client(1), b"x").unwrap();
+        for i in 0..MAX_CLIENTS as u16 {
+            r.to_guest(client(1000 + i), b"x").unwrap();
+        }
+        assert_eq!(r.by_port.len(), MAX_CLIENTS);
+        assert_eq!(r.from_guest(&reply_to(&first, b"late")), None);
+    }
+
+    /// The whole thread, with this test playing QEMU on the frame socket.
+    #[test]
+    fn relay_thread_forwards_both_ways() {
+        let relay = UdpRelay::start(0, 7).unwrap();
+        let fp = relay.frame_port();
+        let qemu = UnixDatagram::bind(&fp.qemu).unwrap();
+        let c = UdpSocket::bind((Ipv4Addr::LOCALHOST, 0)).unwrap();
+        c.set_read_timeout(Some(std::time::Duration::from_secs(10))).unwrap();
+        qemu.set_read_timeout(Some(std::time::Duration::from_secs(10))).unwrap();
+        c.send_to(b"ping", (Ipv4Addr::LOCALHOST, relay.host_port())).unwrap();
+        let mut buf = [0u8; 2048];
+        let n = qemu.recv(&mut buf).unwrap();
+        let (src, dst, p) = parse_udp(&buf[..n]).unwrap();
+        assert_eq!((dst, p), ((GUEST_IP, 7), &b"ping"[..]));
+        qemu.send_to(&reply_to(&buf[..n], b"pong"), &fp.peer).unwrap();
+        let (n, from) = c.recv_from(&mut buf).unwrap();
+        assert_eq!((&buf[..n], from.port()), (&b"pong"[..], relay.host_port()));
+        assert_eq!(src.0, GATEWAY_IP);
+        drop(relay); // joins the thread: a hang here fails the test by timeout
+    }
+}
