@@ -51,18 +51,34 @@ pub fn copy_out(va: u64, src: &[u8]) -> Result<(), Errno> {
     })
 }
 
-/// A NUL-terminated string of at most `max` bytes (without the NUL).
+/// A NUL-terminated string of at most `max` bytes (without the NUL), read a page at a time: a
+/// string that ends before an unmapped page is fine, one that runs into it is `EFAULT`, and
+/// one with no NUL in its first `max + 1` bytes is `ENAMETOOLONG`.
 pub fn copy_in_str(va: u64, max: usize) -> Result<Vec<u8>, Errno> {
     let mut out = Vec::new();
-    let mut byte = [0u8; 1];
-    for i in 0..=max as u64 {
-        copy_in(va.checked_add(i).ok_or(Errno::EFAULT)?, &mut byte)?;
-        if byte[0] == 0 {
+    let p = current();
+    let vm = p.vm.lock();
+    let mut at = va;
+    loop {
+        if at >= USER_END {
+            return Err(Errno::EFAULT);
+        }
+        let (pa, _) = vm.translate(at).ok_or(Errno::EFAULT)?;
+        let n = ((PAGE_SIZE - at % PAGE_SIZE) as usize).min(max + 1 - out.len());
+        // SAFETY: `pa..pa+n` lies in one mapped user frame (n never crosses the page), read
+        // through the direct map; this process cannot change it while it is in the kernel.
+        let bytes =
+            unsafe { core::slice::from_raw_parts(phys_to_virt(pa.as_u64()) as *const u8, n) };
+        if let Some(nul) = bytes.iter().position(|&b| b == 0) {
+            out.extend_from_slice(&bytes[..nul]);
             return Ok(out);
         }
-        out.push(byte[0]);
+        out.extend_from_slice(bytes);
+        if out.len() > max {
+            return Err(Errno::ENAMETOOLONG);
+        }
+        at += n as u64;
     }
-    Err(Errno::ENAMETOOLONG)
 }
 
 /// A user `u64` (a pointer in an argv array).
