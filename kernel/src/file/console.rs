@@ -15,14 +15,18 @@
 //! input task -> `Decoder` makes a character -> `LineDiscipline::feed` -> echo; on Enter the
 //! line goes into the input queue and `notify_all` wakes a process blocked in `read` (its
 //! process waker makes it runnable).
+//!
+//! `poll` on the console ([`poll_read`]) reports it readable only when a complete record is
+//! queued (canonical mode; there is no raw mode), and waits on the same queue as `read`.
 
 use super::ldisc::{Action, InputQueue, LineDiscipline};
+use super::pipe::PollWait;
 use crate::proc::{self, Pid};
 use alloc::vec::Vec;
 use core::future::{poll_fn, Future};
 use core::pin::Pin;
 use core::sync::atomic::{AtomicBool, AtomicU32, Ordering};
-use core::task::{Context, Poll};
+use core::task::{Context, Poll, Waker};
 use drivers::{ps2, serial};
 use runtime::irq::IrqQueue;
 use runtime::sync::WaitQueue;
@@ -61,6 +65,19 @@ pub async fn read(buf: &mut [u8]) -> usize {
         };
         READABLE.wait(ticket).await;
     }
+}
+
+/// For `poll`: whether a read would return at once (a complete line, or an end of file, is
+/// queued). With a waker and nothing queued, the waker is registered in `reg` for the next
+/// record: the ticket is taken under the queue's lock with the check, and `deliver` queues
+/// under that lock and notifies after (see [`PollWait`]).
+pub fn poll_read<'a>(w: Option<(&Waker, &mut PollWait<'a>)>) -> bool {
+    let q = INPUT.lock();
+    let ready = q.readable();
+    if let (false, Some((w, reg))) = (ready, w) {
+        reg.arm(&READABLE, READABLE.ticket(), w);
+    }
+    ready
 }
 
 /// Show `bytes` (serial and screen). Bytes that are not UTF-8 show as U+FFFD.

@@ -5,6 +5,11 @@
 //! to echo, and whether a line (or an end of file, or an interrupt) is complete. Completed
 //! input goes into an [`InputQueue`] of records, which `read` drains.
 //!
+//! The console is always in canonical (line) mode: there is no raw mode. So the console is
+//! readable ([`InputQueue::readable`], what `poll` reports) exactly when a record is complete
+//! (a line, what `^D` delivered, or an end of file); a line still being typed is not input
+//! yet.
+//!
 //! Keys:
 //! - printable ASCII: appended to the line and echoed;
 //! - Enter (`\r` or `\n`; a `\n` right after a `\r` is the same Enter): the line plus `\n`
@@ -151,9 +156,13 @@ impl InputQueue {
     }
 
     /// Nothing to read (a reader would wait).
-    #[cfg(test)]
     pub fn is_empty(&self) -> bool {
         self.records.is_empty()
+    }
+
+    /// A read would not wait: a complete record (or an end of file) is queued.
+    pub fn readable(&self) -> bool {
+        !self.is_empty()
     }
 
     /// Bytes waiting.
@@ -287,6 +296,43 @@ mod tests {
         assert_eq!(actions.len(), MAX_LINE);
         assert_eq!(echo.len(), MAX_LINE);
         assert_eq!(ld.pending().len(), MAX_LINE);
+    }
+
+    /// What `poll` on the console reports: readable only once a record is complete (a line,
+    /// `^D`'s partial line, an end of file), never for a line still being typed; and no
+    /// longer once it is read.
+    #[test]
+    fn readable_only_with_a_complete_record() {
+        let mut ld = LineDiscipline::new();
+        let mut q = InputQueue::new();
+        let mut feed = |q: &mut InputQueue, input: &[u8]| {
+            for &b in input {
+                if let Action::Line(r) | Action::Eof(r) = ld.feed(b) {
+                    q.push(r);
+                }
+            }
+        };
+        assert!(!q.readable());
+        feed(&mut q, b"ls -l");
+        assert!(!q.readable(), "a line being typed is not input yet");
+        feed(&mut q, b"\x08\x15x");
+        assert!(!q.readable(), "nor is an edited one");
+        feed(&mut q, b"\r");
+        assert!(q.readable(), "Enter completes the line");
+        let mut buf = [0u8; 1];
+        assert_eq!(q.read(&mut buf), Some(1));
+        assert!(q.readable(), "half a line is still there");
+        assert_eq!(q.read(&mut buf), Some(1));
+        assert!(!q.readable(), "all read");
+        feed(&mut q, b"ab\x04");
+        assert!(q.readable(), "^D delivers the partial line");
+        assert_eq!(q.read(&mut [0u8; 8]), Some(2));
+        feed(&mut q, b"\x04");
+        assert!(q.readable(), "^D at an empty line: end of file, a read of 0");
+        assert_eq!(q.read(&mut [0u8; 8]), Some(0));
+        assert!(!q.readable());
+        feed(&mut q, b"zz\x03");
+        assert!(!q.readable(), "^C discards the line");
     }
 
     #[test]

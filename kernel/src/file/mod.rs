@@ -30,6 +30,8 @@ use alloc::sync::Arc;
 use alloc::vec::Vec;
 use convert::errno;
 use core::sync::atomic::{AtomicBool, Ordering};
+use core::task::Waker;
+pub use pipe::PollWait;
 use runtime::sync::Mutex as AsyncMutex;
 
 /// A process's file descriptors.
@@ -115,6 +117,14 @@ impl File {
         File::new(Kind::Socket(s), true, true)
     }
 
+    /// The socket of a socket file (`None`: another kind, which is dropped).
+    pub fn into_socket(self) -> Option<crate::net::socket::Socket> {
+        match self.kind {
+            Kind::Socket(s) => Some(s),
+            _ => None,
+        }
+    }
+
     /// The socket, if this file is one.
     pub fn as_socket(&self) -> Option<&crate::net::socket::Socket> {
         match &self.kind {
@@ -131,21 +141,38 @@ impl File {
         self.nonblock.store(on, Ordering::SeqCst);
     }
 
-    /// `poll` readiness (without waiting). Sockets register `w` for a change; pipes and the
-    /// console only report.
-    pub fn poll_events(&self, events: i16, w: Option<&core::task::Waker>) -> i16 {
+    /// `poll` readiness for `events` (`POLLHUP` whether asked or not). With a waker `w`,
+    /// also register it for a change of readiness, in the same critical section as the
+    /// check so that no change between the two is missed: a connected socket keeps it in
+    /// smoltcp (until replaced by a no-op waker), pipes, the console and listening sockets
+    /// through `reg` (until it is cleared or dropped). Disk and `/proc` files are always
+    /// ready.
+    pub fn poll_events<'a>(
+        &'a self,
+        events: i16,
+        w: Option<&Waker>,
+        reg: &mut PollWait<'a>,
+    ) -> i16 {
         use abi::syscall::net::{POLLHUP, POLLIN, POLLOUT};
+        let flags = |ready: bool, mask: i16, hup: bool| {
+            (if ready { mask & events } else { 0 }) | if hup { POLLHUP } else { 0 }
+        };
         match &self.kind {
-            Kind::Socket(s) => s.poll_events(events, w),
+            Kind::Socket(s) => s.poll_events(events, w, reg),
             Kind::PipeRead(r) => {
-                let (ready, hup) = r.pipe().read_state();
-                (if ready { POLLIN & events } else { 0 }) | if hup { POLLHUP } else { 0 }
+                let (ready, hup) = r.pipe().poll_read(w.map(|w| (w, reg)));
+                flags(ready, POLLIN, hup)
             }
             Kind::PipeWrite(wr) => {
-                let (ready, hup) = wr.pipe().write_state();
-                (if ready { POLLOUT & events } else { 0 }) | if hup { POLLHUP } else { 0 }
+                let (ready, hup) = wr.pipe().poll_write(w.map(|w| (w, reg)));
+                flags(ready, POLLOUT, hup)
             }
-            _ => events & (POLLIN | POLLOUT),
+            // Output to the console never waits.
+            Kind::Console(_) => {
+                let readable = events & POLLIN != 0 && console::poll_read(w.map(|w| (w, reg)));
+                flags(readable, POLLIN, false) | POLLOUT & events
+            }
+            Kind::Inode { .. } | Kind::Proc { .. } => events & (POLLIN | POLLOUT),
         }
     }
 

@@ -14,11 +14,18 @@
 //! check and the wait is never lost. A waiting read or write is cancel-safe: dropping it
 //! (a killed process) leaves the pipe consistent. The end counts live in the state; the
 //! ends ([`ReadEnd`], [`WriteEnd`]) give up their count when dropped and wake the other side.
+//!
+//! `poll` waits on the same queues: [`Pipe::poll_read`] and [`Pipe::poll_write`] report
+//! readiness and, given a waker, register it through a [`PollWait`] (which the console and
+//! listening sockets use too) for the next change.
 
 use abi::syscall::Errno;
 use alloc::boxed::Box;
 use alloc::sync::Arc;
-use runtime::sync::WaitQueue;
+use core::future::Future;
+use core::pin::Pin;
+use core::task::{Context, Waker};
+use runtime::sync::{Ticket, Wait, WaitQueue};
 
 /// Bytes a pipe buffers.
 pub const PIPE_SIZE: usize = 64 * 1024;
@@ -79,6 +86,48 @@ impl Ring {
     }
 }
 
+/// One `poll` registration: a waker waiting on a [`WaitQueue`] for the next notification
+/// after a ticket. Dropping it (or arming it again) deregisters the waker.
+///
+/// The ticket must be taken under the lock that protects the condition, in the same critical
+/// section as the check that found the condition false. That is what "register, then check
+/// again, then sleep" amounts to here, without a second check: every change of the condition
+/// happens under that lock and is followed by a `notify_all`, so a change after the check
+/// advances the queue's generation past the ticket. Then either the registration below sees
+/// the new generation already (and wakes the waker at once, so the caller looks again), or
+/// the waker is registered in time for the notification. Between the check and the sleep no
+/// wakeup can be lost, and the process's bridge sleeps only if nothing woke it meanwhile.
+#[derive(Debug, Default)]
+pub struct PollWait<'a>(Option<Wait<'a>>);
+
+impl<'a> PollWait<'a> {
+    pub const fn new() -> Self {
+        PollWait(None)
+    }
+
+    /// Wake `w` once `q` is notified after `ticket` (at once if it already was).
+    pub fn arm(&mut self, q: &'a WaitQueue, ticket: Ticket, w: &Waker) {
+        let mut wait = q.wait(ticket);
+        if Pin::new(&mut wait).poll(&mut Context::from_waker(w)).is_ready() {
+            w.wake_by_ref();
+            self.0 = None;
+        } else {
+            self.0 = Some(wait);
+        }
+    }
+
+    /// Deregister.
+    pub fn clear(&mut self) {
+        self.0 = None;
+    }
+
+    /// A waker is registered.
+    #[cfg(test)]
+    pub fn is_armed(&self) -> bool {
+        self.0.is_some()
+    }
+}
+
 struct State {
     ring: Ring,
     readers: u32,
@@ -115,16 +164,28 @@ impl Pipe {
         self.state.lock().ring.len()
     }
 
-    /// For `poll` on the read end: (bytes or end of file waiting, no writer left).
-    pub fn read_state(&self) -> (bool, bool) {
+    /// For `poll` on the read end: (bytes or end of file waiting, no writer left). With a
+    /// waker and not readable, the waker is registered in `reg` for the next change (bytes
+    /// written, the last writer gone): the ticket is taken under the state lock with the
+    /// check (see [`PollWait`]).
+    pub fn poll_read<'a>(&'a self, w: Option<(&Waker, &mut PollWait<'a>)>) -> (bool, bool) {
         let st = self.state.lock();
-        (!st.ring.is_empty() || st.writers == 0, st.writers == 0)
+        let (ready, hup) = (!st.ring.is_empty() || st.writers == 0, st.writers == 0);
+        if let (false, Some((w, reg))) = (ready, w) {
+            reg.arm(&self.readable, self.readable.ticket(), w);
+        }
+        (ready, hup)
     }
 
-    /// For `poll` on the write end: (room, no reader left).
-    pub fn write_state(&self) -> (bool, bool) {
+    /// For `poll` on the write end: (room, no reader left). With a waker and no room, the
+    /// waker is registered in `reg` for the next change (bytes read, the last reader gone).
+    pub fn poll_write<'a>(&'a self, w: Option<(&Waker, &mut PollWait<'a>)>) -> (bool, bool) {
         let st = self.state.lock();
-        (st.ring.free() > 0 || st.readers == 0, st.readers == 0)
+        let (ready, hup) = (st.ring.free() > 0 || st.readers == 0, st.readers == 0);
+        if let (false, Some((w, reg))) = (ready, w) {
+            reg.arm(&self.writable, self.writable.ticket(), w);
+        }
+        (ready, hup)
     }
 
     async fn read(&self, dst: &mut [u8]) -> usize {
@@ -247,8 +308,157 @@ mod tests {
         }
     }
 
+    /// A waker that counts its wakes.
+    fn counting_waker() -> (Arc<core::sync::atomic::AtomicUsize>, Waker) {
+        struct Count(Arc<core::sync::atomic::AtomicUsize>);
+        impl alloc::task::Wake for Count {
+            fn wake(self: Arc<Self>) {
+                self.0.fetch_add(1, core::sync::atomic::Ordering::SeqCst);
+            }
+        }
+        let n = Arc::new(core::sync::atomic::AtomicUsize::new(0));
+        (n.clone(), Waker::from(Arc::new(Count(n))))
+    }
+
+    fn woken(n: &core::sync::atomic::AtomicUsize) -> usize {
+        n.load(core::sync::atomic::Ordering::SeqCst)
+    }
+
     fn pattern(len: usize) -> Vec<u8> {
         (0..len).map(|i| (i * 7 + i / 251) as u8).collect()
+    }
+
+    #[test]
+    fn poll_read_registers_and_a_write_wakes_once() {
+        let (r, w) = Pipe::with_capacity(16);
+        let (n, waker) = counting_waker();
+        let mut reg = PollWait::new();
+        assert_eq!(r.pipe().poll_read(None), (false, false));
+        assert!(!reg.is_armed(), "no waker given, nothing registered");
+        assert_eq!(r.pipe().poll_read(Some((&waker, &mut reg))), (false, false));
+        assert!(reg.is_armed());
+        assert_eq!(woken(&n), 0);
+        assert_eq!(block_on(w.write(b"hi")), Ok(2));
+        assert_eq!(woken(&n), 1);
+        // Readable now: looking again registers nothing (the stale registration is kept
+        // until the caller clears it, and is harmless).
+        let mut reg2 = PollWait::new();
+        assert_eq!(r.pipe().poll_read(Some((&waker, &mut reg2))), (true, false));
+        assert!(!reg2.is_armed());
+        reg.clear();
+        assert_eq!(block_on(w.write(b"!")), Ok(1));
+        assert_eq!(woken(&n), 1, "a cleared registration is not woken");
+    }
+
+    #[test]
+    fn poll_write_waits_for_room_and_reports_a_gone_reader() {
+        let (r, w) = Pipe::with_capacity(4);
+        assert_eq!(w.pipe().poll_write(None), (true, false));
+        assert_eq!(block_on(w.write(b"full")), Ok(4));
+        let (n, waker) = counting_waker();
+        let mut reg = PollWait::new();
+        assert_eq!(w.pipe().poll_write(Some((&waker, &mut reg))), (false, false));
+        let mut buf = [0u8; 1];
+        assert_eq!(block_on(r.read(&mut buf)), 1);
+        assert_eq!(woken(&n), 1, "a read makes room and wakes the poller");
+        assert_eq!(w.pipe().poll_write(Some((&waker, &mut reg))), (true, false));
+        assert_eq!(block_on(w.write(b"x")), Ok(1));
+        assert_eq!(w.pipe().poll_write(Some((&waker, &mut reg))), (false, false));
+        drop(r);
+        assert_eq!(woken(&n), 2, "the last reader leaving wakes the poller");
+        assert_eq!(w.pipe().poll_write(None), (true, true));
+    }
+
+    #[test]
+    fn poll_read_reports_end_of_file_when_the_writer_goes() {
+        let (r, w) = Pipe::with_capacity(4);
+        let (n, waker) = counting_waker();
+        let mut reg = PollWait::new();
+        assert_eq!(r.pipe().poll_read(Some((&waker, &mut reg))), (false, false));
+        drop(w);
+        assert_eq!(woken(&n), 1);
+        assert_eq!(r.pipe().poll_read(None), (true, true), "readable (end of file) and hung up");
+    }
+
+    /// A change between the check and the registration is not lost: a registration with a
+    /// ticket taken before a notification wakes at once.
+    #[test]
+    fn a_change_before_the_registration_wakes_at_once() {
+        let (r, w) = Pipe::with_capacity(8);
+        let p = r.pipe();
+        let (n, waker) = counting_waker();
+        // The check (empty), with its ticket...
+        let ticket = {
+            let st = p.state.lock();
+            assert!(st.ring.is_empty());
+            p.readable.ticket()
+        };
+        // ...then a write slips in before the waker is registered.
+        assert_eq!(block_on(w.write(b"x")), Ok(1));
+        let mut reg = PollWait::new();
+        reg.arm(&p.readable, ticket, &waker);
+        assert_eq!(woken(&n), 1, "woken at once, so the poller looks again");
+        assert!(!reg.is_armed());
+    }
+
+    #[test]
+    fn dropping_a_registration_deregisters() {
+        let (r, w) = Pipe::with_capacity(8);
+        let (n, waker) = counting_waker();
+        {
+            let mut reg = PollWait::new();
+            assert_eq!(r.pipe().poll_read(Some((&waker, &mut reg))), (false, false));
+        }
+        assert_eq!(block_on(w.write(b"x")), Ok(1));
+        assert_eq!(woken(&n), 0);
+    }
+
+    /// A poller thread (poll, sleep until woken, read) against a writer thread, many rounds
+    /// over a tiny pipe in both directions of readiness: a lost wakeup hangs the test.
+    #[test]
+    fn poll_between_threads_loses_no_wakeup() {
+        const ROUNDS: usize = 20_000;
+        let (r, w) = Pipe::with_capacity(3);
+        let writer = std::thread::spawn(move || {
+            let mut reg = PollWait::new();
+            for i in 0..ROUNDS {
+                // Wait for room through poll_write, then write without waiting.
+                block_on(core::future::poll_fn(|cx| {
+                    match w.pipe().poll_write(Some((cx.waker(), &mut reg))) {
+                        (true, _) => Poll::Ready(()),
+                        (false, _) => Poll::Pending,
+                    }
+                }));
+                let byte = [i as u8];
+                let wrote = poll_once(pin!(w.write(&byte)));
+                assert_eq!(wrote, Poll::Ready(Ok(1)), "writable but a write waits");
+            }
+        });
+        let mut got = 0usize;
+        let mut reg = PollWait::new();
+        let mut buf = [0u8; 3];
+        loop {
+            let (ready, hup) = block_on(core::future::poll_fn(|cx| {
+                match r.pipe().poll_read(Some((cx.waker(), &mut reg))) {
+                    (true, hup) => Poll::Ready((true, hup)),
+                    _ => Poll::Pending,
+                }
+            }));
+            assert!(ready);
+            let Poll::Ready(n) = poll_once(pin!(r.read(&mut buf))) else {
+                panic!("readable but a read waits")
+            };
+            if n == 0 {
+                assert!(hup);
+                break;
+            }
+            for &b in &buf[..n] {
+                assert_eq!(b, got as u8);
+                got += 1;
+            }
+        }
+        writer.join().unwrap();
+        assert_eq!(got, ROUNDS);
     }
 
     #[test]

@@ -7,35 +7,53 @@
 //! wakeup can slip between the check and the registration. When the wait is over it
 //! registers a no-op waker in its place (deregistration: no stale waker is left behind).
 //!
-//! TCP `listen(backlog)` keeps `backlog` smoltcp sockets listening on the port, so that many
-//! connections can be set up before `accept`; `accept` takes an established one and puts a
-//! fresh listener in its place. `close` is graceful: FIN, and the smoltcp socket is freed by
-//! the network task once its close is done (`stack::Stack::close_tcp`).
+//! TCP `listen(backlog)` makes a listener in the stack (`stack::Stack::add_listener`): up to
+//! `backlog` connections (at most [`SOMAXCONN`]; [`DEFAULT_BACKLOG`] for a backlog of 0 or
+//! less) complete their handshake before `accept` takes them, and the network task keeps one
+//! smoltcp socket in LISTEN for the next SYN (see `stack`'s module docs). `accept` and `poll`
+//! wait for a listener on its wait queue (notified by the network task when a connection
+//! becomes acceptable), with the ticket taken under the stack lock in the same section as the
+//! check. `close` is graceful: FIN, and the smoltcp socket is freed by the network task once
+//! its close is done (`stack::Stack::close_tcp`).
 
-use super::stack::{self, Stack};
+use super::stack::{self, Stack, TCP_BUF};
+use crate::file::pipe::PollWait;
 use abi::syscall::net::{SockAddrIn, POLLERR, POLLHUP, POLLIN, POLLOUT, SHUT_RD, SHUT_WR};
 use abi::syscall::Errno;
 use alloc::string::String;
+use alloc::sync::Arc;
 use alloc::vec;
 use alloc::vec::Vec;
 use core::fmt::Write;
 use core::future::poll_fn;
 use core::task::{Context, Poll, Waker};
+use runtime::sync::WaitQueue;
 use smoltcp::iface::SocketHandle;
 use smoltcp::socket::{tcp, udp};
 use smoltcp::wire::{IpAddress, IpEndpoint, IpListenEndpoint};
 
-const TCP_BUF: usize = 64 * 1024;
 const UDP_PACKETS: usize = 32;
 const UDP_BUF: usize = 64 * 1024;
-const MAX_BACKLOG: usize = 16;
+/// The largest backlog `listen` honours (Linux's `SOMAXCONN` before 5.4).
+pub const SOMAXCONN: usize = 128;
+/// The backlog of `listen(fd, n)` with `n <= 0`.
+pub const DEFAULT_BACKLOG: usize = 8;
 /// `connect` gives up with ETIMEDOUT after this long.
 pub const CONNECT_TIMEOUT_MS: u64 = 10_000;
 
 enum Tcp {
-    Fresh { bound: Option<IpListenEndpoint> },
-    Listening { ep: IpListenEndpoint, queue: Vec<SocketHandle> },
-    Conn { h: SocketHandle, shut_rd: bool },
+    Fresh {
+        bound: Option<IpListenEndpoint>,
+    },
+    /// `id`: the stack's listener (`stack::Stack::add_listener`).
+    Listening {
+        ep: IpListenEndpoint,
+        id: u64,
+    },
+    Conn {
+        h: SocketHandle,
+        shut_rd: bool,
+    },
 }
 
 enum State {
@@ -45,6 +63,8 @@ enum State {
 
 pub struct Socket {
     st: spin::Mutex<State>,
+    /// A listener's wait queue, notified when a connection can be accepted (set by `listen`).
+    accept_q: spin::Once<Arc<WaitQueue>>,
 }
 
 fn ep_of(a: &SockAddrIn) -> Result<IpEndpoint, Errno> {
@@ -74,12 +94,16 @@ fn net<R>(f: impl FnOnce(&mut Stack) -> R) -> Result<R, Errno> {
 }
 
 fn new_tcp(s: &mut Stack) -> SocketHandle {
-    let mut t = tcp::Socket::new(
-        tcp::SocketBuffer::new(vec![0; TCP_BUF]),
-        tcp::SocketBuffer::new(vec![0; TCP_BUF]),
-    );
-    t.set_nagle_enabled(false);
-    s.sockets.add(t)
+    stack::new_tcp_socket(&mut s.sockets, TCP_BUF)
+}
+
+/// The backlog `listen(fd, n)` gets: `n` up to [`SOMAXCONN`], [`DEFAULT_BACKLOG`] for `n <= 0`.
+pub fn backlog_for(n: i32) -> usize {
+    if n <= 0 {
+        DEFAULT_BACKLOG
+    } else {
+        (n as usize).min(SOMAXCONN)
+    }
 }
 
 fn new_udp(s: &mut Stack) -> SocketHandle {
@@ -135,7 +159,14 @@ impl Socket {
         } else {
             State::Udp { h: None, port: None, remote: None }
         };
-        Ok(Socket { st: spin::Mutex::new(st) })
+        Ok(Socket { st: spin::Mutex::new(st), accept_q: spin::Once::new() })
+    }
+
+    fn conn(h: SocketHandle) -> Socket {
+        Socket {
+            st: spin::Mutex::new(State::Tcp { st: Tcp::Conn { h, shut_rd: false }, port: None }),
+            accept_q: spin::Once::new(),
+        }
     }
 
     pub fn bind(&self, a: &SockAddrIn) -> Result<(), Errno> {
@@ -179,6 +210,8 @@ impl Socket {
         })?
     }
 
+    /// Listen with room for `backlog` connections not yet accepted (see [`backlog_for`]);
+    /// on a listening socket, change the backlog.
     pub fn listen(&self, backlog: usize) -> Result<(), Errno> {
         let mut st = self.st.lock();
         let State::Tcp { st: tcp_st, port } = &mut *st else { return Err(Errno::EOPNOTSUPP) };
@@ -189,66 +222,58 @@ impl Socket {
                 *port = Some(p);
                 IpListenEndpoint { addr: None, port: p }
             }
-            Tcp::Listening { .. } => return Ok(()),
+            Tcp::Listening { id, .. } => return net(|s| s.set_backlog(*id, backlog)),
             Tcp::Conn { .. } => return Err(Errno::EISCONN),
         };
-        let n = backlog.clamp(1, MAX_BACKLOG);
-        let queue = net(|s| {
-            (0..n)
-                .map(|_| {
-                    let h = new_tcp(s);
-                    let _ = s.sockets.get_mut::<tcp::Socket>(h).listen(ep);
-                    h
-                })
-                .collect::<Vec<_>>()
-        })?;
-        *tcp_st = Tcp::Listening { ep, queue };
+        let q = self.accept_q.call_once(|| Arc::new(WaitQueue::new())).clone();
+        let id = net(|s| s.add_listener(ep, backlog, q))?;
+        *tcp_st = Tcp::Listening { ep, id };
         stack::kick();
         Ok(())
     }
 
-    /// Wait for an established connection: the new socket and its peer.
+    fn listener(&self) -> Result<(u64, &WaitQueue), Errno> {
+        match (&*self.st.lock(), self.accept_q.get()) {
+            (State::Tcp { st: Tcp::Listening { id, .. }, .. }, Some(q)) => Ok((*id, q)),
+            _ => Err(Errno::EINVAL),
+        }
+    }
+
+    /// Wait for an established connection: the new socket and its peer. If the caller cannot
+    /// use it after all (no free descriptor), it gives it back with [`Socket::requeue`].
     pub async fn accept(&self) -> Result<(Socket, SockAddrIn), Errno> {
-        let h = wait(
-            |s| {
-                let mut st = self.st.lock();
-                let State::Tcp { st: Tcp::Listening { ep, queue }, .. } = &mut *st else {
-                    return Some(Err(Errno::EINVAL));
-                };
-                for slot in queue.iter_mut() {
-                    let state = s.sockets.get::<tcp::Socket>(*slot).state();
-                    match state {
-                        tcp::State::Listen | tcp::State::SynReceived => {}
-                        tcp::State::Closed | tcp::State::TimeWait => {
-                            // A half-open connection went away: listen again.
-                            let _ = s.sockets.get_mut::<tcp::Socket>(*slot).listen(*ep);
-                        }
-                        _ => {
-                            let h = *slot;
-                            let fresh = new_tcp(s);
-                            let _ = s.sockets.get_mut::<tcp::Socket>(fresh).listen(*ep);
-                            *slot = fresh;
-                            return Some(Ok(h));
-                        }
-                    }
-                }
-                None
-            },
-            |s, w| {
-                if let State::Tcp { st: Tcp::Listening { queue, .. }, .. } = &*self.st.lock() {
-                    for &h in queue {
-                        s.sockets.get_mut::<tcp::Socket>(h).register_recv_waker(w);
-                    }
-                }
-            },
-        )
-        .await?;
+        let (id, q) = self.listener()?;
+        let h = loop {
+            // The ticket is taken under the stack lock, in the section that found nothing:
+            // the network task makes a connection acceptable under that lock and notifies
+            // after, so the notification comes after the ticket and `wait` sees it.
+            match net(|s| s.accept_ready(id).ok_or_else(|| q.ticket()))? {
+                Ok(h) => break h,
+                Err(ticket) => q.wait(ticket).await,
+            }
+        };
         stack::kick();
         let peer = net(|s| addr_of(s.sockets.get::<tcp::Socket>(h).remote_endpoint()))?;
-        let sock = Socket {
-            st: spin::Mutex::new(State::Tcp { st: Tcp::Conn { h, shut_rd: false }, port: None }),
+        Ok((Socket::conn(h), peer))
+    }
+
+    /// Put back a connection [`Socket::accept`] returned, first in line (as if it had never
+    /// been accepted).
+    pub fn requeue(&self, mut conn: Socket) {
+        let fresh = State::Tcp { st: Tcp::Fresh { bound: None }, port: None };
+        let State::Tcp { st: Tcp::Conn { h, .. }, .. } =
+            core::mem::replace(conn.st.get_mut(), fresh)
+        else {
+            return;
         };
-        Ok((sock, peer))
+        match self.listener() {
+            Ok((id, _)) => {
+                let _ = net(|s| s.requeue(id, h));
+            }
+            Err(_) => {
+                *conn.st.get_mut() = State::Tcp { st: Tcp::Conn { h, shut_rd: false }, port: None }
+            }
+        }
     }
 
     /// Start a connection (TCP) or set the default peer (UDP). For TCP, then wait with
@@ -499,22 +524,25 @@ impl Socket {
         }
     }
 
-    /// `poll` readiness for `events`; with `w`, the waker is registered for a change.
-    pub fn poll_events(&self, events: i16, w: Option<&Waker>) -> i16 {
+    /// `poll` readiness for `events`; with `w`, the waker is registered for a change (a
+    /// connection's smoltcp socket keeps it; a listener's wait queue through `reg`).
+    pub fn poll_events<'a>(
+        &'a self,
+        events: i16,
+        w: Option<&Waker>,
+        reg: &mut PollWait<'a>,
+    ) -> i16 {
         let st = self.st.lock();
         net(|s| {
             let mut rev = 0;
             match &*st {
                 State::Tcp { st: Tcp::Fresh { .. }, .. } => rev |= POLLOUT & events | POLLHUP,
-                State::Tcp { st: Tcp::Listening { queue, .. }, .. } => {
-                    for &h in queue {
-                        let t = s.sockets.get_mut::<tcp::Socket>(h);
-                        if !matches!(t.state(), tcp::State::Listen | tcp::State::SynReceived) {
-                            rev |= POLLIN & events;
-                        }
-                        if let Some(w) = w {
-                            t.register_recv_waker(w);
-                        }
+                State::Tcp { st: Tcp::Listening { id, .. }, .. } => {
+                    if s.listener_ready(*id) {
+                        rev |= POLLIN & events;
+                    } else if let (Some(w), Some(q)) = (w, self.accept_q.get()) {
+                        // Ticket under the stack lock, with the check: as in `accept`.
+                        reg.arm(q, q.ticket(), w);
                     }
                 }
                 State::Tcp { st: Tcp::Conn { h, shut_rd }, .. } => {
@@ -563,11 +591,7 @@ impl Drop for Socket {
             State::Tcp { st: tcp_st, port } => {
                 match tcp_st {
                     Tcp::Fresh { .. } => {}
-                    Tcp::Listening { queue, .. } => {
-                        for &h in queue.iter() {
-                            s.close_tcp(h);
-                        }
-                    }
+                    Tcp::Listening { id, .. } => s.remove_listener(*id),
                     Tcp::Conn { h, .. } => s.close_tcp(*h),
                 }
                 if let Some(p) = port {

@@ -4,8 +4,8 @@
 //! non-blocking descriptor the operation's future is polled once ([`run`]) and `EAGAIN`
 //! replaces the wait.
 
-use crate::file::File;
-use crate::net::socket::{Socket, CONNECT_TIMEOUT_MS};
+use crate::file::{fdtable, File, PollWait};
+use crate::net::socket::{self, Socket, CONNECT_TIMEOUT_MS};
 use crate::proc::{self, bridge, uaccess};
 use abi::syscall::net::{
     PollFd, SockAddrIn, AF_INET, F_GETFL, F_SETFL, POLLNVAL, SOCK_DGRAM, SOCK_STREAM,
@@ -101,17 +101,41 @@ pub fn sys_bind(a: &[u64; 6]) -> isize {
 }
 
 pub fn sys_listen(a: &[u64; 6]) -> isize {
-    ret(with_socket(a[0], |_, s| s.listen(a[1] as usize).map(|()| 0)))
+    // `listen(int fd, int backlog)`: the backlog is a C int.
+    ret(with_socket(a[0], |_, s| s.listen(socket::backlog_for(a[1] as i32)).map(|()| 0)))
 }
 
+/// `accept(fd, addr, addrlen) -> fd`. As on Linux, a full descriptor table is `EMFILE` before
+/// any connection is taken, and a connection that cannot be handed over after all (no
+/// descriptor, a bad address pointer) goes back to the front of the queue: it is not lost.
 pub fn sys_accept(a: &[u64; 6]) -> isize {
     ret((|| {
         let f = file(a[0])?;
         let s = f.as_socket().ok_or(Errno::ENOTSOCK)?;
+        let has_free = |t: &crate::file::FdTable| (0..fdtable::NOFILE).any(|fd| t.get(fd).is_err());
+        if !has_free(&proc::current().files.lock()) {
+            return Err(Errno::EMFILE);
+        }
         let (ns, peer) = run(f.nonblock(), s.accept())?;
-        let fd = proc::current().files.lock().alloc(File::socket(ns))?;
-        addr_out(a[1], a[2], &peer)?;
-        Ok(fd)
+        if let Err(e) = addr_out(a[1], a[2], &peer) {
+            s.requeue(ns);
+            return Err(e);
+        }
+        let nf = File::socket(ns);
+        let r = proc::current().files.lock().alloc(nf.clone());
+        match r {
+            Ok(fd) => Ok(fd),
+            Err(e) => {
+                // Only this process's own threads could have taken the slot: none exist
+                // today, but keep the connection if it happens.
+                if let Ok(file) = Arc::try_unwrap(nf) {
+                    if let Some(ns) = file.into_socket() {
+                        s.requeue(ns);
+                    }
+                }
+                Err(e)
+            }
+        }
     })())
 }
 
@@ -212,11 +236,47 @@ pub fn sys_fcntl(a: &[u64; 6]) -> isize {
 }
 
 const POLL_MAX: usize = 1024;
-/// Pipes and the console register no waker: with one of them not ready, `poll` looks again
-/// at this interval.
-const POLL_RECHECK_MS: u64 = 20;
+
+/// One look at every descriptor: fills in `revents`, returns how many are ready. With `w`,
+/// registers it with each descriptor for its next change (`File::poll_events`; pipes, the
+/// console and listeners through their slot in `regs`).
+fn scan<'a>(
+    files: &'a [Option<Arc<File>>],
+    fds: &mut [PollFd],
+    regs: &mut [PollWait<'a>],
+    w: Option<&Waker>,
+) -> usize {
+    let mut ready = 0;
+    for ((p, f), reg) in fds.iter_mut().zip(files).zip(regs.iter_mut()) {
+        p.revents = match f {
+            None if p.fd < 0 => 0,
+            None => POLLNVAL,
+            Some(f) => f.poll_events(p.events, w, reg),
+        };
+        if p.revents != 0 {
+            ready += 1;
+        }
+    }
+    ready
+}
+
+/// Replace the waker `poll` left with each socket's smoltcp socket by a no-op one.
+fn deregister(files: &[Option<Arc<File>>]) {
+    for f in files.iter().flatten() {
+        if f.as_socket().is_some() {
+            f.poll_events(0, Some(Waker::noop()), &mut PollWait::new());
+        }
+    }
+}
 
 /// `poll(fds, nfds, timeout_ms) -> ready count`
+///
+/// Waits without rechecking on a timer: each pass registers the process's waker with every
+/// descriptor in the same critical section as its readiness check (see `File::poll_events`
+/// and `file::pipe::PollWait`), so whichever becomes ready first wakes the process, and a
+/// change between a check and the sleep is not lost (it wakes the process, whose bridge
+/// then polls again instead of sleeping). Sockets, pipes, the console and listeners mix
+/// freely.
 pub fn sys_poll(a: &[u64; 6]) -> isize {
     ret((|| {
         let n = a[1] as usize;
@@ -238,67 +298,34 @@ pub fn sys_poll(a: &[u64; 6]) -> isize {
             let t = p.files.lock();
             fds.iter().map(|p| if p.fd < 0 { None } else { t.get(p.fd as usize).ok() }).collect()
         };
-        let timeout = a[2] as i64;
-        let only_sockets = files.iter().flatten().all(|f| f.as_socket().is_some());
-        // One pass: readiness, registering `w` with every socket.
-        let scan = |w: Option<&Waker>, fds: &mut [PollFd]| -> usize {
-            let mut ready = 0;
-            for (p, f) in fds.iter_mut().zip(&files) {
-                p.revents = match f {
-                    None if p.fd < 0 => 0,
-                    None => POLLNVAL,
-                    Some(f) => f.poll_events(p.events, w),
-                };
-                if p.revents != 0 {
-                    ready += 1;
-                }
-            }
-            ready
-        };
-        let deadline = (timeout > 0).then(|| crate::time::now_ns() / 1_000_000 + timeout as u64);
-        let ready = loop {
-            let left = deadline.map(|d| d.saturating_sub(crate::time::now_ns() / 1_000_000));
-            if left == Some(0) {
-                break scan(None, &mut fds);
-            }
-            let step = async {
-                let mut w = pin!(poll_fn(|cx| {
-                    let r = scan(Some(cx.waker()), &mut fds);
-                    if r > 0 || timeout == 0 {
-                        Poll::Ready(Some(r))
-                    } else {
-                        Poll::Pending
-                    }
-                }));
-                let mut re = pin!(async {
-                    if only_sockets {
-                        core::future::pending::<()>().await
-                    } else {
-                        crate::exec::sleep_ms(POLL_RECHECK_MS).await
-                    }
-                });
-                poll_fn(|cx| {
-                    if let Poll::Ready(r) = w.as_mut().poll(cx) {
-                        return Poll::Ready(r);
-                    }
-                    if re.as_mut().poll(cx).is_ready() {
-                        return Poll::Ready(None);
-                    }
-                    Poll::Pending
-                })
-                .await
+        // An `int` in milliseconds; negative waits for ever.
+        let timeout = a[2] as i32;
+        let mut regs: Vec<PollWait<'_>> = files.iter().map(|_| PollWait::new()).collect();
+        let ready = if timeout == 0 {
+            scan(&files, &mut fds, &mut regs, None)
+        } else {
+            // Ready with the count of the pass that found something (`fds` holds its
+            // `revents`), or pending with a waker registered everywhere.
+            let wait = poll_fn(|cx| match scan(&files, &mut fds, &mut regs, Some(cx.waker())) {
+                0 => Poll::Pending,
+                r => Poll::Ready(r),
+            });
+            let r = if timeout < 0 {
+                bridge::block_on_interruptible(wait).map(Some)
+            } else {
+                bridge::block_on_interruptible(crate::exec::timeout_ms(timeout as u64, wait))
+                    .map(Result::ok)
             };
-            let r = match left {
-                Some(ms) => bridge::block_on_interruptible(crate::exec::timeout_ms(ms, step))?
-                    .unwrap_or(Some(0)),
-                None => bridge::block_on_interruptible(step)?,
-            };
-            if let Some(r) = r {
-                break r;
+            // Deregister everywhere, whatever the outcome (EINTR included).
+            regs.iter_mut().for_each(PollWait::clear);
+            deregister(&files);
+            match r? {
+                Some(ready) => ready,
+                // Timed out: a last look, registering nothing.
+                None => scan(&files, &mut fds, &mut regs, None),
             }
         };
-        // Deregister from the sockets.
-        scan(Some(Waker::noop()), &mut fds);
+        drop(regs);
         let mut out = Vec::with_capacity(n * 8);
         for p in &fds {
             out.extend_from_slice(&p.fd.to_le_bytes());

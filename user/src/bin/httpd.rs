@@ -50,7 +50,9 @@ const MAX_CLIENTS: usize = 64;
 const FD_RESERVE: usize = 6;
 /// Files up to this size are read whole when answered, so they hold no descriptor while sent.
 const SMALL_FILE: u64 = 64 * 1024;
-const BACKLOG: usize = 16;
+/// Connections the kernel completes and queues for us beyond those being served: as many as
+/// are served at once, so a burst of that size is not kept waiting for SYN retransmissions.
+const BACKLOG: usize = MAX_CLIENTS;
 /// Bytes of a file read (and sent) at a time.
 const CHUNK: usize = 16 * 1024;
 /// The most one client may send in one round of `poll`, so that a fast client on a big file
