@@ -1,8 +1,10 @@
 //! Networking: the network card ([`e1000`]), smoltcp over it ([`device`]), the stack and its
-//! task ([`stack`]), and sockets as files ([`socket`]).
+//! task ([`stack`]), listening ports and their backlogs ([`listen`]), and sockets as files
+//! ([`socket`]).
 
 pub mod device;
 pub mod e1000;
+pub mod listen;
 pub mod socket;
 pub mod stack;
 
