@@ -26,8 +26,11 @@ mod selftest;
 mod syscall;
 mod time;
 
+use alloc::boxed::Box;
 use arch::{apic, gdt, idt};
 use cmdline::{Fault, Mode};
+use core::future::Future;
+use core::pin::Pin;
 use spin::Once;
 
 static BOOT_INFO: Once<pvh::BootInfo> = Once::new();
@@ -92,7 +95,18 @@ extern "C" fn kernel_main() -> ! {
     proc::sched::run()
 }
 
+/// A boxed task future: what [`mode_task`] hands to [`start`].
+type Task = Pin<Box<dyn Future<Output = ()> + Send>>;
+
 /// The first task: mount the disk (unless self-testing it raw), say `ready`, run the mode.
+///
+/// Keep this poll frame small: it stays on the executor's stack under every poll of the
+/// mode's work. An unoptimised (debug) build gives every temporary of an async fn its own
+/// stack slot, so each future awaited inline here would put (two) copies of itself in this
+/// frame. With the eight modes' futures awaited inline the frame was 56 KiB, and the debug
+/// kernel overflowed its 64 KiB stack while mounting the disk. The mode's future is therefore
+/// built and boxed by the plain function [`mode_task`], whose frame is gone before it is
+/// polled (and `rootfs::mount` boxes the file system's mount for the same reason).
 async fn start(mode: Mode, fault: Option<Fault>) {
     if mode != Mode::SelfTest && blk::disk().is_some() {
         match rootfs::mount().await {
@@ -116,43 +130,60 @@ async fn start(mode: Mode, fault: Option<Fault>) {
     if mode == Mode::Console {
         file::console::start(); // the tty owns keyboard and serial input from here on
     }
-    let fs = rootfs::get();
+    mode_task(mode, rootfs::get()).await
+}
+
+/// The work of `mode`, boxed (see [`start`] for why this is a plain function).
+fn mode_task(mode: Mode, fs: Option<&'static rootfs::RootFs>) -> Task {
     match (mode, fs) {
-        (Mode::Console, Some(fs)) if has_init(fs).await => match proc::spawn_init(fs).await {
+        (Mode::Console, Some(fs)) => Box::pin(init_or_console(fs)),
+        (Mode::Console, None) => Box::pin(console::run()),
+        (Mode::SelfTest, _) => Box::pin(selftest::main()),
+        (Mode::FsTest, Some(fs)) => Box::pin(async move {
+            match fstest::run(fs).await {
+                Ok(()) => {
+                    kprintln!("fstest: PASS");
+                    power::poweroff()
+                }
+                Err(e) => {
+                    kprintln!("fstest: FAIL {e}");
+                    power::exit_failure(power::EXIT_SELFTEST_FAILED)
+                }
+            }
+        }),
+        (Mode::FsBench, Some(fs)) => Box::pin(async move {
+            match fstest::bench(fs).await {
+                Ok(()) => power::poweroff(),
+                Err(e) => {
+                    kprintln!("fsbench: FAIL {e}");
+                    power::exit_failure(power::EXIT_SELFTEST_FAILED)
+                }
+            }
+        }),
+        (Mode::CrashWork(seed), Some(fs)) => Box::pin(async move {
+            if let Err(e) = fstest::crash_workload(fs, seed).await {
+                kprintln!("crash: stopped: {e}");
+            }
+        }),
+        (_, None) => {
+            kprintln!("{mode:?} needs a mounted disk");
+            power::exit_failure(power::EXIT_SELFTEST_FAILED)
+        }
+    }
+}
+
+/// The console mode with a disk: start `/bin/init`, or serve the kernel console without one.
+async fn init_or_console(fs: &'static rootfs::RootFs) {
+    if has_init(fs).await {
+        match proc::spawn_init(fs).await {
             Ok(pid) => kprintln!("init: started as pid {pid}"),
             Err(e) => {
                 kprintln!("init: cannot start /bin/init: {}", e.message());
                 console::run().await
             }
-        },
-        (Mode::Console, _) => console::run().await,
-        (Mode::SelfTest, _) => selftest::main().await,
-        (Mode::FsTest, Some(fs)) => match fstest::run(fs).await {
-            Ok(()) => {
-                kprintln!("fstest: PASS");
-                power::poweroff()
-            }
-            Err(e) => {
-                kprintln!("fstest: FAIL {e}");
-                power::exit_failure(power::EXIT_SELFTEST_FAILED)
-            }
-        },
-        (Mode::FsBench, Some(fs)) => match fstest::bench(fs).await {
-            Ok(()) => power::poweroff(),
-            Err(e) => {
-                kprintln!("fsbench: FAIL {e}");
-                power::exit_failure(power::EXIT_SELFTEST_FAILED)
-            }
-        },
-        (Mode::CrashWork(seed), Some(fs)) => {
-            if let Err(e) = fstest::crash_workload(fs, seed).await {
-                kprintln!("crash: stopped: {e}");
-            }
         }
-        (_, None) => {
-            kprintln!("{mode:?} needs a mounted disk");
-            power::exit_failure(power::EXIT_SELFTEST_FAILED)
-        }
+    } else {
+        console::run().await
     }
 }
 

@@ -4,10 +4,13 @@
 //! [`get`], and passes its own root directory to path lookup.
 
 use crate::blk::{self, Disk};
+use alloc::boxed::Box;
 use alloc::format;
 use alloc::string::String;
+use core::future::Future;
+use core::pin::Pin;
 use fs::dev::Block;
-use fs::{BlockDevice, Fs, IoError, MountReport};
+use fs::{BlockDevice, Fs, IoError, MountError, MountReport};
 use spin::Once;
 
 /// The virtio disk as the file system's block device.
@@ -36,9 +39,19 @@ static ROOT: Once<RootFs> = Once::new();
 /// Mount the disk (replaying its log if the last run crashed). Called once, from a task.
 pub async fn mount() -> Result<(&'static RootFs, MountReport), String> {
     let disk = blk::disk().ok_or_else(|| String::from("no disk"))?;
-    let (fs, report) = Fs::mount(DiskDevice(disk)).await.map_err(|e| format!("{e}"))?;
+    let (fs, report) = boxed_mount(disk).await.map_err(|e| format!("{e}"))?;
     Ok((ROOT.call_once(|| fs), report))
 }
+
+/// `Fs::mount` on `disk`, built and boxed here rather than inside `mount`: in an unoptimised
+/// (debug) build an async fn's poll frame holds its own copies of every future it builds,
+/// and this one is about 5 KiB; `mount`'s frame stays on the executor's stack for the whole
+/// mount (log replay, orphan scan), so it must stay small.
+fn boxed_mount(disk: &'static Disk) -> Pin<Box<impl Future<Output = MountResult> + Send>> {
+    Box::pin(Fs::mount(DiskDevice(disk)))
+}
+
+type MountResult = Result<(RootFs, MountReport), MountError>;
 
 pub fn get() -> Option<&'static RootFs> {
     ROOT.get()

@@ -292,3 +292,25 @@ fn make_run_one_liner_runs_the_shell() {
     assert!(counts, "no `1 1 3` from `echo hi | wc`:\n{out}");
     assert!(out.contains("ALL TESTS PASSED"), "usertests did not pass:\n{out}");
 }
+
+/// The debug kernel (unoptimised, as `mkimage build --debug` makes it) boots from a disk to
+/// the shell, runs a command that creates a file, and powers off. Unoptimised async code has
+/// poll frames many times larger than release's: this kernel once double faulted at boot (the
+/// executor's stack overflowed while mounting the disk), and then in `open(O_CREAT)` (a
+/// process's kernel stack overflowed in the file system's `create`).
+#[test]
+fn debug_kernel_boots_to_the_shell_and_creates_a_file() {
+    let debug = ok(mkimage::build::kernel(false));
+    let (_dir, image) = common::image_with_programs("rustix-debug", &[]);
+    let mut opts = qemu::Options::new(debug, "");
+    opts.disk = Some(image);
+    let c = ok(Console::spawn_with(opts, Settings::default()));
+    ok(c.expect("init: starting sh", BOOT));
+    ok(c.expect("$ ", BOOT));
+    ok(c.send("echo made in debug > /debug.txt; cat /debug.txt\n"));
+    let out = ok(c.expect("\n$ ", STEP)).replace('\r', "");
+    assert!(out.lines().any(|l| l.trim() == "made in debug"), "{out}");
+    ok(c.send("poweroff\n"));
+    let status = ok(c.wait_exit(STEP));
+    assert_eq!(Outcome::from_status(status), Outcome::PowerOff, "{status}\n{}", c.output());
+}
