@@ -185,13 +185,7 @@ impl Relay {
     }
 
     /// The relay thread: waits on the host socket, the frame socket and the stop signal.
-    fn serve(
-        &mut self,
-        host: &UdpSocket,
-        wire: &UnixDatagram,
-        qemu: &Path,
-        stop: &UnixDatagram,
-    ) {
+    fn serve(&mut self, host: &UdpSocket, wire: &UnixDatagram, qemu: &Path, stop: &UnixDatagram) {
         let mut buf = vec![0u8; 65536];
         let mut fds = [host.as_raw_fd(), wire.as_raw_fd(), stop.as_raw_fd()]
             .map(|fd| libc::pollfd { fd, events: libc::POLLIN, revents: 0 });
