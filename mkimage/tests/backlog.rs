@@ -224,7 +224,7 @@ fn beyond_the_backlog_syns_wait_for_room() {
 #[test]
 fn usertests_accept_emfile_and_poll_pipe_with_a_network() {
     let (_dir, g) = boot("usertests-net");
-    ok(g.console.send("usertests accept-emfile poll-pipe\n"));
+    ok(g.console.send("usertests accept-emfile poll-pipe kernel-memory\n"));
     let verdict = ok(g.console.expect("TESTS", Duration::from_secs(300)));
     let out = verdict + &ok(g.console.expect("\n$ ", STEP));
     assert!(

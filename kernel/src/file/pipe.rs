@@ -1,4 +1,5 @@
-//! Pipes: a bounded ring buffer shared by one read end and one write end.
+//! Pipes: a bounded ring buffer shared by one read end and one write end. The kernel's pipes
+//! ([`Pipe::new_pair`]) charge their ring to the kernel-memory budget (`mm::budget`).
 //!
 //! No kernel dependencies beyond the async runtime (it is unit-tested on the host:
 //! `mkimage/tests/kernel_file.rs` compiles this file there).
@@ -31,6 +32,19 @@ use runtime::sync::{Ticket, Wait, WaitQueue};
 pub const PIPE_SIZE: usize = 64 * 1024;
 /// Writes up to this size are atomic.
 pub const PIPE_BUF: usize = 4096;
+
+// What a pipe's ring is charged to: the kernel-memory budget (`mm::budget`) in the kernel,
+// nothing in the host's unit tests.
+#[cfg(not(test))]
+use crate::mm::budget::Charge;
+#[cfg(test)]
+struct Charge;
+#[cfg(test)]
+impl Charge {
+    fn unchecked(_bytes: usize) -> Charge {
+        Charge
+    }
+}
 
 /// A fixed-capacity byte ring.
 pub struct Ring {
@@ -136,6 +150,8 @@ struct State {
 
 pub struct Pipe {
     state: spin::Mutex<State>,
+    /// The ring's charge, released with the pipe.
+    _charge: Option<Charge>,
     /// Notified when bytes arrive or the last writer leaves.
     readable: WaitQueue,
     /// Notified when room appears or the last reader leaves.
@@ -143,20 +159,28 @@ pub struct Pipe {
 }
 
 impl Pipe {
-    /// A new pipe holding `capacity` bytes, as its two ends.
+    /// A new pipe holding `capacity` bytes, as its two ends (its ring charged to nothing).
+    #[cfg(test)]
     pub fn with_capacity(capacity: usize) -> (ReadEnd, WriteEnd) {
+        Pipe::make(capacity, None)
+    }
+
+    fn make(capacity: usize, charge: Option<Charge>) -> (ReadEnd, WriteEnd) {
         assert!(capacity > 0);
         let pipe = Arc::new(Pipe {
             state: spin::Mutex::new(State { ring: Ring::new(capacity), readers: 1, writers: 1 }),
+            _charge: charge,
             readable: WaitQueue::new(),
             writable: WaitQueue::new(),
         });
         (ReadEnd(pipe.clone()), WriteEnd(pipe))
     }
 
-    /// A new pipe of [`PIPE_SIZE`] bytes.
+    /// A new pipe of [`PIPE_SIZE`] bytes, its ring charged to the kernel-memory budget. The
+    /// caller has made sure the budget admits [`PIPE_SIZE`] bytes just before, without an
+    /// `await` in between (`sys_pipe` refuses with ENFILE otherwise).
     pub fn new_pair() -> (ReadEnd, WriteEnd) {
-        Pipe::with_capacity(PIPE_SIZE)
+        Pipe::make(PIPE_SIZE, Some(Charge::unchecked(PIPE_SIZE)))
     }
 
     /// Bytes buffered now.

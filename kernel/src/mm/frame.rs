@@ -2,9 +2,10 @@
 //!
 //! Built from the PVH memory map: only `RAM` regions are free, minus the first MiB (BIOS data,
 //! VGA), the kernel image, and the bitmap itself (which lives in the first RAM region large
-//! enough). Allocation is next-fit over 64-bit words. Freeing a frame that is already free is
-//! a kernel bug and panics, so a lost or double-freed frame cannot go unnoticed. Task context
-//! only; never called from interrupt handlers.
+//! enough). Allocation is next-fit over 64-bit words; a run of contiguous frames (device
+//! rings, the heap's large blocks) is first fit from the lowest free frame. Freeing a frame
+//! that is already free is a kernel bug and panics, so a lost or double-freed frame cannot go
+//! unnoticed. Task context only; never called from interrupt handlers.
 
 use super::{phys_to_virt, PAGE_SIZE};
 use crate::pvh::{Region, RAM};
@@ -15,6 +16,8 @@ use x86_64::PhysAddr;
 struct Bitmap {
     words: &'static mut [u64],
     next: usize,
+    /// No frame below this one is free (where [`Bitmap::alloc_contiguous`] starts looking).
+    low: usize,
     free: usize,
     total: usize,
 }
@@ -39,6 +42,7 @@ impl Bitmap {
             assert!(!was_free, "frame {:#x} freed twice", frame as u64 * PAGE_SIZE);
             self.words[w] |= 1 << b;
             self.free += 1;
+            self.low = self.low.min(frame);
         } else if was_free {
             self.words[w] &= !(1 << b);
             self.free -= 1;
@@ -60,17 +64,35 @@ impl Bitmap {
         None
     }
 
-    /// `n` physically contiguous frames (for device rings); first fit.
+    /// `n` physically contiguous frames (device rings, the heap's large blocks); first fit,
+    /// a word at a time over wholly used or wholly free stretches.
     fn alloc_contiguous(&mut self, n: usize) -> Option<usize> {
         let total = self.words.len() * 64;
-        let mut start = 0;
-        while start + n <= total {
-            match (start..start + n).find(|&f| self.words[f / 64] & (1 << (f % 64)) == 0) {
-                Some(busy) => start = busy + 1,
-                None => {
-                    (start..start + n).for_each(|f| self.set_free(f, false));
-                    return Some(start);
-                }
+        let mut f = self.low / 64 * 64;
+        let mut run = f; // first frame of the free run that ends at `f`
+        let mut seen_free = false;
+        while f < total {
+            if !seen_free && self.words[f / 64] != 0 {
+                // The first word with a free frame (`f` is still word-aligned here): nothing
+                // below its first free frame is free.
+                seen_free = true;
+                self.low = f + self.words[f / 64].trailing_zeros() as usize;
+            }
+            let w = self.words[f / 64];
+            if f.is_multiple_of(64) && w == 0 {
+                f += 64;
+                run = f;
+            } else if f.is_multiple_of(64) && w == u64::MAX {
+                f += 64;
+            } else if w & (1 << (f % 64)) == 0 {
+                f += 1;
+                run = f;
+            } else {
+                f += 1;
+            }
+            if f - run >= n {
+                (run..run + n).for_each(|f| self.set_free(f, false));
+                return Some(run);
             }
         }
         None
@@ -94,7 +116,7 @@ pub fn init(regions: &[Region]) {
     // SAFETY: `place..place+bytes` is RAM that nothing else uses (excluded from the free set below).
     let words = unsafe { core::slice::from_raw_parts_mut(phys_to_virt(place) as *mut u64, nwords) };
     words.fill(0);
-    let mut bm = Bitmap { words, next: 0, free: 0, total: 0 };
+    let mut bm = Bitmap { words, next: 0, low: 0, free: 0, total: 0 };
     let reserved = |f: u64| {
         let a = f * PAGE_SIZE;
         a < (1 << 20) || (a >= kstart && a < kend) || (a >= place && a < place + bytes)
@@ -141,6 +163,12 @@ pub fn alloc_contiguous(n: usize) -> Option<PhysFrame> {
 pub fn free(frame: PhysFrame<Size4KiB>) {
     let index = (frame.start_address().as_u64() / PAGE_SIZE) as usize;
     with(|b| b.set_free(index, true));
+}
+
+/// Free the `n` frames from `first` on (as made by [`alloc_contiguous`]).
+pub fn free_contiguous(first: PhysFrame<Size4KiB>, n: usize) {
+    let index = (first.start_address().as_u64() / PAGE_SIZE) as usize;
+    with(|b| (index..index + n).for_each(|f| b.set_free(f, true)));
 }
 
 /// (free frames, frames managed).

@@ -1,4 +1,5 @@
-//! Memory management: physical frames, page tables, the kernel heap, kernel stacks.
+//! Memory management: physical frames, page tables, the kernel heap, kernel stacks, and the
+//! budget for kernel memory that user programs cause ([`budget`]).
 //!
 //! Virtual layout of the kernel half (each region has its own PML4 slot, whose PDPT is
 //! created at boot and never freed, so every address space can share the kernel half by
@@ -11,6 +12,7 @@
 //! | 448       | 0xffff_e000_0000_0000   | kernel stacks, each with unmapped guard     |
 //! | 511       | 0xffff_ffff_8000_0000   | kernel image (text RX, rodata R, data RW)   |
 
+pub mod budget;
 pub mod frame;
 pub mod heap;
 pub mod kstack;

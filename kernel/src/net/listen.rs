@@ -14,9 +14,13 @@
 //! rather than 16 MiB, and an idle listener 129 KiB (it was 2 MiB for the old fixed pool of 16
 //! LISTEN sockets).
 //!
+//! A LISTEN socket's buffers are charged to the kernel-memory budget (`mm::budget`) when it is
+//! made. When the budget refuses them the listener stays unarmed, exactly as with a full
+//! backlog: its SYNs wait (the clients retransmit) until memory is free, and the connection then
+//! gets in; nothing is reset and nothing panics.
 
 use super::device::NicDevice;
-use super::stack::{new_tcp_socket, now_ms, Stack, TCP_BUF};
+use super::stack::{new_tcp_socket, now_ms, remove_socket, Stack, TCP_BUF};
 use alloc::collections::{BTreeMap, VecDeque};
 use alloc::sync::Arc;
 use alloc::vec::Vec;
@@ -129,7 +133,7 @@ impl Stack {
     pub fn remove_listener(&mut self, id: u64) {
         let Some(l) = self.listen.map.remove(&id) else { return };
         if let Some(h) = l.armed {
-            self.sockets.remove(h);
+            remove_socket(&mut self.sockets, &mut self.charges, h);
         }
         for (h, _) in l.pending {
             self.close_tcp(h);
@@ -179,7 +183,7 @@ impl Stack {
     /// past [`HALF_OPEN_MS`], take back a SYN-RECEIVED one that a RST returned to LISTEN,
     /// and notify the listeners that have a connection to accept since the last look.
     pub(super) fn tend_listeners(&mut self, ms: u64, full_scan: bool) {
-        let sockets = &mut self.sockets;
+        let (sockets, charges) = (&mut self.sockets, &mut self.charges);
         let mut close = Vec::new();
         self.listen.full.clear();
         for l in self.listen.map.values_mut() {
@@ -195,7 +199,7 @@ impl Stack {
                     let t = sockets.get_mut::<tcp::Socket>(h);
                     match t.state() {
                         tcp::State::Closed | tcp::State::TimeWait => {
-                            sockets.remove(h);
+                            remove_socket(sockets, charges, h);
                             false
                         }
                         tcp::State::Listen => {
@@ -203,7 +207,7 @@ impl Stack {
                             if l.armed.is_none() {
                                 l.armed = Some(h);
                             } else {
-                                sockets.remove(h);
+                                remove_socket(sockets, charges, h);
                             }
                             false
                         }
@@ -224,9 +228,12 @@ impl Stack {
             }
             if l.armed.is_none() && l.pending.len() < l.backlog {
                 let buf = if l.pending.len() < FULL_BUF_PENDING { TCP_BUF } else { BURST_BUF };
-                let h = new_tcp_socket(sockets, buf);
-                let _ = sockets.get_mut::<tcp::Socket>(h).listen(l.ep);
-                l.armed = Some(h);
+                // Refused by the kernel-memory budget: not armed, so the gate holds its SYNs
+                // back (the clients retransmit) until memory is free again.
+                if let Some(h) = new_tcp_socket(sockets, charges, buf) {
+                    let _ = sockets.get_mut::<tcp::Socket>(h).listen(l.ep);
+                    l.armed = Some(h);
+                }
             }
             if l.armed.is_none() {
                 self.listen.full.push(l.ep);

@@ -15,9 +15,15 @@
 //! becomes acceptable), with the ticket taken under the stack lock in the same section as the
 //! check. `close` is graceful: FIN, and the smoltcp socket is freed by the network task once
 //! its close is done (`stack::Stack::close_tcp`).
+//!
+//! Buffers are charged to the kernel-memory budget (`mm::budget`) when they are made: a TCP
+//! socket's at `connect` (or by its listener, before the SYN), a UDP socket's at `bind` (or its
+//! first datagram). `socket` already fails with ENOMEM when the budget could not pay for them
+//! now, and so do `connect` and `bind` if it no longer can by then.
 
 use super::stack::{self, Stack, TCP_BUF};
 use crate::file::pipe::PollWait;
+use crate::mm::budget::{self, Charge};
 use abi::syscall::net::{SockAddrIn, POLLERR, POLLHUP, POLLIN, POLLOUT, SHUT_RD, SHUT_WR};
 use abi::syscall::Errno;
 use alloc::string::String;
@@ -93,8 +99,9 @@ fn net<R>(f: impl FnOnce(&mut Stack) -> R) -> Result<R, Errno> {
     stack::with(f).ok_or(Errno::ENETUNREACH)
 }
 
-fn new_tcp(s: &mut Stack) -> SocketHandle {
-    stack::new_tcp_socket(&mut s.sockets, TCP_BUF)
+/// A connection's TCP socket, its buffers charged (ENOMEM: refused by the budget).
+fn new_tcp(s: &mut Stack) -> Result<SocketHandle, Errno> {
+    stack::new_tcp_socket(&mut s.sockets, &mut s.charges, TCP_BUF).ok_or(Errno::ENOMEM)
 }
 
 /// The backlog `listen(fd, n)` gets: `n` up to [`SOMAXCONN`], [`DEFAULT_BACKLOG`] for `n <= 0`.
@@ -106,12 +113,17 @@ pub fn backlog_for(n: i32) -> usize {
     }
 }
 
-fn new_udp(s: &mut Stack) -> SocketHandle {
+/// Bytes charged for a UDP socket: its buffers and packet tables, both ways.
+const UDP_CHARGE: usize = 2 * (UDP_BUF + UDP_PACKETS * size_of::<udp::PacketMetadata>());
+
+/// A UDP socket, its buffers charged (ENOMEM: refused by the budget).
+fn new_udp(s: &mut Stack) -> Result<SocketHandle, Errno> {
+    let charge = Charge::new(UDP_CHARGE).ok_or(Errno::ENOMEM)?;
     let u = udp::Socket::new(
         udp::PacketBuffer::new(vec![udp::PacketMetadata::EMPTY; UDP_PACKETS], vec![0; UDP_BUF]),
         udp::PacketBuffer::new(vec![udp::PacketMetadata::EMPTY; UDP_PACKETS], vec![0; UDP_BUF]),
     );
-    s.sockets.add(u)
+    Ok(stack::add_socket(&mut s.sockets, &mut s.charges, u, charge))
 }
 
 #[derive(Clone, Copy)]
@@ -150,9 +162,15 @@ async fn wait<T>(
 }
 
 impl Socket {
+    /// A new socket; its buffers come with `connect`, `bind` or the first datagram. ENOMEM
+    /// when the kernel-memory budget could not pay for them now (as Linux's `socket` gives
+    /// ENOBUFS or ENOMEM when memory is short; this ABI has no ENOBUFS).
     pub fn new(stream: bool) -> Result<Socket, Errno> {
         if !stack::is_up() {
             return Err(Errno::ENETUNREACH);
+        }
+        if !budget::admits(if stream { stack::tcp_charge(TCP_BUF) } else { UDP_CHARGE }) {
+            return Err(Errno::ENOMEM);
         }
         let st = if stream {
             State::Tcp { st: Tcp::Fresh { bound: None }, port: None }
@@ -191,13 +209,19 @@ impl Socket {
                 }
                 State::Udp { h: h @ None, port, .. } => {
                     let p = s.reserve_port(false, ep.port).ok_or(Errno::EADDRINUSE)?;
-                    let nh = new_udp(s);
+                    let nh = match new_udp(s) {
+                        Ok(nh) => nh,
+                        Err(e) => {
+                            s.release_port(false, p);
+                            return Err(e);
+                        }
+                    };
                     if s.sockets
                         .get_mut::<udp::Socket>(nh)
                         .bind(IpListenEndpoint { addr, port: p })
                         .is_err()
                     {
-                        s.sockets.remove(nh);
+                        stack::remove_socket(&mut s.sockets, &mut s.charges, nh);
                         s.release_port(false, p);
                         return Err(Errno::EINVAL);
                     }
@@ -300,24 +324,30 @@ impl Socket {
                     Tcp::Conn { .. } => return Err(Errno::EISCONN),
                 };
                 let h = net(|s| -> Result<SocketHandle, Errno> {
+                    // The buffers first: refused, nothing else has changed.
+                    let h = new_tcp(s)?;
                     let lport = match local_ep {
                         Some(ep) => ep.port,
-                        None => {
-                            let p = s.reserve_port(true, 0).ok_or(Errno::EADDRNOTAVAIL)?;
-                            *port = Some(p);
-                            p
-                        }
+                        None => match s.reserve_port(true, 0) {
+                            Some(p) => {
+                                *port = Some(p);
+                                p
+                            }
+                            None => {
+                                stack::remove_socket(&mut s.sockets, &mut s.charges, h);
+                                return Err(Errno::EADDRNOTAVAIL);
+                            }
+                        },
                     };
                     let local =
                         IpListenEndpoint { addr: local_ep.and_then(|e| e.addr), port: lport };
-                    let h = new_tcp(s);
-                    let Stack { iface, sockets, .. } = s;
+                    let Stack { iface, sockets, charges, .. } = s;
                     if sockets
                         .get_mut::<tcp::Socket>(h)
                         .connect(iface.context(), remote, local)
                         .is_err()
                     {
-                        sockets.remove(h);
+                        stack::remove_socket(sockets, charges, h);
                         return Err(Errno::ENETUNREACH);
                     }
                     Ok(h)
@@ -376,7 +406,7 @@ impl Socket {
         }
     }
 
-    fn is_udp(&self) -> bool {
+    pub fn is_udp(&self) -> bool {
         matches!(&*self.st.lock(), State::Udp { .. })
     }
 
@@ -600,7 +630,7 @@ impl Drop for Socket {
             }
             State::Udp { h, port, .. } => {
                 if let Some(h) = h {
-                    s.sockets.remove(*h);
+                    stack::remove_socket(&mut s.sockets, &mut s.charges, *h);
                 }
                 if let Some(p) = port {
                     s.release_port(false, *p);

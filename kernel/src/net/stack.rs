@@ -12,6 +12,9 @@
 //!    a timer armed for `poll_delay` (none when smoltcp has nothing timed). It never spins:
 //!    with nothing to do it sleeps on wakers only.
 //!
+//! Every socket's buffers are charged to the kernel-memory budget (`mm::budget`): the charge
+//! sits in [`Stack::charges`] beside the socket and goes when the socket leaves the set.
+//!
 //! Listening ports are part of the stack too; [`super::listen`] tends them, between received
 //! frames (which is why `poll` takes the interface's poll apart).
 //!
@@ -27,6 +30,7 @@ use super::e1000::Nic;
 use super::listen::Listeners;
 use crate::exec::{timeout_ms, EXECUTOR};
 use crate::kprintln;
+use crate::mm::budget::Charge;
 use alloc::collections::BTreeMap;
 use alloc::vec;
 use alloc::vec::Vec;
@@ -37,7 +41,7 @@ use runtime::sync::WaitQueue;
 use smoltcp::iface::{
     Config, Interface, PollIngressSingleResult, PollResult, SocketHandle, SocketSet,
 };
-use smoltcp::socket::tcp;
+use smoltcp::socket::{tcp, AnySocket};
 use smoltcp::time::Instant;
 use smoltcp::wire::{EthernetAddress, HardwareAddress, IpAddress, IpCidr, Ipv4Address};
 use spin::{Mutex, Once};
@@ -55,20 +59,57 @@ const CLOSE_LINGER_MS: u64 = 30_000;
 /// listener ([`super::listen::BURST_BUF`] beyond).
 pub const TCP_BUF: usize = 64 * 1024;
 
-/// A TCP socket with `buf` bytes of buffer each way, Nagle off.
-pub fn new_tcp_socket(sockets: &mut SocketSet<'static>, buf: usize) -> SocketHandle {
+/// The kernel-memory charge (`mm::budget`) of every socket in the set, by handle: its buffers.
+/// A socket is added with its charge ([`add_socket`]) and removed with it ([`remove_socket`]),
+/// so the charge lasts exactly as long as the buffers, whoever holds the handle meanwhile (a
+/// socket file, a listener's backlog, the list of sockets closing).
+pub type Charges = BTreeMap<SocketHandle, Charge>;
+
+/// Bytes charged for a TCP socket with `buf` bytes of buffer each way.
+pub const fn tcp_charge(buf: usize) -> usize {
+    2 * buf
+}
+
+/// Add `socket`, whose buffers `charge` pays for.
+pub fn add_socket(
+    sockets: &mut SocketSet<'static>,
+    charges: &mut Charges,
+    socket: impl AnySocket<'static>,
+    charge: Charge,
+) -> SocketHandle {
+    let h = sockets.add(socket);
+    charges.insert(h, charge);
+    h
+}
+
+/// Remove socket `h` (freeing its buffers) and release its charge.
+pub fn remove_socket(sockets: &mut SocketSet<'static>, charges: &mut Charges, h: SocketHandle) {
+    sockets.remove(h);
+    charges.remove(&h);
+}
+
+/// A TCP socket with `buf` bytes of buffer each way, Nagle off; `None` when the kernel-memory
+/// budget refuses its buffers.
+pub fn new_tcp_socket(
+    sockets: &mut SocketSet<'static>,
+    charges: &mut Charges,
+    buf: usize,
+) -> Option<SocketHandle> {
+    let charge = Charge::new(tcp_charge(buf))?;
     let mut t = tcp::Socket::new(
         tcp::SocketBuffer::new(vec![0; buf]),
         tcp::SocketBuffer::new(vec![0; buf]),
     );
     t.set_nagle_enabled(false);
-    sockets.add(t)
+    Some(add_socket(sockets, charges, t, charge))
 }
 
 pub struct Stack {
     pub iface: Interface,
     pub dev: NicDevice,
     pub sockets: SocketSet<'static>,
+    /// The charge of each socket in `sockets` ([`Charges`]).
+    pub charges: Charges,
     /// Bound ports: (is_tcp, port).
     ports: BTreeMap<(bool, u16), ()>,
     next_ephemeral: u16,
@@ -161,13 +202,13 @@ impl Stack {
         if !self.listen.is_empty() {
             self.tend_listeners(ms, true);
         }
-        let sockets = &mut self.sockets;
+        let (sockets, charges) = (&mut self.sockets, &mut self.charges);
         let mut again = false;
         self.closing.retain(|&(h, deadline)| {
             let s = sockets.get_mut::<tcp::Socket>(h);
             match s.state() {
                 tcp::State::Closed | tcp::State::TimeWait => {
-                    sockets.remove(h);
+                    remove_socket(sockets, charges, h);
                     false
                 }
                 _ if ms >= deadline => {
@@ -204,6 +245,7 @@ pub fn start(ip: Option<([u8; 4], u8)>, gw: Option<[u8; 4]>) {
             iface,
             dev,
             sockets: SocketSet::new(vec![]),
+            charges: Charges::new(),
             ports: BTreeMap::new(),
             next_ephemeral: 49152 + (crate::time::now_ns() % 8192) as u16,
             closing: Vec::new(),

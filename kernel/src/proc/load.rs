@@ -4,11 +4,13 @@
 //! file is `ENOEXEC`, never a fault.
 
 use super::vm::AddressSpace;
+use crate::mm::budget::Charge;
 use crate::mm::{phys_to_virt, PAGE_SIZE};
 use crate::rootfs::{Ino, RootFs};
 use abi::syscall::{Errno, USER_BASE, USER_END, USER_STACK_SIZE, USER_STACK_TOP};
 use alloc::vec;
 use alloc::vec::Vec;
+use core::ops::Deref;
 use xmas_elf::program::{Flags, Type};
 use xmas_elf::ElfFile;
 
@@ -27,16 +29,32 @@ pub struct Loaded {
     pub argv: u64,
 }
 
-/// Read the whole file `ip`.
-pub async fn read_program(fs: &'static RootFs, ip: &Ino) -> Result<Vec<u8>, Errno> {
+/// A program's file in kernel memory, charged to the kernel-memory budget while it is held
+/// (up to [`MAX_PROGRAM`] bytes, for as long as the disk takes to read it: 256 processes
+/// calling `exec` at once must not empty the heap). Derefs to the bytes.
+pub struct Program {
+    bytes: Vec<u8>,
+    _charge: Charge,
+}
+
+impl Deref for Program {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        &self.bytes
+    }
+}
+
+/// Read the whole file `ip`. ENOMEM when the kernel-memory budget cannot hold it now.
+pub async fn read_program(fs: &'static RootFs, ip: &Ino) -> Result<Program, Errno> {
     let size = ip.lock().await.map_err(|_| Errno::EIO)?.size();
     if size > MAX_PROGRAM {
         return Err(Errno::ENOEXEC);
     }
+    let charge = Charge::new(size as usize).ok_or(Errno::ENOMEM)?;
     let mut bytes = vec![0u8; size as usize];
     let n = fs.read(ip, 0, &mut bytes).await.map_err(|_| Errno::EIO)?;
     bytes.truncate(n);
-    Ok(bytes)
+    Ok(Program { bytes, _charge: charge })
 }
 
 /// Copy `data` into the address space at `va` (pages already mapped).

@@ -5,7 +5,7 @@
 //! Page tables are reached through the direct map. Teardown walks the lower half and frees
 //! every user page and every table page, so a process leaves no frame behind.
 
-use crate::mm::{frame, paging, phys_to_virt, PAGE_SIZE, PHYS_OFFSET};
+use crate::mm::{budget, frame, paging, phys_to_virt, PAGE_SIZE, PHYS_OFFSET};
 use abi::syscall::{Errno, USER_END};
 use x86_64::registers::control::{Cr3, Cr3Flags};
 use x86_64::structures::paging::mapper::{MapToError, TranslateResult};
@@ -23,9 +23,6 @@ unsafe impl FrameAllocator<Size4KiB> for Frames {
         frame::alloc()
     }
 }
-
-/// Frames (16 MiB) kept back from user memory for the kernel (heap, stacks, page tables).
-const USER_RESERVE_FRAMES: usize = 4096;
 
 pub struct AddressSpace {
     root: PhysFrame,
@@ -71,8 +68,9 @@ impl AddressSpace {
         if let Some((pa, _)) = self.translate(va) {
             return Ok(PhysFrame::containing_address(pa));
         }
-        // User memory may not take the last frames: the kernel heap grows from them.
-        if frame::stats().0 < USER_RESERVE_FRAMES {
+        // User memory may not take the last frames (16 MiB): the kernel heap, kernel stacks and
+        // the charged kernel memory of `mm::budget` come from them.
+        if !budget::user_page_ok() {
             return Err(Errno::ENOMEM);
         }
         let f = frame::alloc().ok_or(Errno::ENOMEM)?;

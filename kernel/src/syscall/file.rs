@@ -7,18 +7,23 @@
 //!   (which paths those are: `file::procfs`), and the calls that would change the disk
 //!   there (`mkdir`, `unlink`, ...) refuse them with `EPERM`;
 //! - user memory is reached only through `uaccess` and a kernel bounce buffer, a piece of
-//!   [`CHUNK`] bytes at a time; no spin lock is held across `block_on` (the process's locks
-//!   are taken only to clone a handle out);
+//!   [`CHUNK`] bytes at a time (a page at a time when the kernel-memory budget, `mm::budget`,
+//!   cannot pay for more: the buffer may be held for as long as a pipe waits); no spin lock is
+//!   held across `block_on` (the process's locks are taken only to clone a handle out);
+//! - what a call makes the kernel keep is charged to that budget first: a pipe's ring
+//!   (`pipe` gives ENFILE when refused, as Linux does when it cannot make one), a `/proc`
+//!   snapshot (ENOMEM);
 //! - waits that may last for ever (pipes, the console) are interruptible: a killed process
 //!   gets `EINTR`, or the count of what it already transferred;
 //! - file-system errors become error numbers in one place, `file::convert::errno`.
 
+use crate::file::pipe::PIPE_SIZE;
 use crate::file::{self, convert::errno, cwd, procfs, File};
+use crate::mm::budget::{self, IoBuf};
 use crate::proc::{self, bridge, uaccess};
 use crate::rootfs::Ino;
 use abi::syscall::{dev, open, Errno};
 use alloc::sync::Arc;
-use alloc::vec;
 use alloc::vec::Vec;
 use fs::inode::{T_DEV, T_DIR, T_FILE};
 use fs::FsError;
@@ -27,6 +32,9 @@ use fs::FsError;
 const MAX_PATH: usize = 1024;
 /// Bounce-buffer size: one piece of a read or write.
 const CHUNK: usize = 64 * 1024;
+/// What a `/proc` snapshot may take, for the budget's check at `open` (`/proc/net` with a
+/// thousand sockets; the others are smaller).
+const PROC_SNAPSHOT: usize = 64 * 1024;
 
 fn ret(r: Result<usize, Errno>) -> isize {
     match r {
@@ -100,6 +108,10 @@ pub fn sys_open(a: &[u64; 6]) -> isize {
                         Errno::EPERM
                     });
                 }
+                // The snapshot stays with the open file: not when memory is short.
+                if !budget::admits(PROC_SNAPSHOT) {
+                    return Err(Errno::ENOMEM);
+                }
                 bridge::block_on(File::open_proc(node))?
             }
             None => bridge::block_on(open_inode(&root, &cwd, &path, flags, readable, writable))?,
@@ -159,6 +171,18 @@ fn io<T>(f: &File, op: impl core::future::Future<Output = Result<T, Errno>>) -> 
     }
 }
 
+/// The bounce buffer for `len` bytes on `f`: up to [`CHUNK`], less (down to a page) when the
+/// kernel-memory budget refuses that much (`mm::budget::IoBuf`). A datagram must not be cut,
+/// so a UDP socket gets ENOMEM instead.
+fn bounce(f: &File, len: usize) -> Result<IoBuf, Errno> {
+    let len = len.min(CHUNK);
+    if f.as_socket().is_some_and(|s| s.is_udp()) {
+        IoBuf::exactly(len).ok_or(Errno::ENOMEM)
+    } else {
+        Ok(IoBuf::up_to(len))
+    }
+}
+
 /// `read(fd, buf, len) -> n`: files are read until `len` or the end; pipes and the console
 /// return what one wait brings.
 pub fn sys_read(a: &[u64; 6]) -> isize {
@@ -171,10 +195,11 @@ pub fn sys_read(a: &[u64; 6]) -> isize {
         if len == 0 {
             return Ok(0);
         }
-        let mut bounce = vec![0u8; len.min(CHUNK)];
+        let mut bounce = bounce(&f, len)?;
+        let chunk = bounce.len();
         let mut done = 0;
         while done < len {
-            let piece = &mut bounce[..(len - done).min(CHUNK)];
+            let piece = &mut bounce[..(len - done).min(chunk)];
             let want = piece.len();
             let r = io(&f, f.read(piece));
             let n = match r {
@@ -207,10 +232,11 @@ pub fn sys_write(a: &[u64; 6]) -> isize {
         if len == 0 {
             return Ok(0);
         }
-        let mut bounce = vec![0u8; len.min(CHUNK)];
+        let mut bounce = bounce(&f, len)?;
+        let chunk = bounce.len();
         let mut done = 0;
         while done < len {
-            let piece = &mut bounce[..(len - done).min(CHUNK)];
+            let piece = &mut bounce[..(len - done).min(chunk)];
             let at = va.checked_add(done as u64).ok_or(Errno::EFAULT)?;
             if let Err(e) = uaccess::copy_in(at, piece) {
                 return if done == 0 { Err(e) } else { Ok(done) };
@@ -246,9 +272,14 @@ pub fn sys_dup(a: &[u64; 6]) -> isize {
     ret(proc::current().files.lock().dup(fd_arg(a[0])))
 }
 
-/// `pipe(fds: *mut [i32; 2])`: `fds[0]` reads, `fds[1]` writes.
+/// `pipe(fds: *mut [i32; 2])`: `fds[0]` reads, `fds[1]` writes. ENFILE when the
+/// kernel-memory budget cannot pay for the ring (Linux's answer when it cannot make a pipe).
 pub fn sys_pipe(a: &[u64; 6]) -> isize {
     ret((|| {
+        // `File::pipe` charges the ring (`Pipe::new_pair`) right after this check.
+        if !budget::admits(PIPE_SIZE) {
+            return Err(Errno::ENFILE);
+        }
         let (r, w) = File::pipe();
         let p = proc::current();
         let (rfd, wfd) = {

@@ -5,6 +5,7 @@
 //! replaces the wait.
 
 use crate::file::{fdtable, File, PollWait};
+use crate::mm::budget::{Charge, IoBuf};
 use crate::net::socket::{self, Socket, CONNECT_TIMEOUT_MS};
 use crate::proc::{self, bridge, uaccess};
 use abi::syscall::net::{
@@ -161,12 +162,26 @@ pub fn sys_connect(a: &[u64; 6]) -> isize {
     }))
 }
 
+/// Most bytes one `send` or `recv` moves.
+const IO_MAX: usize = 64 * 1024;
+
+/// The bounce buffer of a `send` or `recv` of `len` bytes on `s` (see `mm::budget::IoBuf`):
+/// TCP takes a smaller one (a short count) when the kernel-memory budget refuses a large one;
+/// a datagram must not be cut, so UDP gets ENOMEM instead.
+fn bounce(s: &Socket, len: usize) -> Result<IoBuf, Errno> {
+    let len = len.min(IO_MAX);
+    if s.is_udp() {
+        IoBuf::exactly(len).ok_or(Errno::ENOMEM)
+    } else {
+        Ok(IoBuf::up_to(len))
+    }
+}
+
 /// `send`/`sendto`: copy in, one socket send.
 fn send_common(a: &[u64; 6], to: Option<SockAddrIn>) -> Result<usize, Errno> {
     let f = file(a[0])?;
     let s = f.as_socket().ok_or(Errno::ENOTSOCK)?;
-    let len = (a[2] as usize).min(64 * 1024);
-    let mut buf = vec![0u8; len];
+    let mut buf = bounce(s, a[2] as usize)?;
     uaccess::copy_in(a[1], &mut buf)?;
     run(f.nonblock(), s.send(&buf, to.as_ref()))
 }
@@ -185,8 +200,7 @@ pub fn sys_sendto(a: &[u64; 6]) -> isize {
 fn recv_common(a: &[u64; 6], from: Option<(u64, u64)>) -> Result<usize, Errno> {
     let f = file(a[0])?;
     let s = f.as_socket().ok_or(Errno::ENOTSOCK)?;
-    let len = (a[2] as usize).min(64 * 1024);
-    let mut buf = vec![0u8; len];
+    let mut buf = bounce(s, a[2] as usize)?;
     let (n, peer) = run(f.nonblock(), s.recv(&mut buf))?;
     uaccess::copy_out(a[1], &buf[..n])?;
     if let Some((va, lva)) = from {
@@ -236,6 +250,14 @@ pub fn sys_fcntl(a: &[u64; 6]) -> isize {
 }
 
 const POLL_MAX: usize = 1024;
+/// `poll` arrays of up to this many entries go uncharged; larger ones are charged to the
+/// kernel-memory budget (ENOMEM when refused, as Linux's `poll` may give): they are held for
+/// as long as the call waits.
+const POLL_SMALL: usize = 64;
+/// Kernel bytes per `poll` entry: the user's copy in and out, the parsed entry, the file, its
+/// registration.
+const POLL_ENTRY: usize =
+    8 + 8 + size_of::<PollFd>() + size_of::<Option<Arc<File>>>() + size_of::<PollWait<'_>>();
 
 /// One look at every descriptor: fills in `revents`, returns how many are ready. With `w`,
 /// registers it with each descriptor for its next change (`File::poll_events`; pipes, the
@@ -283,6 +305,10 @@ pub fn sys_poll(a: &[u64; 6]) -> isize {
         if n > POLL_MAX {
             return Err(Errno::EINVAL);
         }
+        let _charge = match n > POLL_SMALL {
+            true => Some(Charge::new(n * POLL_ENTRY).ok_or(Errno::ENOMEM)?),
+            false => None,
+        };
         let mut raw = vec![0u8; n * 8];
         uaccess::copy_in(a[0], &mut raw)?;
         let mut fds: Vec<PollFd> = raw

@@ -12,6 +12,7 @@
 #![no_main]
 
 mod exec;
+mod exhaust;
 mod fs;
 mod mem;
 mod pointers;
@@ -53,6 +54,7 @@ const CASES: &[Case] = &[
     Case { name: "orphans", run: proc::orphans },
     Case { name: "kill-sleeper", run: proc::kill_sleeper },
     Case { name: "exit-with-children", run: proc::exit_with_children },
+    Case { name: "kernel-memory", run: exhaust::kernel_memory },
 ];
 
 /// The write end of the current case's report pipe (in the case's process), which processes
