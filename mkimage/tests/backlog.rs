@@ -6,49 +6,13 @@
 
 use std::io::{BufRead, BufReader, Write};
 use std::net::TcpStream;
-use std::path::PathBuf;
-use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
+mod common;
+
+use common::{free_port, image_with_programs, kernel, ok, BOOT, STEP};
 use mkimage::console::{Console, Settings, TempDir};
 use mkimage::qemu::{HostForward, Network, Options, Outcome};
-
-// ---- copied from tests/common (kept apart from it on purpose) ----
-
-/// Booting under TCG on a loaded two-core machine: generous.
-const BOOT: Duration = Duration::from_secs(60);
-/// One step after boot.
-const STEP: Duration = Duration::from_secs(30);
-
-fn ok<T>(r: mkimage::Result<T>) -> T {
-    r.unwrap_or_else(|e| panic!("{e}"))
-}
-
-fn kernel() -> PathBuf {
-    static KERNEL: OnceLock<Result<PathBuf, String>> = OnceLock::new();
-    KERNEL
-        .get_or_init(|| mkimage::build::kernel(true).map_err(|e| e.to_string()))
-        .clone()
-        .unwrap_or_else(|e| panic!("{e}"))
-}
-
-fn programs() -> &'static [(String, Vec<u8>)] {
-    static P: OnceLock<Vec<(String, Vec<u8>)>> = OnceLock::new();
-    P.get_or_init(|| mkimage::programs::build_and_read().expect("build the user programs"))
-}
-
-/// A fresh image with the programs in /bin, in a temporary directory kept by the guard.
-fn image(name: &str) -> (TempDir, PathBuf) {
-    let dir = ok(TempDir::new(name));
-    let path = dir.path().join("fs.img");
-    mkimage::programs::image_with(&path, 64 << 20, programs(), &[]).expect("write image");
-    (dir, path)
-}
-
-/// A TCP port on 127.0.0.1 that was free a moment ago.
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().unwrap().port()
-}
 
 // ---- the guest ----
 
@@ -60,7 +24,7 @@ struct Guest {
 }
 
 fn boot(name: &str) -> (TempDir, Guest) {
-    let (dir, img) = image(name);
+    let (dir, img) = image_with_programs(name, &[]);
     let port = free_port();
     let mut opts = Options::new(kernel(), "");
     opts.disk = Some(img);
