@@ -154,3 +154,28 @@ fn usertests_pass_and_leak_nothing() {
     assert_eq!(after, before, "(frames free, inodes free) before and after usertests");
     poweroff(c);
 }
+
+/// Crafted program files (issue 9: a copy of `/bin/echo` with a bad program-header offset or
+/// entry size, or cut short) are refused with "exec format error" (ENOEXEC): the shell
+/// reports it and goes on, and the kernel does not panic.
+#[test]
+fn crafted_programs_are_exec_format_errors() {
+    let crafted = common::crafted_echo();
+    let files: Vec<(String, Vec<u8>)> =
+        crafted.iter().map(|(name, bytes)| (format!("/bad/{name}"), bytes.clone())).collect();
+    let extra: Vec<(&str, Vec<u8>)> = files.iter().map(|(p, b)| (p.as_str(), b.clone())).collect();
+    let (_dir, img) = common::image_with_programs("crafted", &extra);
+    let c = shell(&img);
+    for (path, _) in &files {
+        let out = run(&c, path);
+        assert!(
+            out.contains(&format!("sh: {path}: exec format error")),
+            "{path}: no exec format error:\n{out}\n--- serial output:\n{}",
+            c.output()
+        );
+        let out = run(&c, "echo ok");
+        assert!(out.lines().any(|l| l.trim() == "ok"), "after {path}:\n{out}");
+    }
+    assert!(!c.output().contains("PANIC"), "{}", c.output());
+    poweroff(c);
+}

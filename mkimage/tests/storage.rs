@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use abi::workload::{crash_step, fill};
-use common::{kernel, ok, BOOT, STEP};
+use common::{kernel, ok, Rng, BOOT, STEP};
 use mkimage::console::{Console, Settings};
 use mkimage::image::Builder;
 use mkimage::imgread::Image;
@@ -82,17 +82,6 @@ fn a_foreign_image_is_refused_with_a_message() {
     assert_eq!(Outcome::from_status(ok(c.wait_exit(STEP))), Outcome::PowerOff);
 }
 
-/// A small deterministic generator for the kill points (the seed is printed for replay).
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-}
-
 /// The last `crash: committed N` in the serial output.
 fn last_committed(out: &str) -> Option<u64> {
     out.lines().rev().find_map(|l| l.trim().strip_prefix("crash: committed ")?.parse().ok())
@@ -141,7 +130,7 @@ fn crash_at_random_points_recovers_to_committed_contents() {
     // still land wherever the guest happens to be); CRASH_SEED=N tries others.
     let seed = std::env::var("CRASH_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or(20_261_124);
     println!("crash test seed {seed} (replay with CRASH_SEED={seed})");
-    let mut rng = Rng(seed);
+    let mut rng = Rng::new(seed);
     let (_dir, img) = image(64, "crash");
     let mut replays = 0;
     let mut before = vec![None; abi::workload::CRASH_FILES as usize];

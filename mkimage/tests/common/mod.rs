@@ -137,3 +137,53 @@ pub fn image_with_programs(
     mkimage::programs::image_with(&path, 64 << 20, programs(), extra).expect("write image");
     (dir, path)
 }
+
+/// A built user program's ELF file, by name (`echo` is `/bin/echo`).
+pub fn program(name: &str) -> &'static [u8] {
+    programs()
+        .iter()
+        .find(|(n, _)| n == name)
+        .map(|(_, bytes)| bytes.as_slice())
+        .unwrap_or_else(|| panic!("no user program {name:?}"))
+}
+
+/// Copies of `/bin/echo` crafted as in issue 9 (each once panicked the kernel's loader), by
+/// file name: the program-header table far past the end of the file, at an odd offset, with
+/// 8-byte entries, and the file cut short inside that table.
+pub fn crafted_echo() -> Vec<(&'static str, Vec<u8>)> {
+    let echo = program("echo");
+    let with = |at: usize, field: &[u8]| {
+        let mut bytes = echo.to_vec();
+        bytes[at..at + field.len()].copy_from_slice(field);
+        bytes
+    };
+    // ELF64 header offsets: e_phoff at 32 (u64), e_phentsize at 54 (u16).
+    vec![
+        ("phoff-huge", with(32, &0xab_0000_0040u64.to_le_bytes())),
+        ("phoff-odd", with(32, &0x41u64.to_le_bytes())),
+        ("phentsize-8", with(54, &8u16.to_le_bytes())),
+        ("truncated", echo[..100].to_vec()),
+    ]
+}
+
+/// A small deterministic generator (xorshift64) for seeded tests: print the seed, so that a
+/// failure replays.
+pub struct Rng(u64);
+
+impl Rng {
+    pub fn new(seed: u64) -> Rng {
+        Rng(seed.max(1)) // xorshift stays at zero from zero
+    }
+
+    pub fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+
+    /// A number below `n` (> 0).
+    pub fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+}
