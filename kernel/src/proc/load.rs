@@ -1,23 +1,23 @@
 //! Loading a program: read an ELF64 executable from the file system, map its segments into a
-//! fresh address space, and build the initial stack (`argc`, `argv`). Everything in the file
-//! is checked (class, machine, type, segment bounds and addresses): a truncated or foreign
-//! file is `ENOEXEC`, never a fault.
+//! fresh address space, and build the initial stack (`argc`, `argv`). The file is checked
+//! first, wholly, by [`super::elf::parse`] (class, machine, type, every offset, size and count,
+//! segment addresses, overlaps): a truncated, crafted or foreign file is `ENOEXEC`, never a
+//! fault or a panic. This module only maps what that check returned.
 
+use super::elf;
 use super::vm::AddressSpace;
 use crate::mm::budget::Charge;
 use crate::mm::{phys_to_virt, PAGE_SIZE};
 use crate::rootfs::{Ino, RootFs};
-use abi::syscall::{Errno, USER_BASE, USER_END, USER_STACK_SIZE, USER_STACK_TOP};
+use abi::syscall::{Errno, USER_END, USER_STACK_SIZE, USER_STACK_TOP};
 use alloc::vec;
 use alloc::vec::Vec;
 use core::ops::Deref;
-use xmas_elf::program::{Flags, Type};
-use xmas_elf::ElfFile;
 
 /// Largest program file accepted.
 const MAX_PROGRAM: u64 = 16 << 20;
-/// Largest total size of a program's segments in memory.
-const MAX_IMAGE: u64 = 256 << 20;
+// The check lays segments out in the pages that are mapped here.
+const _: () = assert!(elf::PAGE_SIZE == PAGE_SIZE);
 /// Most argument bytes (strings and pointers) passed to a program.
 pub const MAX_ARGS: usize = 64 * 1024;
 
@@ -77,54 +77,24 @@ fn write_user(vm: &AddressSpace, va: u64, data: &[u8]) -> Result<(), Errno> {
     Ok(())
 }
 
-/// Build the address space for `elf` with arguments `args`.
+/// Build the address space for the program file `elf` with arguments `args`.
 pub fn load(elf: &[u8], args: &[Vec<u8>]) -> Result<Loaded, Errno> {
-    let file = ElfFile::new(elf).map_err(|_| Errno::ENOEXEC)?;
-    let h = &file.header;
-    let ok_header = h.pt1.class() == xmas_elf::header::Class::SixtyFour
-        && h.pt2.machine().as_machine() == xmas_elf::header::Machine::X86_64
-        && h.pt2.type_().as_type() == xmas_elf::header::Type::Executable;
-    if !ok_header {
-        return Err(Errno::ENOEXEC);
-    }
-    let entry = h.pt2.entry_point();
+    let image = elf::parse(elf)?;
     let mut vm = AddressSpace::new()?;
-    let mut top = 0u64;
-    let mut entry_ok = false;
-    let mut image = 0u64;
-    for ph in file.program_iter() {
-        if ph.get_type() != Ok(Type::Load) {
-            continue;
+    for s in &image.segments {
+        for page in s.pages().step_by(PAGE_SIZE as usize) {
+            // `parse` lets no two segments share a page; `map_zeroed` would keep the first
+            // one's frame and permissions, so say so rather than load a wrong image.
+            if vm.translate(page).is_some() {
+                return Err(Errno::ENOEXEC);
+            }
+            vm.map_zeroed(page, s.writable, s.exec)?;
         }
-        let (va, memsz, filesz, off) =
-            (ph.virtual_addr(), ph.mem_size(), ph.file_size(), ph.offset());
-        let end = va.checked_add(memsz).ok_or(Errno::ENOEXEC)?;
-        let file_end = off.checked_add(filesz).ok_or(Errno::ENOEXEC)?;
-        if va < USER_BASE
-            || end > USER_STACK_TOP - USER_STACK_SIZE
-            || filesz > memsz
-            || file_end > elf.len() as u64
-        {
-            return Err(Errno::ENOEXEC);
-        }
-        image = image.saturating_add(memsz);
-        if image > MAX_IMAGE {
-            return Err(Errno::ENOMEM);
-        }
-        let flags: Flags = ph.flags();
-        for page in (va & !(PAGE_SIZE - 1)..end).step_by(PAGE_SIZE as usize) {
-            vm.map_zeroed(page, flags.is_write(), flags.is_execute())?;
-        }
-        write_user(&vm, va, &elf[off as usize..file_end as usize])?;
-        if flags.is_execute() && entry >= va && entry < end {
-            entry_ok = true;
-        }
-        top = top.max(end);
+        let bytes = elf.get(s.file.clone()).ok_or(Errno::ENOEXEC)?; // inside: checked by `parse`
+        write_user(&vm, s.vaddr, bytes)?;
     }
-    if !entry_ok {
-        return Err(Errno::ENOEXEC);
-    }
-    vm.brk_base = top.next_multiple_of(PAGE_SIZE);
+    let entry = image.entry;
+    vm.brk_base = image.end();
     vm.brk = vm.brk_base;
 
     // The stack: strings at the top, then the NULL-terminated argv array, 16-byte aligned,

@@ -11,6 +11,7 @@
 //! zombie; the parent's `wait` reaps it (freeing its kernel stack). Orphans go to init (pid 1).
 
 pub mod bridge;
+pub mod elf;
 pub mod load;
 pub mod sched;
 pub mod uaccess;

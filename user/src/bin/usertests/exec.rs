@@ -66,28 +66,47 @@ pub fn exec_missing() -> Outcome {
 }
 
 /// Files that are not runnable programs: each exec must fail with an error (ENOEXEC where the
-/// file is plainly not an x86-64 ELF executable) and leave the process alive.
+/// file is not a valid x86-64 ELF executable: every offset, size and count in it is checked)
+/// and leave the process alive. Among them the crafted copies of echo that once panicked the
+/// kernel (issue 9).
 pub fn exec_bad_files() -> Outcome {
     let elf = read_file("/bin/echo").or_else(|_| read_file("/bin/usertests"))?;
     ensure!(elf.len() > 1024 && elf.starts_with(b"\x7fELF"), "/bin/echo is not an ELF file");
-    let mut wrong_machine = elf.clone();
-    wrong_machine[18] = 3; // e_machine = EM_386
-    wrong_machine[19] = 0;
-    let mut wrong_class = elf.clone();
-    wrong_class[4] = 1; // ELFCLASS32
+    let with = |at: usize, field: &[u8]| {
+        let mut bytes = elf.clone();
+        bytes[at..at + field.len()].copy_from_slice(field);
+        bytes
+    };
+    let wrong_machine = with(18, &3u16.to_le_bytes()); // e_machine = EM_386
+    let wrong_class = with(4, &[1]); // ELFCLASS32
+    let phoff_huge = with(32, &0xab_0000_0040u64.to_le_bytes()); // e_phoff
+    let phoff_odd = with(32, &0x41u64.to_le_bytes());
+    let phentsize = with(54, &8u16.to_le_bytes()); // e_phentsize
+    let no_phdrs = with(56, &0u16.to_le_bytes()); // e_phnum
+    let many_phdrs = with(56, &0xffffu16.to_le_bytes());
     let mut kernel_segment = elf.clone();
     set_first_load_vaddr(&mut kernel_segment, 0xffff_8000_0000_0000)?;
     let mut huge_segment = elf.clone();
     set_first_load_memsz(&mut huge_segment, 1 << 46)?;
+    let mut overlapping = elf.clone();
+    overlap_second_load(&mut overlapping)?;
     // (file, contents, ENOEXEC required?)
     let files: Vec<(&str, Vec<u8>, bool)> = vec![
         ("/ut-exec-text", b"#!/bin/sh\necho not a program\n".to_vec(), true),
         ("/ut-exec-empty", Vec::new(), true),
         ("/ut-exec-header", elf[..40].to_vec(), true),
+        ("/ut-exec-phdrs-cut", elf[..100].to_vec(), true),
         ("/ut-exec-machine", wrong_machine, true),
         ("/ut-exec-class", wrong_class, true),
-        ("/ut-exec-half", elf[..elf.len() / 2].to_vec(), false),
-        ("/ut-exec-kernel", kernel_segment, false),
+        ("/ut-exec-phoff-huge", phoff_huge, true),
+        ("/ut-exec-phoff-odd", phoff_odd, true),
+        ("/ut-exec-phentsize", phentsize, true),
+        ("/ut-exec-phnum-0", no_phdrs, true),
+        ("/ut-exec-phnum-max", many_phdrs, true),
+        ("/ut-exec-half", elf[..elf.len() / 2].to_vec(), true),
+        ("/ut-exec-kernel", kernel_segment, true),
+        ("/ut-exec-overlap", overlapping, true),
+        // In the user range, but more memory than a program may have: ENOMEM.
         ("/ut-exec-huge", huge_segment, false),
     ];
     let mut result = Ok(String::new());
@@ -139,6 +158,15 @@ fn set_first_load_vaddr(elf: &mut [u8], vaddr: u64) -> Result<(), String> {
     let o = first_load(elf)?;
     elf[o + 16..o + 24].copy_from_slice(&vaddr.to_le_bytes());
     elf[o + 24..o + 32].copy_from_slice(&vaddr.to_le_bytes());
+    Ok(())
+}
+
+/// Moves the second PT_LOAD onto the first one's first page.
+fn overlap_second_load(elf: &mut [u8]) -> Result<(), String> {
+    let loads: Vec<usize> =
+        phdrs(elf)?.into_iter().filter(|&o| elf[o..o + 4] == 1u32.to_le_bytes()).collect();
+    ensure!(loads.len() >= 2, "fewer than two PT_LOADs");
+    elf.copy_within(loads[0] + 16..loads[0] + 24, loads[1] + 16); // p_vaddr
     Ok(())
 }
 
