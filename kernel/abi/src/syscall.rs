@@ -184,6 +184,7 @@ pub enum Errno {
     EFBIG = 27,
     ENOSPC = 28,
     ESPIPE = 29,
+    EMLINK = 31,
     EPIPE = 32,
     ERANGE = 34,
     ENAMETOOLONG = 36,
@@ -216,7 +217,7 @@ impl Errno {
 
     pub fn from_ret(ret: isize) -> Option<Errno> {
         use Errno::*;
-        const ALL: [Errno; 29] = [
+        const ALL: [Errno; 30] = [
             EPERM,
             ENOENT,
             ESRCH,
@@ -241,6 +242,7 @@ impl Errno {
             EFBIG,
             ENOSPC,
             ESPIPE,
+            EMLINK,
             EPIPE,
             ERANGE,
             ENAMETOOLONG,
@@ -277,6 +279,7 @@ impl Errno {
             EFBIG => "file too large",
             ENOSPC => "no space left on device",
             ESPIPE => "illegal seek",
+            EMLINK => "too many links",
             EPIPE => "broken pipe",
             ERANGE => "result too large",
             ENAMETOOLONG => "file name too long",

@@ -163,8 +163,9 @@ impl<D: BlockDevice> Bcache<D> {
         }
     }
 
-    /// Drop every cached copy of a block that is not in use (tests: force re-reads).
-    #[cfg(test)]
+    /// Drop every cached copy of a block that is not in use, so that the next use reads the
+    /// disk (see `Fs::drop_cached_blocks`). Unused buffers hold what the disk holds: the log
+    /// keeps the blocks it has not installed yet in use.
     pub fn invalidate_unused(&self) {
         let mut m = self.meta.lock();
         for i in 0..m.slots.len() {

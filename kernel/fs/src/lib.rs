@@ -14,8 +14,9 @@
 //!
 //! Concurrency: every lock is either an async mutex (buffers, inodes: may be held across
 //! disk I/O) or a spin lock held for a few instructions without awaiting. Lock order:
-//! inode before buffer; directory before the inodes it contains; log state before cache
-//! metadata. Nothing here runs in interrupt context.
+//! `rename_lock` before a transaction; inode before buffer; directory before the inodes it
+//! contains, ancestor before descendant, and no inode locked twice (see [`ops`]); log state
+//! before cache metadata. Nothing here runs in interrupt context.
 #![no_std]
 
 extern crate alloc;
@@ -61,6 +62,12 @@ pub enum FsError {
     InvalidName,
     FileTooBig,
     InvalidArgument,
+    /// `/`, `.` or `..` where an operation needs a name it can change (rename).
+    Busy,
+    /// An operation directories do not allow (a hard link to one).
+    NotPermitted,
+    /// A link count would pass the largest one an inode holds.
+    TooManyLinks,
     TooManyOpen,
     NoBuffers,
     TransactionTooBig,
@@ -81,6 +88,9 @@ impl fmt::Display for FsError {
             FsError::InvalidName => "invalid file name",
             FsError::FileTooBig => "file too large",
             FsError::InvalidArgument => "invalid argument",
+            FsError::Busy => "busy",
+            FsError::NotPermitted => "operation not permitted",
+            FsError::TooManyLinks => "too many links",
             FsError::TooManyOpen => "too many inodes in use",
             FsError::NoBuffers => "no free buffers",
             FsError::TransactionTooBig => "transaction too big",
@@ -190,6 +200,13 @@ impl<D: BlockDevice> Fs<D> {
             self.free_if_unreferenced(inum).await?;
             n += 1;
         }
+    }
+
+    /// Forget every cached block nobody is using: the next use of each reads the disk. For
+    /// tests that make operations wait for the disk while they hold locks (so that several
+    /// interleave) and for measurements of a cold cache.
+    pub fn drop_cached_blocks(&self) {
+        self.cache.invalidate_unused();
     }
 
     /// True when some unlinked inode lost its last handle and waits for [`Fs::reap`].

@@ -1,12 +1,23 @@
 //! Whole file-system operations, each one transaction: create, mkdir, link, unlink, rename,
 //! truncate; and write, split into transactions of at most [`MAX_WRITE`] bytes.
 //!
-//! Each operation leaves the disk consistent even when it fails half-way: an inode allocated
-//! for a name that could not be linked is freed again in the same transaction.
+//! Each operation checks everything that can make it fail before it changes anything, so a
+//! failed operation leaves the disk as it was (an inode allocated for a name that could not
+//! be linked is freed again in the same transaction). Errors are Linux's for the same call
+//! (rename(2), link(2), unlink(2) and rmdir(2): `unlink` also removes empty directories).
+//!
+//! Locks: an operation locks a directory before the inodes it holds, and an ancestor before
+//! its descendants; it never locks an inode it already holds. Besides a directory and one of
+//! its entries (create, unlink, link), only `rename` holds two directories at once; renames
+//! run one at a time (`Fs::rename_lock`), which also keeps the tree's shape (which directory
+//! is above which) still while one runs: nothing else moves directories. Inodes are locked
+//! before buffers.
 
+use crate::dir::Found;
 use crate::inode::{Inode, Locked, T_DEV, T_DIR, T_FILE, T_FREE};
+use crate::path::{check_name, Last};
 use crate::{BlockDevice, Fs, FsError};
-use abi::fs::{BSIZE, MAX_OP_BLOCKS};
+use abi::fs::{BSIZE, MAX_OP_BLOCKS, ROOT_INO};
 
 /// The most bytes one transaction writes: `MAX_OP_BLOCKS` minus the inode block, two bitmap
 /// blocks, three pointer tables, one block of slack for an unaligned start, and one spare.
@@ -25,12 +36,46 @@ macro_rules! in_tx {
     }};
 }
 
-fn is_dot(name: &[u8]) -> bool {
-    name == b"." || name == b".."
+/// `name`'s entry in the locked directory `dir`, for an operation that adds or removes it. A
+/// removed directory (link count 0) holds nothing and takes nothing: `NotFound`.
+async fn entry<D: BlockDevice>(
+    dir: &mut Locked<'_, D>,
+    name: &[u8],
+) -> Result<Option<Found>, FsError> {
+    if dir.nlink() == 0 {
+        return Err(FsError::NotFound);
+    }
+    check_name(name)?;
+    dir.dir_lookup(name).await
+}
+
+/// Add `delta` to a link count (the caller writes the inode back).
+fn add_links<D: BlockDevice>(l: &mut Locked<'_, D>, delta: i32) -> Result<(), FsError> {
+    let n = i32::from(l.nlink()) + delta;
+    l.dinode_mut().nlink = match u16::try_from(n) {
+        Ok(n) => n,
+        Err(_) if n < 0 => return Err(FsError::Corrupt("link count below zero")),
+        Err(_) => return Err(FsError::TooManyLinks),
+    };
+    Ok(())
+}
+
+/// Where a rename's two directories stand (what Linux's `lock_rename` finds). The "trap" is
+/// the child of the upper directory on the way down to the lower one: the source may not be
+/// it (a directory into its own subtree) and neither may the target (onto an ancestor of the
+/// source, which is not empty).
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Relation {
+    Same,
+    OldAbove { trap: u32 },
+    NewAbove { trap: u32 },
+    Apart,
 }
 
 impl<D: BlockDevice> Fs<D> {
-    /// Create `path` as a `kind` inode. Opening an existing file for creation returns it.
+    /// Create `path` as a `kind` inode. For `T_FILE` this is `open(path, O_CREAT)`: an existing
+    /// file (or device) is returned, a directory is `IsDir`; mkdir and mknod find any existing
+    /// inode in the way (`Exists`).
     pub async fn create<'a>(
         &'a self,
         root: &Inode<'a, D>,
@@ -45,20 +90,29 @@ impl<D: BlockDevice> Fs<D> {
         }
         self.reap().await?;
         in_tx!(self, {
-            let (dp, name) = self.nameiparent(root, cwd, path).await?;
-            if is_dot(&name) {
-                return Err(FsError::Exists);
+            let p = self.nameiparent(root, cwd, path).await?;
+            let Last::Name(name) = &p.last else {
+                // "/", "." or "..": a directory is there.
+                return Err(if kind == T_FILE { FsError::IsDir } else { FsError::Exists });
+            };
+            if kind == T_FILE && p.slash {
+                return Err(FsError::IsDir); // only a directory may be named "f/"
             }
-            let mut dir = dp.lock().await?;
-            if let Some(found) = dir.dir_lookup(&name).await? {
+            let mut dir = p.dir.lock().await?;
+            if let Some(found) = entry(&mut dir, name).await? {
                 drop(dir);
+                if kind != T_FILE {
+                    return Err(FsError::Exists);
+                }
                 let ip = self.iget(found.inum)?;
                 let existing = ip.lock().await?.kind();
-                return if kind == T_FILE && existing != T_DIR {
-                    Ok(ip)
-                } else {
-                    Err(FsError::Exists)
-                };
+                return if existing == T_DIR { Err(FsError::IsDir) } else { Ok(ip) };
+            }
+            if p.slash && kind != T_DIR {
+                return Err(FsError::NotFound); // mknod("x/"): Linux's answer
+            }
+            if kind == T_DIR && dir.nlink() == u16::MAX {
+                return Err(FsError::TooManyLinks); // no room for the new directory's ".."
             }
             let ip = self.ialloc(kind).await?;
             let mut l = ip.lock().await?;
@@ -70,9 +124,9 @@ impl<D: BlockDevice> Fs<D> {
             let linked = async {
                 if kind == T_DIR {
                     l.dir_link(b".", ip.inum()).await?;
-                    l.dir_link(b"..", dp.inum()).await?;
+                    l.dir_link(b"..", p.dir.inum()).await?;
                 }
-                dir.dir_link(&name, ip.inum()).await
+                dir.dir_link(name, ip.inum()).await
             }
             .await;
             if let Err(e) = linked {
@@ -83,7 +137,7 @@ impl<D: BlockDevice> Fs<D> {
                 return Err(e);
             }
             if kind == T_DIR {
-                dir.dinode_mut().nlink += 1; // the new directory's ".."
+                add_links(&mut dir, 1)?; // the new directory's ".."
                 dir.update().await?;
             }
             drop(l);
@@ -100,7 +154,8 @@ impl<D: BlockDevice> Fs<D> {
         self.create(root, cwd, path, T_DIR, 0, 0).await
     }
 
-    /// Remove the name `path`. The inode is freed when its last link and last handle are gone.
+    /// Remove the name `path`: unlink(2) for a file, rmdir(2) for an (empty) directory. The
+    /// inode is freed when its last link and last handle are gone.
     pub async fn unlink<'a>(
         &'a self,
         root: &Inode<'a, D>,
@@ -108,14 +163,24 @@ impl<D: BlockDevice> Fs<D> {
         path: &[u8],
     ) -> Result<(), FsError> {
         in_tx!(self, {
-            let (dp, name) = self.nameiparent(root, cwd, path).await?;
-            if is_dot(&name) {
-                return Err(FsError::InvalidArgument);
+            let p = self.nameiparent(root, cwd, path).await?;
+            let name = match &p.last {
+                Last::Name(n) => n,
+                // As rmdir(2): "/" is busy, "." invalid, and ".." holds at least us.
+                Last::Root => return Err(FsError::Busy),
+                Last::Dot => return Err(FsError::InvalidArgument),
+                Last::DotDot => return Err(FsError::NotEmpty),
+            };
+            let mut dir = p.dir.lock().await?;
+            let found = entry(&mut dir, name).await?.ok_or(FsError::NotFound)?;
+            if found.inum == dir.inum() {
+                return Err(FsError::Corrupt("a directory entry names its own directory"));
             }
-            let mut dir = dp.lock().await?;
-            let found = dir.dir_lookup(&name).await?.ok_or(FsError::NotFound)?;
             let ip = self.iget(found.inum)?;
             let mut l = ip.lock().await?;
+            if l.kind() != T_DIR && p.slash {
+                return Err(FsError::NotDir);
+            }
             if l.nlink() == 0 {
                 return Err(FsError::Corrupt("unlinking an inode with no links"));
             }
@@ -124,11 +189,11 @@ impl<D: BlockDevice> Fs<D> {
             }
             dir.dir_set(found.offset, 0, b"").await?;
             if l.kind() == T_DIR {
-                dir.dinode_mut().nlink -= 1; // its ".." is gone
+                add_links(&mut dir, -1)?; // its ".." is gone
                 dir.update().await?;
                 l.dinode_mut().nlink = 0;
             } else {
-                l.dinode_mut().nlink -= 1;
+                add_links(&mut l, -1)?;
             }
             l.update().await?;
             Ok(())
@@ -136,7 +201,7 @@ impl<D: BlockDevice> Fs<D> {
         self.reap().await.map(|_| ())
     }
 
-    /// A second name `new` for the file `old` (not for directories).
+    /// A second name `new` for the file `old` (not for directories: `NotPermitted`).
     pub async fn link<'a>(
         &'a self,
         root: &Inode<'a, D>,
@@ -146,49 +211,62 @@ impl<D: BlockDevice> Fs<D> {
     ) -> Result<(), FsError> {
         in_tx!(self, {
             let ip = self.namei(root, cwd, old).await?;
+            let is_dir = ip.lock().await?.kind() == T_DIR;
+            let p = self.nameiparent(root, cwd, new).await?;
+            let Last::Name(name) = &p.last else { return Err(FsError::Exists) };
+            let mut dir = p.dir.lock().await?;
+            if entry(&mut dir, name).await?.is_some() {
+                return Err(FsError::Exists);
+            }
+            if p.slash {
+                return Err(FsError::NotFound); // "x/" names a directory, and x is none
+            }
+            if is_dir {
+                return Err(FsError::NotPermitted);
+            }
+            // Not a directory, so not `dir`: the directory first, then what it will hold.
             let mut l = ip.lock().await?;
-            if l.kind() == T_DIR {
-                return Err(FsError::IsDir);
+            if l.nlink() == 0 {
+                return Err(FsError::NotFound); // removed since the lookup
             }
             if l.nlink() == u16::MAX {
-                return Err(FsError::InvalidArgument);
+                return Err(FsError::TooManyLinks);
             }
-            drop(l);
-            let (dp, name) = self.nameiparent(root, cwd, new).await?;
-            let mut dir = dp.lock().await?;
-            dir.dir_link(&name, ip.inum()).await?;
-            drop(dir);
-            l = ip.lock().await?;
-            l.dinode_mut().nlink += 1;
+            dir.dir_link(name, ip.inum()).await?;
+            add_links(&mut l, 1)?;
             l.update().await?;
             Ok(())
         })
     }
 
-    /// Is directory `inum` equal to or below directory `ancestor`? Walks `..` up to `root`.
-    async fn is_within<'a>(
+    /// The child of directory `top` on the way down to directory `below`, when `top` is a
+    /// proper ancestor of `below`. Walks `..` up to the file system's root, one lock at a time.
+    async fn child_toward<'a>(
         &'a self,
-        root: &Inode<'a, D>,
-        mut inum: u32,
-        ancestor: u32,
-    ) -> Result<bool, FsError> {
+        top: u32,
+        below: &Inode<'a, D>,
+    ) -> Result<Option<u32>, FsError> {
+        let mut cur = below.clone();
         for _ in 0..self.sb.ninodes {
-            if inum == ancestor {
-                return Ok(true);
+            let up = {
+                let mut l = cur.lock().await?;
+                if cur.inum() == ROOT_INO || l.nlink() == 0 {
+                    // At the top, or removed (the rename then fails with NotFound).
+                    return Ok(None);
+                }
+                l.dir_lookup(b"..").await?.ok_or(FsError::Corrupt("directory without .."))?.inum
+            };
+            if up == top {
+                return Ok(Some(cur.inum()));
             }
-            if inum == root.inum() {
-                return Ok(false);
-            }
-            let ip = self.iget(inum)?;
-            let mut l = ip.lock().await?;
-            inum = l.dir_lookup(b"..").await?.ok_or(FsError::Corrupt("directory without .."))?.inum;
+            cur = self.iget(up)?;
         }
         Err(FsError::Corrupt("directory cycle"))
     }
 
-    /// Rename `old` to `new` within this file system, replacing a file (or empty directory)
-    /// at `new`. Renames run one at a time (`rename_lock`), locking directories ancestor
-    /// first, so two renames cannot deadlock.
+    /// Rename `old` to `new`, replacing a file (or an empty directory) at `new`. Renames run
+    /// one at a time (`rename_lock`), so the tree's shape stays still while this one finds
+    /// which directory is above the other and locks the upper one first.
     pub async fn rename<'a>(
         &'a self,
         root: &Inode<'a, D>,
@@ -198,99 +276,139 @@ impl<D: BlockDevice> Fs<D> {
     ) -> Result<(), FsError> {
         let _one_at_a_time = self.rename_lock.lock().await;
         in_tx!(self, {
-            let (odp, oname) = self.nameiparent(root, cwd, old).await?;
-            let (ndp, nname) = self.nameiparent(root, cwd, new).await?;
-            if is_dot(&oname) || is_dot(&nname) {
-                return Err(FsError::InvalidArgument);
-            }
-            let src = {
-                let mut od = odp.lock().await?;
-                od.dir_lookup(&oname).await?.ok_or(FsError::NotFound)?.inum
+            let op = self.nameiparent(root, cwd, old).await?;
+            let np = self.nameiparent(root, cwd, new).await?;
+            let (Last::Name(oname), Last::Name(nname)) = (&op.last, &np.last) else {
+                return Err(FsError::Busy); // "/", "." or ".." on either side
             };
-            let ip = self.iget(src)?;
-            let is_dir = ip.lock().await?.kind() == T_DIR;
-            if is_dir && self.is_within(root, ndp.inum(), src).await? {
-                return Err(FsError::InvalidArgument); // into itself or its own subtree
-            }
-            if odp.inum() == ndp.inum() {
-                let mut d = odp.lock().await?;
-                self.rename_in(&mut d, None, &oname, &nname, &ip, is_dir).await
+            let (o, n) = (op.dir.inum(), np.dir.inum());
+            let rel = if o == n {
+                Relation::Same
+            } else if let Some(trap) = self.child_toward(o, &np.dir).await? {
+                Relation::OldAbove { trap }
+            } else if let Some(trap) = self.child_toward(n, &op.dir).await? {
+                Relation::NewAbove { trap }
             } else {
-                let odp_first = self.is_within(root, ndp.inum(), odp.inum()).await?
-                    || (!self.is_within(root, odp.inum(), ndp.inum()).await?
-                        && odp.inum() < ndp.inum());
-                let (mut od, mut nd) = if odp_first {
-                    let od = odp.lock().await?;
-                    (od, ndp.lock().await?)
-                } else {
-                    let nd = ndp.lock().await?;
-                    (odp.lock().await?, nd)
-                };
-                self.rename_in(&mut od, Some(&mut nd), &oname, &nname, &ip, is_dir).await
+                Relation::Apart
+            };
+            let names = (&oname[..], &nname[..], op.slash || np.slash);
+            if rel == Relation::Same {
+                let mut d = op.dir.lock().await?;
+                return self.rename_locked(&mut d, None, names, rel).await;
             }
+            let old_first = match rel {
+                Relation::OldAbove { .. } => true,
+                Relation::NewAbove { .. } => false,
+                _ => o < n, // unrelated: any fixed order (renames run one at a time anyway)
+            };
+            let (mut od, mut nd) = if old_first {
+                let od = op.dir.lock().await?;
+                (od, np.dir.lock().await?)
+            } else {
+                let nd = np.dir.lock().await?;
+                (op.dir.lock().await?, nd)
+            };
+            self.rename_locked(&mut od, Some(&mut nd), names, rel).await
         })
     }
 
-    /// The body of `rename`, with the old directory (and a distinct new one) locked.
-    async fn rename_in<'a>(
+    /// The body of `rename`, with the old directory and a distinct new one (`None`: the same)
+    /// locked. Checks in Linux's order, then changes the disk.
+    async fn rename_locked<'a>(
         &'a self,
         od: &mut Locked<'a, D>,
         mut nd: Option<&mut Locked<'a, D>>,
-        oname: &[u8],
-        nname: &[u8],
-        ip: &Inode<'a, D>,
-        is_dir: bool,
+        (oname, nname, slash): (&[u8], &[u8], bool),
+        rel: Relation,
     ) -> Result<(), FsError> {
-        let ofound = od.dir_lookup(oname).await?.ok_or(FsError::NotFound)?;
-        if ofound.inum != ip.inum() {
-            return Err(FsError::NotFound); // changed under us
-        }
-        let target = match nd.as_deref_mut() {
-            Some(nd) => nd.dir_lookup(nname).await?,
-            None => od.dir_lookup(nname).await?,
+        let src = entry(od, oname).await?.ok_or(FsError::NotFound)?;
+        let tgt = match nd.as_deref_mut() {
+            Some(nd) => entry(nd, nname).await?,
+            None => entry(od, nname).await?,
         };
-        if let Some(t) = target {
-            if t.inum == ip.inum() {
-                return Ok(()); // both names already refer to the same file
+        let n = nd.as_deref().map_or(od.inum(), |nd| nd.inum());
+        if rel == (Relation::OldAbove { trap: src.inum }) {
+            // The source is above the new directory: a directory moving into itself (it is
+            // not locked: it is above a directory we hold).
+            return Err(FsError::InvalidArgument);
+        }
+        if src.inum == od.inum() || src.inum == n {
+            return Err(FsError::Corrupt("a directory entry names its own directory"));
+        }
+        // Neither held nor above what is held, so it may be locked now.
+        let sip = self.iget(src.inum)?;
+        let (src_dir, dotdot) = {
+            let mut l = sip.lock().await?;
+            match l.kind() {
+                T_DIR => (true, l.dir_lookup(b"..").await?),
+                _ => (false, None),
             }
-            let tip = self.iget(t.inum)?;
-            let mut tl = tip.lock().await?;
-            match (is_dir, tl.kind() == T_DIR) {
-                (true, false) => return Err(FsError::NotDir),
-                (false, true) => return Err(FsError::IsDir),
-                (true, true) if !tl.dir_is_empty().await? => return Err(FsError::NotEmpty),
-                _ => {}
+        };
+        if !src_dir && slash {
+            return Err(FsError::NotDir);
+        }
+        if tgt.is_some_and(|t| rel == Relation::NewAbove { trap: t.inum }) {
+            return Err(FsError::NotEmpty); // onto an ancestor of the source
+        }
+        let moving_dir = src_dir && nd.is_some();
+        // What a corrupt disk could make fail half-way, checked before anything changes.
+        if src_dir && dotdot.is_none() {
+            return Err(FsError::Corrupt("directory without .."));
+        }
+        if moving_dir && od.nlink() < 2 {
+            return Err(FsError::Corrupt("link count below its subdirectories"));
+        }
+        match tgt {
+            Some(t) if t.inum == src.inum => return Ok(()), // two names of one inode
+            Some(t) => {
+                if t.inum == od.inum() || t.inum == n {
+                    return Err(FsError::Corrupt("a directory entry names its own directory"));
+                }
+                // A child of the new directory, and not above the old one (that was the trap).
+                let tip = self.iget(t.inum)?;
+                let mut tl = tip.lock().await?;
+                let t_dir = tl.kind() == T_DIR;
+                match (src_dir, t_dir) {
+                    (true, false) => return Err(FsError::NotDir),
+                    (false, true) => return Err(FsError::IsDir),
+                    (true, true) if !tl.dir_is_empty().await? => return Err(FsError::NotEmpty),
+                    _ => {}
+                }
+                let ndir: &mut Locked<'a, D> = match nd.as_deref_mut() {
+                    Some(nd) => nd,
+                    None => &mut *od,
+                };
+                if tl.nlink() == 0 || (t_dir && ndir.nlink() < 2) {
+                    return Err(FsError::Corrupt("link count below the names of an inode"));
+                }
+                ndir.dir_set(t.offset, src.inum, nname).await?;
+                if t_dir {
+                    tl.dinode_mut().nlink = 0;
+                    add_links(ndir, -1)?; // the replaced directory's ".."
+                    ndir.update().await?;
+                } else {
+                    add_links(&mut tl, -1)?;
+                }
+                tl.update().await?;
             }
-            let nd_ref: &mut Locked<'a, D> = match nd.as_deref_mut() {
-                Some(nd) => nd,
-                None => &mut *od,
-            };
-            nd_ref.dir_set(t.offset, ip.inum(), nname).await?;
-            if tl.kind() == T_DIR {
-                tl.dinode_mut().nlink = 0;
-                nd_ref.dinode_mut().nlink -= 1; // the replaced directory's ".."
-                nd_ref.update().await?;
-            } else {
-                tl.dinode_mut().nlink -= 1;
-            }
-            tl.update().await?;
-        } else {
-            match nd.as_deref_mut() {
-                Some(nd) => nd.dir_link(nname, ip.inum()).await?,
-                None => od.dir_link(nname, ip.inum()).await?,
+            None => {
+                let ndir: &mut Locked<'a, D> = match nd.as_deref_mut() {
+                    Some(nd) => nd,
+                    None => &mut *od,
+                };
+                if moving_dir && ndir.nlink() == u16::MAX {
+                    return Err(FsError::TooManyLinks); // no room for the moved directory's ".."
+                }
+                ndir.dir_link(nname, src.inum).await?;
             }
         }
-        let ofound = od.dir_lookup(oname).await?.ok_or(FsError::NotFound)?;
-        od.dir_set(ofound.offset, 0, b"").await?;
-        if let (true, Some(nd)) = (is_dir, nd) {
+        od.dir_set(src.offset, 0, b"").await?;
+        if let (true, Some(nd), Some(dotdot)) = (moving_dir, nd, dotdot) {
             // The directory moved: its ".." now names the new parent.
-            let mut l = ip.lock().await?;
-            let dotdot =
-                l.dir_lookup(b"..").await?.ok_or(FsError::Corrupt("directory without .."))?;
-            l.dir_set(dotdot.offset, nd.inum(), b"..").await?;
-            od.dinode_mut().nlink -= 1;
+            sip.lock().await?.dir_set(dotdot.offset, nd.inum(), b"..").await?;
+            add_links(od, -1)?;
             od.update().await?;
-            nd.dinode_mut().nlink += 1;
+            add_links(nd, 1)?;
             nd.update().await?;
         }
         Ok(())

@@ -127,7 +127,8 @@ fn mkdir_unlink_and_link_counts() {
         fs.link(&root, &root, b"/a", b"/d/b").await.unwrap();
         fs.unlink(&root, &root, b"/a").await.unwrap();
         assert_eq!(read_file(&fs, "/d/b").await.unwrap(), b"data");
-        assert_eq!(fs.link(&root, &root, b"/d", b"/d2").await, Err(FsError::IsDir));
+        // link(2): a directory cannot have a second name (EPERM).
+        assert_eq!(fs.link(&root, &root, b"/d", b"/d2").await, Err(FsError::NotPermitted));
     });
 }
 
@@ -386,5 +387,64 @@ fn count_free_inodes_follows_create_unlink_and_reap() {
         assert_eq!(fs.count_free_inodes().await.unwrap(), start - 1);
         fs.unlink(&root, &root, b"/d").await.unwrap();
         assert_eq!(fs.count_free_inodes().await.unwrap(), start);
+    });
+}
+
+/// Poll `f` at most `polls` times: `None` if it is still pending (over MemDisk, where nothing
+/// ever waits for the device, a pending operation is one waiting on a lock nobody will free).
+fn bounded<F: Future>(polls: usize, f: F) -> Option<F::Output> {
+    let mut f = pin!(f);
+    let mut cx = Context::from_waker(Waker::noop());
+    (0..polls).find_map(|_| match f.as_mut().poll(&mut cx) {
+        Poll::Ready(v) => Some(v),
+        Poll::Pending => None,
+    })
+}
+
+/// Issue 9: `rename("/fz/d", "/fz/")` names the source's own parent as the target. It used to
+/// lock that parent a second time and wait on itself forever; Linux answers ENOTEMPTY (the
+/// target is an ancestor of the source).
+#[test]
+fn rename_onto_the_sources_own_parent_is_an_error_not_a_hang() {
+    let fs = mount(fresh());
+    let root = fs.root().unwrap();
+    block_on(fs.mkdir(&root, &root, b"/fz")).unwrap();
+    block_on(fs.mkdir(&root, &root, b"/fz/d")).unwrap();
+    for (old, new) in [(&b"/fz/d"[..], &b"/fz/"[..]), (b"/fz/d", b"/fz"), (b"/fz/d", b"//fz//")] {
+        let r = bounded(10_000, fs.rename(&root, &root, old, new));
+        let shown = (String::from_utf8_lossy(old), String::from_utf8_lossy(new));
+        assert!(r.is_some(), "rename{shown:?} hung");
+        assert_eq!(r.unwrap(), Err(FsError::NotEmpty), "rename{shown:?}");
+    }
+    // Nothing is left locked: the tree is intact and further operations run.
+    block_on(async {
+        assert_eq!(names(&fs, "/fz").await, [".", "..", "d"]);
+        fs.rename(&root, &root, b"/fz/d", b"/e").await.unwrap();
+        fs.unlink(&root, &root, b"/fz").await.unwrap();
+    });
+}
+
+/// `..` of a removed directory used to follow its stale `..` entry, which may name an inode
+/// freed and reused since, here a directory outside the caller's root: a way out of a jail.
+/// A removed directory holds no names, `..` included (and nothing can be created in it).
+#[test]
+fn dotdot_of_a_removed_directory_leads_nowhere() {
+    let fs = mount(fresh());
+    block_on(async {
+        let top = fs.root().unwrap();
+        fs.mkdir(&top, &top, b"/jail").await.unwrap();
+        fs.mkdir(&top, &top, b"/jail/a").await.unwrap();
+        let jail = fs.namei(&top, &top, b"/jail").await.unwrap();
+        let cwd = fs.mkdir(&jail, &jail, b"/a/b").await.unwrap();
+        let a = fs.namei(&jail, &jail, b"/a").await.unwrap().inum();
+        fs.unlink(&jail, &jail, b"/a/b").await.unwrap(); // cwd is removed but still held
+        fs.unlink(&jail, &jail, b"/a").await.unwrap(); // freed: its number can be reused
+        let outside = fs.mkdir(&top, &top, b"/outside").await.unwrap();
+        assert_eq!(outside.inum(), a, "the test needs /a's inode number reused");
+        assert_eq!(fs.namei(&jail, &cwd, b"..").await.err(), Some(FsError::NotFound));
+        assert_eq!(fs.namei(&jail, &cwd, b"../x").await.err(), Some(FsError::NotFound));
+        assert_eq!(fs.namei(&jail, &cwd, b".").await.unwrap().inum(), cwd.inum());
+        assert_eq!(fs.mkdir(&jail, &cwd, b"c").await.err(), Some(FsError::NotFound));
+        assert_eq!(fs.create(&jail, &cwd, b"f", T_FILE, 0, 0).await.err(), Some(FsError::NotFound));
     });
 }

@@ -130,17 +130,8 @@ async fn open_inode(
 ) -> Result<Arc<File>, Errno> {
     let fs = root.fs();
     let ip = if flags & open::CREATE != 0 {
-        match fs.create(root, cwd, path, T_FILE, 0, 0).await {
-            Ok(ip) => ip,
-            // Only a directory (or `.`/`..`) is in the way: open(dir, O_CREAT) is EISDIR.
-            Err(FsError::Exists) => match fs.namei(root, cwd, path).await {
-                Ok(ip) if ip.lock().await.map_err(errno)?.kind() == T_DIR => {
-                    return Err(Errno::EISDIR)
-                }
-                _ => return Err(Errno::EEXIST),
-            },
-            Err(e) => return Err(errno(e)),
-        }
+        // open(O_CREAT): an existing file is opened; a directory in the way is EISDIR.
+        fs.create(root, cwd, path, T_FILE, 0, 0).await.map_err(errno)?
     } else {
         fs.namei(root, cwd, path).await.map_err(errno)?
     };

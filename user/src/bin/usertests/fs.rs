@@ -168,6 +168,50 @@ pub fn files() -> Outcome {
     Ok(String::new())
 }
 
+/// rename, link and unlink at the edges, with Linux's answers. The first one used to lock the
+/// source's parent twice and hang for ever (unkillable, and the file system with it).
+pub fn rename_errors() -> Outcome {
+    const DIR: &str = "/ut-rename";
+    let _ = sys::chdir("/");
+    for p in ["/ut-rename/d/e", "/ut-rename/d", "/ut-rename/f", "/ut-rename/g", DIR] {
+        let _ = sys::unlink(p);
+    }
+    ctx(sys::mkdir(DIR), "mkdir")?;
+    ctx(sys::mkdir("/ut-rename/d"), "mkdir d")?;
+    expect_err(sys::rename("/ut-rename/d", "/ut-rename/"), Errno::ENOTEMPTY, "onto its parent")?;
+    expect_err(sys::rename("/ut-rename/d", DIR), Errno::ENOTEMPTY, "onto its parent")?;
+    expect_err(sys::rename(DIR, "/ut-rename/d/e"), Errno::EINVAL, "into itself")?;
+    expect_err(sys::rename(DIR, "/ut-rename/d"), Errno::EINVAL, "onto its child")?;
+    expect_err(sys::rename("/ut-rename/d", "/ut-rename/."), Errno::EBUSY, "onto `.`")?;
+    expect_err(sys::rename("/", "/ut-rename/x"), Errno::EBUSY, "the root")?;
+    ctx(sys::rename("/ut-rename/d", "/ut-rename/d/"), "rename onto itself")?;
+    write_file("/ut-rename/f", b"f")?;
+    expect_err(sys::rename("/ut-rename/f/", "/ut-rename/g"), Errno::ENOTDIR, "file with a slash")?;
+    expect_err(sys::rename("/ut-rename/f", "/ut-rename/d"), Errno::EISDIR, "file onto a dir")?;
+    expect_err(sys::rename("/ut-rename/d", "/ut-rename/f"), Errno::ENOTDIR, "dir onto a file")?;
+    ctx(sys::link("/ut-rename/f", "/ut-rename/g"), "link")?;
+    ctx(sys::rename("/ut-rename/f", "/ut-rename/g"), "rename between two names of a file")?;
+    ensure!(read_file("/ut-rename/f")? == b"f", "rename between links removed a name");
+    expect_err(sys::link("/ut-rename/d", "/ut-rename/h"), Errno::EPERM, "link to a directory")?;
+    expect_err(sys::unlink("/ut-rename/f/"), Errno::ENOTDIR, "unlink of a file with a slash")?;
+    expect_err(
+        sys::open("/ut-rename/h/", sys::WRONLY | sys::CREATE),
+        Errno::EISDIR,
+        "create with a slash",
+    )?;
+    // A removed working directory takes no new names, and `..` leads nowhere from it.
+    ctx(sys::chdir("/ut-rename/d"), "chdir")?;
+    ctx(sys::unlink("/ut-rename/d"), "remove the working directory")?;
+    expect_err(sys::open("x", sys::WRONLY | sys::CREATE), Errno::ENOENT, "create in it")?;
+    expect_err(sys::mkdir("y"), Errno::ENOENT, "mkdir in it")?;
+    expect_err(sys::getcwd(&mut [0u8; 128]), Errno::ENOENT, "getcwd")?;
+    ctx(sys::chdir("/"), "chdir /")?;
+    for p in ["/ut-rename/f", "/ut-rename/g", DIR] {
+        ctx(sys::unlink(p), p)?;
+    }
+    Ok(String::new())
+}
+
 /// Four processes create and unlink the same ten names in one directory at once.
 pub fn concurrent_create() -> Outcome {
     const DIR: &str = "/ut-conc";

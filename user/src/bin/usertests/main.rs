@@ -46,6 +46,7 @@ const CASES: &[Case] = &[
     Case { name: "pipe-4mib", run: fs::pipe_megabytes },
     Case { name: "pipe-errors", run: fs::pipe_errors },
     Case { name: "files", run: fs::files },
+    Case { name: "rename-errors", run: fs::rename_errors },
     Case { name: "concurrent-create", run: fs::concurrent_create },
     Case { name: "large-file", run: fs::large_file },
     Case { name: "fd-limit", run: fs::fd_limit },
