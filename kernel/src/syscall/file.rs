@@ -165,7 +165,7 @@ async fn open_inode(
 /// completion (it is a file-system transaction).
 fn io<T>(f: &File, op: impl core::future::Future<Output = Result<T, Errno>>) -> Result<T, Errno> {
     if f.nonblock() || f.is_stream() {
-        super::net::run(f.nonblock(), op)
+        bridge::run(f.nonblock(), op)
     } else {
         bridge::block_on(op)
     }

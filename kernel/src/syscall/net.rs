@@ -1,13 +1,14 @@
 //! Socket system calls (`abi::syscall::nr::SOCKET..ARPING`), `poll` and `fcntl`.
 //!
 //! Waits go through `bridge::block_on_interruptible` (a killed process gets `EINTR`); on a
-//! non-blocking descriptor the operation's future is polled once ([`run`]) and `EAGAIN`
+//! non-blocking descriptor the operation's future is polled once (`bridge::run`) and `EAGAIN`
 //! replaces the wait.
 
 use crate::file::{fdtable, File, PollWait};
 use crate::mm::budget::{Charge, IoBuf};
 use crate::net::socket::{self, Socket, CONNECT_TIMEOUT_MS};
-use crate::proc::{self, bridge, uaccess};
+use crate::proc::bridge::{self, run};
+use crate::proc::{self, uaccess};
 use abi::syscall::net::{
     PollFd, SockAddrIn, AF_INET, F_GETFL, F_SETFL, POLLNVAL, SOCK_DGRAM, SOCK_STREAM,
 };
@@ -15,35 +16,13 @@ use abi::syscall::{open, Errno};
 use alloc::sync::Arc;
 use alloc::vec;
 use alloc::vec::Vec;
-use core::future::{poll_fn, Future};
-use core::pin::pin;
-use core::task::{Context, Poll, Waker};
+use core::future::poll_fn;
+use core::task::{Poll, Waker};
 
 fn ret(r: Result<usize, Errno>) -> isize {
     match r {
         Ok(n) => n as isize,
         Err(e) => e.ret(),
-    }
-}
-
-/// Poll `f` once with a no-op waker: its value, or `EAGAIN`.
-pub fn poll_once<F: Future>(f: F) -> Result<F::Output, Errno> {
-    let mut f = pin!(f);
-    match f.as_mut().poll(&mut Context::from_waker(Waker::noop())) {
-        Poll::Ready(v) => Ok(v),
-        Poll::Pending => Err(Errno::EAGAIN),
-    }
-}
-
-/// Run a socket operation: once if `nonblock`, else until done (interruptible).
-pub(super) fn run<T>(
-    nonblock: bool,
-    f: impl Future<Output = Result<T, Errno>>,
-) -> Result<T, Errno> {
-    if nonblock {
-        poll_once(f)?
-    } else {
-        bridge::block_on_interruptible(f)?
     }
 }
 
