@@ -20,7 +20,7 @@
 //! queued (canonical mode; there is no raw mode), and waits on the same queue as `read`.
 
 use super::ldisc::{Action, InputQueue, LineDiscipline};
-use super::pipe::PollWait;
+use super::poll::PollWait;
 use crate::proc::{self, Pid};
 use alloc::vec::Vec;
 use core::future::{poll_fn, Future};

@@ -17,16 +17,15 @@
 //! ends ([`ReadEnd`], [`WriteEnd`]) give up their count when dropped and wake the other side.
 //!
 //! `poll` waits on the same queues: [`Pipe::poll_read`] and [`Pipe::poll_write`] report
-//! readiness and, given a waker, register it through a [`PollWait`] (which the console and
-//! listening sockets use too) for the next change.
+//! readiness and, given a waker, register it through a [`PollWait`] (`super::poll`) for the
+//! next change.
 
+use super::poll::PollWait;
 use abi::syscall::Errno;
 use alloc::boxed::Box;
 use alloc::sync::Arc;
-use core::future::Future;
-use core::pin::Pin;
-use core::task::{Context, Waker};
-use runtime::sync::{Ticket, Wait, WaitQueue};
+use core::task::Waker;
+use runtime::sync::WaitQueue;
 
 /// Bytes a pipe buffers.
 pub const PIPE_SIZE: usize = 64 * 1024;
@@ -97,48 +96,6 @@ impl Ring {
         self.head = (self.head + n) % cap.max(1);
         self.len -= n;
         n
-    }
-}
-
-/// One `poll` registration: a waker waiting on a [`WaitQueue`] for the next notification
-/// after a ticket. Dropping it (or arming it again) deregisters the waker.
-///
-/// The ticket must be taken under the lock that protects the condition, in the same critical
-/// section as the check that found the condition false. That is what "register, then check
-/// again, then sleep" amounts to here, without a second check: every change of the condition
-/// happens under that lock and is followed by a `notify_all`, so a change after the check
-/// advances the queue's generation past the ticket. Then either the registration below sees
-/// the new generation already (and wakes the waker at once, so the caller looks again), or
-/// the waker is registered in time for the notification. Between the check and the sleep no
-/// wakeup can be lost, and the process's bridge sleeps only if nothing woke it meanwhile.
-#[derive(Debug, Default)]
-pub struct PollWait<'a>(Option<Wait<'a>>);
-
-impl<'a> PollWait<'a> {
-    pub const fn new() -> Self {
-        PollWait(None)
-    }
-
-    /// Wake `w` once `q` is notified after `ticket` (at once if it already was).
-    pub fn arm(&mut self, q: &'a WaitQueue, ticket: Ticket, w: &Waker) {
-        let mut wait = q.wait(ticket);
-        if Pin::new(&mut wait).poll(&mut Context::from_waker(w)).is_ready() {
-            w.wake_by_ref();
-            self.0 = None;
-        } else {
-            self.0 = Some(wait);
-        }
-    }
-
-    /// Deregister.
-    pub fn clear(&mut self) {
-        self.0 = None;
-    }
-
-    /// A waker is registered.
-    #[cfg(test)]
-    pub fn is_armed(&self) -> bool {
-        self.0.is_some()
     }
 }
 

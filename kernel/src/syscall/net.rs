@@ -274,7 +274,7 @@ fn deregister(files: &[Option<Arc<File>>]) {
 ///
 /// Waits without rechecking on a timer: each pass registers the process's waker with every
 /// descriptor in the same critical section as its readiness check (see `File::poll_events`
-/// and `file::pipe::PollWait`), so whichever becomes ready first wakes the process, and a
+/// and `file::poll::PollWait`), so whichever becomes ready first wakes the process, and a
 /// change between a check and the sleep is not lost (it wakes the process, whose bridge
 /// then polls again instead of sleeping). Sockets, pipes, the console and listeners mix
 /// freely.
