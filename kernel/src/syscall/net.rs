@@ -4,8 +4,9 @@
 //! non-blocking descriptor the operation's future is polled once (`bridge::run`) and `EAGAIN`
 //! replaces the wait.
 
+use super::bounce;
 use crate::file::{fdtable, File, PollWait};
-use crate::mm::budget::{Charge, IoBuf};
+use crate::mm::budget::Charge;
 use crate::net::socket::{self, Socket, CONNECT_TIMEOUT_MS};
 use crate::proc::bridge::{self, run};
 use crate::proc::{self, uaccess};
@@ -141,26 +142,11 @@ pub fn sys_connect(a: &[u64; 6]) -> isize {
     }))
 }
 
-/// Most bytes one `send` or `recv` moves.
-const IO_MAX: usize = 64 * 1024;
-
-/// The bounce buffer of a `send` or `recv` of `len` bytes on `s` (see `mm::budget::IoBuf`):
-/// TCP takes a smaller one (a short count) when the kernel-memory budget refuses a large one;
-/// a datagram must not be cut, so UDP gets ENOMEM instead.
-fn bounce(s: &Socket, len: usize) -> Result<IoBuf, Errno> {
-    let len = len.min(IO_MAX);
-    if s.is_udp() {
-        IoBuf::exactly(len).ok_or(Errno::ENOMEM)
-    } else {
-        Ok(IoBuf::up_to(len))
-    }
-}
-
-/// `send`/`sendto`: copy in, one socket send.
+/// `send`/`sendto`: copy in (at most `syscall::CHUNK` bytes), one socket send.
 fn send_common(a: &[u64; 6], to: Option<SockAddrIn>) -> Result<usize, Errno> {
     let f = file(a[0])?;
     let s = f.as_socket().ok_or(Errno::ENOTSOCK)?;
-    let mut buf = bounce(s, a[2] as usize)?;
+    let mut buf = bounce(&f, a[2] as usize)?;
     uaccess::copy_in(a[1], &mut buf)?;
     run(f.nonblock(), s.send(&buf, to.as_ref()))
 }
@@ -179,7 +165,7 @@ pub fn sys_sendto(a: &[u64; 6]) -> isize {
 fn recv_common(a: &[u64; 6], from: Option<(u64, u64)>) -> Result<usize, Errno> {
     let f = file(a[0])?;
     let s = f.as_socket().ok_or(Errno::ENOTSOCK)?;
-    let mut buf = bounce(s, a[2] as usize)?;
+    let mut buf = bounce(&f, a[2] as usize)?;
     let (n, peer) = run(f.nonblock(), s.recv(&mut buf))?;
     uaccess::copy_out(a[1], &buf[..n])?;
     if let Some((va, lva)) = from {
