@@ -1,20 +1,18 @@
 //! The disk: the first virtio block device on the PCI bus, as one global [`Disk`].
 //!
 //! [`init`] finds the device (PCI 1af4:1001, legacy/transitional virtio-blk), turns on I/O
-//! decoding and bus mastering, gives the driver DMA memory from the frame allocator (reached
-//! through the direct map: x86 DMA is cache-coherent, so ordinary cached RAM is fine), and
-//! routes the device's interrupt line to [`handle_irq`]. [`disk`] returns the device, or
-//! `None` when the machine has no disk; the kernel boots either way.
+//! decoding and bus mastering, gives the driver DMA memory (`mm::dma`), and routes the
+//! device's interrupt line to [`handle_irq`]. [`disk`] returns the device, or `None` when the
+//! machine has no disk; the kernel boots either way.
 //!
 //! The driver proper is `drivers::virtio_blk`: requests are futures, several may be in flight,
 //! and the interrupt handler only acknowledges the device and wakes the waiting requests.
 
 use crate::acpi::Madt;
 use crate::kprintln;
-use crate::mm::{frame, phys_to_virt, PAGE_SIZE};
 use core::sync::atomic::{AtomicBool, Ordering};
 use drivers::pci::{self, COMMAND_BUS_MASTER, COMMAND_INTX_DISABLE, COMMAND_IO};
-use drivers::virtio_blk::{self, DmaRegion, PortRegs, VirtioBlk};
+use drivers::virtio_blk::{self, PortRegs, VirtioBlk};
 use spin::Once;
 
 pub use drivers::virtio_blk::IoError;
@@ -75,12 +73,6 @@ fn handle_irq() {
     }
 }
 
-fn alloc_dma(pages: usize) -> Option<DmaRegion> {
-    let first = frame::alloc_contiguous(pages)?;
-    let phys = first.start_address().as_u64();
-    Some(DmaRegion { virt: phys_to_virt(phys) as *mut u8, phys, len: pages * PAGE_SIZE as usize })
-}
-
 /// Find and start the disk, if there is one. Task context, after the APIC is up.
 pub fn init(madt: &Madt) {
     let cfg = crate::pci::config();
@@ -98,7 +90,7 @@ pub fn init(madt: &Madt) {
     dev.update_command(cfg, COMMAND_IO | COMMAND_BUS_MASTER, COMMAND_INTX_DISABLE);
     // SAFETY: BAR 0 of this virtio device, which nothing else in the kernel drives.
     let regs = unsafe { PortRegs::new(port) };
-    let blk = match VirtioBlk::new(regs, alloc_dma) {
+    let blk = match VirtioBlk::new(regs, crate::mm::dma::alloc) {
         Ok(b) => b,
         Err(e) => {
             kprintln!("disk: {dev}: {e}");
