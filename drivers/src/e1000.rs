@@ -707,14 +707,11 @@ fn read_mac(regs: &impl Regs) -> [u8; 6] {
 mod tests {
     use super::*;
     use crate::dma::fake::Memory;
-    use alloc::boxed::Box;
     use alloc::sync::Arc;
-    use alloc::task::Wake;
-    use core::sync::atomic::AtomicBool;
-    use core::task::Waker;
     use std::collections::BTreeMap;
     use std::sync::Mutex as StdMutex;
     use std::vec;
+    use testkit::Task;
 
     const MAC: [u8; 6] = [0x52, 0x54, 0x00, 0x12, 0x34, 0x56];
 
@@ -881,44 +878,6 @@ mod tests {
         (0..len).map(|i| (i as u32).wrapping_mul(7).wrapping_add(seed) as u8).collect()
     }
 
-    #[derive(Default)]
-    struct Flag(AtomicBool);
-
-    impl Wake for Flag {
-        fn wake(self: Arc<Self>) {
-            self.0.store(true, Ordering::SeqCst);
-        }
-    }
-
-    /// A future polled by hand, remembering whether it was woken since its last poll.
-    struct Task<'a, T> {
-        fut: Option<Pin<Box<dyn Future<Output = T> + 'a>>>,
-        flag: Arc<Flag>,
-        result: Option<T>,
-    }
-
-    impl<'a, T> Task<'a, T> {
-        fn new(f: impl Future<Output = T> + 'a) -> Self {
-            Task { fut: Some(Box::pin(f)), flag: Arc::default(), result: None }
-        }
-
-        fn poll(&mut self) -> bool {
-            self.flag.0.store(false, Ordering::SeqCst);
-            let waker = Waker::from(self.flag.clone());
-            if let Some(f) = self.fut.as_mut() {
-                if let Poll::Ready(r) = f.as_mut().poll(&mut Context::from_waker(&waker)) {
-                    self.result = Some(r);
-                    self.fut = None;
-                }
-            }
-            self.result.is_some()
-        }
-
-        fn woken(&self) -> bool {
-            self.flag.0.load(Ordering::SeqCst)
-        }
-    }
-
     #[test]
     fn setup_programs_the_device() {
         let fake = Fake::new(true);
@@ -1071,7 +1030,7 @@ mod tests {
         assert_eq!(t.result, Some(Ok(())));
         assert_eq!(fake.send_all(), 1);
         assert_eq!(fake.st.lock().unwrap().sent.last().unwrap(), &vec![0xaa; 64]);
-        let flag = t.flag.clone();
+        let flag = t.wakes.clone();
         drop(t);
         assert_eq!(Arc::strong_count(&flag), 1, "no waker kept after the wait");
     }
@@ -1087,7 +1046,7 @@ mod tests {
         assert!(t.woken());
         assert!(t.poll());
         assert_eq!(t.result, Some(frame(5, 80)));
-        let flag = t.flag.clone();
+        let flag = t.wakes.clone();
         drop(t);
         assert_eq!(Arc::strong_count(&flag), 1, "the driver holds no waker after Ready");
         // A frame already there: ready at once, nothing registered.
@@ -1098,7 +1057,7 @@ mod tests {
         // A wait abandoned (a timeout): the waker goes with the future.
         let mut t = Task::new(dev.recv());
         assert!(!t.poll());
-        let flag = t.flag.clone();
+        let flag = t.wakes.clone();
         drop(t);
         assert_eq!(Arc::strong_count(&flag), 1, "a dropped recv deregisters");
         fake.deliver(&frame(7, 80));

@@ -719,15 +719,10 @@ impl<R: Regs> VirtioBlk<R> {
 mod tests {
     use super::*;
     use crate::dma::fake::Memory;
-    use alloc::boxed::Box;
     use alloc::sync::Arc;
-    use alloc::task::Wake;
-    use core::future::Future;
-    use core::pin::Pin;
-    use core::sync::atomic::AtomicBool;
-    use core::task::Context;
     use std::sync::Mutex as StdMutex;
     use std::vec;
+    use testkit::Task;
 
     /// A legacy virtio-blk device in memory. Requests are taken from the available ring on a
     /// notify, and completed only when the test says so ([`Fake::complete`]), in any order.
@@ -934,47 +929,6 @@ mod tests {
         (fake, dev)
     }
 
-    /// A waker that records that it was woken.
-    #[derive(Default)]
-    struct Flag(AtomicBool);
-
-    impl Wake for Flag {
-        fn wake(self: Arc<Self>) {
-            self.0.store(true, Ordering::SeqCst);
-        }
-    }
-
-    type Fut<'a> = Pin<Box<dyn Future<Output = Result<(), IoError>> + 'a>>;
-
-    /// A future polled by hand, remembering whether it was woken since its last poll.
-    struct Task<'a> {
-        fut: Option<Fut<'a>>,
-        flag: Arc<Flag>,
-        result: Option<Result<(), IoError>>,
-    }
-
-    impl<'a> Task<'a> {
-        fn new(f: impl Future<Output = Result<(), IoError>> + 'a) -> Self {
-            Task { fut: Some(Box::pin(f)), flag: Arc::default(), result: None }
-        }
-
-        fn poll(&mut self) -> bool {
-            self.flag.0.store(false, Ordering::SeqCst);
-            let waker = Waker::from(self.flag.clone());
-            if let Some(f) = self.fut.as_mut() {
-                if let Poll::Ready(r) = f.as_mut().poll(&mut Context::from_waker(&waker)) {
-                    self.result = Some(r);
-                    self.fut = None;
-                }
-            }
-            self.result.is_some()
-        }
-
-        fn woken(&self) -> bool {
-            self.flag.0.load(Ordering::SeqCst)
-        }
-    }
-
     fn pattern(block: u32) -> [u8; BLOCK_SIZE] {
         core::array::from_fn(|i| (i as u32 ^ block.wrapping_mul(31)) as u8)
     }
@@ -1053,7 +1007,7 @@ mod tests {
         let (fake, dev) = device(256, 64, 0);
         let blocks: Vec<u32> = (0..8).map(|i| 3 + 5 * i).collect();
         let datas: Vec<_> = blocks.iter().map(|&b| pattern(b)).collect();
-        let mut tasks: Vec<Task> =
+        let mut tasks: Vec<Task<_>> =
             blocks.iter().zip(&datas).map(|(&b, d)| Task::new(dev.write_block(b, d))).collect();
         for t in &mut tasks {
             assert!(!t.poll());
@@ -1080,7 +1034,7 @@ mod tests {
         }
         // Read them all back concurrently.
         let mut bufs = vec![[0u8; BLOCK_SIZE]; 8];
-        let mut tasks: Vec<Task> = blocks
+        let mut tasks: Vec<Task<_>> = blocks
             .iter()
             .zip(bufs.iter_mut())
             .map(|(&b, buf)| Task::new(dev.read_block(b, buf)))
@@ -1098,7 +1052,8 @@ mod tests {
         let (fake, dev) = device(8, 64, 0); // 8 / 3 = 2 slots
         assert_eq!(dev.slots(), 2);
         let data = pattern(1);
-        let mut tasks: Vec<Task> = (0..5).map(|b| Task::new(dev.write_block(b, &data))).collect();
+        let mut tasks: Vec<Task<_>> =
+            (0..5).map(|b| Task::new(dev.write_block(b, &data))).collect();
         for t in &mut tasks {
             assert!(!t.poll());
         }
@@ -1235,13 +1190,13 @@ mod tests {
         assert!(!t.poll());
         fake.complete(0);
         assert!(dev.handle_irq() && t.poll());
-        let flag = t.flag.clone();
+        let flag = t.wakes.clone();
         drop(t);
         assert_eq!(Arc::strong_count(&flag), 1, "the driver holds no waker");
         // Same for a request dropped before the device finished.
         let mut t = Task::new(dev.read_block(1, &mut buf));
         assert!(!t.poll());
-        let flag = t.flag.clone();
+        let flag = t.wakes.clone();
         drop(t);
         assert_eq!(Arc::strong_count(&flag), 1);
         fake.complete(0);

@@ -316,10 +316,10 @@ impl<T: Copy, const N: usize> Future for Pop<'_, T, N> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::testutil::*;
     use alloc::{boxed::Box, sync::Arc, vec::Vec};
     use core::cell::RefCell;
     use std::thread;
+    use testkit::*;
 
     /// Points in `register` where a test can play an interrupt arriving.
     #[derive(Clone, Copy, PartialEq, Eq)]

@@ -44,9 +44,6 @@ pub mod platform;
 pub mod sync;
 pub mod timer;
 
-#[cfg(test)]
-mod testutil;
-
 pub use executor::{
     yield_now, Executor, JoinError, JoinHandle, Stats, TaskId, DEFAULT_QUEUE_CAPACITY,
 };

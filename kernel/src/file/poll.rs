@@ -69,19 +69,7 @@ impl<'a> PollWait<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use alloc::sync::Arc;
-    use core::sync::atomic::{AtomicUsize, Ordering};
-
-    fn counting_waker() -> (Arc<AtomicUsize>, Waker) {
-        struct Count(Arc<AtomicUsize>);
-        impl alloc::task::Wake for Count {
-            fn wake(self: Arc<Self>) {
-                self.0.fetch_add(1, Ordering::SeqCst);
-            }
-        }
-        let n = Arc::new(AtomicUsize::new(0));
-        (n.clone(), Waker::from(Arc::new(Count(n))))
-    }
+    use testkit::counting_waker;
 
     #[test]
     fn a_notification_after_the_ticket_wakes_once() {
@@ -90,10 +78,10 @@ mod tests {
         let mut reg = PollWait::new();
         reg.arm(&q, q.ticket(), &w);
         assert!(reg.is_armed());
-        assert_eq!(n.load(Ordering::SeqCst), 0);
+        assert_eq!(n.get(), 0);
         q.notify_all();
         q.notify_all();
-        assert_eq!(n.load(Ordering::SeqCst), 1, "woken by the first notification only");
+        assert_eq!(n.get(), 1, "woken by the first notification only");
     }
 
     #[test]
@@ -104,7 +92,7 @@ mod tests {
         q.notify_all();
         let mut reg = PollWait::new();
         reg.arm(&q, ticket, &w);
-        assert_eq!(n.load(Ordering::SeqCst), 1);
+        assert_eq!(n.get(), 1);
         assert!(!reg.is_armed(), "nothing left registered");
     }
 
@@ -121,6 +109,6 @@ mod tests {
             reg.arm(&q, q.ticket(), &w);
         }
         q.notify_all();
-        assert_eq!(n.load(Ordering::SeqCst), 0);
+        assert_eq!(n.get(), 0);
     }
 }
