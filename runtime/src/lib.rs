@@ -47,7 +47,7 @@ pub mod timer;
 pub use executor::{
     yield_now, Executor, JoinError, JoinHandle, Stats, TaskId, DEFAULT_QUEUE_CAPACITY,
 };
-pub use irq::{IrqQueue, IrqWaker, Pop};
+pub use irq::{IrqQueue, IrqStream, IrqWaker, Pop};
 pub use platform::Platform;
 pub use sync::{Mutex as AsyncMutex, MutexGuard, Ticket, WaitQueue};
 pub use timer::{Elapsed, Sleep, Timers};
