@@ -10,10 +10,10 @@
 
 use crate::acpi::Madt;
 use crate::kprintln;
+use conquer_once::noblock::OnceCell;
 use core::sync::atomic::{AtomicBool, Ordering};
 use drivers::pci::{self, COMMAND_BUS_MASTER, COMMAND_INTX_DISABLE, COMMAND_IO};
 use drivers::virtio_blk::{self, PortRegs, VirtioBlk};
-use spin::Once;
 
 pub use drivers::virtio_blk::IoError;
 
@@ -26,12 +26,15 @@ pub struct Disk {
     pub pci: pci::Address,
 }
 
-static DISK: Once<Disk> = Once::new();
+/// Set once by [`init`] (task context), read by the interrupt handler: a `noblock` cell, whose
+/// reads never wait (a handler that finds it still being set treats the interrupt as not
+/// its device's).
+static DISK: OnceCell<Disk> = OnceCell::uninit();
 static ROUTED: AtomicBool = AtomicBool::new(false);
 
 /// The disk, if the machine has one (after [`init`]).
 pub fn disk() -> Option<&'static Disk> {
-    DISK.get().filter(|_| ROUTED.load(Ordering::Acquire))
+    DISK.try_get().ok().filter(|_| ROUTED.load(Ordering::Acquire))
 }
 
 impl Disk {
@@ -68,7 +71,7 @@ impl Disk {
 
 /// Interrupt context (registered on the device's line): acknowledge and wake.
 fn handle_irq() {
-    if let Some(d) = DISK.get() {
+    if let Ok(d) = DISK.try_get() {
         d.dev.handle_irq();
     }
 }
@@ -99,7 +102,11 @@ pub fn init(madt: &Madt) {
     };
     // The handler finds the device through DISK, so DISK is set before the line is routed;
     // `disk()` hands it out only once its interrupts arrive.
-    let disk = DISK.call_once(|| Disk { dev: blk, pci: dev.address });
+    if DISK.try_init_once(|| Disk { dev: blk, pci: dev.address }).is_err() {
+        kprintln!("disk: {dev}: a disk was started already; not used");
+        return;
+    }
+    let Ok(disk) = DISK.try_get() else { return };
     if let Err(e) = crate::pci::register_irq(madt, line, handle_irq) {
         kprintln!("disk: {dev}: irq {line}: {e}; not used");
         return;

@@ -11,11 +11,11 @@
 use crate::acpi::Madt;
 use crate::kprintln;
 use crate::mm::paging;
+use conquer_once::noblock::OnceCell;
 use core::ops::Deref;
 use core::sync::atomic::{AtomicBool, Ordering};
 use drivers::e1000::{self, MmioRegs, E1000};
 use drivers::pci::{self, COMMAND_BUS_MASTER, COMMAND_INTX_DISABLE, COMMAND_MEMORY};
-use spin::Once;
 
 /// The network card: the driver (through `Deref`: `transmit`, `send`, `recv`, `receive`,
 /// `mac`, `stats`...) and where it sits.
@@ -32,17 +32,20 @@ impl Deref for Nic {
     }
 }
 
-static NIC: Once<Nic> = Once::new();
+/// Set once by [`init`] (task context), read by the interrupt handler: a `noblock` cell, whose
+/// reads never wait (a handler that finds it still being set treats the interrupt as not
+/// its device's).
+static NIC: OnceCell<Nic> = OnceCell::uninit();
 static ROUTED: AtomicBool = AtomicBool::new(false);
 
 /// The network card, if the machine has one (after [`init`]).
 pub fn nic() -> Option<&'static Nic> {
-    NIC.get().filter(|_| ROUTED.load(Ordering::Acquire))
+    NIC.try_get().ok().filter(|_| ROUTED.load(Ordering::Acquire))
 }
 
 /// Interrupt context (registered on the device's line): acknowledge and wake.
 fn handle_irq() {
-    if let Some(n) = NIC.get() {
+    if let Ok(n) = NIC.try_get() {
         n.dev.handle_irq();
     }
 }
@@ -88,7 +91,11 @@ pub fn init(madt: &Madt) {
     };
     // The handler finds the device through NIC, so NIC is set before the line is routed, and
     // the device's interrupts are unmasked only once the handler is in place.
-    let nic = NIC.call_once(|| Nic { dev: drv, pci: dev.address, irq: line });
+    if NIC.try_init_once(|| Nic { dev: drv, pci: dev.address, irq: line }).is_err() {
+        kprintln!("net: {dev}: a card was started already; not used");
+        return;
+    }
+    let Ok(nic) = NIC.try_get() else { return };
     if let Err(e) = crate::pci::register_irq(madt, line, handle_irq) {
         kprintln!("net: {dev}: irq {line}: {e}; not used");
         return;
