@@ -1,4 +1,6 @@
-//! Boots the real kernel under QEMU and checks the contract of issue 2 (docs/CONTRACT-issue2.md).
+//! Boots the real kernel under QEMU and checks what the host relies on (docs/01-foundation.md,
+//! "What the host relies on"): the banner and `ready`, the console, the self tests, exception
+//! reports, exit statuses, `mkimage run` and `make run`.
 //! Each test starts its own QEMU; they may run in parallel.
 
 mod common;
