@@ -1,8 +1,8 @@
 //! A small `no_std` async runtime for the kernel, with no dependency on the kernel itself.
 //!
-//! The kernel runs its work (console, drivers, later the shell) as `async` tasks on one
-//! [`Executor`], a `static` that polls tasks when they are ready and halts the CPU when none
-//! is. Hardware stays behind the [`Platform`] trait (clock, interrupt flag, `sti; hlt`), so the
+//! The kernel runs its work (the console, the network stack, the file system's background
+//! work) as `async` tasks on one [`Executor`], a `static` that polls tasks when they are ready
+//! and halts the CPU when none is. Hardware stays behind the [`Platform`] trait (clock, interrupt flag, `sti; hlt`), so the
 //! whole crate is unit-tested on the host with threads standing in for interrupts.
 //!
 //! # From an interrupt to a poll
