@@ -44,7 +44,7 @@ use core::task::{Context, Poll};
 use runtime::irq::IrqWaker;
 use spin::Mutex;
 
-pub use crate::virtio_blk::DmaRegion;
+use crate::dma::{DmaRegion, PAGE};
 
 /// PCI vendor id of Intel.
 pub const VENDOR_ID: u16 = 0x8086;
@@ -62,7 +62,6 @@ pub const BUF_SIZE: usize = 2048;
 /// The largest Ethernet frame without its CRC (the device strips it: RCTL.SECRC, and adds it
 /// on transmit: IFCS): 14-byte header + 1500-byte payload.
 pub const MAX_FRAME: usize = 1514;
-const PAGE: usize = 4096;
 const DESC_SIZE: usize = 16;
 
 // Registers (byte offsets in BAR 0).
@@ -350,7 +349,7 @@ impl<R: Regs> E1000<R> {
 
         let mut alloc = |bytes: usize| {
             let pages = bytes.div_ceil(PAGE);
-            alloc_dma(pages).filter(|r| r.len >= bytes && r.phys.is_multiple_of(PAGE as u64))
+            alloc_dma(pages).filter(|r| r.holds(bytes))
         };
         let descs = alloc(DESC_SIZE * (RX_RING + TX_RING)).ok_or(InitError::NoMemory)?;
         let rx_bufs = alloc(BUF_SIZE * RX_RING).ok_or(InitError::NoMemory)?;
@@ -707,45 +706,14 @@ fn read_mac(regs: &impl Regs) -> [u8; 6] {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use alloc::boxed::Box;
+    use crate::dma::fake::Memory;
     use alloc::sync::Arc;
-    use alloc::task::Wake;
-    use core::sync::atomic::AtomicBool;
-    use core::task::Waker;
     use std::collections::BTreeMap;
     use std::sync::Mutex as StdMutex;
     use std::vec;
+    use testkit::Task;
 
     const MAC: [u8; 6] = [0x52, 0x54, 0x00, 0x12, 0x34, 0x56];
-
-    /// DMA memory: real host pages under made-up physical addresses.
-    #[derive(Default)]
-    struct Memory {
-        regions: StdMutex<Vec<DmaRegion>>,
-    }
-
-    impl Memory {
-        fn alloc(&self, pages: usize) -> Option<DmaRegion> {
-            let layout = std::alloc::Layout::from_size_align(pages * PAGE, PAGE).unwrap();
-            // SAFETY: a non-zero size; the pages are leaked (the device lives for the test).
-            let virt = unsafe { std::alloc::alloc_zeroed(layout) };
-            let mut regions = self.regions.lock().unwrap();
-            let phys = regions.last().map_or(0x20_0000, |r| r.phys + r.len as u64 + PAGE as u64);
-            let r = DmaRegion { virt, phys, len: pages * PAGE };
-            regions.push(r);
-            Some(r)
-        }
-
-        fn at(&self, phys: u64, len: usize) -> *mut u8 {
-            let regions = self.regions.lock().unwrap();
-            let r = regions
-                .iter()
-                .find(|r| phys >= r.phys && phys + len as u64 <= r.phys + r.len as u64)
-                .unwrap_or_else(|| panic!("DMA to {phys:#x}+{len} outside the driver's memory"));
-            // SAFETY: inside the region, by the check above.
-            unsafe { r.virt.add((phys - r.phys) as usize) }
-        }
-    }
 
     #[derive(Default)]
     struct FakeState {
@@ -772,7 +740,7 @@ mod tests {
     impl Fake {
         fn new(mac_in_ral: bool) -> Arc<Self> {
             Arc::new(Fake {
-                mem: Arc::default(),
+                mem: Arc::new(Memory::new(0x20_0000)),
                 st: StdMutex::new(FakeState { mac_in_ral, ..Default::default() }),
             })
         }
@@ -910,44 +878,6 @@ mod tests {
         (0..len).map(|i| (i as u32).wrapping_mul(7).wrapping_add(seed) as u8).collect()
     }
 
-    #[derive(Default)]
-    struct Flag(AtomicBool);
-
-    impl Wake for Flag {
-        fn wake(self: Arc<Self>) {
-            self.0.store(true, Ordering::SeqCst);
-        }
-    }
-
-    /// A future polled by hand, remembering whether it was woken since its last poll.
-    struct Task<'a, T> {
-        fut: Option<Pin<Box<dyn Future<Output = T> + 'a>>>,
-        flag: Arc<Flag>,
-        result: Option<T>,
-    }
-
-    impl<'a, T> Task<'a, T> {
-        fn new(f: impl Future<Output = T> + 'a) -> Self {
-            Task { fut: Some(Box::pin(f)), flag: Arc::default(), result: None }
-        }
-
-        fn poll(&mut self) -> bool {
-            self.flag.0.store(false, Ordering::SeqCst);
-            let waker = Waker::from(self.flag.clone());
-            if let Some(f) = self.fut.as_mut() {
-                if let Poll::Ready(r) = f.as_mut().poll(&mut Context::from_waker(&waker)) {
-                    self.result = Some(r);
-                    self.fut = None;
-                }
-            }
-            self.result.is_some()
-        }
-
-        fn woken(&self) -> bool {
-            self.flag.0.load(Ordering::SeqCst)
-        }
-    }
-
     #[test]
     fn setup_programs_the_device() {
         let fake = Fake::new(true);
@@ -964,7 +894,7 @@ mod tests {
         assert_eq!((fake.reg(RDH), fake.reg(RDT)), (0, RX_RING as u32 - 1));
         assert_eq!((fake.reg(TDH), fake.reg(TDT)), (0, 0));
         assert_eq!(fake.reg(RDBAL) % 16, 0);
-        assert_eq!(fake.reg(RDBAL) as u64, fake.mem.regions.lock().unwrap()[0].phys);
+        assert_eq!(fake.reg(RDBAL) as u64, fake.mem.regions()[0].phys);
         assert_eq!(fake.reg(TDBAL), fake.reg(RDBAL) + 16 * RX_RING as u32);
         assert_eq!(fake.reg(RAH0) & RAH_AV, RAH_AV);
         dev.enable_interrupts();
@@ -1100,7 +1030,7 @@ mod tests {
         assert_eq!(t.result, Some(Ok(())));
         assert_eq!(fake.send_all(), 1);
         assert_eq!(fake.st.lock().unwrap().sent.last().unwrap(), &vec![0xaa; 64]);
-        let flag = t.flag.clone();
+        let flag = t.wakes.clone();
         drop(t);
         assert_eq!(Arc::strong_count(&flag), 1, "no waker kept after the wait");
     }
@@ -1116,7 +1046,7 @@ mod tests {
         assert!(t.woken());
         assert!(t.poll());
         assert_eq!(t.result, Some(frame(5, 80)));
-        let flag = t.flag.clone();
+        let flag = t.wakes.clone();
         drop(t);
         assert_eq!(Arc::strong_count(&flag), 1, "the driver holds no waker after Ready");
         // A frame already there: ready at once, nothing registered.
@@ -1127,7 +1057,7 @@ mod tests {
         // A wait abandoned (a timeout): the waker goes with the future.
         let mut t = Task::new(dev.recv());
         assert!(!t.poll());
-        let flag = t.flag.clone();
+        let flag = t.wakes.clone();
         drop(t);
         assert_eq!(Arc::strong_count(&flag), 1, "a dropped recv deregisters");
         fake.deliver(&frame(7, 80));

@@ -10,6 +10,7 @@ extern crate alloc;
 #[cfg(test)]
 extern crate std;
 
+pub mod dma;
 pub mod e1000;
 pub mod pci;
 pub mod ps2;

@@ -1,8 +1,11 @@
 //! PS/2 keyboard behind the i8042 controller (IRQ 1).
 //!
 //! The interrupt handler reads one scancode byte from port 0x60 into [`SCANCODES`]; a task
-//! decodes them with `pc-keyboard` ([`Decoder`]) outside interrupt context.
+//! decodes them with `pc-keyboard` ([`Decoder`]) outside interrupt context, usually as the
+//! stream of typed characters [`chars`].
 
+use core::future::ready;
+use futures_util::{Stream, StreamExt};
 use pc_keyboard::{layouts::Us104Key, DecodedKey, HandleControl, PS2Keyboard, ScancodeSet1};
 use runtime::irq::IrqQueue;
 use x86_64::instructions::port::Port;
@@ -79,6 +82,13 @@ pub fn inject(scancode: u8) {
     write_data(scancode);
 }
 
+/// The characters typed on the keyboard: [`SCANCODES`] through a [`Decoder`] of its own (key
+/// releases and modifiers yield nothing). One consumer at a time (task context).
+pub fn chars() -> impl Stream<Item = char> + Unpin {
+    let mut decoder = Decoder::new();
+    SCANCODES.stream().filter_map(move |sc| ready(decoder.feed(sc)))
+}
+
 /// Keyboard interrupt handler body. Interrupt context: no allocation, no locks.
 pub fn handle_irq() {
     // SAFETY: reading the data port acknowledges the byte the controller interrupted for.
@@ -131,6 +141,25 @@ mod tests {
         assert_eq!(d.feed(0x1e), Some('A'));
         assert_eq!(d.feed(0xaa), None); // left shift break
         assert_eq!(d.feed(0x1c), Some('\n')); // enter
+    }
+
+    /// What the interrupt handler pushes comes out of `chars` decoded: releases and shifts
+    /// yield nothing, and the stream waits (is woken) for a key typed later.
+    #[test]
+    fn chars_decodes_the_interrupt_queue() {
+        use testkit::{block_on, counting_waker};
+        let mut keys = chars();
+        for sc in [0x1e, 0x9e, 0x2a, 0x1e, 0xaa] {
+            assert!(SCANCODES.push_from_irq(sc));
+        }
+        assert_eq!(block_on(keys.next()), Some('a'));
+        assert_eq!(block_on(keys.next()), Some('A'));
+        let (woken, waker) = counting_waker();
+        let mut cx = core::task::Context::from_waker(&waker);
+        assert!(keys.poll_next_unpin(&mut cx).is_pending(), "shift released: nothing typed");
+        SCANCODES.push_from_irq(0x1c); // enter
+        assert_eq!(woken.get(), 1);
+        assert_eq!(block_on(keys.next()), Some('\n'));
     }
 
     #[test]

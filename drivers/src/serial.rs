@@ -2,9 +2,10 @@
 //!
 //! Transmit goes through the `uart_16550` crate under a lock held by the printing code.
 //! Receive happens in the IRQ 4 handler, which reads the RX registers directly (no lock:
-//! reading RBR/LSR does not disturb a transmit in progress) and pushes bytes into [`RX`].
+//! reading RBR/LSR does not disturb a transmit in progress) and pushes bytes into [`RX`];
+//! one task reads them, as a stream ([`input`]) or one at a time.
 
-use runtime::irq::IrqQueue;
+use runtime::irq::{IrqQueue, IrqStream};
 use uart_16550::spec::registers::IER;
 use uart_16550::{backend::PioBackend, Config, Uart16550};
 use x86_64::instructions::port::Port;
@@ -18,6 +19,11 @@ const MCR_LOOPBACK: u8 = 1 << 4;
 
 /// Bytes received on COM1, filled by [`handle_irq`], drained by one console task.
 pub static RX: IrqQueue<u8, 512> = IrqQueue::new();
+
+/// The bytes received on COM1, as a stream. One consumer at a time (task context).
+pub fn input() -> IrqStream<'static, u8, 512> {
+    RX.stream()
+}
 
 pub struct Serial {
     uart: Uart16550<PioBackend>,

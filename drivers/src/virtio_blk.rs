@@ -60,6 +60,7 @@
 //! only in task context and never held across an `await`. Interrupt context:
 //! [`VirtioBlk::handle_irq`] only.
 
+use crate::dma::{DmaRegion, PAGE};
 use alloc::vec::Vec;
 use core::future::poll_fn;
 use core::ptr;
@@ -82,7 +83,6 @@ const SECTORS_PER_BLOCK: u64 = (BLOCK_SIZE / SECTOR_SIZE) as u64;
 
 /// Most requests in flight at once (the queue may allow fewer).
 pub const MAX_SLOTS: usize = 32;
-const PAGE: usize = 4096;
 /// Per slot in the shared header page: the 16-byte header at +0, the status byte at +16.
 const META_STRIDE: usize = 32;
 const STATUS_OFFSET: usize = 16;
@@ -205,22 +205,6 @@ impl Regs for PortRegs {
         unsafe { Port::<u32>::new(self.base + offset).write(value) }
     }
 }
-
-/// Physically contiguous memory the device may reach by DMA: `len` bytes at physical `phys`,
-/// which the CPU reaches at `virt`. Given to [`VirtioBlk::new`] by its allocator callback and
-/// owned by the driver from then on (it is never freed: the device lives as long as the kernel).
-#[derive(Clone, Copy, Debug)]
-pub struct DmaRegion {
-    pub virt: *mut u8,
-    pub phys: u64,
-    pub len: usize,
-}
-
-// SAFETY: a DmaRegion is an address pair; who may touch the memory is decided by the driver's
-// slot states (documented on `Slot`), not by which thread holds the value.
-unsafe impl Send for DmaRegion {}
-// SAFETY: as above.
-unsafe impl Sync for DmaRegion {}
 
 /// The legacy split-virtqueue layout for `size` entries: (offset of the available ring,
 /// offset of the used ring, total bytes). The used ring starts on a 4096-byte boundary.
@@ -427,11 +411,8 @@ impl<R: Regs> VirtioBlk<R> {
         }
         let (avail, used, total) = legacy_ring_layout(size);
         let mut alloc = |pages: usize| {
-            alloc_dma(pages).filter(|r| {
-                r.len >= pages * PAGE
-                    && r.phys.is_multiple_of(PAGE as u64)
-                    && r.phys >> 12 <= u32::MAX as u64
-            })
+            // The legacy interface takes a 32-bit page number.
+            alloc_dma(pages).filter(|r| r.holds(pages * PAGE) && r.phys >> 12 <= u32::MAX as u64)
         };
         let Some(ring_mem) = alloc(total / PAGE) else { return fail(InitError::NoMemory) };
         let Some(meta) = alloc(1) else { return fail(InitError::NoMemory) };
@@ -737,46 +718,11 @@ impl<R: Regs> VirtioBlk<R> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use alloc::boxed::Box;
+    use crate::dma::fake::Memory;
     use alloc::sync::Arc;
-    use alloc::task::Wake;
-    use core::future::Future;
-    use core::pin::Pin;
-    use core::sync::atomic::AtomicBool;
-    use core::task::Context;
     use std::sync::Mutex as StdMutex;
     use std::vec;
-
-    /// DMA memory for the tests: real host pages, handed out under made-up physical addresses
-    /// (low ones, like a small machine's) so that a driver mixing up the two would be caught.
-    #[derive(Default)]
-    struct Memory {
-        regions: StdMutex<Vec<DmaRegion>>,
-    }
-
-    impl Memory {
-        fn alloc(&self, pages: usize) -> Option<DmaRegion> {
-            let layout = std::alloc::Layout::from_size_align(pages * PAGE, PAGE).unwrap();
-            // SAFETY: a non-zero size; the pages are leaked (the device lives for the test).
-            let virt = unsafe { std::alloc::alloc_zeroed(layout) };
-            let mut regions = self.regions.lock().unwrap();
-            let phys = regions.last().map_or(0x10_0000, |r| r.phys + r.len as u64 + PAGE as u64);
-            let r = DmaRegion { virt, phys, len: pages * PAGE };
-            regions.push(r);
-            Some(r)
-        }
-
-        /// The host pointer of fake physical range `phys..phys+len` (inside one region).
-        fn at(&self, phys: u64, len: usize) -> *mut u8 {
-            let regions = self.regions.lock().unwrap();
-            let r = regions
-                .iter()
-                .find(|r| phys >= r.phys && phys + len as u64 <= r.phys + r.len as u64)
-                .unwrap_or_else(|| panic!("DMA to {phys:#x}+{len} outside the driver's memory"));
-            // SAFETY: inside the region, by the check above.
-            unsafe { r.virt.add((phys - r.phys) as usize) }
-        }
-    }
+    use testkit::Task;
 
     /// A legacy virtio-blk device in memory. Requests are taken from the available ring on a
     /// notify, and completed only when the test says so ([`Fake::complete`]), in any order.
@@ -805,7 +751,7 @@ mod tests {
     impl Fake {
         fn new(queue_size: u16, sectors: u64, features: u32) -> Arc<Fake> {
             Arc::new(Fake {
-                mem: Arc::new(Memory::default()),
+                mem: Arc::new(Memory::new(0x10_0000)),
                 st: StdMutex::new(FakeState {
                     features,
                     queue_size,
@@ -983,47 +929,6 @@ mod tests {
         (fake, dev)
     }
 
-    /// A waker that records that it was woken.
-    #[derive(Default)]
-    struct Flag(AtomicBool);
-
-    impl Wake for Flag {
-        fn wake(self: Arc<Self>) {
-            self.0.store(true, Ordering::SeqCst);
-        }
-    }
-
-    type Fut<'a> = Pin<Box<dyn Future<Output = Result<(), IoError>> + 'a>>;
-
-    /// A future polled by hand, remembering whether it was woken since its last poll.
-    struct Task<'a> {
-        fut: Option<Fut<'a>>,
-        flag: Arc<Flag>,
-        result: Option<Result<(), IoError>>,
-    }
-
-    impl<'a> Task<'a> {
-        fn new(f: impl Future<Output = Result<(), IoError>> + 'a) -> Self {
-            Task { fut: Some(Box::pin(f)), flag: Arc::default(), result: None }
-        }
-
-        fn poll(&mut self) -> bool {
-            self.flag.0.store(false, Ordering::SeqCst);
-            let waker = Waker::from(self.flag.clone());
-            if let Some(f) = self.fut.as_mut() {
-                if let Poll::Ready(r) = f.as_mut().poll(&mut Context::from_waker(&waker)) {
-                    self.result = Some(r);
-                    self.fut = None;
-                }
-            }
-            self.result.is_some()
-        }
-
-        fn woken(&self) -> bool {
-            self.flag.0.load(Ordering::SeqCst)
-        }
-    }
-
     fn pattern(block: u32) -> [u8; BLOCK_SIZE] {
         core::array::from_fn(|i| (i as u32 ^ block.wrapping_mul(31)) as u8)
     }
@@ -1102,7 +1007,7 @@ mod tests {
         let (fake, dev) = device(256, 64, 0);
         let blocks: Vec<u32> = (0..8).map(|i| 3 + 5 * i).collect();
         let datas: Vec<_> = blocks.iter().map(|&b| pattern(b)).collect();
-        let mut tasks: Vec<Task> =
+        let mut tasks: Vec<Task<_>> =
             blocks.iter().zip(&datas).map(|(&b, d)| Task::new(dev.write_block(b, d))).collect();
         for t in &mut tasks {
             assert!(!t.poll());
@@ -1129,7 +1034,7 @@ mod tests {
         }
         // Read them all back concurrently.
         let mut bufs = vec![[0u8; BLOCK_SIZE]; 8];
-        let mut tasks: Vec<Task> = blocks
+        let mut tasks: Vec<Task<_>> = blocks
             .iter()
             .zip(bufs.iter_mut())
             .map(|(&b, buf)| Task::new(dev.read_block(b, buf)))
@@ -1147,7 +1052,8 @@ mod tests {
         let (fake, dev) = device(8, 64, 0); // 8 / 3 = 2 slots
         assert_eq!(dev.slots(), 2);
         let data = pattern(1);
-        let mut tasks: Vec<Task> = (0..5).map(|b| Task::new(dev.write_block(b, &data))).collect();
+        let mut tasks: Vec<Task<_>> =
+            (0..5).map(|b| Task::new(dev.write_block(b, &data))).collect();
         for t in &mut tasks {
             assert!(!t.poll());
         }
@@ -1284,13 +1190,13 @@ mod tests {
         assert!(!t.poll());
         fake.complete(0);
         assert!(dev.handle_irq() && t.poll());
-        let flag = t.flag.clone();
+        let flag = t.wakes.clone();
         drop(t);
         assert_eq!(Arc::strong_count(&flag), 1, "the driver holds no waker");
         // Same for a request dropped before the device finished.
         let mut t = Task::new(dev.read_block(1, &mut buf));
         assert!(!t.poll());
-        let flag = t.flag.clone();
+        let flag = t.wakes.clone();
         drop(t);
         assert_eq!(Arc::strong_count(&flag), 1);
         fake.complete(0);

@@ -1,21 +1,19 @@
 //! The disk: the first virtio block device on the PCI bus, as one global [`Disk`].
 //!
 //! [`init`] finds the device (PCI 1af4:1001, legacy/transitional virtio-blk), turns on I/O
-//! decoding and bus mastering, gives the driver DMA memory from the frame allocator (reached
-//! through the direct map: x86 DMA is cache-coherent, so ordinary cached RAM is fine), and
-//! routes the device's interrupt line to [`handle_irq`]. [`disk`] returns the device, or
-//! `None` when the machine has no disk; the kernel boots either way.
+//! decoding and bus mastering, gives the driver DMA memory (`mm::dma`), and routes the
+//! device's interrupt line to [`handle_irq`]. [`disk`] returns the device, or `None` when the
+//! machine has no disk; the kernel boots either way.
 //!
 //! The driver proper is `drivers::virtio_blk`: requests are futures, several may be in flight,
 //! and the interrupt handler only acknowledges the device and wakes the waiting requests.
 
 use crate::acpi::Madt;
 use crate::kprintln;
-use crate::mm::{frame, phys_to_virt, PAGE_SIZE};
+use conquer_once::noblock::OnceCell;
 use core::sync::atomic::{AtomicBool, Ordering};
 use drivers::pci::{self, COMMAND_BUS_MASTER, COMMAND_INTX_DISABLE, COMMAND_IO};
-use drivers::virtio_blk::{self, DmaRegion, PortRegs, VirtioBlk};
-use spin::Once;
+use drivers::virtio_blk::{self, PortRegs, VirtioBlk};
 
 pub use drivers::virtio_blk::IoError;
 
@@ -28,12 +26,15 @@ pub struct Disk {
     pub pci: pci::Address,
 }
 
-static DISK: Once<Disk> = Once::new();
+/// Set once by [`init`] (task context), read by the interrupt handler: a `noblock` cell, whose
+/// reads never wait (a handler that finds it still being set treats the interrupt as not
+/// its device's).
+static DISK: OnceCell<Disk> = OnceCell::uninit();
 static ROUTED: AtomicBool = AtomicBool::new(false);
 
 /// The disk, if the machine has one (after [`init`]).
 pub fn disk() -> Option<&'static Disk> {
-    DISK.get().filter(|_| ROUTED.load(Ordering::Acquire))
+    DISK.try_get().ok().filter(|_| ROUTED.load(Ordering::Acquire))
 }
 
 impl Disk {
@@ -70,15 +71,9 @@ impl Disk {
 
 /// Interrupt context (registered on the device's line): acknowledge and wake.
 fn handle_irq() {
-    if let Some(d) = DISK.get() {
+    if let Ok(d) = DISK.try_get() {
         d.dev.handle_irq();
     }
-}
-
-fn alloc_dma(pages: usize) -> Option<DmaRegion> {
-    let first = frame::alloc_contiguous(pages)?;
-    let phys = first.start_address().as_u64();
-    Some(DmaRegion { virt: phys_to_virt(phys) as *mut u8, phys, len: pages * PAGE_SIZE as usize })
 }
 
 /// Find and start the disk, if there is one. Task context, after the APIC is up.
@@ -98,7 +93,7 @@ pub fn init(madt: &Madt) {
     dev.update_command(cfg, COMMAND_IO | COMMAND_BUS_MASTER, COMMAND_INTX_DISABLE);
     // SAFETY: BAR 0 of this virtio device, which nothing else in the kernel drives.
     let regs = unsafe { PortRegs::new(port) };
-    let blk = match VirtioBlk::new(regs, alloc_dma) {
+    let blk = match VirtioBlk::new(regs, crate::mm::dma::alloc) {
         Ok(b) => b,
         Err(e) => {
             kprintln!("disk: {dev}: {e}");
@@ -107,7 +102,11 @@ pub fn init(madt: &Madt) {
     };
     // The handler finds the device through DISK, so DISK is set before the line is routed;
     // `disk()` hands it out only once its interrupts arrive.
-    let disk = DISK.call_once(|| Disk { dev: blk, pci: dev.address });
+    if DISK.try_init_once(|| Disk { dev: blk, pci: dev.address }).is_err() {
+        kprintln!("disk: {dev}: a disk was started already; not used");
+        return;
+    }
+    let Ok(disk) = DISK.try_get() else { return };
     if let Err(e) = crate::pci::register_irq(madt, line, handle_irq) {
         kprintln!("disk: {dev}: irq {line}: {e}; not used");
         return;

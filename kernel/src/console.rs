@@ -8,7 +8,8 @@ use crate::file::{console as tty, ldisc::MAX_LINE};
 use crate::{kprint, kprintln, power};
 use alloc::string::String;
 
-/// `ls [path]` and `cat path` on the mounted disk, until the shell and its programs exist.
+/// `ls [path]` and `cat path` on the mounted disk (a disk without `/bin/init` can still be
+/// looked at).
 async fn file_command(cmd: &str, arg: Option<&str>) {
     let Some(fs) = crate::rootfs::get() else {
         kprintln!("{cmd}: no file system mounted");

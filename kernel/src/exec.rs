@@ -1,9 +1,11 @@
 //! The kernel's one executor (from `runtime/`). The scheduler (`proc::sched::run`) polls it
 //! between processes and halts the CPU only when neither it nor any process is ready.
 //!
-//! Everything cooperative in the kernel is a task here: the console, the self test, and (in
-//! later issues) the network stack. `spawn` is for task context only; interrupt handlers wake
-//! tasks through `runtime::irq` instead.
+//! Everything cooperative in the kernel is a task here: the console's input, the network
+//! stack, the boot-time work of the chosen mode (starting `/bin/init`, the kernel console, the
+//! self and file-system tests), and the freeing of inodes whose last handle was dropped
+//! outside a system call. `spawn` is for task context only; interrupt handlers wake tasks
+//! through `runtime::irq` instead.
 
 use core::future::Future;
 use runtime::executor::{Executor, JoinHandle};

@@ -11,6 +11,7 @@
 use crate::acpi::Madt;
 use crate::arch::{apic, idt};
 use alloc::vec::Vec;
+use conquer_once::noblock::OnceCell;
 use drivers::pci::{self, Device, PortConfig};
 use spin::Once;
 
@@ -21,9 +22,11 @@ static DEVICES: Once<Vec<Device>> = Once::new();
 /// Handlers per interrupt line: enough for the devices QEMU gives us (disk, NIC).
 const HANDLERS_PER_LINE: usize = 4;
 const LINES: usize = 16;
-type LineHandlers = [Once<fn()>; HANDLERS_PER_LINE];
+/// Each slot is set once (task context) and read on every interrupt of its line: `noblock`
+/// cells, so the interrupt path never waits on a slot being set (it skips it).
+type LineHandlers = [OnceCell<fn()>; HANDLERS_PER_LINE];
 static HANDLERS: [LineHandlers; LINES] =
-    [const { [const { Once::new() }; HANDLERS_PER_LINE] }; LINES];
+    [const { [const { OnceCell::uninit() }; HANDLERS_PER_LINE] }; LINES];
 
 /// Configuration space (task context only).
 pub fn config() -> &'static PortConfig {
@@ -46,8 +49,9 @@ pub fn devices() -> &'static [Device] {
 /// driver can take the interrupt. Task context.
 pub fn register_irq(madt: &Madt, line: u8, handler: fn()) -> Result<u8, &'static str> {
     let slots = HANDLERS.get(line as usize).ok_or("interrupt line out of range")?;
-    let slot = slots.iter().find(|s| s.get().is_none()).ok_or("too many handlers on the line")?;
-    slot.call_once(|| handler);
+    if !slots.iter().any(|s| s.try_init_once(|| handler).is_ok()) {
+        return Err("too many handlers on the line");
+    }
     let vector = idt::pci_line_vector(line);
     apic::route_isa_irq(madt, line, vector);
     Ok(vector)
@@ -56,7 +60,7 @@ pub fn register_irq(madt: &Madt, line: u8, handler: fn()) -> Result<u8, &'static
 /// Interrupt context: run every handler of `line`.
 pub fn dispatch_irq(line: u8) {
     if let Some(slots) = HANDLERS.get(line as usize) {
-        for handler in slots.iter().filter_map(|s| s.get()) {
+        for handler in slots.iter().filter_map(|s| s.try_get().ok()) {
             handler();
         }
     }

@@ -1,5 +1,6 @@
 //! Leaving the machine: ACPI power-off (QEMU exits with status 0) and, for failures, QEMU's
-//! isa-debug-exit device (status `(code << 1) | 1`, see docs/CONTRACT-issue2.md).
+//! isa-debug-exit device (status `(code << 1) | 1`; docs/01-foundation.md, "What the host
+//! relies on").
 
 use crate::acpi::Acpi;
 use spin::Once;

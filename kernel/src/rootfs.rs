@@ -1,7 +1,7 @@
 //! The kernel's mounted file system: the `fs` crate over the virtio disk, mounted at boot.
 //!
-//! Everything that names files (the console now; processes from issue 4 on) goes through
-//! [`get`], and passes its own root directory to path lookup.
+//! Everything that names files (system calls, the kernel console, the file-system tests) goes
+//! through [`get`], and passes its own root directory to path lookup.
 
 use crate::blk::{self, Disk};
 use alloc::boxed::Box;

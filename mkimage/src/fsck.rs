@@ -1,5 +1,5 @@
 //! `mkimage fsck`: checks an image against every rule of the on-disk format
-//! (docs/CONTRACT-issue3.md, "fsck rules") and reports each violation on its own line.
+//! (docs/02-storage.md, "Layout on disk") and reports each violation on its own line.
 //!
 //! The checks, in order: the superblock and the image's length (nothing else is checked when
 //! they are bad); the log header (a committed transaction means "needs recovery"); every inode

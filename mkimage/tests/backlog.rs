@@ -10,9 +10,9 @@ use std::time::{Duration, Instant};
 
 mod common;
 
-use common::{free_port, image_with_programs, kernel, ok, BOOT, STEP};
-use mkimage::console::{Console, Settings, TempDir};
-use mkimage::qemu::{HostForward, Network, Options, Outcome};
+use common::{free_port, image_with_programs, kernel, ok, STEP};
+use mkimage::console::{Console, TempDir};
+use mkimage::qemu::{HostForward, Network, Options};
 
 // ---- the guest ----
 
@@ -29,9 +29,7 @@ fn boot(name: &str) -> (TempDir, Guest) {
     let mut opts = Options::new(kernel(), "");
     opts.disk = Some(img);
     opts.network = Network::user(vec![HostForward::tcp(port, GUEST_PORT)]);
-    let console = ok(Console::spawn_with(opts, Settings::default()));
-    ok(console.expect("init: starting sh", BOOT));
-    ok(console.expect("$ ", BOOT));
+    let console = common::boot_to_shell(opts);
     (dir, Guest { console, port })
 }
 
@@ -103,9 +101,7 @@ impl Guest {
     }
 
     fn poweroff(self) {
-        ok(self.console.send("poweroff\n"));
-        let status = ok(self.console.wait_exit(STEP));
-        assert_eq!(Outcome::from_status(status), Outcome::PowerOff, "{}", self.output());
+        common::poweroff(self.console);
     }
 }
 

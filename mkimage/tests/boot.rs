@@ -1,4 +1,6 @@
-//! Boots the real kernel under QEMU and checks the contract of issue 2 (docs/CONTRACT-issue2.md).
+//! Boots the real kernel under QEMU and checks what the host relies on (docs/01-foundation.md,
+//! "What the host relies on"): the banner and `ready`, the console, the self tests, exception
+//! reports, exit statuses, `mkimage run` and `make run`.
 //! Each test starts its own QEMU; they may run in parallel.
 
 mod common;
@@ -8,10 +10,10 @@ use std::process::Command;
 use std::time::Duration;
 
 use common::{
-    backtrace, boot, hex_field, kernel, line_with, ok, run_with_deadline, spawn, with_own_ports,
-    BOOT, STEP,
+    backtrace, boot, expect_poweroff, hex_field, kernel, line_with, ok, poweroff,
+    run_with_deadline, spawn, with_own_ports, BOOT, STEP,
 };
-use mkimage::console::{Console, Settings, TempDir};
+use mkimage::console::TempDir;
 use mkimage::qemu::{self, Outcome};
 use object::{Object, ObjectSymbol};
 
@@ -26,8 +28,7 @@ fn boots_prints_banner_and_powers_off() {
         "no line starts with the banner:\n{out}"
     );
     ok(c.send("poweroff\n"));
-    let status = ok(c.wait_exit(STEP));
-    assert_eq!(Outcome::from_status(status), Outcome::PowerOff, "{status}\n{}", c.output());
+    let status = expect_poweroff(&c);
     assert_eq!(status.code(), Some(0));
 }
 
@@ -36,8 +37,7 @@ fn serial_line_echo() {
     let c = boot("");
     ok(c.send("hello world\n"));
     ok(c.expect("echo: hello world", STEP));
-    ok(c.send("poweroff\n"));
-    assert_eq!(Outcome::from_status(ok(c.wait_exit(STEP))), Outcome::PowerOff);
+    poweroff(c);
 }
 
 #[test]
@@ -46,8 +46,7 @@ fn keyboard_line_echo_and_poweroff() {
     ok(c.send_keys("hello kbd\n"));
     ok(c.expect("echo: hello kbd", STEP));
     ok(c.send_keys("poweroff\n"));
-    let status = ok(c.wait_exit(STEP));
-    assert_eq!(Outcome::from_status(status), Outcome::PowerOff, "{}", c.output());
+    expect_poweroff(&c);
 }
 
 #[test]
@@ -55,8 +54,7 @@ fn selftest_passes() {
     let c = spawn("selftest");
     ok(c.expect("selftest: disk skipped (no disk)", BOOT));
     ok(c.expect("selftest: PASS", STEP));
-    let status = ok(c.wait_exit(STEP));
-    assert_eq!(Outcome::from_status(status), Outcome::PowerOff, "{}", c.output());
+    expect_poweroff(&c);
 }
 
 const BLOCK: usize = 4096;
@@ -85,11 +83,10 @@ fn disk_pattern(block: u32) -> Vec<u8> {
 fn selftest_with_disk(image: &Path) -> String {
     let mut opts = qemu::Options::new(kernel(), "selftest");
     opts.disk = Some(image.to_path_buf());
-    let c = ok(Console::spawn_with(opts, Settings::default()));
+    let c = common::spawn_with(opts);
     ok(c.expect("selftest: disk ok", BOOT));
     ok(c.expect("selftest: PASS", STEP));
-    let status = ok(c.wait_exit(STEP));
-    assert_eq!(Outcome::from_status(status), Outcome::PowerOff, "{}", c.output());
+    expect_poweroff(&c);
     c.output()
 }
 
@@ -304,13 +301,8 @@ fn debug_kernel_boots_to_the_shell_and_creates_a_file() {
     let (_dir, image) = common::image_with_programs("rustix-debug", &[]);
     let mut opts = qemu::Options::new(debug, "");
     opts.disk = Some(image);
-    let c = ok(Console::spawn_with(opts, Settings::default()));
-    ok(c.expect("init: starting sh", BOOT));
-    ok(c.expect("$ ", BOOT));
-    ok(c.send("echo made in debug > /debug.txt; cat /debug.txt\n"));
-    let out = ok(c.expect("\n$ ", STEP)).replace('\r', "");
+    let c = common::boot_to_shell(opts);
+    let out = common::run(&c, "echo made in debug > /debug.txt; cat /debug.txt");
     assert!(out.lines().any(|l| l.trim() == "made in debug"), "{out}");
-    ok(c.send("poweroff\n"));
-    let status = ok(c.wait_exit(STEP));
-    assert_eq!(Outcome::from_status(status), Outcome::PowerOff, "{status}\n{}", c.output());
+    poweroff(c);
 }

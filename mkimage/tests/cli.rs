@@ -1,14 +1,12 @@
 //! Wrong use of the mkimage command line gives a usage message and a non-zero exit; these
 //! tests need neither the kernel nor QEMU.
 
-use std::process::{Command, Output};
+mod common;
 
-fn mkimage(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_mkimage")).args(args).output().unwrap()
-}
+use common::mkimage_cli;
 
 fn assert_usage_error(args: &[&str], message: &str) {
-    let out = mkimage(args);
+    let out = mkimage_cli(args);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
     assert!(stderr.contains(message), "{args:?}: {stderr}");
@@ -30,7 +28,7 @@ fn wrong_use_is_a_usage_error() {
 #[test]
 fn help_goes_to_stdout() {
     for args in [&["help"][..], &["--help"], &["run", "-h"]] {
-        let out = mkimage(args);
+        let out = mkimage_cli(args);
         assert!(out.status.success(), "{args:?}");
         let stdout = String::from_utf8_lossy(&out.stdout);
         assert!(stdout.starts_with("usage: mkimage"), "{stdout}");
@@ -42,7 +40,7 @@ fn help_goes_to_stdout() {
 
 #[test]
 fn qemu_cmd_prints_the_command() {
-    let out = mkimage(&["qemu-cmd", "--cmdline", "fault=pagefault hz=50", "--gdb"]);
+    let out = mkimage_cli(&["qemu-cmd", "--cmdline", "fault=pagefault hz=50", "--gdb"]);
     assert!(out.status.success());
     let line = String::from_utf8(out.stdout).unwrap();
     assert!(line.starts_with("qemu-system-x86_64 -machine pc "), "{line}");
@@ -63,7 +61,7 @@ fn qemu_cmd_prints_the_command() {
 
 #[test]
 fn qemu_cmd_disk_flags() {
-    let out = mkimage(&["qemu-cmd", "--disk", "/tmp/some disk.img"]);
+    let out = mkimage_cli(&["qemu-cmd", "--disk", "/tmp/some disk.img"]);
     assert!(out.status.success());
     let line = String::from_utf8(out.stdout).unwrap();
     assert!(
@@ -73,7 +71,7 @@ fn qemu_cmd_disk_flags() {
         ),
         "{line}"
     );
-    let out = mkimage(&["qemu-cmd", "--no-disk"]);
+    let out = mkimage_cli(&["qemu-cmd", "--no-disk"]);
     let line = String::from_utf8(out.stdout).unwrap();
     assert!(!line.contains("-drive") && !line.contains("virtio"), "{line}");
 }

@@ -20,9 +20,9 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::time::{Duration, Instant};
 
 use abi::syscall::{Errno, USER_BASE, USER_END, USER_STACK_SIZE, USER_STACK_TOP};
-use common::Rng;
 use exe::{Image, MAX_IMAGE, MAX_PHNUM, PAGE_SIZE};
 use object::{Object, ObjectSegment};
+use testkit::Rng;
 
 const SEGMENTS_END: u64 = USER_STACK_TOP - USER_STACK_SIZE;
 const PT_LOAD: u32 = 1;
@@ -485,7 +485,7 @@ fn interesting(rng: &mut Rng, size: usize, was: u64, len: u64) -> u64 {
         was.wrapping_add(0x1000),
         was.wrapping_sub(0x1000),
         was ^ (1 << rng.below(size as u64 * 8)),
-        rng.next(),
+        rng.next_u64(),
     ];
     let v = values[rng.below(values.len() as u64) as usize];
     if size == 8 {

@@ -40,6 +40,7 @@ use std::pin::pin;
 use std::sync::{Arc, Once};
 use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
+use testkit::Rng;
 
 use abi::fs::DIRSIZ;
 use abi::syscall::Errno;
@@ -68,33 +69,6 @@ const SHRINK_TIME: Duration = Duration::from_secs(60);
 
 // ---------------------------------------------------------------------------------------------
 // Randomness and the operations
-
-/// xorshift64*, seeded through splitmix64 (so that seed 0 works too).
-struct Rng(u64);
-
-impl Rng {
-    fn new(seed: u64) -> Rng {
-        let mut z = seed.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        Rng((z ^ (z >> 31)) | 1)
-    }
-
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-
-    fn percent(&mut self, p: u64) -> bool {
-        self.below(100) < p
-    }
-}
 
 /// One step. Every argument is concrete, so a sequence replays (and shrinks) on its own.
 #[derive(Clone, Debug)]
@@ -247,7 +221,7 @@ fn random_op(rng: &mut Rng, model: &Model) -> Op {
                 _ => rng.below(60_000),
             };
             let p = some_path(rng, model, file);
-            Op::Write(p, off, 1 + rng.below(300) as u16, rng.next() as u8)
+            Op::Write(p, off, 1 + rng.below(300) as u16, rng.next_u64() as u8)
         }
         _ => Op::Chdir(if rng.percent(30) {
             "/".into()

@@ -11,9 +11,9 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-use common::{free_port, kernel, ok, BOOT, STEP};
-use mkimage::console::{Console, Settings, TempDir};
-use mkimage::qemu::{HostForward, Network, Options, Outcome};
+use common::{free_port, kernel, ok, STEP};
+use mkimage::console::{Console, TempDir};
+use mkimage::qemu::{HostForward, Network, Options};
 use mkimage::udprelay::{UdpRelay, MAX_PAYLOAD};
 
 /// A fresh image with the programs in /bin and a 1 MiB file to serve.
@@ -40,22 +40,17 @@ fn boot(disk: &Path) -> Guest {
         forwards: vec![HostForward::tcp(http, 80), HostForward::tcp(echo, 7)],
         frames: Some(relay.frame_port()),
     };
-    let console = ok(Console::spawn_with(opts, Settings::default()));
-    ok(console.expect("init: starting sh", BOOT));
-    ok(console.expect("$ ", BOOT));
+    let console = common::boot_to_shell(opts);
     Guest { console, http, echo, relay }
 }
 
 impl Guest {
     fn run(&self, line: &str) -> String {
-        ok(self.console.send(format!("{line}\n")));
-        ok(self.console.expect("\n$ ", STEP)).replace('\r', "")
+        common::run(&self.console, line)
     }
 
     fn poweroff(self) {
-        ok(self.console.send("poweroff\n"));
-        let status = ok(self.console.wait_exit(STEP));
-        assert_eq!(Outcome::from_status(status), Outcome::PowerOff, "{}", self.console.output());
+        common::poweroff(self.console);
     }
 }
 
@@ -115,15 +110,7 @@ fn httpd_serves_files_listings_and_errors_to_curl() {
 }
 
 fn random_bytes(seed: u64, len: usize) -> Vec<u8> {
-    let mut x = seed | 1;
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x as u8
-        })
-        .collect()
+    testkit::Rng::new(seed).bytes(len)
 }
 
 #[test]

@@ -2,59 +2,39 @@
 //! and command line), then corrupt copies one way at a time and check that fsck names each
 //! corruption. No kernel and no QEMU needed.
 
+mod common;
+
 use std::fs::{self, OpenOptions};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
-use std::sync::atomic::{AtomicU32, Ordering};
 
 use abi::fs::{
     bitmap_bit, bitmap_block, inode_block, inode_offset, Dinode, Dirent, Kind, LogHeader,
     Superblock, BSIZE, DIRENT_SIZE, DOUBLE_INDIRECT, INDIRECT, LOG_MAGIC, NDIRECT, NINDIRECT,
 };
+use common::mkimage_cli;
+use mkimage::console::TempDir;
 use mkimage::fsck::{self, ProblemKind, Report};
 use mkimage::image::{Builder, STANDARD_FILES};
 use mkimage::imgread::{Image, ReadError};
+use testkit::Rng;
 
-/// A scratch directory removed when dropped.
-struct Scratch(PathBuf);
+/// A scratch directory (removed when dropped) with named files in it.
+struct Scratch(TempDir);
 
 impl Scratch {
     fn new(name: &str) -> Scratch {
-        static N: AtomicU32 = AtomicU32::new(0);
-        let dir = std::env::temp_dir().join(format!(
-            "mkimage-test-{}-{}-{name}",
-            std::process::id(),
-            N.fetch_add(1, Ordering::Relaxed)
-        ));
-        let _ = fs::remove_dir_all(&dir);
-        fs::create_dir_all(&dir).unwrap();
-        Scratch(dir)
+        Scratch(TempDir::new(&format!("mkimage-test-{name}")).unwrap())
     }
 
     fn path(&self, name: &str) -> PathBuf {
-        self.0.join(name)
+        self.0.path().join(name)
     }
 }
 
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        let _ = fs::remove_dir_all(&self.0);
-    }
-}
-
-/// Deterministic pseudo-random bytes (xorshift64*).
+/// Deterministic pseudo-random bytes.
 fn pseudo_random(len: usize, seed: u64) -> Vec<u8> {
-    let mut x = seed | 1;
-    let mut out = Vec::with_capacity(len + 8);
-    while out.len() < len {
-        x ^= x >> 12;
-        x ^= x << 25;
-        x ^= x >> 27;
-        out.extend_from_slice(&x.wrapping_mul(0x2545_f491_4f6c_dd1d).to_le_bytes());
-    }
-    out.truncate(len);
-    out
+    Rng::new(seed).bytes(len)
 }
 
 /// Bigger than the direct and single indirect blocks together: needs the double indirect.
@@ -114,10 +94,6 @@ fn assert_found(report: &Report, kind: ProblemKind, mentions: &str) {
     assert!(!report.is_clean());
     let summary = report.summary();
     assert!(summary.starts_with("fsck: ") && summary.contains(" problem"), "{summary}");
-}
-
-fn mkimage(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_mkimage")).args(args).output().unwrap()
 }
 
 /// Raw block access for corrupting an image.
@@ -276,7 +252,7 @@ fn command_line_image_fsck_ls_cat() {
     let img_s = img.to_str().unwrap();
     let add_big = format!("{}:/home/big.bin", s.path("big").display());
     let add_note = format!("{}:/note.txt", s.path("note.txt").display());
-    let out = mkimage(&[
+    let out = mkimage_cli(&[
         "image",
         "--out",
         img_s,
@@ -296,23 +272,23 @@ fn command_line_image_fsck_ls_cat() {
     let allocated = fs::metadata(&img).unwrap().blocks() * 512;
     assert!(allocated < 16 << 20, "{allocated} bytes allocated");
 
-    let out = mkimage(&["fsck", img_s]);
+    let out = mkimage_cli(&["fsck", img_s]);
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert_eq!(out.status.code(), Some(0), "{stdout}");
     assert!(stdout.starts_with("fsck: clean ("), "{stdout}");
     assert!(stdout.trim_end().ends_with("data blocks in use)"), "{stdout}");
 
-    let out = mkimage(&["cat", img_s, "/home/big.bin"]);
+    let out = mkimage_cli(&["cat", img_s, "/home/big.bin"]);
     assert!(out.status.success());
     assert!(out.stdout == big, "cat of the big file differs");
     for (p, contents) in STANDARD_FILES {
-        let out = mkimage(&["cat", img_s, p]);
+        let out = mkimage_cli(&["cat", img_s, p]);
         assert!(out.status.success(), "{p}");
         assert_eq!(String::from_utf8(out.stdout).unwrap(), *contents, "{p}");
     }
-    assert_eq!(mkimage(&["cat", img_s, "/note.txt"]).stdout, b"a note\n");
+    assert_eq!(mkimage_cli(&["cat", img_s, "/note.txt"]).stdout, b"a note\n");
 
-    let out = mkimage(&["ls", img_s]);
+    let out = mkimage_cli(&["ls", img_s]);
     assert!(out.status.success());
     let listing = String::from_utf8(out.stdout).unwrap();
     let lines: Vec<&str> = listing.lines().collect();
@@ -327,12 +303,12 @@ fn command_line_image_fsck_ls_cat() {
     assert_eq!(fields[2], "1", "nlink");
     assert_eq!(fields[3], STANDARD_FILES[0].1.len().to_string(), "size");
 
-    let out = mkimage(&["ls", img_s, "/home/big.bin"]);
+    let out = mkimage_cli(&["ls", img_s, "/home/big.bin"]);
     let line = String::from_utf8(out.stdout).unwrap();
     assert!(line.starts_with("file "), "{line}");
     assert!(line.trim_end().ends_with(&format!("{} /home/big.bin", big.len())), "{line}");
 
-    let out = mkimage(&["ls", img_s, "/www/docs"]);
+    let out = mkimage_cli(&["ls", img_s, "/www/docs"]);
     assert!(String::from_utf8(out.stdout).unwrap().contains(" filesystem.html\n"));
 
     for (args, message) in [
@@ -341,17 +317,17 @@ fn command_line_image_fsck_ls_cat() {
         (&["ls", img_s, "/etc/nothing/here"], "/etc/nothing: no such file or directory"),
         (&["ls", img_s, "/README/x"], "/README: not a directory"),
     ] {
-        let out = mkimage(args);
+        let out = mkimage_cli(args);
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert_eq!(out.status.code(), Some(1), "{args:?}: {stderr}");
         assert!(stderr.contains(message), "{args:?}: {stderr}");
         assert!(out.stdout.is_empty());
     }
 
-    let out = mkimage(&["image", "--out", img_s, "--add", "/no/such/host/file:/x"]);
+    let out = mkimage_cli(&["image", "--out", img_s, "--add", "/no/such/host/file:/x"]);
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("/no/such/host/file"));
-    let out = mkimage(&["image", "--out", img_s, "--size-mb", "1"]);
+    let out = mkimage_cli(&["image", "--out", img_s, "--size-mb", "1"]);
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("too small"));
     // The failed runs left the good image alone.
@@ -490,13 +466,13 @@ fn fsck_finds_a_bad_superblock() {
     let r = check(&path);
     assert_found(&r, ProblemKind::Superblock, "magic");
     assert_eq!(r.problems.len(), 1, "nothing else is checked: {r}");
-    let out = mkimage(&["fsck", path.to_str().unwrap()]);
+    let out = mkimage_cli(&["fsck", path.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(1));
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(stdout.contains("superblock: bad superblock magic"), "{stdout}");
     assert!(stdout.trim_end().ends_with("fsck: 1 problem"), "{stdout}");
     // ls and cat refuse it with a clear message.
-    let out = mkimage(&["ls", path.to_str().unwrap()]);
+    let out = mkimage_cli(&["ls", path.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("superblock: bad superblock magic"));
 
@@ -534,7 +510,7 @@ fn fsck_finds_a_committed_log() {
     let r = check(&path);
     assert_found(&r, ProblemKind::LogNeedsRecovery, "needs recovery");
     assert_eq!(r.problems.len(), 1, "{r}");
-    let out = mkimage(&["fsck", path.to_str().unwrap()]);
+    let out = mkimage_cli(&["fsck", path.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stdout).contains("needs recovery"));
 
@@ -629,7 +605,7 @@ fn fsck_survives_garbage_and_truncation() {
     fs::write(&junk, pseudo_random(1 << 20, 1234)).unwrap();
     let r = check(&junk);
     assert_found(&r, ProblemKind::Superblock, "magic");
-    let out = mkimage(&["fsck", junk.to_str().unwrap()]);
+    let out = mkimage_cli(&["fsck", junk.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stdout).contains("fsck: 1 problem"));
     assert!(String::from_utf8_lossy(&out.stderr).is_empty());
@@ -639,7 +615,7 @@ fn fsck_survives_garbage_and_truncation() {
         let tiny = s.path("tiny.img");
         fs::write(&tiny, vec![0u8; len]).unwrap();
         assert!(!check(&tiny).is_clean(), "{len}");
-        let out = mkimage(&["fsck", tiny.to_str().unwrap()]);
+        let out = mkimage_cli(&["fsck", tiny.to_str().unwrap()]);
         assert_eq!(out.status.code(), Some(1), "{len}");
     }
 
@@ -650,17 +626,17 @@ fn fsck_survives_garbage_and_truncation() {
     f.set_len(3 << 20).unwrap();
     drop(f);
     assert_found(&check(&path), ProblemKind::ImageSize, "truncated");
-    let out = mkimage(&["fsck", path.to_str().unwrap()]);
+    let out = mkimage_cli(&["fsck", path.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(1));
-    let out = mkimage(&["cat", path.to_str().unwrap(), "/README"]);
+    let out = mkimage_cli(&["cat", path.to_str().unwrap(), "/README"]);
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("truncated"));
 
     // Not there at all, or a directory: an I/O error, exit 2.
-    let out = mkimage(&["fsck", s.path("absent.img").to_str().unwrap()]);
+    let out = mkimage_cli(&["fsck", s.path("absent.img").to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("absent.img"));
-    let out = mkimage(&["fsck", s.0.to_str().unwrap()]);
+    let out = mkimage_cli(&["fsck", s.0.path().to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(2));
 }
 
@@ -678,10 +654,10 @@ fn fsck_and_reader_never_panic_on_random_corruption() {
     let sb = Superblock::decode(&pristine[BSIZE..]).unwrap();
     let hot_blocks = 30;
     let mut seen_problems = 0;
+    let mut rng = Rng::from_env("FSCK_FUZZ_SEED", 1);
     for round in 0..300u64 {
         let mut img = pristine.clone();
-        let noise = pseudo_random(64, round + 1);
-        let flips = 1 + (noise[0] % 8) as usize;
+        let flips = rng.range(1..9);
         // The bytes that matter, one kind per round: the superblock, the used inodes, the used
         // part of the bitmap, the first data blocks (directories, the indirect block).
         let (start, len) = match round % 4 {
@@ -690,9 +666,8 @@ fn fsck_and_reader_never_panic_on_random_corruption() {
             2 => (sb.bmapstart as usize * BSIZE, sb.size as usize / 8),
             _ => (sb.datastart as usize * BSIZE, hot_blocks * BSIZE),
         };
-        for k in 0..flips {
-            let at = u32::from_le_bytes(noise[4 * k + 1..4 * k + 5].try_into().unwrap());
-            img[start + at as usize % len] = noise[40 + k];
+        for _ in 0..flips {
+            img[start + rng.below(len as u64) as usize] = rng.next_u64() as u8;
         }
         let path = s.path("fuzz.img");
         fs::write(&path, &img).unwrap();

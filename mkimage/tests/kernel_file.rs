@@ -3,7 +3,7 @@
 //! conversions. The kernel itself is a `no_std` binary that cannot run `cargo test`, so the
 //! modules that depend only on `abi`, `fs`, `runtime`, `spin` and `alloc` are compiled here
 //! as they are, and their `#[cfg(test)]` tests run on the host. Among them, `poll` readiness:
-//! a pipe end's registration (`pipe::PollWait`) is woken by the change it waits for and by
+//! a registration (`poll::PollWait`) on a pipe end is woken by the change it waits for and by
 //! nothing after it is dropped, a change between the check and the registration is not lost
 //! (also under two threads), and the console's input queue is readable only with a complete
 //! line.
@@ -17,6 +17,10 @@ mod ldisc;
 #[allow(dead_code)]
 #[path = "../../kernel/src/file/pipe.rs"]
 mod pipe;
+
+#[allow(dead_code)]
+#[path = "../../kernel/src/file/poll.rs"]
+mod poll;
 
 #[allow(dead_code)]
 #[path = "../../kernel/src/file/procfs.rs"]

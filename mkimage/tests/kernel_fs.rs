@@ -4,10 +4,8 @@
 //! writes, including after a crash at any write and the recovery that follows.
 
 use std::future::Future;
-use std::pin::pin;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
-use std::task::{Context, Poll, Waker};
 
 use abi::fs::{BSIZE, NDIRECT};
 use fs::dev::Block;
@@ -16,18 +14,7 @@ use fs::{BlockDevice, Fs, FsError, IoError, MemDisk};
 use mkimage::fsck::{self, ProblemKind, Report};
 use mkimage::image::{Builder, STANDARD_FILES};
 use mkimage::imgread::{Disk, Image};
-
-/// Polls to completion (the in-memory disk never blocks).
-fn block_on<F: Future>(f: F) -> F::Output {
-    let mut f = pin!(f);
-    let mut cx = Context::from_waker(Waker::noop());
-    for _ in 0..10_000_000 {
-        if let Poll::Ready(v) = f.as_mut().poll(&mut cx) {
-            return v;
-        }
-    }
-    panic!("future did not complete");
-}
+use testkit::block_on;
 
 /// A `MemDisk` the test keeps a handle on while the file system owns the device.
 #[derive(Clone)]
@@ -59,8 +46,8 @@ fn to_bytes(blocks: &[Block]) -> Vec<u8> {
     blocks.concat()
 }
 
-fn pattern(len: usize, seed: u8) -> Vec<u8> {
-    (0..len).map(|i| (i as u32).wrapping_mul(2_654_435_761).to_le_bytes()[3] ^ seed).collect()
+fn pattern(len: usize, seed: u64) -> Vec<u8> {
+    testkit::Rng::new(seed).bytes(len)
 }
 
 /// Builds an image with mkimage and returns its bytes.

@@ -3,39 +3,15 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Duration;
 
-use common::{kernel, ok, BOOT, STEP};
-use mkimage::console::{Console, Settings, TempDir};
-use mkimage::qemu::{Options, Outcome};
+use common::{ok, poweroff, run, shell, STEP};
+use mkimage::console::{Console, TempDir};
 
 /// A fresh image with the programs in /bin.
 fn image(name: &str) -> (TempDir, PathBuf) {
     common::image_with_programs(name, &[])
-}
-
-/// Boot to the shell's first prompt.
-fn shell(disk: &Path) -> Console {
-    let mut opts = Options::new(kernel(), "");
-    opts.disk = Some(disk.to_path_buf());
-    let c = ok(Console::spawn_with(opts, Settings::default()));
-    ok(c.expect("init: starting sh", BOOT));
-    ok(c.expect("$ ", BOOT));
-    c
-}
-
-/// Type `line` and return everything printed up to the next prompt (the shell's prompt is
-/// `$ ` at the start of a line; the search position is always just past the previous one).
-fn run(c: &Console, line: &str) -> String {
-    ok(c.send(format!("{line}\n")));
-    ok(c.expect("\n$ ", STEP)).replace('\r', "")
-}
-
-fn poweroff(c: Console) {
-    ok(c.send("poweroff\n"));
-    let status = ok(c.wait_exit(STEP));
-    assert_eq!(Outcome::from_status(status), Outcome::PowerOff, "{}", c.output());
 }
 
 #[test]

@@ -8,11 +8,10 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use abi::workload::{crash_step, fill};
-use common::{kernel, ok, Rng, BOOT, STEP};
-use mkimage::console::{Console, Settings};
+use common::{expect_poweroff, ok, poweroff, spawn_with_disk, BOOT, STEP};
 use mkimage::image::Builder;
 use mkimage::imgread::Image;
-use mkimage::qemu::{Options, Outcome};
+use testkit::Rng;
 
 /// A fresh standard image of `mb` MiB in a new temporary directory.
 fn image(mb: u64, name: &str) -> (mkimage::console::TempDir, PathBuf) {
@@ -20,12 +19,6 @@ fn image(mb: u64, name: &str) -> (mkimage::console::TempDir, PathBuf) {
     let path = dir.path().join("fs.img");
     Builder::standard(mb << 20, 4096).expect("builder").write(&path).expect("write image");
     (dir, path)
-}
-
-fn boot_with_disk(disk: &Path, cmdline: &str) -> Console {
-    let mut opts = Options::new(kernel(), cmdline);
-    opts.disk = Some(disk.to_path_buf());
-    ok(Console::spawn_with(opts, Settings::default()))
 }
 
 fn fsck_clean(path: &Path) {
@@ -36,10 +29,9 @@ fn fsck_clean(path: &Path) {
 #[test]
 fn kernel_fs_tests_pass_and_leave_a_clean_image() {
     let (_dir, img) = image(160, "fstest");
-    let c = boot_with_disk(&img, "fstest");
+    let c = spawn_with_disk(&img, "fstest");
     ok(c.expect("fstest: PASS", BOOT * 5));
-    let status = ok(c.wait_exit(STEP));
-    assert_eq!(Outcome::from_status(status), Outcome::PowerOff, "{}", c.output());
+    expect_poweroff(&c);
     drop(c);
 
     fsck_clean(&img);
@@ -57,7 +49,7 @@ fn kernel_fs_tests_pass_and_leave_a_clean_image() {
 #[test]
 fn boot_mounts_the_image_and_console_reads_files() {
     let (_dir, img) = image(32, "mount");
-    let c = boot_with_disk(&img, "");
+    let c = spawn_with_disk(&img, "");
     ok(c.expect("fs: mounted", BOOT));
     ok(c.expect_line("ready", BOOT));
     ok(c.send("cat /etc/motd\n"));
@@ -66,8 +58,7 @@ fn boot_mounts_the_image_and_console_reads_files() {
     ok(c.expect("index.html", STEP));
     ok(c.send("cat /nonexistent\n"));
     ok(c.expect("no such file or directory", STEP));
-    ok(c.send("poweroff\n"));
-    assert_eq!(Outcome::from_status(ok(c.wait_exit(STEP))), Outcome::PowerOff);
+    poweroff(c);
 }
 
 #[test]
@@ -75,11 +66,10 @@ fn a_foreign_image_is_refused_with_a_message() {
     let dir = ok(mkimage::console::TempDir::new("foreign"));
     let img = dir.path().join("junk.img");
     std::fs::write(&img, vec![0x5a; 4 << 20]).unwrap();
-    let c = boot_with_disk(&img, "");
+    let c = spawn_with_disk(&img, "");
     ok(c.expect("fs: not mounted: not a valid file system", BOOT));
     ok(c.expect_line("ready", BOOT));
-    ok(c.send("poweroff\n"));
-    assert_eq!(Outcome::from_status(ok(c.wait_exit(STEP))), Outcome::PowerOff);
+    poweroff(c);
 }
 
 /// The last `crash: committed N` in the serial output.
@@ -128,20 +118,19 @@ fn check_crash_files(
 fn crash_at_random_points_recovers_to_committed_contents() {
     // A fixed seed, so every run draws the same workloads and kill points (the kill instants
     // still land wherever the guest happens to be); CRASH_SEED=N tries others.
-    let seed = std::env::var("CRASH_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or(20_261_124);
-    println!("crash test seed {seed} (replay with CRASH_SEED={seed})");
-    let mut rng = Rng::new(seed);
+    let mut rng = Rng::from_env("CRASH_SEED", 20_261_124);
+    let seed = rng.seed();
     let (_dir, img) = image(64, "crash");
     let mut replays = 0;
     let mut before = vec![None; abi::workload::CRASH_FILES as usize];
     for round in 0..12 {
-        let wseed = rng.next() % 1000;
-        let c = boot_with_disk(&img, &format!("crashwork={wseed}"));
+        let wseed = rng.below(1000);
+        let c = spawn_with_disk(&img, &format!("crashwork={wseed}"));
         ok(c.expect("crash: start", BOOT));
         // Kill at a random instant: after a random number of commits, plus up to 200 ms.
-        let commits = rng.next() % 6;
+        let commits = rng.below(6);
         ok(c.expect_line(&format!("crash: committed {commits}"), BOOT));
-        let extra = Duration::from_micros(rng.next() % 200_000);
+        let extra = Duration::from_micros(rng.below(200_000));
         let kill_at = Instant::now() + extra;
         while Instant::now() < kill_at {
             std::hint::spin_loop(); // a fault-injection point in time, not a synchronisation wait
@@ -154,11 +143,11 @@ fn crash_at_random_points_recovers_to_committed_contents() {
         let pending = crashed.has(mkimage::fsck::ProblemKind::LogNeedsRecovery);
 
         // Reboot: mounting replays the log; then power off cleanly.
-        let c = boot_with_disk(&img, "");
+        let c = spawn_with_disk(&img, "");
         ok(c.expect("fs: mounted", BOOT));
         ok(c.expect_line("ready", BOOT));
         ok(c.send("poweroff\n"));
-        assert_eq!(Outcome::from_status(ok(c.wait_exit(STEP))), Outcome::PowerOff);
+        expect_poweroff(&c);
         let replayed = !c.output().contains("log replayed 0 blocks");
         assert_eq!(
             replayed,

@@ -2,11 +2,12 @@
 //! page-aligned segments (what the kernel's loader expects), and `mkimage image` puts them all
 //! in `/bin`. Builds them with the nested cargo; needs neither the kernel nor QEMU.
 
+mod common;
+
 use std::path::Path;
-use std::process::{Command, Output};
-use std::sync::OnceLock;
 
 use abi::syscall::{USER_BASE, USER_STACK_SIZE, USER_STACK_TOP};
+use common::{mkimage_cli, programs};
 use mkimage::console::TempDir;
 use mkimage::image::Builder;
 use mkimage::imgread::{self, Image};
@@ -40,19 +41,9 @@ const EXPECTED: &[&str] = &[
     "wc",
 ];
 
-/// The programs, built once per test binary.
-fn built() -> &'static [(String, Vec<u8>)] {
-    static P: OnceLock<Vec<(String, Vec<u8>)>> = OnceLock::new();
-    P.get_or_init(|| programs::build_and_read().unwrap_or_else(|e| panic!("{e}")))
-}
-
-fn mkimage(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_mkimage")).args(args).output().unwrap()
-}
-
 #[test]
-fn every_program_is_built() {
-    let names: Vec<&str> = built().iter().map(|(n, _)| n.as_str()).collect();
+fn every_program_is_programs() {
+    let names: Vec<&str> = programs().iter().map(|(n, _)| n.as_str()).collect();
     for want in EXPECTED {
         assert!(names.contains(want), "{want} was not built: {names:?}");
     }
@@ -123,7 +114,7 @@ fn check_elf(name: &str, bytes: &[u8]) -> Result<(), String> {
 #[test]
 fn programs_are_static_elf_at_user_base() {
     let mut bad = Vec::new();
-    for (name, bytes) in built() {
+    for (name, bytes) in programs() {
         if let Err(why) = check_elf(name, bytes) {
             bad.push(format!("{name}: {why}"));
         }
@@ -134,7 +125,7 @@ fn programs_are_static_elf_at_user_base() {
 /// The checker itself rejects what the loader would.
 #[test]
 fn elf_check_rejects_bad_files() {
-    let (_, sh) = built().iter().find(|(n, _)| n == "sh").unwrap();
+    let (_, sh) = programs().iter().find(|(n, _)| n == "sh").unwrap();
     assert!(check_elf("sh", sh).is_ok());
     assert!(check_elf("text", b"#!/bin/sh\n").is_err());
     let mut wrong_machine = sh.clone();
@@ -162,13 +153,13 @@ fn image_with_programs_is_clean() {
     let dir = TempDir::new("user-programs").unwrap();
     let path = dir.path().join("fs.img");
     let mut b = Builder::standard(32 << 20, 256).unwrap();
-    programs::add_to(&mut b, built()).unwrap();
+    programs::add_to(&mut b, programs()).unwrap();
     b.write(&path).unwrap();
     let report = fsck::check(&path).unwrap();
     assert!(report.is_clean(), "{}", report.render(20));
     let image = Image::open(&path).unwrap();
     assert_bin_listing(&imgread::ls(&image, "/bin").unwrap());
-    for (name, bytes) in built() {
+    for (name, bytes) in programs() {
         assert!(image.read_file(&format!("/bin/{name}")).unwrap() == *bytes, "/bin/{name}");
     }
 }
@@ -176,16 +167,16 @@ fn image_with_programs_is_clean() {
 /// `mkimage image` builds the programs into /bin by default; `--no-programs` leaves it empty.
 #[test]
 fn image_command_puts_programs_in_bin() {
-    built(); // build first, so that the command's nested build has nothing to do
+    programs(); // build first, so that the command's nested build has nothing to do
     let dir = TempDir::new("user-image-cli").unwrap();
     let img = dir.path().join("fs.img");
     let img_s = img.to_str().unwrap();
-    let out = mkimage(&["image", "--out", img_s, "--size-mb", "32", "--inodes", "256"]);
+    let out = mkimage_cli(&["image", "--out", img_s, "--size-mb", "32", "--inodes", "256"]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(stdout.contains(&format!("{} programs in /bin", built().len())), "{stdout}");
-    assert_eq!(mkimage(&["fsck", img_s]).status.code(), Some(0));
-    let out = mkimage(&["ls", img_s, "/bin"]);
+    assert!(stdout.contains(&format!("{} programs in /bin", programs().len())), "{stdout}");
+    assert_eq!(mkimage_cli(&["fsck", img_s]).status.code(), Some(0));
+    let out = mkimage_cli(&["ls", img_s, "/bin"]);
     assert!(out.status.success());
     let listing: Vec<String> =
         String::from_utf8(out.stdout).unwrap().lines().map(str::to_string).collect();
@@ -193,7 +184,7 @@ fn image_command_puts_programs_in_bin() {
 
     let bare = dir.path().join("bare.img");
     let bare_s = bare.to_str().unwrap();
-    let out = mkimage(&["image", "--out", bare_s, "--size-mb", "16", "--no-programs"]);
+    let out = mkimage_cli(&["image", "--out", bare_s, "--size-mb", "16", "--no-programs"]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let listing = imgread::ls(&Image::open(Path::new(bare_s)).unwrap(), "/bin").unwrap();
     assert_eq!(listing.len(), 2, "only . and ..: {listing:?}");

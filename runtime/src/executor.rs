@@ -636,7 +636,6 @@ pub async fn yield_now() {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::testutil::*;
     use crate::IrqQueue;
     use alloc::{string::String, vec};
     use std::{
@@ -644,6 +643,7 @@ mod tests {
         sync::{Arc as StdArc, Condvar, Mutex as StdMutex},
         thread,
     };
+    use testkit::*;
 
     /// The cached waker of a live task (test back door).
     fn task_waker(ex: &Executor, id: TaskId) -> Waker {

@@ -8,7 +8,17 @@
 //!   dropping happen in task context, at the next `register` or at `take`/`clear`.
 //! - [`IrqQueue`]: a fixed-size ring of `Copy` values (scancodes, received bytes) pushed by one
 //!   handler and popped by one task, with its own `IrqWaker` and a count of values dropped
-//!   because the ring was full.
+//!   because the ring was full. Its consumer takes the values one future at a time
+//!   ([`IrqQueue::pop`]) or as a [`Stream`] ([`IrqQueue::stream`]) that composes with
+//!   `futures_util::StreamExt` (decode, filter, merge two devices into one input).
+//!
+//! # Why not `futures_util::task::AtomicWaker`
+//!
+//! `AtomicWaker` does the same job for threads, but its `wake` takes the waker out of the slot
+//! and wakes it by value: the waker is dropped in the waking context, and dropping the last
+//! reference to a task's waker frees the task (an `Arc`), so an interrupt handler could end up
+//! in the allocator, whose lock the interrupted code may hold. [`IrqWaker::wake`] wakes by
+//! reference and leaves the waker registered; only task context replaces or drops it.
 //!
 //! # Who may call what
 //!
@@ -16,11 +26,13 @@
 //! |----------------------------------------|----------------------------------|
 //! | `IrqWaker::wake`, `IrqQueue::push_from_irq` | interrupt handler (or anywhere) |
 //! | `IrqWaker::register/take/clear`        | task context, one consumer       |
-//! | `IrqQueue::try_pop/pop`                | task context, one consumer       |
+//! | `IrqQueue::try_pop/pop/stream`         | task context, one consumer       |
 //! | `len`, `dropped`, `capacity`           | anywhere                         |
 //!
 //! Nothing here blocks or spins in interrupt context. The code is written for real concurrency
 //! (host tests use threads), not only for a single CPU where a handler runs to completion.
+
+use futures_util::Stream;
 
 use core::{
     cell::UnsafeCell,
@@ -260,6 +272,12 @@ impl<T: Copy, const N: usize> IrqQueue<T, N> {
         Pop { queue: self }
     }
 
+    /// The values as a never-ending [`Stream`] (each item is a [`IrqQueue::pop`]), for
+    /// composing with `StreamExt`. Consumer (task context) only, like `pop`.
+    pub fn stream(&self) -> IrqStream<'_, T, N> {
+        IrqStream { queue: self }
+    }
+
     /// Values dropped because the ring was full.
     pub fn dropped(&self) -> u64 {
         self.dropped.load(Ordering::Relaxed)
@@ -313,13 +331,28 @@ impl<T: Copy, const N: usize> Future for Pop<'_, T, N> {
     }
 }
 
+/// Stream returned by [`IrqQueue::stream`]: never ends (`None` is never returned).
+#[must_use = "streams do nothing unless polled"]
+pub struct IrqStream<'a, T: Copy, const N: usize> {
+    queue: &'a IrqQueue<T, N>,
+}
+
+impl<T: Copy, const N: usize> Stream for IrqStream<'_, T, N> {
+    type Item = T;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<T>> {
+        // `Pop` holds no state beyond the queue, so a fresh one per poll is the same future.
+        Pin::new(&mut self.queue.pop()).poll(cx).map(Some)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::testutil::*;
     use alloc::{boxed::Box, sync::Arc, vec::Vec};
     use core::cell::RefCell;
     use std::thread;
+    use testkit::*;
 
     /// Points in `register` where a test can play an interrupt arriving.
     #[derive(Clone, Copy, PartialEq, Eq)]
@@ -561,6 +594,37 @@ mod tests {
         }
         producer.join().unwrap();
         assert!(pendings > 0, "the race was never exercised");
+    }
+
+    /// Two queues, each fed by its own "interrupt" thread, merged into one stream with
+    /// `StreamExt` combinators, as the console merges the serial port and the keyboard: every
+    /// value of each source arrives once and in its source's order, and no wakeup is lost (a
+    /// lost one fails `block_on`).
+    #[test]
+    fn irq_streams_compose_with_stream_ext() {
+        use futures_util::{stream, StreamExt};
+        let _serial = spinning_test();
+        let a: &'static IrqQueue<u32, 8> = leak(IrqQueue::new());
+        let b: &'static IrqQueue<u32, 8> = leak(IrqQueue::new());
+        const M: u32 = 5_000;
+        let feed = |q: &'static IrqQueue<u32, 8>| {
+            thread::spawn(move || {
+                for v in 0..M {
+                    while !q.push_from_irq(v) {
+                        thread::yield_now();
+                    }
+                }
+            })
+        };
+        let producers = [feed(a), feed(b)];
+        // Tag each source, drop nothing, take exactly what was sent.
+        let merged = stream::select(a.stream().map(|v| (0, v)), b.stream().map(|v| (1, v)));
+        let got: Vec<(u32, u32)> = block_on(merged.take(2 * M as usize).collect());
+        producers.into_iter().for_each(|p| p.join().unwrap());
+        for src in 0..2 {
+            let vals: Vec<u32> = got.iter().filter(|(s, _)| *s == src).map(|&(_, v)| v).collect();
+            assert!(vals.iter().copied().eq(0..M), "source {src} out of order or incomplete");
+        }
     }
 
     #[test]

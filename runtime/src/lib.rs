@@ -1,8 +1,8 @@
 //! A small `no_std` async runtime for the kernel, with no dependency on the kernel itself.
 //!
-//! The kernel runs its work (console, drivers, later the shell) as `async` tasks on one
-//! [`Executor`], a `static` that polls tasks when they are ready and halts the CPU when none
-//! is. Hardware stays behind the [`Platform`] trait (clock, interrupt flag, `sti; hlt`), so the
+//! The kernel runs its work (the console, the network stack, the file system's background
+//! work) as `async` tasks on one [`Executor`], a `static` that polls tasks when they are ready
+//! and halts the CPU when none is. Hardware stays behind the [`Platform`] trait (clock, interrupt flag, `sti; hlt`), so the
 //! whole crate is unit-tested on the host with threads standing in for interrupts.
 //!
 //! # From an interrupt to a poll
@@ -44,13 +44,10 @@ pub mod platform;
 pub mod sync;
 pub mod timer;
 
-#[cfg(test)]
-mod testutil;
-
 pub use executor::{
     yield_now, Executor, JoinError, JoinHandle, Stats, TaskId, DEFAULT_QUEUE_CAPACITY,
 };
-pub use irq::{IrqQueue, IrqWaker, Pop};
+pub use irq::{IrqQueue, IrqStream, IrqWaker, Pop};
 pub use platform::Platform;
 pub use sync::{Mutex as AsyncMutex, MutexGuard, Ticket, WaitQueue};
 pub use timer::{Elapsed, Sleep, Timers};

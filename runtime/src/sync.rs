@@ -509,7 +509,6 @@ impl fmt::Debug for Wait<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::testutil::*;
     use crate::Executor;
     use alloc::{boxed::Box, sync::Arc, vec, vec::Vec};
     use core::{
@@ -518,6 +517,7 @@ mod tests {
     };
     use spin::Mutex as SpinMutex;
     use std::{sync::Barrier, thread};
+    use testkit::*;
 
     fn poll_once<F: Future + ?Sized>(f: Pin<&mut F>, waker: &Waker) -> Poll<F::Output> {
         f.poll(&mut Context::from_waker(waker))

@@ -262,10 +262,10 @@ impl fmt::Debug for Sleep<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::testutil::*;
     use crate::Executor;
     use alloc::{sync::Arc, vec, vec::Vec};
     use spin::Mutex as SpinMutex;
+    use testkit::*;
 
     fn poll_once<F: Future + Unpin>(f: &mut F, waker: &Waker) -> Poll<F::Output> {
         Pin::new(f).poll(&mut Context::from_waker(waker))

@@ -8,23 +8,9 @@ use crate::{Fs, FsError};
 use alloc::boxed::Box;
 use alloc::sync::Arc;
 use alloc::vec::Vec;
-use core::future::Future;
-use core::pin::pin;
-use core::task::{Context, Poll, Waker};
 use std::format;
 use std::string::String;
-
-/// Poll to completion. MemDisk never blocks, and a single task never waits on itself.
-fn block_on<F: Future>(f: F) -> F::Output {
-    let mut f = pin!(f);
-    let mut cx = Context::from_waker(Waker::noop());
-    for _ in 0..1_000_000 {
-        if let Poll::Ready(v) = f.as_mut().poll(&mut cx) {
-            return v;
-        }
-    }
-    panic!("future did not complete (a lost wakeup or a deadlock)");
-}
+use testkit::{block_on, Rng};
 
 const BLOCKS: u32 = 8192; // 32 MiB
 
@@ -39,15 +25,7 @@ fn mount(disk: MemDisk) -> Fs<MemDisk> {
 }
 
 fn pattern(seed: u64, len: usize) -> Vec<u8> {
-    let mut x = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x as u8
-        })
-        .collect()
+    Rng::new(seed).bytes(len)
 }
 
 async fn write_file(fs: &Fs<MemDisk>, path: &str, data: &[u8]) -> Result<(), FsError> {

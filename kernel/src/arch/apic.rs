@@ -1,11 +1,14 @@
 //! Interrupt controllers: the legacy 8259 pair (remapped out of the exception range, then
 //! fully masked), the local APIC (timer, EOI) and the I/O APIC (routes ISA IRQs to vectors).
 //!
-//! Register access is MMIO through uncached direct-map mappings made by `mm::paging::map_mmio`.
+//! Register access is MMIO through uncached direct-map mappings made by `mm::paging::map_mmio`
+//! in [`init`], at boot, before any interrupt is enabled. Their addresses are read from
+//! interrupt context (every EOI): they live in `noblock` cells, which are set once and never
+//! wait, and a use before `init` is a clear panic rather than MMIO at address 0.
 
 use crate::acpi::Madt;
 use crate::mm::paging;
-use core::sync::atomic::{AtomicU64, Ordering};
+use conquer_once::noblock::OnceCell;
 use x86_64::instructions::port::Port;
 use x86_64::registers::model_specific::Msr;
 
@@ -20,23 +23,28 @@ const LAPIC_TIMER_DIVIDE: u64 = 0x3e0;
 const TIMER_MASKED: u32 = 1 << 16;
 const DIVIDE_BY_16: u32 = 0b0011;
 
-static LAPIC: AtomicU64 = AtomicU64::new(0);
-static IOAPIC: AtomicU64 = AtomicU64::new(0);
+static LAPIC: OnceCell<u64> = OnceCell::uninit();
+static IOAPIC: OnceCell<u64> = OnceCell::uninit();
+
+/// The mapped base of `cell`, set by [`init`].
+fn base(cell: &OnceCell<u64>) -> u64 {
+    *cell.try_get().expect("APIC used before apic::init")
+}
 
 fn lapic_write(reg: u64, v: u32) {
-    let base = LAPIC.load(Ordering::Relaxed);
+    let base = base(&LAPIC);
     // SAFETY: base maps the local APIC page (set in init); reg is a register offset within it.
     unsafe { ((base + reg) as *mut u32).write_volatile(v) }
 }
 
 fn lapic_read(reg: u64) -> u32 {
-    let base = LAPIC.load(Ordering::Relaxed);
+    let base = base(&LAPIC);
     // SAFETY: as in lapic_write.
     unsafe { ((base + reg) as *const u32).read_volatile() }
 }
 
 fn ioapic_write(reg: u32, v: u32) {
-    let base = IOAPIC.load(Ordering::Relaxed);
+    let base = base(&IOAPIC);
     // SAFETY: base maps the I/O APIC window: IOREGSEL at +0, IOWIN at +0x10.
     unsafe {
         (base as *mut u32).write_volatile(reg);
@@ -68,8 +76,10 @@ pub fn init(madt: &Madt) {
     disable_8259();
     // SAFETY: reading the APIC base MSR has no side effects.
     let base = unsafe { Msr::new(IA32_APIC_BASE).read() } & 0xffff_f000;
-    LAPIC.store(paging::map_mmio(base, 4096), Ordering::Relaxed);
-    IOAPIC.store(paging::map_mmio(madt.ioapic_addr, 4096), Ordering::Relaxed);
+    let mapped = LAPIC
+        .try_init_once(|| paging::map_mmio(base, 4096))
+        .and_then(|()| IOAPIC.try_init_once(|| paging::map_mmio(madt.ioapic_addr, 4096)));
+    mapped.expect("apic::init runs once");
     lapic_write(LAPIC_TPR, 0);
     lapic_write(LAPIC_SVR, 0x100 | super::idt::VECTOR_SPURIOUS as u32); // enable
 }

@@ -1,5 +1,5 @@
-//! GDT and TSS. Segment order is fixed by `syscall`/`sysret` (used from issue 4 on):
-//! kernel code, kernel data, user data, user code, then the TSS.
+//! GDT and TSS. Segment order is fixed by `syscall`/`sysret` (`arch::syscall`): kernel code,
+//! kernel data, user data, user code, then the TSS.
 //!
 //! The TSS carries the interrupt stacks (IST) for double faults and NMIs, so that a kernel
 //! stack overflow (which faults again when the CPU pushes the exception frame) still lands on
@@ -17,7 +17,6 @@ use x86_64::VirtAddr;
 pub const IST_DOUBLE_FAULT: u8 = 1;
 pub const IST_NMI: u8 = 2;
 
-#[allow(dead_code)] // user selectors are used by the system-call path (issue 4)
 pub struct Selectors {
     pub kernel_code: SegmentSelector,
     pub kernel_data: SegmentSelector,
@@ -71,7 +70,6 @@ pub fn init(double_fault_stack_top: VirtAddr, nmi_stack_top: VirtAddr) {
     }
 }
 
-#[allow(dead_code)] // used by the system-call entry (issue 4)
 pub fn selectors() -> &'static Selectors {
     &GDT.get().expect("gdt::init not called").1
 }

@@ -1,10 +1,11 @@
-//! The trap path: one frame layout for every interrupt, exception (and later system call and
-//! context switch), one common entry, one dispatcher.
+//! The trap path: one frame layout for every interrupt, exception and system call (the
+//! `syscall` entry, `arch::syscall`, builds the same frame), one common entry, one dispatcher.
 //!
 //! Entry stubs (in `idt`) push an error code (a zero where the CPU pushes none) and the vector
 //! number, then jump to [`trap_common`], which saves the general registers so the stack holds a
 //! complete [`TrapFrame`], and calls [`trap_dispatch`] with it. The dispatcher returns the frame
-//! to resume: the same one, or later another thread's (that is how a context switch will work).
+//! to resume, always the one it was given: a switch to another process happens inside it, by
+//! `swtch` between kernel stacks (`proc::sched`), and returns here when this one runs again.
 //!
 //! Interrupt context: handlers run with interrupts disabled (interrupt gates) and must not
 //! allocate or take locks that task code holds with interrupts enabled.

@@ -12,23 +12,23 @@
 //! shell waiting at its prompt simply prompts again.
 //!
 //! A key press, end to end: IRQ 1 -> `ps2::handle_irq` pushes the scancode and wakes the
-//! input task -> `Decoder` makes a character -> `LineDiscipline::feed` -> echo; on Enter the
-//! line goes into the input queue and `notify_all` wakes a process blocked in `read` (its
-//! process waker makes it runnable).
+//! input task -> the keyboard's stream (`ps2::chars`, merged with the serial port's bytes by
+//! `futures_util::stream::select`) decodes a character -> `LineDiscipline::feed` -> echo; on
+//! Enter the line goes into the input queue and `notify_all` wakes a process blocked in
+//! `read` (its process waker makes it runnable).
 //!
 //! `poll` on the console ([`poll_read`]) reports it readable only when a complete record is
 //! queued (canonical mode; there is no raw mode), and waits on the same queue as `read`.
 
 use super::ldisc::{Action, InputQueue, LineDiscipline};
-use super::pipe::PollWait;
+use super::poll::PollWait;
 use crate::proc::{self, Pid};
 use alloc::vec::Vec;
-use core::future::{poll_fn, Future};
-use core::pin::Pin;
+use core::future::ready;
 use core::sync::atomic::{AtomicBool, AtomicU32, Ordering};
-use core::task::{Context, Poll, Waker};
+use core::task::Waker;
 use drivers::{ps2, serial};
-use runtime::irq::IrqQueue;
+use futures_util::{stream, Stream, StreamExt};
 use runtime::sync::WaitQueue;
 
 /// Completed input, waiting for `read`.
@@ -111,34 +111,19 @@ fn interrupt() {
     }
 }
 
-/// Poll a queue once (registering the waker if empty). `Pop` holds no state, so a fresh one
-/// per poll is equivalent to keeping one.
-fn poll_pop<const N: usize>(q: &IrqQueue<u8, N>, cx: &mut Context) -> Poll<u8> {
-    Pin::new(&mut q.pop()).poll(cx)
-}
-
-/// The next input byte from either device (the task waits on both at once, one waker).
-async fn next_byte(decoder: &mut ps2::Decoder) -> u8 {
-    poll_fn(|cx| {
-        if let Poll::Ready(b) = poll_pop(&serial::RX, cx) {
-            return Poll::Ready(b);
-        }
-        // Several scancodes (break codes, shifts) can arrive before one yields a character.
-        while let Poll::Ready(sc) = poll_pop(&ps2::SCANCODES, cx) {
-            if let Some(c) = decoder.feed(sc).filter(char::is_ascii) {
-                return Poll::Ready(c as u8);
-            }
-        }
-        Poll::Pending
-    })
-    .await
+/// Every input byte from both devices, in arrival order per device: the serial port's bytes
+/// and the keyboard's ASCII characters (the line discipline is byte-oriented). The task waits
+/// on both at once, with one waker registered in both interrupt queues.
+fn input() -> impl Stream<Item = u8> + Unpin {
+    let keys = ps2::chars().filter(|c| ready(c.is_ascii())).map(|c| c as u8);
+    stream::select(serial::input(), keys)
 }
 
 async fn input_task() {
-    let mut decoder = ps2::Decoder::new();
     let mut ld = LineDiscipline::new();
-    loop {
-        let action = ld.feed(next_byte(&mut decoder).await);
+    let mut input = input();
+    while let Some(byte) = input.next().await {
+        let action = ld.feed(byte);
         action.echo(write);
         match action {
             Action::Line(record) | Action::Eof(record) => deliver(record),

@@ -62,21 +62,8 @@ pub async fn getcwd<'a, D: BlockDevice>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use core::future::Future;
-    use core::pin::pin;
-    use core::task::{Context, Poll, Waker};
     use fs::{format::format, Fs, MemDisk};
-
-    fn block_on<F: Future>(f: F) -> F::Output {
-        let mut f = pin!(f);
-        let mut cx = Context::from_waker(Waker::noop());
-        for _ in 0..1_000_000 {
-            if let Poll::Ready(v) = f.as_mut().poll(&mut cx) {
-                return v;
-            }
-        }
-        panic!("future did not complete");
-    }
+    use testkit::block_on;
 
     #[test]
     fn assemble_paths() {

@@ -13,7 +13,7 @@
 //!   inode whose major number is `abi::syscall::dev::CONSOLE`;
 //! - a `/proc` file ([`procfs`]), a snapshot taken at open.
 //!
-//! Modules with no kernel dependencies (`ldisc`, `pipe`, `procfs`, `fdtable`, `cwd`,
+//! Modules with no kernel dependencies (`ldisc`, `pipe`, `poll`, `procfs`, `fdtable`, `cwd`,
 //! `convert`) are compiled and unit-tested on the host by `mkimage/tests/kernel_file.rs`.
 
 pub mod console;
@@ -22,6 +22,7 @@ pub mod cwd;
 pub mod fdtable;
 pub mod ldisc;
 pub mod pipe;
+pub mod poll;
 pub mod procfs;
 
 use crate::rootfs::{Ino, RootFs};
@@ -31,7 +32,7 @@ use alloc::vec::Vec;
 use convert::errno;
 use core::sync::atomic::{AtomicBool, Ordering};
 use core::task::Waker;
-pub use pipe::PollWait;
+pub use poll::PollWait;
 use runtime::sync::Mutex as AsyncMutex;
 
 /// A process's file descriptors.

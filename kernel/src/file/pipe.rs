@@ -17,16 +17,15 @@
 //! ends ([`ReadEnd`], [`WriteEnd`]) give up their count when dropped and wake the other side.
 //!
 //! `poll` waits on the same queues: [`Pipe::poll_read`] and [`Pipe::poll_write`] report
-//! readiness and, given a waker, register it through a [`PollWait`] (which the console and
-//! listening sockets use too) for the next change.
+//! readiness and, given a waker, register it through a [`PollWait`] (`super::poll`) for the
+//! next change.
 
+use super::poll::PollWait;
 use abi::syscall::Errno;
 use alloc::boxed::Box;
 use alloc::sync::Arc;
-use core::future::Future;
-use core::pin::Pin;
-use core::task::{Context, Waker};
-use runtime::sync::{Ticket, Wait, WaitQueue};
+use core::task::Waker;
+use runtime::sync::WaitQueue;
 
 /// Bytes a pipe buffers.
 pub const PIPE_SIZE: usize = 64 * 1024;
@@ -97,48 +96,6 @@ impl Ring {
         self.head = (self.head + n) % cap.max(1);
         self.len -= n;
         n
-    }
-}
-
-/// One `poll` registration: a waker waiting on a [`WaitQueue`] for the next notification
-/// after a ticket. Dropping it (or arming it again) deregisters the waker.
-///
-/// The ticket must be taken under the lock that protects the condition, in the same critical
-/// section as the check that found the condition false. That is what "register, then check
-/// again, then sleep" amounts to here, without a second check: every change of the condition
-/// happens under that lock and is followed by a `notify_all`, so a change after the check
-/// advances the queue's generation past the ticket. Then either the registration below sees
-/// the new generation already (and wakes the waker at once, so the caller looks again), or
-/// the waker is registered in time for the notification. Between the check and the sleep no
-/// wakeup can be lost, and the process's bridge sleeps only if nothing woke it meanwhile.
-#[derive(Debug, Default)]
-pub struct PollWait<'a>(Option<Wait<'a>>);
-
-impl<'a> PollWait<'a> {
-    pub const fn new() -> Self {
-        PollWait(None)
-    }
-
-    /// Wake `w` once `q` is notified after `ticket` (at once if it already was).
-    pub fn arm(&mut self, q: &'a WaitQueue, ticket: Ticket, w: &Waker) {
-        let mut wait = q.wait(ticket);
-        if Pin::new(&mut wait).poll(&mut Context::from_waker(w)).is_ready() {
-            w.wake_by_ref();
-            self.0 = None;
-        } else {
-            self.0 = Some(wait);
-        }
-    }
-
-    /// Deregister.
-    pub fn clear(&mut self) {
-        self.0 = None;
-    }
-
-    /// A waker is registered.
-    #[cfg(test)]
-    pub fn is_armed(&self) -> bool {
-        self.0.is_some()
     }
 }
 
@@ -305,48 +262,9 @@ impl Drop for WriteEnd {
 mod tests {
     use super::*;
     use alloc::vec::Vec;
-    use core::future::Future;
     use core::pin::pin;
-    use core::task::{Context, Poll, Waker};
-
-    /// Poll once with a no-op waker.
-    fn poll_once<F: Future>(f: core::pin::Pin<&mut F>) -> Poll<F::Output> {
-        f.poll(&mut Context::from_waker(Waker::noop()))
-    }
-
-    /// Drive a future on this thread, parking between polls: a lost wakeup hangs the test.
-    fn block_on<F: Future>(f: F) -> F::Output {
-        struct Unpark(std::thread::Thread);
-        impl alloc::task::Wake for Unpark {
-            fn wake(self: Arc<Self>) {
-                self.0.unpark();
-            }
-        }
-        let waker = Waker::from(Arc::new(Unpark(std::thread::current())));
-        let mut f = pin!(f);
-        loop {
-            if let Poll::Ready(v) = f.as_mut().poll(&mut Context::from_waker(&waker)) {
-                return v;
-            }
-            std::thread::park();
-        }
-    }
-
-    /// A waker that counts its wakes.
-    fn counting_waker() -> (Arc<core::sync::atomic::AtomicUsize>, Waker) {
-        struct Count(Arc<core::sync::atomic::AtomicUsize>);
-        impl alloc::task::Wake for Count {
-            fn wake(self: Arc<Self>) {
-                self.0.fetch_add(1, core::sync::atomic::Ordering::SeqCst);
-            }
-        }
-        let n = Arc::new(core::sync::atomic::AtomicUsize::new(0));
-        (n.clone(), Waker::from(Arc::new(Count(n))))
-    }
-
-    fn woken(n: &core::sync::atomic::AtomicUsize) -> usize {
-        n.load(core::sync::atomic::Ordering::SeqCst)
-    }
+    use core::task::Poll;
+    use testkit::{block_on, counting_waker, poll_once};
 
     fn pattern(len: usize) -> Vec<u8> {
         (0..len).map(|i| (i * 7 + i / 251) as u8).collect()
@@ -361,9 +279,9 @@ mod tests {
         assert!(!reg.is_armed(), "no waker given, nothing registered");
         assert_eq!(r.pipe().poll_read(Some((&waker, &mut reg))), (false, false));
         assert!(reg.is_armed());
-        assert_eq!(woken(&n), 0);
+        assert_eq!(n.get(), 0);
         assert_eq!(block_on(w.write(b"hi")), Ok(2));
-        assert_eq!(woken(&n), 1);
+        assert_eq!(n.get(), 1);
         // Readable now: looking again registers nothing (the stale registration is kept
         // until the caller clears it, and is harmless).
         let mut reg2 = PollWait::new();
@@ -371,7 +289,7 @@ mod tests {
         assert!(!reg2.is_armed());
         reg.clear();
         assert_eq!(block_on(w.write(b"!")), Ok(1));
-        assert_eq!(woken(&n), 1, "a cleared registration is not woken");
+        assert_eq!(n.get(), 1, "a cleared registration is not woken");
     }
 
     #[test]
@@ -384,12 +302,12 @@ mod tests {
         assert_eq!(w.pipe().poll_write(Some((&waker, &mut reg))), (false, false));
         let mut buf = [0u8; 1];
         assert_eq!(block_on(r.read(&mut buf)), 1);
-        assert_eq!(woken(&n), 1, "a read makes room and wakes the poller");
+        assert_eq!(n.get(), 1, "a read makes room and wakes the poller");
         assert_eq!(w.pipe().poll_write(Some((&waker, &mut reg))), (true, false));
         assert_eq!(block_on(w.write(b"x")), Ok(1));
         assert_eq!(w.pipe().poll_write(Some((&waker, &mut reg))), (false, false));
         drop(r);
-        assert_eq!(woken(&n), 2, "the last reader leaving wakes the poller");
+        assert_eq!(n.get(), 2, "the last reader leaving wakes the poller");
         assert_eq!(w.pipe().poll_write(None), (true, true));
     }
 
@@ -400,7 +318,7 @@ mod tests {
         let mut reg = PollWait::new();
         assert_eq!(r.pipe().poll_read(Some((&waker, &mut reg))), (false, false));
         drop(w);
-        assert_eq!(woken(&n), 1);
+        assert_eq!(n.get(), 1);
         assert_eq!(r.pipe().poll_read(None), (true, true), "readable (end of file) and hung up");
     }
 
@@ -421,7 +339,7 @@ mod tests {
         assert_eq!(block_on(w.write(b"x")), Ok(1));
         let mut reg = PollWait::new();
         reg.arm(&p.readable, ticket, &waker);
-        assert_eq!(woken(&n), 1, "woken at once, so the poller looks again");
+        assert_eq!(n.get(), 1, "woken at once, so the poller looks again");
         assert!(!reg.is_armed());
     }
 
@@ -434,7 +352,7 @@ mod tests {
             assert_eq!(r.pipe().poll_read(Some((&waker, &mut reg))), (false, false));
         }
         assert_eq!(block_on(w.write(b"x")), Ok(1));
-        assert_eq!(woken(&n), 0);
+        assert_eq!(n.get(), 0);
     }
 
     /// A poller thread (poll, sleep until woken, read) against a writer thread, many rounds

@@ -1,5 +1,6 @@
-//! Memory management: physical frames, page tables, the kernel heap, kernel stacks, and the
-//! budget for kernel memory that user programs cause ([`budget`]).
+//! Memory management: physical frames, page tables, the kernel heap, kernel stacks, DMA memory
+//! for the drivers ([`dma`]), and the budget for kernel memory that user programs cause
+//! ([`budget`]).
 //!
 //! Virtual layout of the kernel half (each region has its own PML4 slot, whose PDPT is
 //! created at boot and never freed, so every address space can share the kernel half by
@@ -13,6 +14,7 @@
 //! | 511       | 0xffff_ffff_8000_0000   | kernel image (text RX, rodata R, data RW)   |
 
 pub mod budget;
+pub mod dma;
 pub mod frame;
 pub mod heap;
 pub mod kstack;

@@ -1,22 +1,21 @@
 //! The network card: the first Intel E1000 (PCI 8086:100e) on the bus, as one global [`Nic`].
 //!
 //! [`init`] finds the device, maps its register window (BAR 0, uncached), turns on memory
-//! decoding and bus mastering, gives the driver DMA memory from the frame allocator (through
-//! the direct map: x86 DMA is cache-coherent), routes its interrupt line to [`handle_irq`] and
-//! only then unmasks the device's interrupts. [`nic`] returns the card, or `None` when the
-//! machine has none (`-nic none`); the kernel boots either way.
+//! decoding and bus mastering, gives the driver DMA memory (`mm::dma`), routes its interrupt
+//! line to [`handle_irq`] and only then unmasks the device's interrupts. [`nic`] returns the
+//! card, or `None` when the machine has none (`-nic none`); the kernel boots either way.
 //!
 //! The driver proper is `drivers::e1000`: the interrupt handler only acknowledges the device
 //! (reads ICR) and wakes the receive/transmit wakers.
 
 use crate::acpi::Madt;
 use crate::kprintln;
-use crate::mm::{frame, paging, phys_to_virt, PAGE_SIZE};
+use crate::mm::paging;
+use conquer_once::noblock::OnceCell;
 use core::ops::Deref;
 use core::sync::atomic::{AtomicBool, Ordering};
-use drivers::e1000::{self, DmaRegion, MmioRegs, E1000};
+use drivers::e1000::{self, MmioRegs, E1000};
 use drivers::pci::{self, COMMAND_BUS_MASTER, COMMAND_INTX_DISABLE, COMMAND_MEMORY};
-use spin::Once;
 
 /// The network card: the driver (through `Deref`: `transmit`, `send`, `recv`, `receive`,
 /// `mac`, `stats`...) and where it sits.
@@ -33,25 +32,22 @@ impl Deref for Nic {
     }
 }
 
-static NIC: Once<Nic> = Once::new();
+/// Set once by [`init`] (task context), read by the interrupt handler: a `noblock` cell, whose
+/// reads never wait (a handler that finds it still being set treats the interrupt as not
+/// its device's).
+static NIC: OnceCell<Nic> = OnceCell::uninit();
 static ROUTED: AtomicBool = AtomicBool::new(false);
 
 /// The network card, if the machine has one (after [`init`]).
 pub fn nic() -> Option<&'static Nic> {
-    NIC.get().filter(|_| ROUTED.load(Ordering::Acquire))
+    NIC.try_get().ok().filter(|_| ROUTED.load(Ordering::Acquire))
 }
 
 /// Interrupt context (registered on the device's line): acknowledge and wake.
 fn handle_irq() {
-    if let Some(n) = NIC.get() {
+    if let Ok(n) = NIC.try_get() {
         n.dev.handle_irq();
     }
-}
-
-fn alloc_dma(pages: usize) -> Option<DmaRegion> {
-    let first = frame::alloc_contiguous(pages)?;
-    let phys = first.start_address().as_u64();
-    Some(DmaRegion { virt: phys_to_virt(phys) as *mut u8, phys, len: pages * PAGE_SIZE as usize })
 }
 
 /// `aa:bb:cc:dd:ee:ff`.
@@ -86,7 +82,7 @@ pub fn init(madt: &Madt) {
     let base = paging::map_mmio(phys, e1000::MMIO_SIZE);
     // SAFETY: BAR 0 of this E1000, just mapped uncached, which nothing else in the kernel drives.
     let regs = unsafe { MmioRegs::new(base as *mut u8) };
-    let drv = match E1000::new(regs, alloc_dma) {
+    let drv = match E1000::new(regs, crate::mm::dma::alloc) {
         Ok(d) => d,
         Err(e) => {
             kprintln!("net: {dev}: {e}");
@@ -95,7 +91,11 @@ pub fn init(madt: &Madt) {
     };
     // The handler finds the device through NIC, so NIC is set before the line is routed, and
     // the device's interrupts are unmasked only once the handler is in place.
-    let nic = NIC.call_once(|| Nic { dev: drv, pci: dev.address, irq: line });
+    if NIC.try_init_once(|| Nic { dev: drv, pci: dev.address, irq: line }).is_err() {
+        kprintln!("net: {dev}: a card was started already; not used");
+        return;
+    }
+    let Ok(nic) = NIC.try_get() else { return };
     if let Err(e) = crate::pci::register_irq(madt, line, handle_irq) {
         kprintln!("net: {dev}: irq {line}: {e}; not used");
         return;

@@ -22,7 +22,7 @@
 //! now, and so do `connect` and `bind` if it no longer can by then.
 
 use super::stack::{self, Stack, TCP_BUF};
-use crate::file::pipe::PollWait;
+use crate::file::poll::PollWait;
 use crate::mm::budget::{self, Charge};
 use abi::syscall::net::{SockAddrIn, POLLERR, POLLHUP, POLLIN, POLLOUT, SHUT_RD, SHUT_WR};
 use abi::syscall::Errno;

@@ -34,9 +34,8 @@ use crate::mm::budget::Charge;
 use alloc::collections::BTreeMap;
 use alloc::vec;
 use alloc::vec::Vec;
-use core::future::{poll_fn, Future};
+use core::future::poll_fn;
 use core::pin::pin;
-use core::task::Poll;
 use runtime::sync::WaitQueue;
 use smoltcp::iface::{
     Config, Interface, PollIngressSingleResult, PollResult, SocketHandle, SocketSet,
@@ -282,23 +281,21 @@ async fn run(nic: &'static Nic) {
             runtime::yield_now().await;
             continue;
         }
-        let mut sleep = pin!(delay.map(|d| EXECUTOR.timers().sleep(d.total_micros() * 1000)));
-        let mut kicked = pin!(KICK.wait(ticket));
-        poll_fn(|cx| {
-            if kicked.as_mut().poll(cx).is_ready() || nic.poll_rx_ready(cx).is_ready() {
-                return Poll::Ready(());
-            }
-            if tx_full && nic.poll_tx_ready(cx).is_ready() {
-                return Poll::Ready(());
-            }
-            if let Some(s) = sleep.as_mut().as_pin_mut() {
-                if s.poll(cx).is_ready() {
-                    return Poll::Ready(());
-                }
-            }
-            Poll::Pending
-        })
-        .await;
+        // The first of: a kick, a received frame, a free transmit slot (only waited for when
+        // the ring was full), smoltcp's timer (only when it has one). The others are dropped,
+        // which deregisters them.
+        use futures_util::future::{pending, select, Either};
+        let kicked = KICK.wait(ticket);
+        let rx = poll_fn(|cx| nic.poll_rx_ready(cx));
+        let tx = match tx_full {
+            true => Either::Left(poll_fn(|cx| nic.poll_tx_ready(cx))),
+            false => Either::Right(pending()),
+        };
+        let timer = match delay {
+            Some(d) => Either::Left(EXECUTOR.timers().sleep(d.total_micros() * 1000)),
+            None => Either::Right(pending()),
+        };
+        select(select(pin!(kicked), pin!(rx)), select(pin!(tx), pin!(timer))).await;
     }
 }
 

@@ -15,16 +15,19 @@ use super::{Process, State};
 use crate::arch::{cpu, gdt};
 use crate::exec::EXECUTOR;
 use alloc::sync::Arc;
+use conquer_once::noblock::OnceCell;
 use core::arch::naked_asm;
 use core::sync::atomic::{AtomicBool, AtomicU64, Ordering::SeqCst};
 use crossbeam_queue::ArrayQueue;
-use spin::{Mutex, Once};
+use spin::Mutex;
 use x86_64::instructions::interrupts;
 
 /// Most processes at once (bounds the run queue, so a push never fails).
 pub const NPROC: usize = 256;
 
-static RUNQ: Once<ArrayQueue<u32>> = Once::new();
+/// Made by [`run`] before any process exists; pushed to by process wakers, which may run in
+/// interrupt context: a `noblock` cell, so that path never allocates and never waits.
+static RUNQ: OnceCell<ArrayQueue<u32>> = OnceCell::uninit();
 /// The scheduler context's saved stack pointer while a process runs.
 static SCHED_RSP: AtomicU64 = AtomicU64::new(0);
 /// The running process. Task and process context only: never taken in an interrupt handler
@@ -32,7 +35,7 @@ static SCHED_RSP: AtomicU64 = AtomicU64::new(0);
 pub(super) static CURRENT: Mutex<Option<Arc<Process>>> = Mutex::new(None);
 
 fn runq() -> &'static ArrayQueue<u32> {
-    RUNQ.call_once(|| ArrayQueue::new(NPROC + 1))
+    RUNQ.try_get().expect("the run queue is made by sched::run, before any process")
 }
 
 /// Put `p` on the run queue unless it is already there. Interrupt safe.
@@ -75,7 +78,8 @@ fn to_scheduler(p: &Process) {
 
 /// The scheduler loop, forever, on the boot stack.
 pub fn run() -> ! {
-    runq(); // allocate the queue now: interrupt handlers push to it and must not allocate
+    // Allocate the queue now: interrupt handlers push to it and must not allocate.
+    RUNQ.try_init_once(|| ArrayQueue::new(NPROC + 1)).expect("sched::run runs once");
     loop {
         EXECUTOR.run_until_idle();
         interrupts::disable();

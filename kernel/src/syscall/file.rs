@@ -6,10 +6,11 @@
 //!   (`fs.namei(&root, &cwd, path)`), never a global root; `/proc` paths go to procfs
 //!   (which paths those are: `file::procfs`), and the calls that would change the disk
 //!   there (`mkdir`, `unlink`, ...) refuse them with `EPERM`;
-//! - user memory is reached only through `uaccess` and a kernel bounce buffer, a piece of
-//!   [`CHUNK`] bytes at a time (a page at a time when the kernel-memory budget, `mm::budget`,
-//!   cannot pay for more: the buffer may be held for as long as a pipe waits); no spin lock is
-//!   held across `block_on` (the process's locks are taken only to clone a handle out);
+//! - user memory is reached only through `uaccess` and a kernel bounce buffer (`bounce`, in
+//!   `syscall`), a piece of `syscall::CHUNK` bytes at a time (a page at a time when the
+//!   kernel-memory budget, `mm::budget`, cannot pay for more: the buffer may be held for as
+//!   long as a pipe waits); no spin lock is held across `block_on` (the process's locks are
+//!   taken only to clone a handle out);
 //! - what a call makes the kernel keep is charged to that budget first: a pipe's ring
 //!   (`pipe` gives ENFILE when refused, as Linux does when it cannot make one), a `/proc`
 //!   snapshot (ENOMEM);
@@ -17,9 +18,10 @@
 //!   gets `EINTR`, or the count of what it already transferred;
 //! - file-system errors become error numbers in one place, `file::convert::errno`.
 
+use super::bounce;
 use crate::file::pipe::PIPE_SIZE;
 use crate::file::{self, convert::errno, cwd, procfs, File};
-use crate::mm::budget::{self, IoBuf};
+use crate::mm::budget;
 use crate::proc::{self, bridge, uaccess};
 use crate::rootfs::Ino;
 use abi::syscall::{dev, open, Errno};
@@ -30,8 +32,6 @@ use fs::FsError;
 
 /// Longest path argument (bytes before the NUL).
 const MAX_PATH: usize = 1024;
-/// Bounce-buffer size: one piece of a read or write.
-const CHUNK: usize = 64 * 1024;
 /// What a `/proc` snapshot may take, for the budget's check at `open` (`/proc/net` with a
 /// thousand sockets; the others are smaller).
 const PROC_SNAPSHOT: usize = 64 * 1024;
@@ -156,21 +156,9 @@ async fn open_inode(
 /// completion (it is a file-system transaction).
 fn io<T>(f: &File, op: impl core::future::Future<Output = Result<T, Errno>>) -> Result<T, Errno> {
     if f.nonblock() || f.is_stream() {
-        super::net::run(f.nonblock(), op)
+        bridge::run(f.nonblock(), op)
     } else {
         bridge::block_on(op)
-    }
-}
-
-/// The bounce buffer for `len` bytes on `f`: up to [`CHUNK`], less (down to a page) when the
-/// kernel-memory budget refuses that much (`mm::budget::IoBuf`). A datagram must not be cut,
-/// so a UDP socket gets ENOMEM instead.
-fn bounce(f: &File, len: usize) -> Result<IoBuf, Errno> {
-    let len = len.min(CHUNK);
-    if f.as_socket().is_some_and(|s| s.is_udp()) {
-        IoBuf::exactly(len).ok_or(Errno::ENOMEM)
-    } else {
-        Ok(IoBuf::up_to(len))
     }
 }
 

@@ -9,7 +9,25 @@ pub mod net;
 pub mod proc;
 
 use crate::arch::trap::TrapFrame;
+use crate::file::File;
+use crate::mm::budget::IoBuf;
 use abi::syscall::{nr, Errno};
+
+/// Most bytes one piece of a `read`, `write`, `send` or `recv` moves through the kernel.
+pub const CHUNK: usize = 64 * 1024;
+
+/// The bounce buffer for `len` bytes of a transfer on `f` (between user memory, reached only
+/// through `proc::uaccess`, and the file): up to [`CHUNK`], less (down to a page, a short
+/// count) when the kernel-memory budget refuses that much (`mm::budget::IoBuf`). A datagram
+/// must not be cut, so a UDP socket gets ENOMEM instead.
+fn bounce(f: &File, len: usize) -> Result<IoBuf, Errno> {
+    let len = len.min(CHUNK);
+    if f.as_socket().is_some_and(|s| s.is_udp()) {
+        IoBuf::exactly(len).ok_or(Errno::ENOMEM)
+    } else {
+        Ok(IoBuf::up_to(len))
+    }
+}
 
 pub fn dispatch(frame: &mut TrapFrame) {
     x86_64::instructions::interrupts::enable();

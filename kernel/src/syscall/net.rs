@@ -1,13 +1,15 @@
 //! Socket system calls (`abi::syscall::nr::SOCKET..ARPING`), `poll` and `fcntl`.
 //!
 //! Waits go through `bridge::block_on_interruptible` (a killed process gets `EINTR`); on a
-//! non-blocking descriptor the operation's future is polled once ([`run`]) and `EAGAIN`
+//! non-blocking descriptor the operation's future is polled once (`bridge::run`) and `EAGAIN`
 //! replaces the wait.
 
+use super::bounce;
 use crate::file::{fdtable, File, PollWait};
-use crate::mm::budget::{Charge, IoBuf};
+use crate::mm::budget::Charge;
 use crate::net::socket::{self, Socket, CONNECT_TIMEOUT_MS};
-use crate::proc::{self, bridge, uaccess};
+use crate::proc::bridge::{self, run};
+use crate::proc::{self, uaccess};
 use abi::syscall::net::{
     PollFd, SockAddrIn, AF_INET, F_GETFL, F_SETFL, POLLNVAL, SOCK_DGRAM, SOCK_STREAM,
 };
@@ -15,35 +17,13 @@ use abi::syscall::{open, Errno};
 use alloc::sync::Arc;
 use alloc::vec;
 use alloc::vec::Vec;
-use core::future::{poll_fn, Future};
-use core::pin::pin;
-use core::task::{Context, Poll, Waker};
+use core::future::poll_fn;
+use core::task::{Poll, Waker};
 
 fn ret(r: Result<usize, Errno>) -> isize {
     match r {
         Ok(n) => n as isize,
         Err(e) => e.ret(),
-    }
-}
-
-/// Poll `f` once with a no-op waker: its value, or `EAGAIN`.
-pub fn poll_once<F: Future>(f: F) -> Result<F::Output, Errno> {
-    let mut f = pin!(f);
-    match f.as_mut().poll(&mut Context::from_waker(Waker::noop())) {
-        Poll::Ready(v) => Ok(v),
-        Poll::Pending => Err(Errno::EAGAIN),
-    }
-}
-
-/// Run a socket operation: once if `nonblock`, else until done (interruptible).
-pub(super) fn run<T>(
-    nonblock: bool,
-    f: impl Future<Output = Result<T, Errno>>,
-) -> Result<T, Errno> {
-    if nonblock {
-        poll_once(f)?
-    } else {
-        bridge::block_on_interruptible(f)?
     }
 }
 
@@ -162,26 +142,11 @@ pub fn sys_connect(a: &[u64; 6]) -> isize {
     }))
 }
 
-/// Most bytes one `send` or `recv` moves.
-const IO_MAX: usize = 64 * 1024;
-
-/// The bounce buffer of a `send` or `recv` of `len` bytes on `s` (see `mm::budget::IoBuf`):
-/// TCP takes a smaller one (a short count) when the kernel-memory budget refuses a large one;
-/// a datagram must not be cut, so UDP gets ENOMEM instead.
-fn bounce(s: &Socket, len: usize) -> Result<IoBuf, Errno> {
-    let len = len.min(IO_MAX);
-    if s.is_udp() {
-        IoBuf::exactly(len).ok_or(Errno::ENOMEM)
-    } else {
-        Ok(IoBuf::up_to(len))
-    }
-}
-
-/// `send`/`sendto`: copy in, one socket send.
+/// `send`/`sendto`: copy in (at most `syscall::CHUNK` bytes), one socket send.
 fn send_common(a: &[u64; 6], to: Option<SockAddrIn>) -> Result<usize, Errno> {
     let f = file(a[0])?;
     let s = f.as_socket().ok_or(Errno::ENOTSOCK)?;
-    let mut buf = bounce(s, a[2] as usize)?;
+    let mut buf = bounce(&f, a[2] as usize)?;
     uaccess::copy_in(a[1], &mut buf)?;
     run(f.nonblock(), s.send(&buf, to.as_ref()))
 }
@@ -200,7 +165,7 @@ pub fn sys_sendto(a: &[u64; 6]) -> isize {
 fn recv_common(a: &[u64; 6], from: Option<(u64, u64)>) -> Result<usize, Errno> {
     let f = file(a[0])?;
     let s = f.as_socket().ok_or(Errno::ENOTSOCK)?;
-    let mut buf = bounce(s, a[2] as usize)?;
+    let mut buf = bounce(&f, a[2] as usize)?;
     let (n, peer) = run(f.nonblock(), s.recv(&mut buf))?;
     uaccess::copy_out(a[1], &buf[..n])?;
     if let Some((va, lva)) = from {
@@ -295,7 +260,7 @@ fn deregister(files: &[Option<Arc<File>>]) {
 ///
 /// Waits without rechecking on a timer: each pass registers the process's waker with every
 /// descriptor in the same critical section as its readiness check (see `File::poll_events`
-/// and `file::pipe::PollWait`), so whichever becomes ready first wakes the process, and a
+/// and `file::poll::PollWait`), so whichever becomes ready first wakes the process, and a
 /// change between a check and the sleep is not lost (it wakes the process, whose bridge
 /// then polls again instead of sleeping). Sockets, pipes, the console and listeners mix
 /// freely.

@@ -1,14 +1,22 @@
-//! Shared by the integration tests that boot the real kernel.
+//! Shared by mkimage's integration tests: building the kernel and the user programs once per
+//! test binary, booting them in QEMU (to the kernel's `ready`, or to the shell's prompt),
+//! typing at the shell, powering off, and running the `mkimage` binary.
+//!
+//! These helpers stay here rather than in the workspace's test crate (`testkit/`): they are
+//! built on the mkimage library and on the `mkimage` binary, which cargo builds for this
+//! package's tests only (`CARGO_BIN_EXE_mkimage`). What is not about QEMU or mkimage
+//! (`block_on`, the seeded `Rng`) is in `testkit`.
 
 #![allow(dead_code)] // each test binary uses a different part
 
 use std::io::{Read, Write};
-use std::path::PathBuf;
-use std::process::{Command, Stdio};
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitStatus, Output, Stdio};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-use mkimage::console::Console;
+use mkimage::console::{Console, Settings};
+use mkimage::qemu::{Options, Outcome};
 
 /// Booting under TCG on a loaded two-core machine: generous.
 pub const BOOT: Duration = Duration::from_secs(60);
@@ -34,11 +42,66 @@ pub fn spawn(cmdline: &str) -> Console {
     ok(Console::spawn(kernel(), cmdline))
 }
 
+/// Starts QEMU with `opts` (a disk, a network...).
+pub fn spawn_with(opts: Options) -> Console {
+    ok(Console::spawn_with(opts, Settings::default()))
+}
+
+/// Starts QEMU on the release kernel with `cmdline` and `disk` attached.
+pub fn spawn_with_disk(disk: &Path, cmdline: &str) -> Console {
+    let mut opts = Options::new(kernel(), cmdline);
+    opts.disk = Some(disk.to_path_buf());
+    spawn_with(opts)
+}
+
 /// Starts QEMU and waits for the line `ready`.
 pub fn boot(cmdline: &str) -> Console {
     let console = spawn(cmdline);
     ok(console.expect_line("ready", BOOT));
     console
+}
+
+/// Starts QEMU with `opts` (which name a disk with `/bin/init`) and waits for the shell's
+/// first prompt.
+pub fn boot_to_shell(opts: Options) -> Console {
+    let c = spawn_with(opts);
+    ok(c.expect("init: starting sh", BOOT));
+    ok(c.expect("$ ", BOOT));
+    c
+}
+
+/// Boots the release kernel from `disk` to the shell's first prompt.
+pub fn shell(disk: &Path) -> Console {
+    let mut opts = Options::new(kernel(), "");
+    opts.disk = Some(disk.to_path_buf());
+    boot_to_shell(opts)
+}
+
+/// Types `line` at the shell and returns everything printed up to the next prompt (the
+/// shell's prompt is `$ ` at the start of a line; the search position is always just past the
+/// previous one), without carriage returns.
+pub fn run(c: &Console, line: &str) -> String {
+    ok(c.send(format!("{line}\n")));
+    ok(c.expect("\n$ ", STEP)).replace('\r', "")
+}
+
+/// Waits for the machine to power off (the kernel's `poweroff`, or the end of a self test)
+/// and checks that it did: any other exit fails with the serial output.
+pub fn expect_poweroff(c: &Console) -> ExitStatus {
+    let status = ok(c.wait_exit(STEP));
+    assert_eq!(Outcome::from_status(status), Outcome::PowerOff, "{status}\n{}", c.output());
+    status
+}
+
+/// Types `poweroff` (at the shell or the kernel's console) and waits for the power-off.
+pub fn poweroff(c: Console) {
+    ok(c.send("poweroff\n"));
+    expect_poweroff(&c);
+}
+
+/// Runs the `mkimage` binary with `args` and captures its output.
+pub fn mkimage_cli(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_mkimage")).args(args).output().unwrap()
 }
 
 /// The value of `key=0x<hex>` in `line`.
@@ -164,26 +227,4 @@ pub fn crafted_echo() -> Vec<(&'static str, Vec<u8>)> {
         ("phentsize-8", with(54, &8u16.to_le_bytes())),
         ("truncated", echo[..100].to_vec()),
     ]
-}
-
-/// A small deterministic generator (xorshift64) for seeded tests: print the seed, so that a
-/// failure replays.
-pub struct Rng(u64);
-
-impl Rng {
-    pub fn new(seed: u64) -> Rng {
-        Rng(seed.max(1)) // xorshift stays at zero from zero
-    }
-
-    pub fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-
-    /// A number below `n` (> 0).
-    pub fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
 }
