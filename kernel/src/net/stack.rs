@@ -231,7 +231,7 @@ pub fn start(ip: Option<([u8; 4], u8)>, gw: Option<[u8; 4]>) {
     let Some(nic) = super::nic() else { return };
     let (ip, prefix) = ip.unwrap_or((DEFAULT_IP, DEFAULT_PREFIX));
     let gw = gw.unwrap_or(DEFAULT_GW);
-    let mut dev = NicDevice::new(nic, ip);
+    let mut dev = NicDevice::new(nic, ip, prefix);
     let mut config = Config::new(HardwareAddress::Ethernet(EthernetAddress(nic.mac())));
     config.random_seed = crate::time::now_ns();
     let mut iface = Interface::new(config, &mut dev, now());
