@@ -5,8 +5,8 @@
 //!   ([`super::filter`]): martians (loopback or our own address claimed by the wire, ARP that
 //!   would map them to a stranger's MAC...) and IP fragments are dropped here, counted
 //!   ([`NicDevice::rx_martians`], [`NicDevice::rx_fragments`]) and reported on the console at
-//!   most once every [`REPORT_MS`]. Looped-back frames are not filtered: 127.0.0.1 is
-//!   legitimate between the machine and itself.
+//!   most once every [`REPORT_MS`] ([`NicDevice::report`]). Looped-back frames are not
+//!   filtered: 127.0.0.1 is legitimate between the machine and itself.
 //! - Transmit: a [`TxFrame`] gets a buffer from smoltcp and hands the frame to the NIC's ring.
 //!   When the ring is full, `transmit` returns `None` and records it ([`NicDevice::tx_full`]):
 //!   the network task then also waits on the NIC's `poll_tx_ready`.
@@ -81,8 +81,7 @@ impl NicDevice {
         }
     }
 
-    /// Count a frame the filter dropped, and report the drops if the last report is old
-    /// enough (the first drop is reported at once).
+    /// Count a frame the filter dropped, and report it if the last report is old enough.
     fn dropped(&mut self, v: Verdict, now: Instant) {
         let r = &mut self.report;
         match v {
@@ -97,8 +96,16 @@ impl NicDevice {
                 r.fragments += 1;
             }
         }
+        self.report(now);
+    }
+
+    /// Print the drops not yet reported, unless a report was printed less than [`REPORT_MS`]
+    /// ago (the first drop is reported at once; the network task calls this after every poll,
+    /// so the rest of a burst is reported once the time has come).
+    pub fn report(&mut self, now: Instant) {
+        let r = &mut self.report;
         let ms = now.total_millis();
-        if r.at.is_some_and(|at| ms < at + REPORT_MS) {
+        if r.martians + r.fragments == 0 || r.at.is_some_and(|at| ms < at + REPORT_MS) {
             return;
         }
         let last = match r.last {
@@ -108,7 +115,7 @@ impl NicDevice {
             _ => alloc::string::String::new(),
         };
         kprintln!(
-            "net: dropped from the wire: {} martian frames{last}, {} IP fragments",
+            "net: dropped from the wire: martians {}{last}, IP fragments {}",
             r.martians,
             r.fragments
         );

@@ -200,6 +200,7 @@ impl Stack {
             }
         }
         while self.iface.poll_egress(t, &mut self.dev, &mut self.sockets) != PollResult::None {}
+        self.dev.report(t);
         if !self.listen.is_empty() {
             self.tend_listeners(ms, true);
         }
