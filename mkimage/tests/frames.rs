@@ -19,6 +19,7 @@
 
 mod common;
 
+use std::cell::Cell;
 use std::io::{Read, Write};
 use std::net::{Ipv4Addr, SocketAddr, TcpStream};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -372,9 +373,15 @@ struct Guest {
     http: u16,
     tap: FrameTap,
     watch: Watch,
-    /// ARP probes sent so far ([`Guest::sync`]).
-    probes: std::cell::Cell<u32>,
+    /// ARP probes sent so far, and those that got no answer in time ([`Guest::sync`]).
+    probes: Cell<u32>,
+    lost: Cell<u32>,
 }
+
+/// How long [`Guest::sync`] waits for the answer to one probe (it comes within milliseconds),
+/// and how many probes it sends before it gives up on the guest.
+const PROBE_WAIT: Duration = Duration::from_secs(1);
+const PROBES: usize = 10;
 
 /// The address the ARP probes come from: on the guest's subnet (or the guest ignores them),
 /// nobody's address.
@@ -394,7 +401,7 @@ fn boot(name: &str) -> (TempDir, Guest) {
     ok(console.expect("init: starting sh", BOOT));
     ok(console.expect("$ ", BOOT));
     let watch = Watch::start(&tap);
-    let g = Guest { console, http, tap, watch, probes: std::cell::Cell::new(0) };
+    let g = Guest { console, http, tap, watch, probes: Cell::new(0), lost: Cell::new(0) };
     g.run("httpd &");
     let deadline = Instant::now() + STEP;
     while get(http, "/index.html", Duration::from_secs(5)).is_err() {
@@ -426,18 +433,27 @@ impl Guest {
     /// back to without any lookup or rate limit in the guest). A flood must go at the guest's
     /// pace to reach it: QEMU's e1000 passes on what fits in the guest's 32 receive
     /// descriptors, and frames waiting behind them are mostly lost (measured: of 12,000 frames
-    /// sent at once, the guest saw about 1,000; in batches of 20 between two syncs, a probe
-    /// now and then was lost; in batches of 16, none).
+    /// sent at once, the guest saw about 1,000). Slirp's own frames to the guest (resets for
+    /// the SYN-ACKs the guest sends to spoofed sources beyond the gateway) share those
+    /// descriptors, at their own pace, so even a small batch may now and then overflow them
+    /// and lose the probe itself: then another probe goes (they are counted, [`Guest::lost`]).
+    /// A guest that answers none of them fails the test.
     fn sync(&self) {
-        let n = self.probes.get() + 1;
-        self.probes.set(n);
-        let mut mac = [0x02, 0x70, 0, 0, 0, 0];
-        mac[2..].copy_from_slice(&n.to_be_bytes());
-        self.send(&arp(1, mac, PROBE_IP, [0; 6], GUEST_IP));
-        let answered = self.watch.wait(STEP, |st| st.arp_to.contains(&mac));
-        assert!(
-            answered,
-            "no answer to ARP probe {n} (the guest sent {} frames):\n{}",
+        let mut sent = Vec::new();
+        for _ in 0..PROBES {
+            let n = self.probes.get() + 1;
+            self.probes.set(n);
+            let mut mac = [0x02, 0x70, 0, 0, 0, 0];
+            mac[2..].copy_from_slice(&n.to_be_bytes());
+            sent.push(mac);
+            self.send(&arp(1, mac, PROBE_IP, [0; 6], GUEST_IP));
+            if self.watch.wait(PROBE_WAIT, |st| sent.iter().any(|m| st.arp_to.contains(m))) {
+                return;
+            }
+            self.lost.set(self.lost.get() + 1);
+        }
+        panic!(
+            "no answer to {PROBES} ARP probes (the guest sent {} frames):\n{}",
             self.watch.frames(),
             self.console.output()
         );
@@ -657,7 +673,7 @@ fn a_flood_of_hostile_frames_leaves_httpd_answering_at_once() {
     let mut syns = 0;
     const FRAMES: u32 = 12_000;
     // Frames between two syncs ([`Guest::sync`]).
-    const BATCH: u32 = 12;
+    const BATCH: u32 = 8;
     for i in 0..FRAMES {
         let f = if i % 6 == 0 {
             let src = (rng.stranger(), 1024 + rng.below(60000) as u16);
@@ -676,9 +692,12 @@ fn a_flood_of_hostile_frames_leaves_httpd_answering_at_once() {
         }
     }
     eprintln!(
-        "frames: sent {FRAMES} frames ({syns} SYNs to port 80) in {:?}; the guest sent {}",
+        "frames: sent {FRAMES} frames ({syns} SYNs to port 80) in {:?}; the guest sent {}; \
+         {} of {} probes unanswered in time",
         started.elapsed(),
-        g.watch.frames()
+        g.watch.frames(),
+        g.lost.get(),
+        g.probes.get()
     );
     let t = Instant::now();
     let status = get(g.http, "/index.html", CLIENT_DEADLINE)
