@@ -23,6 +23,10 @@
 //! (more than [`MAX_PAYLOAD`] bytes) is dropped, as a router would on a path that cannot
 //! fragment. Frames are built and parsed with smoltcp's `wire` module, the same crate the
 //! kernel's stack is built on.
+//!
+//! The relay's end of the hub is a [`FrameTap`]: the raw-frame socket alone, which a test can
+//! also use directly to put any frame on the guest's wire and read every frame the guest sends
+//! (`mkimage/tests/frames.rs` sends it hostile ones).
 
 use std::collections::{HashMap, VecDeque};
 use std::io;
@@ -31,6 +35,7 @@ use std::os::fd::AsRawFd;
 use std::os::unix::net::UnixDatagram;
 use std::path::Path;
 use std::thread::{self, JoinHandle};
+use std::time::Duration;
 
 use smoltcp::phy::ChecksumCapabilities;
 use smoltcp::wire::{
@@ -58,36 +63,91 @@ const MAX_CLIENTS: usize = 4096;
 /// Gateway-side ports handed to clients: the dynamic range.
 const FIRST_PORT: u16 = 49152;
 
+/// The host's end of a [`FramePort`]: a unix datagram socket that exchanges raw Ethernet
+/// frames with QEMU's hub, one frame a datagram. Whatever is sent arrives at the guest's NIC as
+/// if from the wire; every frame the guest sends is copied here too (and to slirp). Frames
+/// this end does not read wait in the socket's queue; once it is full, QEMU drops the rest for
+/// this port only (the guest's traffic to slirp goes on).
+pub struct FrameTap {
+    port: FramePort,
+    sock: UnixDatagram,
+    _dir: TempDir,
+}
+
+/// How long [`FrameTap::send`] may wait for QEMU to take a frame: QEMU stops reading while
+/// the guest's receive ring is full, so a guest that stopped receiving makes it fail.
+const SEND_TIMEOUT: Duration = Duration::from_secs(30);
+
+impl FrameTap {
+    /// A new socket in a fresh directory; QEMU must be started with [`FrameTap::frame_port`]
+    /// afterwards.
+    pub fn open() -> io::Result<FrameTap> {
+        let dir = TempDir::new("mkimage-frames").map_err(io::Error::other)?;
+        let port =
+            FramePort { qemu: dir.path().join("qemu.sock"), peer: dir.path().join("peer.sock") };
+        let sock = UnixDatagram::bind(&port.peer)?;
+        sock.set_write_timeout(Some(SEND_TIMEOUT))?;
+        Ok(FrameTap { port, sock, _dir: dir })
+    }
+
+    /// The sockets QEMU's frame hub port uses to reach this tap.
+    pub fn frame_port(&self) -> FramePort {
+        self.port.clone()
+    }
+
+    /// Put `frame` on the guest's wire. Blocks while QEMU's queue toward the guest is full (so
+    /// a flood goes at the guest's pace), up to a timeout.
+    pub fn send(&self, frame: &[u8]) -> io::Result<()> {
+        self.sock.send_to(frame, &self.port.qemu).map(drop)
+    }
+
+    /// The next frame the guest (or anything else on the hub) sent, waiting up to `timeout`;
+    /// `None` when none came.
+    pub fn recv(&self, buf: &mut [u8], timeout: Duration) -> io::Result<Option<usize>> {
+        self.sock.set_read_timeout(Some(timeout.max(Duration::from_millis(1))))?;
+        match self.sock.recv(buf) {
+            Ok(n) => Ok(Some(n)),
+            Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) => {
+                Ok(None)
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Another handle on the same socket (one thread sends while another receives).
+    pub fn try_clone(&self) -> io::Result<UnixDatagram> {
+        self.sock.try_clone()
+    }
+}
+
 /// A running relay: a thread serving one host UDP port. Dropping it stops the thread.
 pub struct UdpRelay {
     host_port: u16,
-    frames: FramePort,
+    tap: FrameTap,
     stop: UnixDatagram,
     thread: Option<JoinHandle<()>>,
-    _dir: TempDir,
 }
 
 impl UdpRelay {
     /// Listen on `127.0.0.1:host_port` (0: any free port) and forward to the guest's
     /// `guest_port`. QEMU must be started with [`UdpRelay::frame_port`] afterwards.
     pub fn start(host_port: u16, guest_port: u16) -> io::Result<UdpRelay> {
-        let dir = TempDir::new("mkimage-udprelay").map_err(io::Error::other)?;
-        let frames =
-            FramePort { qemu: dir.path().join("qemu.sock"), peer: dir.path().join("relay.sock") };
-        let wire = UnixDatagram::bind(&frames.peer)?;
+        let tap = FrameTap::open()?;
+        let wire = tap.try_clone()?;
         let host = UdpSocket::bind((Ipv4Addr::LOCALHOST, host_port))?;
         // The thread waits in poll(2) only: a full queue on either side drops a datagram, as a
-        // congested link would, instead of stalling the other direction.
+        // congested link would, instead of stalling the other direction. (The tap's socket
+        // is this one: it is not used blocking by anyone else.)
         wire.set_nonblocking(true)?;
         host.set_nonblocking(true)?;
         let host_port = host.local_addr()?.port();
         let (stop, stopped) = UnixDatagram::pair()?;
         let mut relay = Relay::new(guest_port);
-        let qemu = frames.qemu.clone();
+        let qemu = tap.port.qemu.clone();
         let thread = thread::Builder::new()
             .name(format!("udp-relay-{host_port}"))
             .spawn(move || relay.serve(&host, &wire, &qemu, &stopped))?;
-        Ok(UdpRelay { host_port, frames, stop, thread: Some(thread), _dir: dir })
+        Ok(UdpRelay { host_port, tap, stop, thread: Some(thread) })
     }
 
     /// The host port clients send to.
@@ -97,7 +157,7 @@ impl UdpRelay {
 
     /// The sockets QEMU's frame hub port uses to reach this relay.
     pub fn frame_port(&self) -> FramePort {
-        self.frames.clone()
+        self.tap.frame_port()
     }
 }
 
@@ -377,6 +437,25 @@ mod tests {
         }
         assert_eq!(r.by_port.len(), MAX_CLIENTS);
         assert_eq!(r.from_guest(&reply_to(&first, b"late")), None);
+    }
+
+    /// The tap alone, with this test playing QEMU: frames go both ways unchanged, and a quiet
+    /// wire is `None` after the timeout.
+    #[test]
+    fn a_tap_exchanges_raw_frames() {
+        let tap = FrameTap::open().unwrap();
+        let fp = tap.frame_port();
+        let qemu = UnixDatagram::bind(&fp.qemu).unwrap();
+        qemu.set_read_timeout(Some(std::time::Duration::from_secs(10))).unwrap();
+        let frame: Vec<u8> = (0..77).collect();
+        tap.send(&frame).unwrap();
+        let mut buf = [0u8; 2048];
+        let n = qemu.recv(&mut buf).unwrap();
+        assert_eq!(&buf[..n], &frame[..]);
+        qemu.send_to(&[1, 2, 3], &fp.peer).unwrap();
+        assert_eq!(tap.recv(&mut buf, Duration::from_secs(10)).unwrap(), Some(3));
+        assert_eq!(&buf[..3], &[1, 2, 3]);
+        assert_eq!(tap.recv(&mut buf, Duration::from_millis(10)).unwrap(), None);
     }
 
     /// The whole thread, with this test playing QEMU on the frame socket.

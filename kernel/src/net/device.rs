@@ -1,7 +1,12 @@
 //! smoltcp's `phy::Device` over the E1000, with the machine's own addresses looped back.
 //!
 //! - Receive: a frame looped back by this device (below) first, else the next frame from the
-//!   NIC's ring, copied out ([`RxFrame`] owns it).
+//!   NIC's ring, copied out ([`RxFrame`] owns it), that passes the receive filter
+//!   ([`super::filter`]): martians (loopback or our own address claimed by the wire, ARP that
+//!   would map them to a stranger's MAC...) and IP fragments are dropped here, counted
+//!   ([`NicDevice::rx_martians`], [`NicDevice::rx_fragments`]) and reported on the console at
+//!   most once every [`REPORT_MS`] ([`NicDevice::report`]). Looped-back frames are not
+//!   filtered: 127.0.0.1 is legitimate between the machine and itself.
 //! - Transmit: a [`TxFrame`] gets a buffer from smoltcp and hands the frame to the NIC's ring.
 //!   When the ring is full, `transmit` returns `None` and records it ([`NicDevice::tx_full`]):
 //!   the network task then also waits on the NIC's `poll_tx_ready`.
@@ -14,6 +19,8 @@
 //! socket set, served by the same task as the NIC; listeners need no second copy.
 
 use super::e1000::Nic;
+use super::filter::{Local, Verdict};
+use crate::kprintln;
 use alloc::collections::VecDeque;
 use alloc::vec;
 use alloc::vec::Vec;
@@ -26,28 +33,93 @@ pub const MTU: usize = 1514;
 const LOOP_MAX: usize = 256;
 
 const ETHERTYPE_ARP: [u8; 2] = [0x08, 0x06];
+/// The receive filter reports its drops on the console at most this often (a flood of
+/// martians must not become a flood of lines).
+pub const REPORT_MS: i64 = 10_000;
 
 pub struct NicDevice {
     nic: &'static Nic,
     mac: [u8; 6],
     /// The interface's own IPv4 address (127.0.0.0/8 is always local too).
     ip: [u8; 4],
+    /// The receive filter, which knows the address and the subnet.
+    filter: Local,
     looped: VecDeque<Vec<u8>>,
     /// The last `transmit` found the NIC's ring full.
     pub tx_full: bool,
     pub loop_dropped: u64,
+    /// Frames from the wire the receive filter dropped since boot: martians, IP fragments.
+    pub rx_martians: u64,
+    pub rx_fragments: u64,
+    report: Report,
+}
+
+/// The rate limit of the filter's console report.
+#[derive(Default)]
+struct Report {
+    /// When the last line was printed (ms of smoltcp time).
+    at: Option<i64>,
+    /// Drops since then: martians, fragments, and the last martian.
+    martians: u64,
+    fragments: u64,
+    last: Option<Verdict>,
 }
 
 impl NicDevice {
-    pub fn new(nic: &'static Nic, ip: [u8; 4]) -> Self {
+    pub fn new(nic: &'static Nic, ip: [u8; 4], prefix: u8) -> Self {
         NicDevice {
             nic,
             mac: nic.mac(),
             ip,
+            filter: Local::new(ip, prefix),
             looped: VecDeque::new(),
             tx_full: false,
             loop_dropped: 0,
+            rx_martians: 0,
+            rx_fragments: 0,
+            report: Report::default(),
         }
+    }
+
+    /// Count a frame the filter dropped, and report it if the last report is old enough.
+    fn dropped(&mut self, v: Verdict, now: Instant) {
+        let r = &mut self.report;
+        match v {
+            Verdict::Pass => return,
+            Verdict::Martian { .. } => {
+                self.rx_martians += 1;
+                r.martians += 1;
+                r.last = Some(v);
+            }
+            Verdict::Fragment => {
+                self.rx_fragments += 1;
+                r.fragments += 1;
+            }
+        }
+        self.report(now);
+    }
+
+    /// Print the drops not yet reported, unless a report was printed less than [`REPORT_MS`]
+    /// ago (the first drop is reported at once; the network task calls this after every poll,
+    /// so the rest of a burst is reported once the time has come).
+    pub fn report(&mut self, now: Instant) {
+        let r = &mut self.report;
+        let ms = now.total_millis();
+        if r.martians + r.fragments == 0 || r.at.is_some_and(|at| ms < at + REPORT_MS) {
+            return;
+        }
+        let last = match r.last {
+            Some(Verdict::Martian { arp, src, dst }) => {
+                alloc::format!(" (last: {}{src} -> {dst})", if arp { "ARP " } else { "" })
+            }
+            _ => alloc::string::String::new(),
+        };
+        kprintln!(
+            "net: dropped from the wire: martians {}{last}, IP fragments {}",
+            r.martians,
+            r.fragments
+        );
+        *r = Report { at: Some(ms), ..Report::default() };
     }
 
     /// Looped-back frames wait to be received (the task polls again at once).
@@ -110,14 +182,19 @@ impl phy::Device for NicDevice {
     type RxToken<'a> = RxFrame;
     type TxToken<'a> = TxFrame<'a>;
 
-    fn receive(&mut self, _now: Instant) -> Option<(RxFrame, TxFrame<'_>)> {
+    fn receive(&mut self, now: Instant) -> Option<(RxFrame, TxFrame<'_>)> {
         let frame = match self.looped.pop_front() {
             Some(f) => f,
-            None => {
+            None => loop {
                 let f = self.nic.try_receive()?;
-                super::stack::snoop_rx(&f);
-                f
-            }
+                match self.filter.check(&f) {
+                    Verdict::Pass => {
+                        super::stack::snoop_rx(&f);
+                        break f;
+                    }
+                    v => self.dropped(v, now),
+                }
+            },
         };
         Some((RxFrame(frame), TxFrame(self)))
     }

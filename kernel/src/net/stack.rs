@@ -16,7 +16,8 @@
 //! sits in [`Stack::charges`] beside the socket and goes when the socket leaves the set.
 //!
 //! Listening ports are part of the stack too; [`super::listen`] tends them, between received
-//! frames (which is why `poll` takes the interface's poll apart).
+//! frames (which is why `poll` takes the interface's poll apart), and the task also wakes for
+//! their half-open connections' timeouts.
 //!
 //! The lock ([`with`]) is a spin lock held for short sections only (one poll, one socket
 //! operation); never across an `await`. Kernel code is not preempted, so a holder always
@@ -198,6 +199,7 @@ impl Stack {
             }
         }
         while self.iface.poll_egress(t, &mut self.dev, &mut self.sockets) != PollResult::None {}
+        self.dev.report(t);
         if !self.listen.is_empty() {
             self.tend_listeners(ms, true);
         }
@@ -221,7 +223,15 @@ impl Stack {
         if again {
             return Some(smoltcp::time::Duration::ZERO);
         }
-        self.iface.poll_delay(t, &self.sockets)
+        let delay = self.iface.poll_delay(t, &self.sockets);
+        // A half-open connection's timeout (smoltcp's own timers may not fall on it).
+        match self.listen.next_deadline() {
+            Some(at) => {
+                let d = smoltcp::time::Duration::from_millis(at.saturating_sub(ms));
+                Some(delay.map_or(d, |x| x.min(d)))
+            }
+            None => delay,
+        }
     }
 }
 
@@ -230,7 +240,7 @@ pub fn start(ip: Option<([u8; 4], u8)>, gw: Option<[u8; 4]>) {
     let Some(nic) = super::nic() else { return };
     let (ip, prefix) = ip.unwrap_or((DEFAULT_IP, DEFAULT_PREFIX));
     let gw = gw.unwrap_or(DEFAULT_GW);
-    let mut dev = NicDevice::new(nic, ip);
+    let mut dev = NicDevice::new(nic, ip, prefix);
     let mut config = Config::new(HardwareAddress::Ethernet(EthernetAddress(nic.mac())));
     config.random_seed = crate::time::now_ns();
     let mut iface = Interface::new(config, &mut dev, now());
