@@ -18,7 +18,7 @@
 //!
 //! `poll` waits on the same queues: [`Pipe::poll_read`] and [`Pipe::poll_write`] report
 //! readiness and, given a waker, register it through a [`PollWait`] (which the console and
-//! listening sockets use too) for the next change.
+//! sockets use too) for the next change.
 
 use abi::syscall::Errno;
 use alloc::boxed::Box;
