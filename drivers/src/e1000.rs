@@ -10,9 +10,18 @@
 //! - **receive**: each descriptor points at a 2048-byte buffer. The device owns the
 //!   descriptors from `RDH` up to (not including) `RDT`; it fills the one at `RDH`, writes its
 //!   length and status (`DD`: done, `EOP`: end of frame), and advances `RDH`. We read
-//!   completed descriptors in order from our own index, and give each back by moving `RDT` onto
-//!   it once its frame has been consumed. One descriptor always stays ours (`RDT` never
-//!   catches up with `RDH`), which is how the device tells a full ring from an empty one.
+//!   completed descriptors in order from our own index, and give them back by moving `RDT`
+//!   onto the last one consumed. One descriptor always stays ours (`RDT` never catches up
+//!   with `RDH`), which is how the device tells a full ring from an empty one.
+//!
+//!   Descriptors go back in batches, once we have caught up with the device (the next one is
+//!   not done yet), not one per frame. QEMU queues the frames that find the ring full, and on
+//!   each `RDT` write it delivers that queue at once, dropping (RXO) whatever does not fit in
+//!   the descriptors it has then: handed back one at a time, every frame queued but one
+//!   would be lost. Returned together, all the descriptors we drained take the queue. The
+//!   ring is also large ([`RX_RING`], Linux's default) so that a burst (a backlog of
+//!   connections opening at once: SYN, ACK and data each) fits while the network task is
+//!   busy.
 //! - **transmit**: each descriptor points at one 2048-byte bounce buffer of ours. We copy a
 //!   frame in, set `EOP | IFCS | RS` (end of frame, insert the CRC, report status) and advance
 //!   `TDT`; the device sends the descriptors from `TDH` to `TDT` and sets `DD` on each. A slot
@@ -53,8 +62,8 @@ pub const DEVICE_ID_82540EM: u16 = 0x100e;
 /// Size of the register window (BAR 0).
 pub const MMIO_SIZE: u64 = 128 * 1024;
 
-/// Receive descriptors.
-pub const RX_RING: usize = 32;
+/// Receive descriptors (the ring holds one fewer frame: see the module docs).
+pub const RX_RING: usize = 256;
 /// Transmit descriptors.
 pub const TX_RING: usize = 32;
 /// Bytes per receive and transmit buffer (RCTL.BSIZE = 2048).
@@ -261,7 +270,8 @@ const RX_ERRORS: usize = 13;
 
 struct RxState {
     ring: Ring,
-    /// The next descriptor the device will complete (ours to check).
+    /// The next descriptor the device will complete (ours to check). The ones before it, up
+    /// to `RDT`, are consumed and not yet given back (see the module docs).
     next: usize,
     /// Inside a frame that spans several descriptors (too long): drop until its EOP.
     discarding: bool,
@@ -572,11 +582,14 @@ impl<R: Regs> E1000<R> {
                 self.rx_bytes.fetch_add(len as u64, Ordering::Relaxed);
                 out = Some(f(data));
             }
-            // Give the descriptor back, done with its buffer, before the device may reuse it.
+            // Done with its buffer: cleared for the device, which gets it back with the others
+            // once we have caught up (the next one not done), all at once (module docs).
             rx.ring.write8(i, D_STATUS, 0);
-            fence(Ordering::SeqCst);
-            self.regs.write(RDT, i as u32);
             rx.next = (i + 1) % RX_RING;
+            if rx.ring.read8(rx.next, D_STATUS) & RX_STATUS_DD == 0 {
+                fence(Ordering::SeqCst);
+                self.regs.write(RDT, i as u32);
+            }
             if out.is_some() {
                 return out;
             }
@@ -728,6 +741,11 @@ mod tests {
         tdt_writes: Vec<u32>,
         /// Frames the device sent.
         sent: Vec<Vec<u8>>,
+        /// QEMU's queue in front of the device: frames that found no descriptor free, in
+        /// order ([`Fake::offer`]); delivered at the next RDT write, as far as they fit.
+        queue: std::collections::VecDeque<Vec<u8>>,
+        /// Queued frames dropped at an RDT write for want of a descriptor (RXO).
+        dropped: usize,
     }
 
     /// An 82540EM in memory: frames arrive and transmit descriptors are processed only when
@@ -782,6 +800,29 @@ mod tests {
 
         fn deliver(&self, data: &[u8]) -> bool {
             self.deliver_raw(data, RX_STATUS_DD | RX_STATUS_EOP, 0)
+        }
+
+        /// A frame from QEMU's network: delivered if a descriptor is free and nothing is
+        /// queued before it, else queued.
+        fn offer(&self, data: &[u8]) {
+            let queued = !self.st.lock().unwrap().queue.is_empty();
+            if queued || !self.deliver(data) {
+                let mut st = self.st.lock().unwrap();
+                st.icr &= !INT_RXO; // only waiting, not lost
+                st.queue.push_back(data.to_vec());
+            }
+        }
+
+        /// What QEMU's e1000 does after an RDT write: deliver the whole queue, dropping the
+        /// frames that find no descriptor (its receive returns -1 on overrun, and the queue
+        /// discards them).
+        fn flush(&self) {
+            let queue = core::mem::take(&mut self.st.lock().unwrap().queue);
+            for f in queue {
+                if !self.deliver(&f) {
+                    self.st.lock().unwrap().dropped += 1;
+                }
+            }
         }
 
         /// The device sends every descriptor from TDH to TDT. Returns how many.
@@ -849,6 +890,8 @@ mod tests {
                 RDT => {
                     st.rdt_writes.push(value);
                     st.regs.insert(RDT, value);
+                    drop(st);
+                    self.0.flush();
                 }
                 TDT => {
                     st.tdt_writes.push(value);
@@ -890,7 +933,7 @@ mod tests {
         assert_eq!(fake.reg(TCTL), TCTL_EN | TCTL_PSP | 0x10 << 4 | 0x40 << 12);
         assert_eq!(fake.reg(TIPG), 10 | 8 << 10 | 6 << 20);
         assert_ne!(fake.reg(CTRL) & CTRL_SLU, 0, "link forced up");
-        assert_eq!((fake.reg(RDLEN), fake.reg(TDLEN)), (16 * 32, 16 * 32));
+        assert_eq!((fake.reg(RDLEN), fake.reg(TDLEN)), (16 * RX_RING as u32, 16 * 32));
         assert_eq!((fake.reg(RDH), fake.reg(RDT)), (0, RX_RING as u32 - 1));
         assert_eq!((fake.reg(TDH), fake.reg(TDT)), (0, 0));
         assert_eq!(fake.reg(RDBAL) % 16, 0);
@@ -935,7 +978,8 @@ mod tests {
         let mut got = Vec::new();
         assert_eq!(dev.receive(&mut |f: &[u8]| got.push(f.to_vec())), 3);
         assert_eq!(got, (0..3).map(|s| frame(s, 60 + s as usize)).collect::<Vec<_>>());
-        assert_eq!(fake.st.lock().unwrap().rdt_writes, [31, 0, 1, 2], "set up, then one per frame");
+        let rdt = RX_RING as u32 - 1;
+        assert_eq!(fake.st.lock().unwrap().rdt_writes, [rdt, 2], "set up, then once caught up");
         assert!(dev.try_receive().is_none());
         let s = dev.stats();
         assert_eq!((s.rx_packets, s.rx_bytes, s.rx_dropped), (3, 60 + 61 + 62, 0));
@@ -950,22 +994,23 @@ mod tests {
             assert_eq!(dev.try_receive(), Some(frame(s, 100)), "frame {s}");
             assert_eq!(fake.reg(RDT), s % RX_RING as u32);
         }
-        // The device owns 31 descriptors: the 32nd frame finds none (RXO) and is lost.
-        for s in 0..31 {
+        // The device owns all descriptors but one: the next frame finds none (RXO), lost.
+        let owned = RX_RING as u32 - 1;
+        for s in 0..owned {
             assert!(fake.deliver(&frame(1000 + s, 64)), "frame {s}");
         }
         assert!(!fake.deliver(&frame(9999, 64)));
         assert!(dev.handle_irq());
         assert_ne!(dev.causes_seen() & INT_RXO, 0);
         let mut got = Vec::new();
-        assert_eq!(dev.receive(&mut |f: &[u8]| got.push(f.to_vec())), 31);
-        assert_eq!(got, (0..31).map(|s| frame(1000 + s, 64)).collect::<Vec<_>>());
+        assert_eq!(dev.receive(&mut |f: &[u8]| got.push(f.to_vec())), owned as usize);
+        assert_eq!(got, (0..owned).map(|s| frame(1000 + s, 64)).collect::<Vec<_>>());
         // Every descriptor is back with the device.
-        for s in 0..31 {
+        for s in 0..owned {
             assert!(fake.deliver(&frame(s, 64)));
         }
-        assert_eq!(dev.receive(&mut |_: &[u8]| {}), 31);
-        assert_eq!(dev.stats().rx_packets, 100 + 62);
+        assert_eq!(dev.receive(&mut |_: &[u8]| {}), owned as usize);
+        assert_eq!(dev.stats().rx_packets, 100 + 2 * owned as u64);
     }
 
     #[test]
@@ -985,7 +1030,33 @@ mod tests {
         assert_eq!(got, [frame(1, 60), frame(6, 60), frame(7, MAX_FRAME)]);
         let s = dev.stats();
         assert_eq!((s.rx_packets, s.rx_dropped), (3, 4), "the two-buffer frame counts once");
-        assert_eq!(fake.st.lock().unwrap().rdt_writes[1..], [0, 1, 2, 3, 4, 5, 6, 7]);
+        assert_eq!(fake.st.lock().unwrap().rdt_writes[1..], [7], "all given back at once");
+    }
+
+    /// A burst larger than the ring while the driver is busy: QEMU queues what finds no
+    /// descriptor and delivers its whole queue at the next RDT write, dropping what does not
+    /// fit then. The descriptors drained go back together, so the queue fits and no frame is
+    /// lost. (Given back one per frame, all queued frames but one were dropped.)
+    #[test]
+    fn a_burst_beyond_the_ring_waits_in_the_device_queue_and_none_is_lost() {
+        let (fake, dev) = device();
+        let burst = RX_RING as u32 - 1 + 100;
+        for s in 0..burst {
+            fake.offer(&frame(s, 64));
+        }
+        assert_eq!(fake.st.lock().unwrap().queue.len(), 100, "the ring is full");
+        let mut got = Vec::new();
+        // The network task takes one frame at a time, doing other work in between.
+        while let Some(f) = dev.try_receive() {
+            got.push(f);
+        }
+        assert_eq!(fake.st.lock().unwrap().dropped, 0, "frames dropped at an RDT write");
+        assert_eq!(got.len(), burst as usize);
+        assert!(got.iter().zip(0..).all(|(f, s)| *f == frame(s, 64)), "in order");
+        assert!(fake.st.lock().unwrap().queue.is_empty());
+        // A frame that comes later finds a descriptor at once.
+        fake.offer(&frame(7, 64));
+        assert_eq!(dev.try_receive(), Some(frame(7, 64)));
     }
 
     #[test]

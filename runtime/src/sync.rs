@@ -67,6 +67,15 @@
 //! condition that is already true), and call `notify_all` *after* changing the condition.
 //! Wakeups can be spurious (any change notifies every waiter), which is why the waiter loops.
 //!
+//! ## A source with one waker slot
+//!
+//! Some event sources keep a single [`Waker`] and forget it once they wake it (smoltcp's
+//! sockets): a second waiter registering there overwrites the first, which then sleeps through
+//! the event. [`WaitQueue::notifier`] gives the queue's own waker for that slot, so that any
+//! number of tasks wait on the queue instead: each, under the source's lock, finds nothing,
+//! makes sure the notifier is in the slot, and takes its ticket. The slot empties only by a
+//! wake, which is a `notify_all` after every such ticket, so no waiter misses the next event.
+//!
 //! # Context and cost
 //!
 //! - **Task context only.** Both types keep their state behind a [`spin::Mutex`], held only for
@@ -82,6 +91,8 @@
 //!   Both constructors are `const`, so both types can be `static`.
 
 use alloc::collections::BTreeMap;
+use alloc::sync::Arc;
+use alloc::task::Wake;
 use core::{
     cell::UnsafeCell,
     fmt,
@@ -439,10 +450,31 @@ impl WaitQueue {
         }
     }
 
+    /// A [`Waker`] whose wake is this queue's [`WaitQueue::notify_all`], for an event source
+    /// with a single waker slot (see the [module docs](self)). Its clones wake the same queue
+    /// (and `will_wake` each other), so putting it in a slot that already holds it is free.
+    /// Task context only, as `notify_all`: never give it to an interrupt handler.
+    pub fn notifier(self: &Arc<Self>) -> Waker {
+        Waker::from(Arc::new(Notifier(self.clone())))
+    }
+
     /// Number of registered `Wait` futures (test back door).
     #[cfg(test)]
     fn waiter_count(&self) -> usize {
         self.state.lock().waiters.len()
+    }
+}
+
+/// See [`WaitQueue::notifier`].
+struct Notifier(Arc<WaitQueue>);
+
+impl Wake for Notifier {
+    fn wake(self: Arc<Self>) {
+        self.0.notify_all();
+    }
+
+    fn wake_by_ref(self: &Arc<Self>) {
+        self.0.notify_all();
     }
 }
 
@@ -872,6 +904,70 @@ mod tests {
         }
         assert_eq!(*turn.try_lock().unwrap(), 2 * ROUNDS);
         assert_eq!(changed.waiter_count(), 0);
+    }
+
+    /// A source with one waker slot that a wake empties (as smoltcp's sockets): with the
+    /// queue's notifier in the slot, four threads each waiting for their share of the items,
+    /// which arrive one at a time, all get it. (Each putting its own waker in the slot, a
+    /// thread overwritten by another would sleep for ever once that one had its share.)
+    #[test]
+    fn one_notifier_in_a_single_slot_serves_many_waiters() {
+        const WAITERS: usize = 4;
+        const SHARE: usize = 500;
+        struct Source {
+            items: usize,
+            slot: Option<Waker>,
+        }
+        let src = Arc::new(SpinMutex::new(Source { items: 0, slot: None }));
+        let q = Arc::new(WaitQueue::new());
+        let notifier = q.notifier();
+        assert!(notifier.will_wake(&notifier.clone()));
+        let taken = Arc::new(AtomicUsize::new(0));
+        let waiters: Vec<_> = (0..WAITERS)
+            .map(|_| {
+                let (src, q, notifier, taken) =
+                    (src.clone(), q.clone(), notifier.clone(), taken.clone());
+                thread::spawn(move || {
+                    block_on(async {
+                        for _ in 0..SHARE {
+                            loop {
+                                let ticket = {
+                                    let mut s = src.lock();
+                                    if s.items > 0 {
+                                        s.items -= 1;
+                                        break;
+                                    }
+                                    if !s.slot.as_ref().is_some_and(|w| w.will_wake(&notifier)) {
+                                        s.slot = Some(notifier.clone());
+                                    }
+                                    q.ticket()
+                                };
+                                q.wait(ticket).await;
+                            }
+                            taken.fetch_add(1, Ordering::SeqCst);
+                        }
+                    })
+                })
+            })
+            .collect();
+        for i in 0..WAITERS * SHARE {
+            // An event: under the source's lock, the slot is emptied and its waker woken.
+            let mut s = src.lock();
+            s.items += 1;
+            if let Some(w) = s.slot.take() {
+                w.wake();
+            }
+            drop(s);
+            if i % 8 == 0 {
+                thread::yield_now();
+            }
+        }
+        for w in waiters {
+            w.join().unwrap();
+        }
+        assert_eq!(taken.load(Ordering::SeqCst), WAITERS * SHARE);
+        assert_eq!(src.lock().items, 0);
+        assert_eq!(q.waiter_count(), 0);
     }
 
     #[test]

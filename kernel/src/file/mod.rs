@@ -144,10 +144,9 @@ impl File {
 
     /// `poll` readiness for `events` (`POLLHUP` whether asked or not). With a waker `w`,
     /// also register it for a change of readiness, in the same critical section as the
-    /// check so that no change between the two is missed: a connected socket keeps it in
-    /// smoltcp (until replaced by a no-op waker), pipes, the console and listening sockets
-    /// through `reg` (until it is cleared or dropped). Disk and `/proc` files are always
-    /// ready.
+    /// check so that no change between the two is missed: on the file's wait queues (a
+    /// socket's, a pipe's, the console's) through `reg`, until it is cleared or dropped. Disk
+    /// and `/proc` files are always ready.
     pub fn poll_events<'a>(
         &'a self,
         events: i16,

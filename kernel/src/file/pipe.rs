@@ -17,8 +17,8 @@
 //! ends ([`ReadEnd`], [`WriteEnd`]) give up their count when dropped and wake the other side.
 //!
 //! `poll` waits on the same queues: [`Pipe::poll_read`] and [`Pipe::poll_write`] report
-//! readiness and, given a waker, register it through a [`PollWait`] (`super::poll`) for the
-//! next change.
+//! readiness and, given a waker, register it through a [`PollWait`] (`super::poll`, which the
+//! console and sockets use too) for the next change.
 
 use super::poll::PollWait;
 use abi::syscall::Errno;

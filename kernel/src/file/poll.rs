@@ -3,11 +3,12 @@
 //! The `poll` system call (`syscall::net::sys_poll`) looks at every descriptor it was given
 //! and, when none is ready, must sleep until any of them changes. Files whose readiness
 //! changes under a [`WaitQueue`] register the process's waker through a [`PollWait`], one per
-//! descriptor: pipe ends (`super::pipe`), the console's input (`super::console`) and listening
-//! sockets (`crate::net::socket`). Connected sockets keep the waker in smoltcp instead.
+//! descriptor: pipe ends (`super::pipe`), the console's input (`super::console`) and sockets
+//! (`crate::net::socket`: a socket's readable and writable queues, which smoltcp's one waker
+//! per direction notifies).
 //!
 //! Invariants:
-//! - the ticket given to [`PollWait::arm`] is taken under the lock that protects the
+//! - the ticket given to [`PollWait::arm`] (or [`PollWait::arm_also`]) is taken under the lock that protects the
 //!   condition, in the same critical section as the check that found it false (see
 //!   [`PollWait`]); that is what makes a change between the check and the sleep impossible
 //!   to miss;
@@ -24,8 +25,9 @@ use core::pin::Pin;
 use core::task::{Context, Waker};
 use runtime::sync::{Ticket, Wait, WaitQueue};
 
-/// One `poll` registration: a waker waiting on a [`WaitQueue`] for the next notification
-/// after a ticket. Dropping it (or arming it again) deregisters the waker.
+/// One descriptor's `poll` registration: a waker waiting on up to two [`WaitQueue`]s (a
+/// socket's readable and writable ones; pipes and the console use one) for the next
+/// notification after a ticket. Dropping it (or arming it again) deregisters the waker.
 ///
 /// The ticket must be taken under the lock that protects the condition, in the same critical
 /// section as the check that found the condition false. That is what "register, then check
@@ -36,33 +38,50 @@ use runtime::sync::{Ticket, Wait, WaitQueue};
 /// the waker is registered in time for the notification. Between the check and the sleep no
 /// wakeup can be lost, and the process's bridge sleeps only if nothing woke it meanwhile.
 #[derive(Debug, Default)]
-pub struct PollWait<'a>(Option<Wait<'a>>);
+pub struct PollWait<'a>([Option<Wait<'a>>; 2]);
 
 impl<'a> PollWait<'a> {
     pub const fn new() -> Self {
-        PollWait(None)
+        PollWait([None, None])
     }
 
-    /// Wake `w` once `q` is notified after `ticket` (at once if it already was).
+    /// Wake `w` once `q` is notified after `ticket` (at once if it already was), instead of
+    /// whatever was registered before.
     pub fn arm(&mut self, q: &'a WaitQueue, ticket: Ticket, w: &Waker) {
+        self.clear();
+        self.arm_also(q, ticket, w);
+    }
+
+    /// Like [`PollWait::arm`], keeping the registration armed before: wake `w` at the first
+    /// notification of either queue. Two queues at most: a third wakes `w` at once (a
+    /// spurious wakeup, never a lost one).
+    pub fn arm_also(&mut self, q: &'a WaitQueue, ticket: Ticket, w: &Waker) {
         let mut wait = q.wait(ticket);
         if Pin::new(&mut wait).poll(&mut Context::from_waker(w)).is_ready() {
             w.wake_by_ref();
-            self.0 = None;
-        } else {
-            self.0 = Some(wait);
+            return;
+        }
+        match self.0.iter_mut().find(|slot| slot.is_none()) {
+            Some(slot) => *slot = Some(wait),
+            None => w.wake_by_ref(),
         }
     }
 
     /// Deregister.
     pub fn clear(&mut self) {
-        self.0 = None;
+        self.0 = [None, None];
+    }
+
+    /// How many queues a waker is registered on.
+    #[cfg(test)]
+    pub fn armed(&self) -> usize {
+        self.0.iter().flatten().count()
     }
 
     /// A waker is registered.
     #[cfg(test)]
     pub fn is_armed(&self) -> bool {
-        self.0.is_some()
+        self.armed() > 0
     }
 }
 
@@ -110,5 +129,37 @@ mod tests {
         }
         q.notify_all();
         assert_eq!(n.get(), 0);
+    }
+
+    /// A registration on two queues (a socket's readable and writable ones) wakes at a
+    /// notification of either; arming again replaces both; a ticket already overtaken wakes
+    /// at once; a third queue is a spurious wakeup, not a lost one.
+    #[test]
+    fn poll_wait_on_two_queues() {
+        let (a, b, c) = (WaitQueue::new(), WaitQueue::new(), WaitQueue::new());
+        let (n, waker) = counting_waker();
+        let mut reg = PollWait::new();
+        reg.arm(&a, a.ticket(), &waker);
+        reg.arm_also(&b, b.ticket(), &waker);
+        assert_eq!(reg.armed(), 2);
+        b.notify_all();
+        assert_eq!(n.get(), 1, "the second queue wakes");
+        a.notify_all();
+        assert_eq!(n.get(), 2, "so does the first");
+        reg.arm(&a, a.ticket(), &waker);
+        assert_eq!(reg.armed(), 1, "arm replaces both");
+        b.notify_all();
+        assert_eq!(n.get(), 2, "no longer registered on the second");
+        let t = b.ticket();
+        b.notify_all();
+        reg.arm_also(&b, t, &waker);
+        assert_eq!((n.get(), reg.armed()), (3, 1), "overtaken: woken at once, not kept");
+        reg.arm_also(&b, b.ticket(), &waker);
+        reg.arm_also(&c, c.ticket(), &waker);
+        assert_eq!((n.get(), reg.armed()), (4, 2), "a third queue wakes at once");
+        reg.clear();
+        a.notify_all();
+        b.notify_all();
+        assert_eq!(n.get(), 4, "cleared: nothing is woken");
     }
 }

@@ -1,20 +1,52 @@
 //! Sockets (a [`crate::file::File`] kind): BSD-style TCP and UDP over the smoltcp stack.
 //!
 //! A [`Socket`] holds handles into the stack's socket set. Every operation is a short
-//! section under the stack lock; a blocking one is a future ([`wait`]) that checks its
-//! condition and, if not met, registers the caller's waker with the smoltcp socket (feature
-//! `async`: `register_recv_waker` / `register_send_waker`) in the same locked section, so no
-//! wakeup can slip between the check and the registration. When the wait is over it
-//! registers a no-op waker in its place (deregistration: no stale waker is left behind).
+//! section under the stack lock.
+//!
+//! # Waiting: two wait queues per socket
+//!
+//! A socket file may have any number of waiters at once: processes sharing it after `fork`,
+//! each in `recv`, `send`, `accept`, `connect` or `poll`. smoltcp has one waker slot per
+//! direction per socket (feature `async`: `register_recv_waker` / `register_send_waker`), and
+//! a new registration overwrites the last. So waiters never put their own wakers there: each
+//! socket file owns two [`WaitQueue`]s (`readable`, `writable`, in [`Waits`]) and, for each,
+//! the waker that notifies it ([`WaitQueue::notifier`]); only those two wakers ever go into
+//! smoltcp's slots. A waiter ([`Socket::wait`]; `poll` through [`PollWait`]), in ONE section
+//! under the stack lock, checks its condition and, finding it false, puts the queue's
+//! notifier in the slot (free when it is there already) and takes a ticket on the queue;
+//! then it waits on the queue for a notification after its ticket.
+//!
+//! Why no wakeup is lost, with any number of waiters: smoltcp's sockets change only under the
+//! stack lock, and smoltcp wakes (and empties) a slot on every change that can make a
+//! waiter's condition true (data or a datagram received, room freed by an ACK or by a
+//! datagram sent, a change of state). A waiter's section left the notifier in the slot; the
+//! slot is emptied again only by a wake, which notifies the queue after the ticket. (Nothing
+//! else registers in these slots while the file lives.) So the first change after the
+//! section notifies the queue, and [`WaitQueue::wait`] completes for every ticket taken
+//! before it: each waiter looks again. Changes smoltcp does not signal either only make a
+//! condition false (another waiter took the data) or are the socket's own (`shutdown`,
+//! `bind`), which notify the queues themselves after the change. Wakeups may be spurious
+//! (every waiter on a queue is woken, one takes the datagram): waiters loop.
+//!
+//! # Locks, in order
+//!
+//! A process's descriptor table (`exit` closes files under it), the socket's state
+//! (`Socket::st`), the stack (`stack::with`), a wait queue's internals, then what a woken
+//! waker takes: the process table (a process's waker, with interrupts off) or the executor's
+//! ready queue (lock-free). smoltcp wakes a notifier inside `iface.poll` (the network task)
+//! or inside a socket operation of a system call, the stack lock held, in task context;
+//! `notify_all` holds the queue's spin lock for a few instructions and wakes the waiters
+//! after releasing it, so the order holds. Nothing takes the stack lock while holding a
+//! queue's lock or the process table, and no interrupt handler takes any of these locks but
+//! the process table (interrupts are off wherever it is held).
 //!
 //! TCP `listen(backlog)` makes a listener in the stack (`stack::Stack::add_listener`): up to
 //! `backlog` connections (at most [`SOMAXCONN`]; [`DEFAULT_BACKLOG`] for a backlog of 0 or
 //! less) complete their handshake before `accept` takes them, and the network task keeps one
 //! smoltcp socket in LISTEN for the next SYN (see `stack`'s module docs). `accept` and `poll`
-//! wait for a listener on its wait queue (notified by the network task when a connection
-//! becomes acceptable), with the ticket taken under the stack lock in the same section as the
-//! check. `close` is graceful: FIN, and the smoltcp socket is freed by the network task once
-//! its close is done (`stack::Stack::close_tcp`).
+//! wait for a listener on its `readable` queue, which the listener notifies (under the stack
+//! lock) when a connection becomes acceptable. `close` is graceful: FIN, and the smoltcp
+//! socket is freed by the network task once its close is done (`stack::Stack::close_tcp`).
 //!
 //! Buffers are charged to the kernel-memory budget (`mm::budget`) when they are made: a TCP
 //! socket's at `connect` (or by its listener, before the SYN), a UDP socket's at `bind` (or its
@@ -31,8 +63,7 @@ use alloc::sync::Arc;
 use alloc::vec;
 use alloc::vec::Vec;
 use core::fmt::Write;
-use core::future::poll_fn;
-use core::task::{Context, Poll, Waker};
+use core::task::Waker;
 use runtime::sync::WaitQueue;
 use smoltcp::iface::SocketHandle;
 use smoltcp::socket::{tcp, udp};
@@ -69,8 +100,67 @@ enum State {
 
 pub struct Socket {
     st: spin::Mutex<State>,
-    /// A listener's wait queue, notified when a connection can be accepted (set by `listen`).
-    accept_q: spin::Once<Arc<WaitQueue>>,
+    waits: Waits,
+}
+
+/// A socket's wait queues, and the wakers that smoltcp's slots hold for them.
+struct Waits {
+    /// Something to receive or accept, or a change of state (smoltcp's receive slot; a
+    /// listener's readiness; `shutdown`, `bind`).
+    readable: Arc<WaitQueue>,
+    /// Room to send, or a change of state (smoltcp's send slot; `bind`).
+    writable: Arc<WaitQueue>,
+    /// The queues' notifiers ([`WaitQueue::notifier`]): what smoltcp's receive and send
+    /// slots hold, standing for every waiter on `readable` and `writable`.
+    rx: Waker,
+    tx: Waker,
+}
+
+impl Waits {
+    fn new() -> Waits {
+        let (readable, writable) = (Arc::new(WaitQueue::new()), Arc::new(WaitQueue::new()));
+        let (rx, tx) = (readable.notifier(), writable.notifier());
+        Waits { readable, writable, rx, tx }
+    }
+
+    fn queue(&self, d: Dir) -> &WaitQueue {
+        match d {
+            Dir::Recv => &self.readable,
+            Dir::Send => &self.writable,
+        }
+    }
+
+    /// Under the stack lock: put the waker of `d`'s queue in `k`'s smoltcp slot for `d`, so
+    /// that its next change notifies the queue (nothing is cloned if it is there already).
+    fn arm(&self, s: &mut Stack, k: Sock, d: Dir) {
+        match (k, d) {
+            (Sock::Tcp(h), Dir::Recv) => {
+                s.sockets.get_mut::<tcp::Socket>(h).register_recv_waker(&self.rx)
+            }
+            (Sock::Tcp(h), Dir::Send) => {
+                s.sockets.get_mut::<tcp::Socket>(h).register_send_waker(&self.tx)
+            }
+            (Sock::Udp(h), Dir::Recv) => {
+                s.sockets.get_mut::<udp::Socket>(h).register_recv_waker(&self.rx)
+            }
+            (Sock::Udp(h), Dir::Send) => {
+                s.sockets.get_mut::<udp::Socket>(h).register_send_waker(&self.tx)
+            }
+        }
+    }
+
+    /// Wake everyone waiting on this socket (after a change smoltcp does not signal).
+    fn notify_all(&self) {
+        self.readable.notify_all();
+        self.writable.notify_all();
+    }
+}
+
+/// A smoltcp socket of the set, by kind.
+#[derive(Clone, Copy)]
+enum Sock {
+    Tcp(SocketHandle),
+    Udp(SocketHandle),
 }
 
 fn ep_of(a: &SockAddrIn) -> Result<IpEndpoint, Errno> {
@@ -132,35 +222,6 @@ enum Dir {
     Send,
 }
 
-fn register_tcp(t: &mut tcp::Socket, d: Dir, w: &Waker) {
-    match d {
-        Dir::Recv => t.register_recv_waker(w),
-        Dir::Send => t.register_send_waker(w),
-    }
-}
-
-/// Wait for `check` to give a value: checked under the stack lock, the waker registered with
-/// the sockets `check` names (through `reg`) in the same section, deregistered when done.
-async fn wait<T>(
-    mut check: impl FnMut(&mut Stack) -> Option<T>,
-    mut reg: impl FnMut(&mut Stack, &Waker),
-) -> T {
-    poll_fn(|cx: &mut Context<'_>| {
-        let r = stack::with(|s| match check(s) {
-            Some(v) => {
-                reg(s, Waker::noop());
-                Poll::Ready(v)
-            }
-            None => {
-                reg(s, cx.waker());
-                Poll::Pending
-            }
-        });
-        r.unwrap_or(Poll::Pending)
-    })
-    .await
-}
-
 impl Socket {
     /// A new socket; its buffers come with `connect`, `bind` or the first datagram. ENOMEM
     /// when the kernel-memory budget could not pay for them now (as Linux's `socket` gives
@@ -177,13 +238,41 @@ impl Socket {
         } else {
             State::Udp { h: None, port: None, remote: None }
         };
-        Ok(Socket { st: spin::Mutex::new(st), accept_q: spin::Once::new() })
+        Ok(Socket { st: spin::Mutex::new(st), waits: Waits::new() })
     }
 
     fn conn(h: SocketHandle) -> Socket {
         Socket {
             st: spin::Mutex::new(State::Tcp { st: Tcp::Conn { h, shut_rd: false }, port: None }),
-            accept_q: spin::Once::new(),
+            waits: Waits::new(),
+        }
+    }
+
+    /// Wait until `check` (run under the stack lock) gives a value: in the section where it
+    /// found none, smoltcp's slot of `d` at `k` gets the queue's waker and a ticket is taken
+    /// on the queue, then the wait is for a notification after the ticket (see the module
+    /// docs: no change after the check is missed, whoever else waits on the socket).
+    /// Cancel-safe: dropping it deregisters from the queue; the slot keeps the queue's waker,
+    /// which is harmless.
+    async fn wait<T>(
+        &self,
+        k: Sock,
+        d: Dir,
+        mut check: impl FnMut(&mut Stack) -> Option<T>,
+    ) -> Result<T, Errno> {
+        let q = self.waits.queue(d);
+        loop {
+            let ticket = net(|s| match check(s) {
+                Some(v) => Ok(v),
+                None => {
+                    self.waits.arm(s, k, d);
+                    Err(q.ticket())
+                }
+            })?;
+            match ticket {
+                Ok(v) => return Ok(v),
+                Err(ticket) => q.wait(ticket).await,
+            }
         }
     }
 
@@ -194,7 +283,7 @@ impl Socket {
             x => Some(x),
         };
         let mut st = self.st.lock();
-        net(|s| {
+        let r = net(|s| {
             if let Some(IpAddress::Ipv4(v)) = addr {
                 if !v.is_loopback() && v.octets() != s.ip {
                     return Err(Errno::EADDRNOTAVAIL);
@@ -231,7 +320,13 @@ impl Socket {
                 }
                 _ => Err(Errno::EINVAL),
             }
-        })?
+        })?;
+        drop(st);
+        if r.is_ok() {
+            // A UDP socket can receive now: `poll`s that found it unbound look again.
+            self.waits.notify_all();
+        }
+        r
     }
 
     /// Listen with room for `backlog` connections not yet accepted (see [`backlog_for`]);
@@ -249,16 +344,15 @@ impl Socket {
             Tcp::Listening { id, .. } => return net(|s| s.set_backlog(*id, backlog)),
             Tcp::Conn { .. } => return Err(Errno::EISCONN),
         };
-        let q = self.accept_q.call_once(|| Arc::new(WaitQueue::new())).clone();
-        let id = net(|s| s.add_listener(ep, backlog, q))?;
+        let id = net(|s| s.add_listener(ep, backlog, self.waits.readable.clone()))?;
         *tcp_st = Tcp::Listening { ep, id };
         stack::kick();
         Ok(())
     }
 
-    fn listener(&self) -> Result<(u64, &WaitQueue), Errno> {
-        match (&*self.st.lock(), self.accept_q.get()) {
-            (State::Tcp { st: Tcp::Listening { id, .. }, .. }, Some(q)) => Ok((*id, q)),
+    fn listener(&self) -> Result<u64, Errno> {
+        match &*self.st.lock() {
+            State::Tcp { st: Tcp::Listening { id, .. }, .. } => Ok(*id),
             _ => Err(Errno::EINVAL),
         }
     }
@@ -266,11 +360,12 @@ impl Socket {
     /// Wait for an established connection: the new socket and its peer. If the caller cannot
     /// use it after all (no free descriptor), it gives it back with [`Socket::requeue`].
     pub async fn accept(&self) -> Result<(Socket, SockAddrIn), Errno> {
-        let (id, q) = self.listener()?;
+        let id = self.listener()?;
+        let q = &self.waits.readable;
         let h = loop {
             // The ticket is taken under the stack lock, in the section that found nothing:
-            // the network task makes a connection acceptable under that lock and notifies
-            // after, so the notification comes after the ticket and `wait` sees it.
+            // the listener makes a connection acceptable under that lock and notifies the
+            // queue after, so the notification comes after the ticket and `wait` sees it.
             match net(|s| s.accept_ready(id).ok_or_else(|| q.ticket()))? {
                 Ok(h) => break h,
                 Err(ticket) => q.wait(ticket).await,
@@ -291,7 +386,7 @@ impl Socket {
             return;
         };
         match self.listener() {
-            Ok((id, _)) => {
+            Ok(id) => {
                 let _ = net(|s| s.requeue(id, h));
             }
             Err(_) => {
@@ -369,15 +464,13 @@ impl Socket {
     /// Wait until a started TCP connection is established (ECONNREFUSED if it was refused).
     pub async fn connected(&self) -> Result<(), Errno> {
         let Some(h) = self.tcp_handle() else { return Ok(()) };
-        wait(
-            |s| match s.sockets.get::<tcp::Socket>(h).state() {
-                tcp::State::SynSent | tcp::State::SynReceived => None,
-                tcp::State::Closed => Some(Err(Errno::ECONNREFUSED)),
-                _ => Some(Ok(())),
-            },
-            |s, w| s.sockets.get_mut::<tcp::Socket>(h).register_send_waker(w),
-        )
-        .await
+        // A change of state wakes both of smoltcp's slots.
+        self.wait(Sock::Tcp(h), Dir::Send, |s| match s.sockets.get::<tcp::Socket>(h).state() {
+            tcp::State::SynSent | tcp::State::SynReceived => None,
+            tcp::State::Closed => Some(Err(Errno::ECONNREFUSED)),
+            _ => Some(Ok(())),
+        })
+        .await?
     }
 
     /// Whether a TCP connect is still in progress.
@@ -425,24 +518,21 @@ impl Socket {
             if buf.len() > UDP_BUF {
                 return Err(Errno::EMSGSIZE);
             }
-            let r = wait(
-                |s| {
-                    let u = s.sockets.get_mut::<udp::Socket>(h);
-                    match u.send_slice(buf, dest) {
+            let r = self
+                .wait(Sock::Udp(h), Dir::Send, |s| {
+                    match s.sockets.get_mut::<udp::Socket>(h).send_slice(buf, dest) {
                         Ok(()) => Some(Ok(buf.len())),
                         Err(udp::SendError::BufferFull) => None,
                         Err(udp::SendError::Unaddressable) => Some(Err(Errno::ENETUNREACH)),
                     }
-                },
-                |s, w| s.sockets.get_mut::<udp::Socket>(h).register_send_waker(w),
-            )
-            .await;
+                })
+                .await;
             stack::kick();
-            return r;
+            return r?;
         }
         let h = self.tcp_handle().ok_or(Errno::ENOTCONN)?;
-        let r = wait(
-            |s| {
+        let r = self
+            .wait(Sock::Tcp(h), Dir::Send, |s| {
                 let t = s.sockets.get_mut::<tcp::Socket>(h);
                 if !t.may_send() {
                     return Some(match t.state() {
@@ -454,20 +544,18 @@ impl Socket {
                     return Some(t.send_slice(buf).map_err(|_| Errno::EPIPE));
                 }
                 None
-            },
-            |s, w| register_tcp(s.sockets.get_mut::<tcp::Socket>(h), Dir::Send, w),
-        )
-        .await;
+            })
+            .await;
         stack::kick();
-        r
+        r?
     }
 
     /// Receive: TCP bytes (0 at the peer's FIN); UDP one datagram and its sender.
     pub async fn recv(&self, buf: &mut [u8]) -> Result<(usize, SockAddrIn), Errno> {
         if self.is_udp() {
             let h = self.udp_autobind()?;
-            return wait(
-                |s| {
+            return self
+                .wait(Sock::Udp(h), Dir::Recv, |s| {
                     let u = s.sockets.get_mut::<udp::Socket>(h);
                     if !u.can_recv() {
                         return None;
@@ -476,10 +564,8 @@ impl Socket {
                         Ok((n, meta)) => Ok((n, addr_of(Some(meta.endpoint)))),
                         Err(_) => Err(Errno::EMSGSIZE),
                     })
-                },
-                |s, w| s.sockets.get_mut::<udp::Socket>(h).register_recv_waker(w),
-            )
-            .await;
+                })
+                .await?;
         }
         let (h, shut_rd) = match &*self.st.lock() {
             State::Tcp { st: Tcp::Conn { h, shut_rd }, .. } => (*h, *shut_rd),
@@ -488,8 +574,8 @@ impl Socket {
         if shut_rd {
             return Ok((0, SockAddrIn::default()));
         }
-        let r = wait(
-            |s| {
+        let r = self
+            .wait(Sock::Tcp(h), Dir::Recv, |s| {
                 let t = s.sockets.get_mut::<tcp::Socket>(h);
                 let peer = addr_of(t.remote_endpoint());
                 if t.can_recv() {
@@ -504,12 +590,10 @@ impl Socket {
                     tcp::State::Closed => Some(Ok((0, peer))),
                     _ => Some(Ok((0, peer))),
                 }
-            },
-            |s, w| register_tcp(s.sockets.get_mut::<tcp::Socket>(h), Dir::Recv, w),
-        )
-        .await;
+            })
+            .await;
         stack::kick(); // window update
-        r
+        r?
     }
 
     pub fn shutdown(&self, how: usize) -> Result<(), Errno> {
@@ -524,6 +608,9 @@ impl Socket {
             net(|s| s.sockets.get_mut::<tcp::Socket>(*h).close())?;
             stack::kick();
         }
+        drop(st);
+        // `poll` reports POLLIN once the read side is shut: pollers look again.
+        self.waits.readable.notify_all();
         Ok(())
     }
 
@@ -554,8 +641,10 @@ impl Socket {
         }
     }
 
-    /// `poll` readiness for `events`; with `w`, the waker is registered for a change (a
-    /// connection's smoltcp socket keeps it; a listener's wait queue through `reg`).
+    /// `poll` readiness for `events` (`POLLHUP` whether asked or not). With `w` and nothing
+    /// to report, `w` is registered through `reg` on the queues of the directions asked for,
+    /// with tickets taken and smoltcp's slots armed in the same section under the stack lock
+    /// as the check (see the module docs), so the next change wakes it.
     pub fn poll_events<'a>(
         &'a self,
         events: i16,
@@ -564,21 +653,17 @@ impl Socket {
     ) -> i16 {
         let st = self.st.lock();
         net(|s| {
-            let mut rev = 0;
-            match &*st {
-                State::Tcp { st: Tcp::Fresh { .. }, .. } => rev |= POLLOUT & events | POLLHUP,
+            let (rev, k) = match &*st {
+                State::Tcp { st: Tcp::Fresh { .. }, .. } => (POLLOUT & events | POLLHUP, None),
+                // Its `readable` queue is notified by the listener, not by a smoltcp slot.
                 State::Tcp { st: Tcp::Listening { id, .. }, .. } => {
-                    if s.listener_ready(*id) {
-                        rev |= POLLIN & events;
-                    } else if let (Some(w), Some(q)) = (w, self.accept_q.get()) {
-                        // Ticket under the stack lock, with the check: as in `accept`.
-                        reg.arm(q, q.ticket(), w);
-                    }
+                    (if s.listener_ready(*id) { POLLIN & events } else { 0 }, None)
                 }
                 State::Tcp { st: Tcp::Conn { h, shut_rd }, .. } => {
-                    let t = s.sockets.get_mut::<tcp::Socket>(*h);
+                    let t = s.sockets.get::<tcp::Socket>(*h);
                     let state = t.state();
                     let opening = matches!(state, tcp::State::SynSent | tcp::State::SynReceived);
+                    let mut rev = 0;
                     if t.can_recv() || *shut_rd || (!opening && !t.may_recv()) {
                         rev |= POLLIN & events;
                     }
@@ -588,23 +673,35 @@ impl Socket {
                     if state == tcp::State::Closed || (!opening && !t.may_send() && !t.may_recv()) {
                         rev |= POLLHUP;
                     }
-                    if let Some(w) = w {
-                        t.register_recv_waker(w);
-                        t.register_send_waker(w);
-                    }
+                    (rev, Some(Sock::Tcp(*h)))
                 }
-                State::Udp { h: None, .. } => rev |= POLLOUT & events,
+                State::Udp { h: None, .. } => (POLLOUT & events, None),
                 State::Udp { h: Some(h), .. } => {
-                    let u = s.sockets.get_mut::<udp::Socket>(*h);
+                    let u = s.sockets.get::<udp::Socket>(*h);
+                    let mut rev = 0;
                     if u.can_recv() {
                         rev |= POLLIN & events;
                     }
                     if u.can_send() {
                         rev |= POLLOUT & events;
                     }
-                    if let Some(w) = w {
-                        u.register_recv_waker(w);
-                        u.register_send_waker(w);
+                    (rev, Some(Sock::Udp(*h)))
+                }
+            };
+            if let (0, Some(w)) = (rev, w) {
+                // A change of state (a hangup) wakes both of smoltcp's slots: a poll for
+                // neither direction waits on the readable queue.
+                let out = events & POLLOUT != 0;
+                let dirs = [(Dir::Recv, events & POLLIN != 0 || !out), (Dir::Send, out)];
+                for (i, (d, _)) in dirs.into_iter().filter(|&(_, on)| on).enumerate() {
+                    if let Some(k) = k {
+                        self.waits.arm(s, k, d);
+                    }
+                    let q = self.waits.queue(d);
+                    if i == 0 {
+                        reg.arm(q, q.ticket(), w);
+                    } else {
+                        reg.arm_also(q, q.ticket(), w);
                     }
                 }
             }

@@ -225,8 +225,8 @@ const POLL_ENTRY: usize =
     8 + 8 + size_of::<PollFd>() + size_of::<Option<Arc<File>>>() + size_of::<PollWait<'_>>();
 
 /// One look at every descriptor: fills in `revents`, returns how many are ready. With `w`,
-/// registers it with each descriptor for its next change (`File::poll_events`; pipes, the
-/// console and listeners through their slot in `regs`).
+/// registers it with each descriptor for its next change (`File::poll_events`, through the
+/// descriptor's slot in `regs`).
 fn scan<'a>(
     files: &'a [Option<Arc<File>>],
     fds: &mut [PollFd],
@@ -245,15 +245,6 @@ fn scan<'a>(
         }
     }
     ready
-}
-
-/// Replace the waker `poll` left with each socket's smoltcp socket by a no-op one.
-fn deregister(files: &[Option<Arc<File>>]) {
-    for f in files.iter().flatten() {
-        if f.as_socket().is_some() {
-            f.poll_events(0, Some(Waker::noop()), &mut PollWait::new());
-        }
-    }
 }
 
 /// `poll(fds, nfds, timeout_ms) -> ready count`
@@ -307,9 +298,10 @@ pub fn sys_poll(a: &[u64; 6]) -> isize {
                 bridge::block_on_interruptible(crate::exec::timeout_ms(timeout as u64, wait))
                     .map(Result::ok)
             };
-            // Deregister everywhere, whatever the outcome (EINTR included).
+            // Deregister everywhere, whatever the outcome (EINTR included). (A socket's
+            // smoltcp slots keep the socket's own wakers, which wake nobody once its queues
+            // hold no registration.)
             regs.iter_mut().for_each(PollWait::clear);
-            deregister(&files);
             match r? {
                 Some(ready) => ready,
                 // Timed out: a last look, registering nothing.

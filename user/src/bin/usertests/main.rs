@@ -18,6 +18,7 @@ mod mem;
 mod pointers;
 mod poll;
 mod proc;
+mod sockshare;
 
 use core::sync::atomic::{AtomicI32, Ordering};
 
@@ -52,6 +53,11 @@ const CASES: &[Case] = &[
     Case { name: "fd-limit", run: fs::fd_limit },
     Case { name: "poll-pipe", run: poll::poll_pipe },
     Case { name: "accept-emfile", run: poll::accept_emfile },
+    Case { name: "shared-udp-recv", run: sockshare::udp_recv },
+    Case { name: "shared-udp-poll", run: sockshare::udp_poll },
+    Case { name: "shared-tcp-recv", run: sockshare::tcp_recv },
+    Case { name: "shared-tcp-poll", run: sockshare::tcp_poll },
+    Case { name: "shared-tcp-accept", run: sockshare::tcp_accept },
     Case { name: "orphans", run: proc::orphans },
     Case { name: "kill-sleeper", run: proc::kill_sleeper },
     Case { name: "exit-with-children", run: proc::exit_with_children },
