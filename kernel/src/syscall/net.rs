@@ -324,8 +324,9 @@ pub fn sys_poll(a: &[u64; 6]) -> isize {
             let t = p.files.lock();
             fds.iter().map(|p| if p.fd < 0 { None } else { t.get(p.fd as usize).ok() }).collect()
         };
-        // An `int` in milliseconds; negative waits for ever.
-        let timeout = a[2] as i32;
+        // An `isize` in milliseconds (the ABI's type); negative waits for ever. Taken whole:
+        // cut to C's `int`, 2^32 ms would be 0 and return at once.
+        let timeout = a[2] as i64;
         let mut regs: Vec<PollWait<'_>> = files.iter().map(|_| PollWait::new()).collect();
         let ready = if timeout == 0 {
             scan(&files, &mut fds, &mut regs, None)

@@ -15,6 +15,7 @@ mod exec;
 mod exhaust;
 mod fs;
 mod mem;
+mod overflow;
 mod pointers;
 mod poll;
 mod proc;
@@ -55,6 +56,7 @@ const CASES: &[Case] = &[
     Case { name: "kill-sleeper", run: proc::kill_sleeper },
     Case { name: "exit-with-children", run: proc::exit_with_children },
     Case { name: "kernel-memory", run: exhaust::kernel_memory },
+    Case { name: "huge-timeouts", run: overflow::huge_timeouts },
 ];
 
 /// The write end of the current case's report pipe (in the case's process), which processes
