@@ -201,13 +201,18 @@ pub fn sys_read(a: &[u64; 6]) -> isize {
         while done < len {
             let piece = &mut bounce[..(len - done).min(chunk)];
             let want = piece.len();
+            // The buffer is checked before the read: a pipe's or socket's bytes (a file's
+            // offset) must not be consumed for a buffer they cannot be copied to.
+            let at = va.checked_add(done as u64).ok_or(Errno::EFAULT)?;
+            if let Err(e) = uaccess::check(at, want, true) {
+                return if done == 0 { Err(e) } else { Ok(done) };
+            }
             let r = io(&f, f.read(piece));
             let n = match r {
                 Ok(n) => n,
                 Err(e) if done == 0 => return Err(e),
                 Err(_) => break,
             };
-            let at = va.checked_add(done as u64).ok_or(Errno::EFAULT)?;
             if let Err(e) = uaccess::copy_out(at, &piece[..n]) {
                 return if done == 0 { Err(e) } else { Ok(done) };
             }

@@ -9,7 +9,8 @@ use crate::mm::budget::{Charge, IoBuf};
 use crate::net::socket::{self, Socket, CONNECT_TIMEOUT_MS};
 use crate::proc::{self, bridge, uaccess};
 use abi::syscall::net::{
-    PollFd, SockAddrIn, AF_INET, F_GETFL, F_SETFL, POLLNVAL, SOCK_DGRAM, SOCK_STREAM,
+    PollFd, SockAddrIn, AF_INET, F_GETFL, F_SETFL, POLLNVAL, SHUT_RD, SHUT_RDWR, SHUT_WR,
+    SOCK_DGRAM, SOCK_STREAM,
 };
 use abi::syscall::{open, Errno};
 use alloc::sync::Arc;
@@ -81,15 +82,33 @@ fn addr_out(va: u64, len_va: u64, a: &SockAddrIn) -> Result<(), Errno> {
     uaccess::copy_out(va, &a.encode()[..cap])
 }
 
+/// That [`addr_out`] will not fault on these pointers (both may be null).
+fn check_addr_out(va: u64, len_va: u64) -> Result<(), Errno> {
+    if va == 0 {
+        return Ok(());
+    }
+    let mut cap = SockAddrIn::SIZE;
+    if len_va != 0 {
+        uaccess::check(len_va, 4, true)?;
+        let mut l = [0u8; 4];
+        uaccess::copy_in(len_va, &mut l)?;
+        cap = cap.min(u32::from_le_bytes(l) as usize);
+    }
+    uaccess::check(va, cap, true)
+}
+
 /// `socket(AF_INET, SOCK_STREAM | SOCK_DGRAM, 0) -> fd`
 pub fn sys_socket(a: &[u64; 6]) -> isize {
     ret((|| {
         if a[0] as usize != AF_INET {
             return Err(Errno::EAFNOSUPPORT);
         }
-        let stream = match a[1] as usize & 0xf {
-            SOCK_STREAM => true,
-            SOCK_DGRAM => false,
+        // No flag (Linux's SOCK_NONBLOCK, SOCK_CLOEXEC) exists here: any bit beyond the type
+        // is refused rather than ignored.
+        let stream = match a[1] {
+            t if t as usize == SOCK_STREAM => true,
+            t if t as usize == SOCK_DGRAM => false,
+            t if t & !0xf != 0 => return Err(Errno::EINVAL),
             _ => return Err(Errno::EPROTOTYPE),
         };
         let f = File::socket(Socket::new(stream)?);
@@ -201,6 +220,12 @@ fn recv_common(a: &[u64; 6], from: Option<(u64, u64)>) -> Result<usize, Errno> {
     let f = file(a[0])?;
     let s = f.as_socket().ok_or(Errno::ENOTSOCK)?;
     let mut buf = bounce(s, a[2] as usize)?;
+    // Every pointer is checked before the receive: a datagram or stream bytes must not be
+    // consumed for a buffer they cannot be copied to.
+    uaccess::check(a[1], buf.len(), true)?;
+    if let Some((va, len_va)) = from {
+        check_addr_out(va, len_va)?;
+    }
     let (n, peer) = run(f.nonblock(), s.recv(&mut buf))?;
     uaccess::copy_out(a[1], &buf[..n])?;
     if let Some((va, lva)) = from {
@@ -225,8 +250,16 @@ pub fn sys_getpeername(a: &[u64; 6]) -> isize {
     ret(with_socket(a[0], |_, s| addr_out(a[1], a[2], &s.peer_addr()?).map(|()| 0)))
 }
 
+/// `shutdown(fd, how)`: `how` other than `SHUT_RD`, `SHUT_WR`, `SHUT_RDWR` is `EINVAL` (the
+/// socket would otherwise read any other value as both).
 pub fn sys_shutdown(a: &[u64; 6]) -> isize {
-    ret(with_socket(a[0], |_, s| s.shutdown(a[1] as usize).map(|()| 0)))
+    ret(with_socket(a[0], |_, s| {
+        let how = a[1] as usize; // a u64 register: lossless on x86_64
+        if ![SHUT_RD, SHUT_WR, SHUT_RDWR].contains(&how) {
+            return Err(Errno::EINVAL);
+        }
+        s.shutdown(how).map(|()| 0)
+    }))
 }
 
 /// `fcntl(fd, F_GETFL | F_SETFL, flags)`: only `open::NONBLOCK` changes.
@@ -367,7 +400,7 @@ pub fn sys_poll(a: &[u64; 6]) -> isize {
 /// `arping(ip (network order), mac: *mut [u8; 6])`
 pub fn sys_arping(a: &[u64; 6]) -> isize {
     ret((|| {
-        let ip = (a[0] as u32).to_ne_bytes();
+        let ip = u32::try_from(a[0]).map_err(|_| Errno::EINVAL)?.to_ne_bytes();
         let mac = bridge::block_on_interruptible(crate::net::stack::arping(ip))?
             .ok_or(Errno::ETIMEDOUT)?;
         uaccess::copy_out(a[1], &mac)?;

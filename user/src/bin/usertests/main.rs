@@ -57,6 +57,10 @@ const CASES: &[Case] = &[
     Case { name: "exit-with-children", run: proc::exit_with_children },
     Case { name: "kernel-memory", run: exhaust::kernel_memory },
     Case { name: "huge-timeouts", run: overflow::huge_timeouts },
+    Case { name: "kill-pid-range", run: overflow::kill_pid_range },
+    Case { name: "bad-buffer-keeps-data", run: overflow::bad_buffer_keeps_data },
+    Case { name: "exec-arg-bytes", run: overflow::exec_arg_bytes },
+    Case { name: "socket-args", run: overflow::socket_args },
 ];
 
 /// The write end of the current case's report pipe (in the case's process), which processes
