@@ -160,11 +160,13 @@ async fn open_inode(
     }
 }
 
-/// How a read or write on `f` waits: a non-blocking descriptor tries once (`EAGAIN`); a
-/// stream (pipe, console, socket) waits until killed (`EINTR`); a file operation runs to
-/// completion (it is a file-system transaction).
+/// How a read or write on `f` waits: a stream (pipe, console, socket) waits until killed
+/// (`EINTR`), or tries once (`EAGAIN`) when non-blocking; a file operation runs to completion
+/// whatever the descriptor's flags, as on Linux. It may have begun a file-system transaction
+/// and hold inode locks: dropped half-way (for `EAGAIN`), the transaction would never end and
+/// every later file-system call would wait for ever.
 fn io<T>(f: &File, op: impl core::future::Future<Output = Result<T, Errno>>) -> Result<T, Errno> {
-    if f.nonblock() || f.is_stream() {
+    if f.is_stream() {
         super::net::run(f.nonblock(), op)
     } else {
         bridge::block_on(op)

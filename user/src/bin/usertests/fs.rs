@@ -292,3 +292,44 @@ pub fn fd_limit() -> Outcome {
     }
     Ok(format!("{e:?} after {count} more descriptors"))
 }
+
+/// `NONBLOCK` on a regular file or a directory changes nothing (as on Linux): each read and
+/// write runs to completion, never `EAGAIN`. A kernel that gave up on the file system's
+/// future half-way (to answer `EAGAIN`) would also drop a transaction it had begun, and the
+/// next file-system call anywhere would wait for ever.
+pub fn nonblocking_file() -> Outcome {
+    const PATH: &str = "/ut-nonblock";
+    const SIZE: usize = 256 * 1024;
+    let fd = ctx(sys::open(PATH, sys::RDWR | sys::CREATE | sys::TRUNC), PATH)?;
+    ctx(ulib::net::set_nonblocking(fd, true), "fcntl")?;
+    let data: Vec<u8> = (0..SIZE as u64).map(|i| pattern(9, i)).collect();
+    let mut done = 0;
+    while done < SIZE {
+        match sys::write(fd, &data[done..(done + 64 * 1024).min(SIZE)]) {
+            Ok(n) if n > 0 => done += n,
+            other => {
+                let _ = sys::close(fd);
+                return Err(format!("write at {done} of a non-blocking file: {other:?}"));
+            }
+        }
+    }
+    let _ = sys::close(fd);
+    let fd = ctx(sys::open(PATH, sys::RDONLY), PATH)?;
+    ctx(ulib::net::set_nonblocking(fd, true), "fcntl")?;
+    let mut back = vec![0u8; SIZE];
+    let mut got = 0;
+    while got < SIZE {
+        match sys::read(fd, &mut back[got..]) {
+            Ok(n) if n > 0 => got += n,
+            other => {
+                let _ = sys::close(fd);
+                return Err(format!("read at {got} of a non-blocking file: {other:?}"));
+            }
+        }
+    }
+    let _ = sys::close(fd);
+    ensure!(back == data, "the file read back differs");
+    // The file system still answers (a dropped transaction would stop it here).
+    ctx(sys::unlink(PATH), "unlink")?;
+    Ok(String::new())
+}

@@ -50,6 +50,7 @@ const CASES: &[Case] = &[
     Case { name: "concurrent-create", run: fs::concurrent_create },
     Case { name: "large-file", run: fs::large_file },
     Case { name: "fd-limit", run: fs::fd_limit },
+    Case { name: "nonblocking-file", run: fs::nonblocking_file },
     Case { name: "poll-pipe", run: poll::poll_pipe },
     Case { name: "accept-emfile", run: poll::accept_emfile },
     Case { name: "orphans", run: proc::orphans },
