@@ -248,7 +248,7 @@ pub fn sys_write(a: &[u64; 6]) -> isize {
             if let Err(e) = uaccess::copy_in(at, piece) {
                 return if done == 0 { Err(e) } else { Ok(done) };
             }
-            let r = io(&f, f.write(piece));
+            let r = f.write_nonblocking(piece).unwrap_or_else(|| io(&f, f.write(piece)));
             let n = match r {
                 Ok(n) => n,
                 Err(e) if done == 0 => return Err(e),

@@ -333,3 +333,43 @@ pub fn nonblocking_file() -> Outcome {
     ctx(sys::unlink(PATH), "unlink")?;
     Ok(String::new())
 }
+
+/// A non-blocking write to a pipe returns what went in: all of a write the pipe had room
+/// for, a short count when it filled up part way, `EAGAIN` only when nothing went in; the
+/// bytes a reader then finds are exactly those counted (none counted twice, none unreported).
+pub fn pipe_nonblocking_write() -> Outcome {
+    let (r, w) = ctx(sys::pipe(), "pipe")?;
+    ctx(ulib::net::set_nonblocking(w, true), "fcntl")?;
+    ctx(ulib::net::set_nonblocking(r, true), "fcntl")?;
+    // A little, then more than the pipe has room for, in one write: a short count, never
+    // EAGAIN (the room is less than one piece of the kernel's copy).
+    let data: Vec<u8> = (0..100_000u64).map(|i| pattern(5, i)).collect();
+    let mut counted = ctx(sys::write(w, &data[..1000]), "write")?;
+    let mut first = None;
+    loop {
+        match sys::write(w, &data[counted..]) {
+            Ok(n) => {
+                first.get_or_insert(n);
+                counted += n;
+                if counted == data.len() {
+                    break;
+                }
+            }
+            Err(Errno::EAGAIN) => break,
+            Err(e) => return Err(format!("write: {}", e.message())),
+        }
+    }
+    let mut got = vec![0u8; data.len() + 1];
+    let mut n = 0;
+    while let Ok(k) = sys::read(r, &mut got[n..]) {
+        if k == 0 {
+            break;
+        }
+        n += k;
+    }
+    let _ = (sys::close(r), sys::close(w));
+    ensure!(matches!(first, Some(k) if k > 0), "the write after 1000 bytes: {first:?}");
+    ensure!(n == counted, "writes counted {counted} bytes, the reader found {n}");
+    ensure!(got[..n] == data[..n], "the bytes read differ from those written");
+    Ok(format!("{counted} bytes before EAGAIN"))
+}

@@ -46,6 +46,7 @@ const CASES: &[Case] = &[
     Case { name: "sbrk-limit", run: mem::sbrk_limit },
     Case { name: "pipe-4mib", run: fs::pipe_megabytes },
     Case { name: "pipe-errors", run: fs::pipe_errors },
+    Case { name: "pipe-nonblocking-write", run: fs::pipe_nonblocking_write },
     Case { name: "files", run: fs::files },
     Case { name: "concurrent-create", run: fs::concurrent_create },
     Case { name: "large-file", run: fs::large_file },
