@@ -5,7 +5,8 @@
 #   make run         boot it under QEMU; serial console on this terminal (CMDLINE="selftest" ...)
 #   make test        lint, then all host tests (unit tests and QEMU integration tests)
 #   make fuzz        a longer pass of the system-call fuzzer in the guest (SEED=N, default 1;
-#                    CALLS=N, default 20000; SKIP=elf,rename,... leaves groups out); exits
+#                    CALLS=N, default 20000; JOBS=N batches at once, default 1;
+#                    SKIP=elf,rename,... leaves groups out); exits
 #                    non-zero on a kernel panic, a hang or an odd result
 #   make bench       benchmarks: boot time (RUNS=N boots, default 5), the file system against
 #                    the host's, system calls and httpd under wrk against Linux (the Linux
@@ -21,6 +22,7 @@ CMDLINE ?=
 RUNS ?= 5
 SEED ?= 1
 CALLS ?= 20000
+JOBS ?= 1
 SKIP ?=
 
 .PHONY: all deps deps-bench build run test lint fuzz bench bench-boot bench-fs bench-sys bench-net qemu-gdb image clean
@@ -65,7 +67,7 @@ test: lint
 	cargo test --no-fail-fast
 
 fuzz: deps
-	$(MKIMAGE) fuzz --seed $(SEED) --calls $(CALLS) $(if $(SKIP),--skip $(SKIP))
+	$(MKIMAGE) fuzz --seed $(SEED) --calls $(CALLS) --jobs $(JOBS) $(if $(SKIP),--skip $(SKIP))
 
 bench: bench-boot bench-fs bench-sys bench-net
 

@@ -28,7 +28,7 @@ commands:
                                                fork+exec+wait, pipe ping-pong) against Linux
   bench-fs    [--release|--debug]              time the kernel's file system (64 MiB write and
                                                read, 1000 creates) against the host's
-  fuzz        [--seed N] [--calls N] [--skip GROUPS] [--release|--debug]
+  fuzz        [--seed N] [--calls N] [--jobs N] [--skip GROUPS] [--release|--debug]
                                                boot with the programs and a NIC, run the
                                                system-call fuzzer `fuzz N CALLS` at the shell
                                                (default seed 1, 20000 calls); fail on a
@@ -60,6 +60,7 @@ options:
   --no-programs   leave /bin empty (no build of the user programs)
   --seed N        the fuzzer's seed (replays a pass)
   --calls N       system calls the fuzzer makes (1 to 10000000)
+  --jobs N        batches of calls the fuzzer runs at once (1 to 16; default 1)
   --skip GROUPS   fuzzer groups left out, comma-separated: exec, elf (exec of mutated
                   programs), rename, net, cpu
 
@@ -143,6 +144,7 @@ impl Default for ImageArgs {
 pub struct FuzzArgs {
     pub seed: u64,
     pub calls: usize,
+    pub jobs: usize,
     /// The fuzzer's groups to leave out, comma-separated (empty: none).
     pub skip: String,
     pub release: bool,
@@ -150,7 +152,7 @@ pub struct FuzzArgs {
 
 impl Default for FuzzArgs {
     fn default() -> Self {
-        FuzzArgs { seed: 1, calls: DEFAULT_FUZZ_CALLS, skip: String::new(), release: true }
+        FuzzArgs { seed: 1, calls: DEFAULT_FUZZ_CALLS, jobs: 1, skip: String::new(), release: true }
     }
 }
 
@@ -423,6 +425,10 @@ fn parse_fuzz(a: &mut Args) -> Result<Command, UsageError> {
                     let v = a.value(&name, value)?;
                     args.calls = number("fuzz", &name, &v, 1, MAX_FUZZ_CALLS)?;
                 }
+                "jobs" => {
+                    let v = a.value(&name, value)?;
+                    args.jobs = number("fuzz", &name, &v, 1, 16)?;
+                }
                 "skip" => {
                     let v = a.value(&name, value)?;
                     if let Some(bad) = v.split(',').find(|g| !FUZZ_GROUPS.contains(g)) {
@@ -689,10 +695,21 @@ mod tests {
     fn fuzz() {
         assert_eq!(p(&["fuzz"]), Ok(Command::Fuzz(FuzzArgs::default())));
         assert_eq!(
-            p(&["fuzz", "--seed", "42", "--calls=500", "--skip", "elf,rename", "--debug"]),
+            p(&[
+                "fuzz",
+                "--seed",
+                "42",
+                "--calls=500",
+                "--jobs",
+                "3",
+                "--skip",
+                "elf,rename",
+                "--debug"
+            ]),
             Ok(Command::Fuzz(FuzzArgs {
                 seed: 42,
                 calls: 500,
+                jobs: 3,
                 skip: "elf,rename".into(),
                 release: false
             }))

@@ -26,6 +26,8 @@ pub const STEP: Duration = Duration::from_secs(30);
 pub struct Pass {
     pub seed: u64,
     pub calls: usize,
+    /// Batches at once (the fuzzer's `-j`).
+    pub jobs: usize,
     /// Groups the fuzzer leaves out (its `-x`: `exec`, `elf`, `rename`, `net`, `cpu`),
     /// comma-separated; empty: none.
     pub left_out: String,
@@ -35,6 +37,9 @@ impl Pass {
     /// The command line typed at the guest's shell.
     pub fn command(&self) -> String {
         let mut c = format!("fuzz {} {}", self.seed, self.calls);
+        if self.jobs > 1 {
+            c.push_str(&format!(" -j {}", self.jobs));
+        }
         if !self.left_out.is_empty() {
             c.push_str(" -x ");
             c.push_str(&self.left_out);
@@ -158,10 +163,10 @@ mod tests {
 
     #[test]
     fn command_and_deadline() {
-        let p = Pass { seed: 7, calls: 1000, left_out: String::new() };
+        let p = Pass { seed: 7, calls: 1000, jobs: 1, left_out: String::new() };
         assert_eq!(p.command(), "fuzz 7 1000");
-        let p = Pass { left_out: "elf,rename".into(), ..p };
-        assert_eq!(p.command(), "fuzz 7 1000 -x elf,rename");
+        let p = Pass { left_out: "elf,rename".into(), jobs: 3, ..p };
+        assert_eq!(p.command(), "fuzz 7 1000 -j 3 -x elf,rename");
         assert_eq!(p.deadline(), Duration::from_secs(200));
     }
 

@@ -87,7 +87,12 @@ fn execute(command: Command) -> mkimage::Result<ExitCode> {
         }
         Command::Fuzz(args) => {
             let elf = build::kernel(args.release)?;
-            let pass = fuzz::Pass { seed: args.seed, calls: args.calls, left_out: args.skip };
+            let pass = fuzz::Pass {
+                seed: args.seed,
+                calls: args.calls,
+                jobs: args.jobs,
+                left_out: args.skip,
+            };
             eprintln!("mkimage: fuzz: booting, then `{}`", pass.command());
             let (_dir, console) = fuzz::boot(&elf, true)?;
             let verdict = fuzz::run(&console, &pass)?;

@@ -476,8 +476,14 @@ impl<'a> Batch<'a> {
 
     // ---- the scratch region ----
 
+    /// The end of what this process has mapped above the scratch region's start: the break,
+    /// rounded up to a page (the kernel maps whole pages).
+    fn mapped_end(&self) -> u64 {
+        self.brk.next_multiple_of(PAGE)
+    }
+
     fn bytes(&self, off: u64, len: u64) -> &'static mut [u8] {
-        assert!(self.base + off + len <= self.brk);
+        assert!(self.base + off + len <= self.mapped_end());
         // SAFETY: `[base + off, base + off + len)` lies in the scratch region or above it up
         // to the break (pages fuzzed `sbrk` calls added), which this process grew and owns
         // and nothing else uses; the kernel writes it only during a system call, never while
@@ -1146,7 +1152,7 @@ impl<'a> Batch<'a> {
             }
             return;
         }
-        if p >= self.base && p + 8 <= self.brk {
+        if p >= self.base && p + 8 <= self.mapped_end() {
             let b = self.bytes(p - self.base, 8);
             let r = i32::from_le_bytes([b[0], b[1], b[2], b[3]]);
             let w = i32::from_le_bytes([b[4], b[5], b[6], b[7]]);

@@ -1,9 +1,11 @@
-//! fuzz [SEED [CALLS]] [-b PER_BATCH] [-x GROUP,...] [-only K] [-v]: random system calls
-//! with hostile arguments, to find what makes the kernel panic, fault, hang or leak.
+//! fuzz [SEED [CALLS]] [-b PER_BATCH] [-j JOBS] [-x GROUP,...] [-only K] [-v]: random system
+//! calls with hostile arguments, to find what makes the kernel panic, fault, hang or leak.
 //!
 //! The calls go in batches of PER_BATCH (default 100), each in a process of its own (see
 //! `batch.rs` for what a batch does, which memory it lets the kernel write and why no call
-//! it makes may wait for ever). This process, the runner, forks each batch and watches it: a
+//! it makes may wait for ever), JOBS of them at once (default 1; more find races between
+//! processes, but a batch then no longer replays exactly alone). This process, the runner,
+//! forks the batches and watches them: a
 //! batch that has not reported its end after [`BATCH_DEADLINE_MS`] is a hang (killed, and if
 //! the kill does not end it within five seconds, an unkillable hang: the run stops there, as
 //! the kernel is probably stuck). A batch that ends with any status but 0 crashed (a fault in
@@ -65,10 +67,15 @@ struct Options {
     groups: Groups,
     only: Option<u64>,
     verbose: bool,
+    /// Batches at once.
+    jobs: usize,
 }
 
 fn usage() -> ! {
-    die!("usage: fuzz [SEED [CALLS]] [-b PER_BATCH] [-x exec,elf,rename,net,cpu] [-only K] [-v]")
+    die!(
+        "usage: fuzz [SEED [CALLS]] [-b PER_BATCH] [-j JOBS] [-x exec,elf,rename,net,cpu] \
+         [-only K] [-v]"
+    )
 }
 
 fn number(s: &str) -> u64 {
@@ -87,6 +94,7 @@ fn parse(args: Args) -> Options {
         groups: Groups { exec: true, elf: true, rename: true, net: true, cpu: true },
         only: None,
         verbose: false,
+        jobs: 1,
     };
     let mut positional = 0;
     let mut args = args.skip(1);
@@ -95,6 +103,7 @@ fn parse(args: Args) -> Options {
             "-v" => o.verbose = true,
             "-b" => o.per_batch = number(args.next().unwrap_or_else(|| usage())).max(1) as usize,
             "-only" => o.only = Some(number(args.next().unwrap_or_else(|| usage()))),
+            "-j" => o.jobs = number(args.next().unwrap_or_else(|| usage())).clamp(1, 16) as usize,
             "-x" => {
                 for g in args.next().unwrap_or_else(|| usage()).split(',') {
                     match g {
@@ -141,11 +150,12 @@ fn main(args: Args) -> i32 {
             .collect();
     let batches = o.calls.div_ceil(o.per_batch) as u64;
     println!(
-        "fuzz: seed {} calls {} in {} batches of {}; left out: {}",
+        "fuzz: seed {} calls {} in {} batches of {}, {} at once; left out: {}",
         o.seed,
         o.calls,
         batches,
         o.per_batch,
+        o.jobs,
         if left_out.is_empty() { "none".to_string() } else { left_out.join(",") }
     );
     let mut program = Vec::new();
@@ -164,23 +174,66 @@ fn main(args: Args) -> i32 {
         None => 0..batches,
     };
     let mut stuck = false;
-    for k in range {
-        let calls = o.per_batch.min(o.calls.saturating_sub(k as usize * o.per_batch)).max(1);
-        let dir = format!("{root}/b{k}");
-        if let Err(e) = sys::mkdir(&dir) {
-            println!("fuzz: mkdir {dir}: {}", e.message());
-            break;
-        }
-        match run_batch(&o, k, calls, &dir, &program, &mut t) {
-            Verdict::Done => {}
-            Verdict::Stuck => {
+    let mut next = range.start;
+    let mut running: Vec<Running> = Vec::new();
+    let mut reaped: Vec<(Pid, i32)> = Vec::new();
+    let mut finished = 0u64;
+    while !stuck && (next < range.end || !running.is_empty()) {
+        while running.len() < o.jobs && next < range.end {
+            let k = next;
+            next += 1;
+            let calls = o.per_batch.min(o.calls.saturating_sub(k as usize * o.per_batch)).max(1);
+            let dir = format!("{root}/b{k}");
+            if let Err(e) = sys::mkdir(&dir) {
+                println!("fuzz: mkdir {dir}: {}", e.message());
                 stuck = true;
                 break;
             }
+            match start_batch(&o, k, calls, &dir, &program) {
+                Some(b) => {
+                    t.batches += 1;
+                    running.push(b);
+                }
+                None => stuck = true,
+            }
         }
-        remove_tree(dir.as_bytes());
-        if o.only.is_none() && (k + 1) % 10 == 0 {
-            println!("fuzz: {} of {batches} batches, {} calls", k + 1, t.calls);
+        if running.is_empty() {
+            break;
+        }
+        // Wait for a report line, an end of file, or the earliest deadline.
+        let now = sys::uptime();
+        let soonest = running.iter().map(|b| b.deadline).min().unwrap_or(now);
+        let mut fds: Vec<PollFd> =
+            running.iter().map(|b| PollFd { fd: b.r, events: POLLIN, revents: 0 }).collect();
+        let _ = net::poll(&mut fds, soonest.saturating_sub(now) as isize);
+        let mut i = 0;
+        while i < running.len() {
+            let b = &mut running[i];
+            if fds[i].revents != 0 {
+                let mut buf = [0u8; 128];
+                match sys::read(b.r, &mut buf) {
+                    Ok(0) | Err(_) => b.eof = true,
+                    Ok(n) => b.line.extend_from_slice(&buf[..n]),
+                }
+            }
+            let complete = b.eof || b.line.ends_with(b"\n");
+            if complete || sys::uptime() >= b.deadline {
+                let b = running.remove(i);
+                fds.remove(i);
+                let replay = format!(
+                    "replay: fuzz {} {} -b {} -only {} -v",
+                    o.seed, o.calls, o.per_batch, b.k
+                );
+                if !finish_batch(b, complete, &replay, &mut reaped, &mut t) {
+                    stuck = true;
+                }
+                finished += 1;
+                if o.only.is_none() && finished.is_multiple_of(10) {
+                    println!("fuzz: {finished} of {batches} batches, {} calls", t.calls);
+                }
+            } else {
+                i += 1;
+            }
         }
     }
     if !stuck {
@@ -210,25 +263,23 @@ fn main(args: Args) -> i32 {
     }
 }
 
-enum Verdict {
-    Done,
-    /// A batch would not go: the run cannot go on.
-    Stuck,
+/// A batch being watched.
+struct Running {
+    k: u64,
+    pid: Pid,
+    /// The read end of its report pipe.
+    r: Fd,
+    dir: String,
+    deadline: u64,
+    line: Vec<u8>,
+    eof: bool,
 }
 
-/// Fork batch `k`, watch it, count what it reports.
-fn run_batch(
-    o: &Options,
-    k: u64,
-    calls: usize,
-    dir: &str,
-    program: &[u8],
-    t: &mut Tally,
-) -> Verdict {
-    let replay = format!("replay: fuzz {} {} -b {} -only {k} -v", o.seed, o.calls, o.per_batch);
+/// Fork batch `k` (in its directory `dir`).
+fn start_batch(o: &Options, k: u64, calls: usize, dir: &str, program: &[u8]) -> Option<Running> {
     let Ok((r, w)) = sys::pipe() else {
         println!("fuzz: pipe failed");
-        return Verdict::Stuck;
+        return None;
     };
     let runner = sys::getpid();
     let pid = match sys::fork() {
@@ -255,55 +306,49 @@ fn run_batch(
         Err(e) => {
             println!("fuzz: fork of batch {k}: {}", e.message());
             let _ = (sys::close(r), sys::close(w));
-            return Verdict::Stuck;
+            return None;
         }
     };
     let _ = sys::close(w);
-    t.batches += 1;
-    // The report line, or end of file (every holder of the write end gone), or the deadline.
-    let mut line = Vec::new();
-    let deadline = sys::uptime() + BATCH_DEADLINE_MS;
-    let mut hup = false;
-    while !line.ends_with(b"\n") {
-        let now = sys::uptime();
-        if now >= deadline {
-            break;
-        }
-        let mut fds = [PollFd { fd: r, events: POLLIN, revents: 0 }];
-        if !matches!(net::poll(&mut fds, (deadline - now) as isize), Ok(1)) {
-            continue;
-        }
-        let mut buf = [0u8; 128];
-        match sys::read(r, &mut buf) {
-            Ok(0) | Err(_) => {
-                hup = true;
-                break;
-            }
-            Ok(n) => line.extend_from_slice(&buf[..n]),
-        }
-    }
-    if !line.ends_with(b"\n") && !hup {
+    Some(Running {
+        k,
+        pid,
+        r,
+        dir: dir.into(),
+        deadline: sys::uptime() + BATCH_DEADLINE_MS,
+        line: Vec::new(),
+        eof: false,
+    })
+}
+
+/// Judge batch `b`, whose report is `complete` (or whose deadline passed), and count what it
+/// reported. False when it would not go: the run cannot go on.
+fn finish_batch(
+    b: Running,
+    complete: bool,
+    replay: &str,
+    reaped: &mut Vec<(Pid, i32)>,
+    t: &mut Tally,
+) -> bool {
+    let _ = sys::close(b.r);
+    let k = b.k;
+    if !complete {
         t.hangs += 1;
-        let _ = sys::kill(pid);
-        let _ = sys::close(r);
-        if !zombie_within(pid, KILLED_GOES_MS) {
-            println!("fuzz: HANG: batch {k} did not end in {BATCH_DEADLINE_MS} ms and survived kill; {replay}");
-            return Verdict::Stuck;
+        let _ = sys::kill(b.pid);
+        if !zombie_within(b.pid, KILLED_GOES_MS) {
+            println!(
+                "fuzz: HANG: batch {k} did not end in {BATCH_DEADLINE_MS} ms and survived kill; {replay}"
+            );
+            return false;
         }
         println!("fuzz: HANG: batch {k} did not end in {BATCH_DEADLINE_MS} ms (killed); {replay}");
-        let _ = sys::wait();
-        return Verdict::Done;
+        let _ = wait_for(b.pid, reaped);
+        remove_tree(b.dir.as_bytes());
+        return true;
     }
-    let _ = sys::close(r);
-    let status = loop {
-        match sys::wait() {
-            Ok((p, status)) if p == pid => break Some(status),
-            Ok(_) => {}
-            Err(_) => break None,
-        }
-    };
+    let status = wait_for(b.pid, reaped);
     // `end K CALLS HANGS ODD`
-    let text = String::from_utf8_lossy(&line).into_owned();
+    let text = String::from_utf8_lossy(&b.line).into_owned();
     let f: Vec<usize> = text.split_whitespace().skip(2).filter_map(|w| w.parse().ok()).collect();
     if let [calls, hangs, odd] = f[..] {
         t.calls += calls;
@@ -317,7 +362,22 @@ fn run_batch(
         t.crashes += 1;
         println!("fuzz: CRASH: batch {k} ended with status {status:?} after {text:?}; {replay}");
     }
-    Verdict::Done
+    remove_tree(b.dir.as_bytes());
+    true
+}
+
+/// The exit status of the child `pid` (children that end meanwhile are kept in `reaped`).
+fn wait_for(pid: Pid, reaped: &mut Vec<(Pid, i32)>) -> Option<i32> {
+    if let Some(i) = reaped.iter().position(|&(p, _)| p == pid) {
+        return Some(reaped.swap_remove(i).1);
+    }
+    loop {
+        match sys::wait() {
+            Ok((p, status)) if p == pid => return Some(status),
+            Ok(other) => reaped.push(other),
+            Err(_) => return None,
+        }
+    }
 }
 
 /// `path` and everything under it, gone (names are bytes: a fuzzed name may be anything).
