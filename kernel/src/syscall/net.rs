@@ -121,8 +121,10 @@ pub fn sys_bind(a: &[u64; 6]) -> isize {
 }
 
 pub fn sys_listen(a: &[u64; 6]) -> isize {
-    // `listen(int fd, int backlog)`: the backlog is a C int.
-    ret(with_socket(a[0], |_, s| s.listen(socket::backlog_for(a[1] as i32)).map(|()| 0)))
+    // The backlog is taken whole and saturated to an int: cut to 32 bits, 2^32 + 1 would
+    // be 1 and 2^32 the default.
+    let n = (a[1] as i64).clamp(i32::MIN.into(), i32::MAX.into()) as i32;
+    ret(with_socket(a[0], |_, s| s.listen(socket::backlog_for(n)).map(|()| 0)))
 }
 
 /// `accept(fd, addr, addrlen) -> fd`. As on Linux, a full descriptor table is `EMFILE` before

@@ -7,13 +7,13 @@
 //!   status, a datagram) is `EFAULT` and the thing stays for the next call;
 //! - `exec`'s argument strings are bounded as a whole (`E2BIG`);
 //! - socket arguments outside their sets (`shutdown`'s `how`, `socket`'s type bits) are
-//!   `EINVAL`.
+//!   `EINVAL`; `listen`'s backlog saturates.
 
 use abi::syscall::net::{SHUT_RDWR, SOCK_DGRAM};
 use abi::syscall::{nr, state};
 use ulib::abi;
 use ulib::io::write_all;
-use ulib::net::{self, PollFd, SockAddrIn, AF_INET, POLLIN, SOCK_STREAM};
+use ulib::net::{self, PollFd, SockAddrIn, AF_INET, POLLIN, POLLOUT, SOCK_STREAM};
 use ulib::prelude::*;
 use ulib::sys::raw::{syscall1, syscall2, syscall3, syscall4};
 
@@ -162,6 +162,41 @@ pub fn exec_arg_bytes() -> Outcome {
     Ok(String::new())
 }
 
+/// `listen(fd, 2^32 + 1)` is a large backlog (saturated), not a backlog of 1: three clients
+/// all finish their handshake without an `accept` (with a backlog of 1 only one would).
+fn listen_backlog_whole() -> Result<(), String> {
+    let lo = |port| SockAddrIn::new([127, 0, 0, 1], port);
+    let l = ctx(net::socket(SOCK_STREAM), "socket")?;
+    ctx(net::bind(l, &lo(0)), "bind")?;
+    // SAFETY: `listen` takes no pointer.
+    let ret = unsafe { syscall2(nr::LISTEN, l as usize, (1 << 32) + 1) };
+    ensure!(ret == 0, "listen(2^32 + 1): {ret}");
+    let port = ctx(net::getsockname(l), "getsockname")?.port();
+    let mut clients = Vec::new();
+    for _ in 0..3 {
+        let c = ctx(net::socket(SOCK_STREAM), "socket")?;
+        ctx(net::set_nonblocking(c, true), "fcntl")?;
+        let _ = net::connect(c, &lo(port)); // EINPROGRESS
+        clients.push(c);
+    }
+    let start = sys::uptime();
+    let mut connected = 0;
+    while sys::uptime() - start < 3000 {
+        let mut fds: Vec<PollFd> =
+            clients.iter().map(|&fd| PollFd { fd, events: POLLOUT, revents: 0 }).collect();
+        let _ = net::poll(&mut fds, 100);
+        connected = fds.iter().filter(|p| p.revents & POLLOUT != 0).count();
+        if connected == clients.len() {
+            break;
+        }
+    }
+    for fd in clients.into_iter().chain([l]) {
+        let _ = sys::close(fd);
+    }
+    ensure!(connected == 3, "{connected} of 3 clients connected to a backlog of 2^32 + 1");
+    Ok(())
+}
+
 /// `shutdown`'s `how` beyond `SHUT_RDWR`, and `socket` types with unknown bits: EINVAL.
 pub fn socket_args() -> Outcome {
     let mut note = String::new();
@@ -176,8 +211,9 @@ pub fn socket_args() -> Outcome {
                 }
             }
             let _ = sys::close(fd);
+            listen_backlog_whole()?;
         }
-        Err(Errno::ENETUNREACH) => note = "no network: shutdown skipped".into(),
+        Err(Errno::ENETUNREACH) => note = "no network: shutdown and listen skipped".into(),
         Err(e) => return Err(format!("socket: {}", e.message())),
     }
     // The type is checked before the network is needed.
