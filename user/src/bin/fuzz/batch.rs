@@ -31,7 +31,8 @@
 //!   of itself, `exec`, a negative `sbrk` into the heap, privileged instructions) run in a
 //!   *grandchild* with a deadline: once it passes, the grandchild is killed, which must end it
 //!   within five seconds. Grandchildren share the batch's open files, so after one the batch
-//!   sets `NONBLOCK` on all of them again.
+//!   sets `NONBLOCK` on all of them again. Some grandchildren make random calls of their own
+//!   and are killed at a random moment, in the middle of whatever they are doing.
 //!
 //! A batch that does not finish before the runner's deadline, or a killed grandchild that does
 //! not go, is a hang: reported with the seed and the batch, which replays alone
@@ -133,6 +134,8 @@ pub struct Batch<'a> {
     /// Ports of the batch's own sockets (for connect and sendto).
     ports: Vec<u16>,
     pub troubles: Vec<Trouble>,
+    /// In a grandchild that will be killed at a random moment (see [`Batch::risky`]).
+    doomed: bool,
 }
 
 fn text_address() -> u64 {
@@ -471,6 +474,7 @@ impl<'a> Batch<'a> {
             kids: Vec::with_capacity(64),
             ports: Vec::with_capacity(8),
             troubles: Vec::new(),
+            doomed: false,
         })
     }
 
@@ -850,9 +854,16 @@ impl<'a> Batch<'a> {
             return;
         }
         if roll < 8 {
-            return self.risky();
+            if !self.doomed {
+                self.risky();
+            }
+            return;
         }
         let n = *self.rng.pick(CALLS);
+        // A doomed grandchild makes no process of its own: nothing would watch it.
+        if self.doomed && [nr::FORK, nr::WAIT, nr::EXEC].contains(&n) {
+            return;
+        }
         let net_call = (nr::SOCKET..=nr::ARPING).contains(&n) && n != nr::POLL && n != nr::FCNTL;
         if (net_call && !self.groups.net)
             || (n == nr::RENAME && !self.groups.rename)
@@ -1268,6 +1279,7 @@ impl<'a> Batch<'a> {
         let pid = match sys::fork() {
             Ok(0) => {
                 let _ = sys::close(r);
+                self.me = sys::getpid();
                 let status = f(self);
                 sys::exit(status)
             }
@@ -1320,7 +1332,7 @@ impl<'a> Batch<'a> {
 
     /// Calls that end a process or may wait for ever, in a grandchild.
     fn risky(&mut self) {
-        let pick = self.rng.below(10);
+        let pick = self.rng.below(12);
         match pick {
             0 => {
                 let status = self.int();
@@ -1404,6 +1416,20 @@ impl<'a> Batch<'a> {
                 }
             }
             8 | 9 if self.groups.exec => self.exec(),
+            10 | 11 => {
+                // Calls in a grandchild killed at a random moment: whatever it is in the
+                // middle of (a wait, a pipe or socket operation, a transaction) is cut short
+                // and must leave nothing behind.
+                let (calls, after) = (1 + self.rng.below(40), self.rng.below(15));
+                let what = format!("{calls} calls in a grandchild killed after {after} ms");
+                self.grandchild(&what, after, move |b| {
+                    b.doomed = true;
+                    for _ in 0..calls {
+                        b.one();
+                    }
+                    0
+                });
+            }
             _ => {}
         }
     }
