@@ -44,10 +44,11 @@
 //!
 //! # Files
 //!
-//! The batch works in its own directory (the runner's scratch directory `/fuzz-PID-UPTIME/bK`, its
-//! working directory): paths that create, remove or rename are relative and never go above it
-//! (no `..` component at their top; `d/..` is the directory itself). The runner removes the
-//! directory after the batch.
+//! The batch works in its own directory, its working directory (`/fuzz-PID-UPTIME/bK` under
+//! the runner's scratch directory): paths that create, remove or rename are relative and never
+//! go above it (no `..` component at their top; `d/..` is the directory itself), or name what
+//! cannot change (`/proc`, a missing directory). The runner removes the directory after the
+//! batch.
 
 use alloc::format;
 use alloc::string::String;

@@ -123,8 +123,9 @@ pub fn trick(i: usize) {
         // SAFETY: see above.
         18 => unsafe { asm!("jmp {}", in(reg) 0x8000_0000_0000u64, options(noreturn)) },
         19 => {
-            let code = [0xc3u8; 16]; // `ret`, on the (non-executable) stack
-                                     // SAFETY: see above: the stack is mapped without execute permission.
+            // `ret`, on the (non-executable) stack.
+            let code = [0xc3u8; 16];
+            // SAFETY: see above: the stack is mapped without execute permission.
             unsafe { asm!("call {}", in(reg) code.as_ptr(), clobber_abi("C")) };
         }
         // SAFETY: see above: iretq may not raise the privilege level.

@@ -336,9 +336,8 @@ fn finish_batch(
         t.hangs += 1;
         let _ = sys::kill(b.pid);
         if !zombie_within(b.pid, KILLED_GOES_MS) {
-            println!(
-                "fuzz: HANG: batch {k} did not end in {BATCH_DEADLINE_MS} ms and survived kill; {replay}"
-            );
+            let ms = BATCH_DEADLINE_MS;
+            println!("fuzz: HANG: batch {k} did not end in {ms} ms and survived kill; {replay}");
             return false;
         }
         println!("fuzz: HANG: batch {k} did not end in {BATCH_DEADLINE_MS} ms (killed); {replay}");

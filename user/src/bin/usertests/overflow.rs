@@ -39,7 +39,7 @@ fn still_waiting(what: &str, f: impl FnOnce() -> isize) -> Result<(), String> {
     let status = wait_pid(pid)?;
     ensure!(
         st != Ok(state::ZOMBIE) && status == -1,
-        "{what} returned within {WATCH_MS} ms (exit status {status}; 1 = success, 1 + errno otherwise)"
+        "{what} returned within {WATCH_MS} ms (status {status}: 1 success, 1 + errno an error)"
     );
     Ok(())
 }
