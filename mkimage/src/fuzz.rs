@@ -80,17 +80,14 @@ pub fn kernel_trouble(output: &str) -> Vec<String> {
         .collect()
 }
 
-/// The fuzzer's reports of trouble in `output` (its hang, crash and odd-result lines).
+/// The fuzzer's reports of trouble in `output`: its hang, crash and odd-result lines, also
+/// those of the grandchildren its batches kill at random moments (which the runner's count
+/// does not include), and also where other output ran into them on the console.
 pub fn fuzzer_trouble(output: &str) -> Vec<String> {
+    const MARKS: [&str; 4] = ["fuzz: HANG", "fuzz: CRASH", "fuzz: ODD", "fuzz: fuzzer error"];
     output
         .lines()
-        .filter(|l| {
-            let l = l.trim_start_matches("$ ");
-            l.starts_with("fuzz: HANG")
-                || l.starts_with("fuzz: CRASH")
-                || l.starts_with("fuzz: ODD")
-                || l.starts_with("fuzz: fuzzer error")
-        })
+        .filter(|l| MARKS.iter().any(|m| l.contains(m)))
         .map(|l| l.trim_end().to_string())
         .collect()
 }
@@ -174,7 +171,7 @@ mod tests {
     fn trouble_lines() {
         let out = "fuzz: seed 1\r\npid 9 (fuzz): exception 13 at rip=0x4002: killed\r\n\
                    PANIC: panicked at x.rs:1:2:\r\nEXCEPTION page fault vector=14\r\n\
-                   $ fuzz: HANG: batch 3 did not end\r\nfuzz: ODD: batch 1 call #2: x\r\n\
+                   $ fuzz: HANG: batch 3 did not end\r\n[fuzz consolfuzz: ODD: batch 1 call #2: x\r\n\
                    fuzz: end: seed 1 calls 10 batches 1 hangs 1 crashes 0 odd 1 in 5 ms: FAILED\r\n";
         assert_eq!(
             kernel_trouble(out),
@@ -182,7 +179,7 @@ mod tests {
         );
         assert_eq!(
             fuzzer_trouble(out),
-            ["$ fuzz: HANG: batch 3 did not end", "fuzz: ODD: batch 1 call #2: x"]
+            ["$ fuzz: HANG: batch 3 did not end", "[fuzz consolfuzz: ODD: batch 1 call #2: x"]
         );
     }
 }
