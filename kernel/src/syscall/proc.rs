@@ -1,7 +1,7 @@
 //! Process system calls: fork, exit, wait, kill, exec, getpid, sbrk, sleep, uptime, poweroff.
 
 use crate::arch::trap::TrapFrame;
-use crate::mm::budget::Charge;
+use crate::mm::budget::{self, Charge};
 use crate::mm::PAGE_SIZE;
 use crate::proc::{self, bridge, load, uaccess};
 use abi::syscall::{Errno, USER_STACK_SIZE, USER_STACK_TOP};
@@ -147,8 +147,12 @@ pub fn sys_exec(frame: &mut TrapFrame, a: &[u64; 6]) -> isize {
                 args.push(s);
             }
         }
-        // Held across the wait for the disk below: charged (no `await` since the copies).
-        let _args_charge = Charge::new(arg_bytes).ok_or(Errno::ENOMEM)?;
+        // Held across the wait for the disk below: charged (no `await` since the copies),
+        // unless small enough to go uncharged (as `mm::budget::IoBuf`'s small buffers).
+        let _args_charge = match arg_bytes > budget::SMALL {
+            true => Some(Charge::new(arg_bytes).ok_or(Errno::ENOMEM)?),
+            false => None,
+        };
         let fs = crate::rootfs::get().ok_or(Errno::ENOENT)?;
         let p = proc::current();
         let root = p.root.lock().clone().ok_or(Errno::ENOENT)?;
