@@ -2,7 +2,8 @@
 //!
 //! A program can make the kernel allocate far more than its own pages: every socket has
 //! buffers (128 KiB for TCP), every pipe a 64 KiB ring, every blocked `read` or `recv` a bounce
-//! buffer, `poll` its arrays, `exec` the program's file. Multiplied by 256 processes of 64
+//! buffer, `poll` its arrays, `exec` the program's file and its arguments. Multiplied by 256
+//! processes of 64
 //! descriptors each that is gigabytes, and the kernel heap, which grows from the frame
 //! allocator, would run dry; an allocation failure in the kernel is a panic. So every big,
 //! user-caused kernel allocation takes a [`Charge`] first, and is refused (a clean error for
@@ -29,8 +30,9 @@
 //! memory stops at [`RESERVE`] (8 MiB); the rest is for the kernel alone. What the kernel may
 //! still allocate there, uncharged, is bounded by the process and descriptor tables, not by what
 //! a program asks for: open-file objects and table slots (at most 256 x 64 descriptors of a
-//! few hundred bytes, about 3 MiB), the uncharged small buffers below (4 KiB bounces and
-//! `poll` arrays of up to 64 entries per process, about 2 MiB for 256 processes), the heap's
+//! few hundred bytes, about 3 MiB), the uncharged small buffers below (4 KiB bounces, `exec`
+//! arguments up to 4 KiB and `poll` arrays of up to 64 entries per process, about 3 MiB for
+//! 256 processes), the heap's
 //! 1 MiB growth steps, page tables of the heap's large-block region (at most one 4 KiB table
 //! per 2 MiB of blocks), `/proc` snapshots up to the one that crosses the floor, and the
 //! network stack's own tables (its socket table, about 1% of the buffers it describes). Kernel stacks (64 KiB per process)
