@@ -229,7 +229,8 @@ fn main(args: Args) -> i32 {
                 }
                 finished += 1;
                 if o.only.is_none() && finished.is_multiple_of(10) {
-                    println!("fuzz: {finished} of {batches} batches, {} calls", t.calls);
+                    let ms = sys::uptime().saturating_sub(start);
+                    println!("fuzz: {finished} of {batches} batches, {} calls, {ms} ms", t.calls);
                 }
             } else {
                 i += 1;
