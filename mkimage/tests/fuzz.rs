@@ -64,11 +64,13 @@ fn a_fuzz_pass_leaves_the_kernel_standing_and_leaks_nothing() {
     assert!(v.output.contains(&format!("fuzz: end: seed {SEED} calls {CALLS} ")), "{}", v.output);
     eprintln!("`{}` took {took:?}", pass.command());
 
-    // The memory comes back (once lingering connections are gone), every inode at once.
+    // The memory comes back once lingering connections are gone, every inode once the
+    // kernel's task has freed the files the run unlinked while they were open.
     let deadline = Instant::now() + SETTLE;
     let (frames, inodes) = loop {
         let (frames, inodes) = meminfo(&c);
-        if frames + FRAME_SLACK >= frames0 || Instant::now() >= deadline {
+        let back = frames + FRAME_SLACK >= frames0 && inodes == inodes0;
+        if back || Instant::now() >= deadline {
             break (frames, inodes);
         }
         std::thread::sleep(Duration::from_millis(500));
