@@ -4,6 +4,10 @@
 #   make build       build the kernel ELF
 #   make run         boot it under QEMU; serial console on this terminal (CMDLINE="selftest" ...)
 #   make test        lint, then all host tests (unit tests and QEMU integration tests)
+#   make fuzz        a longer pass of the system-call fuzzer in the guest (SEED=N, default 1;
+#                    CALLS=N, default 20000; JOBS=N batches at once, default 1;
+#                    SKIP=elf,rename,... leaves groups out); exits
+#                    non-zero on a kernel panic, a hang or an odd result
 #   make bench       benchmarks: boot time (RUNS=N boots, default 5), the file system against
 #                    the host's, system calls and httpd under wrk against Linux (the Linux
 #                    peer), as tables
@@ -16,8 +20,12 @@ KERNEL_TARGET := x86_64-unknown-none
 MKIMAGE := cargo run -q -p mkimage --release --
 CMDLINE ?=
 RUNS ?= 5
+SEED ?= 1
+CALLS ?= 20000
+JOBS ?= 1
+SKIP ?=
 
-.PHONY: all deps deps-bench build run test lint bench bench-boot bench-fs bench-sys bench-net qemu-gdb image clean
+.PHONY: all deps deps-bench build run test lint fuzz bench bench-boot bench-fs bench-sys bench-net qemu-gdb image clean
 
 all: build
 
@@ -57,6 +65,9 @@ lint: deps
 
 test: lint
 	cargo test --no-fail-fast
+
+fuzz: deps
+	$(MKIMAGE) fuzz --seed $(SEED) --calls $(CALLS) --jobs $(JOBS) $(if $(SKIP),--skip $(SKIP))
 
 bench: bench-boot bench-fs bench-sys bench-net
 

@@ -23,12 +23,19 @@ where
 
 const NS_PER_MS: u64 = 1_000_000;
 
+/// `ms` in nanoseconds, saturating: `ms` often comes from a user (`sleep`, `poll`), and a
+/// wrapped product would turn "for ever" into a short wait (and panic a debug kernel). The
+/// timers saturate `now + duration` too, so `u64::MAX` is a deadline never reached.
+fn ms_to_ns(ms: u64) -> u64 {
+    ms.saturating_mul(NS_PER_MS)
+}
+
 /// Completes `ms` milliseconds from now (at the first tick after that).
 pub fn sleep_ms(ms: u64) -> Sleep<'static> {
-    EXECUTOR.timers().sleep(ms * NS_PER_MS)
+    EXECUTOR.timers().sleep(ms_to_ns(ms))
 }
 
 /// `fut`'s output, or `Elapsed` if `ms` milliseconds pass first (then `fut` is dropped).
 pub async fn timeout_ms<F: Future>(ms: u64, fut: F) -> Result<F::Output, Elapsed> {
-    EXECUTOR.timers().timeout_after(ms * NS_PER_MS, fut).await
+    EXECUTOR.timers().timeout_after(ms_to_ns(ms), fut).await
 }

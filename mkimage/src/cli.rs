@@ -28,6 +28,12 @@ commands:
                                                fork+exec+wait, pipe ping-pong) against Linux
   bench-fs    [--release|--debug]              time the kernel's file system (64 MiB write and
                                                read, 1000 creates) against the host's
+  fuzz        [--seed N] [--calls N] [--jobs N] [--skip GROUPS] [--release|--debug]
+                                               boot with the programs and a NIC, run the
+                                               system-call fuzzer `fuzz N CALLS` at the shell
+                                               (default seed 1, 20000 calls); fail on a
+                                               kernel panic or exception, a hang, a crashed or
+                                               odd batch, or a shell that no longer answers
   image       [--out PATH] [--size-mb N] [--inodes N] [--add HOSTFILE:/PATH]...
               [--no-programs]                  build a file system image with the built-in
                                                files (README, /etc, /www), the user programs
@@ -52,9 +58,14 @@ options:
   --inodes N      number of inodes, inode 0 included (default 4096)
   --add H:/P      copy host file H into the image as /P (repeatable; replaces a built-in file)
   --no-programs   leave /bin empty (no build of the user programs)
+  --seed N        the fuzzer's seed (replays a pass)
+  --calls N       system calls the fuzzer makes (1 to 10000000)
+  --jobs N        batches of calls the fuzzer runs at once (1 to 16; default 1)
+  --skip GROUPS   fuzzer groups left out, comma-separated: exec, elf (exec of mutated
+                  programs), rename, net, cpu
 
 exit status of run: 0 powered off, 101 kernel crashed, 102 self-test failed,
-1 any other error; of fsck: 0 clean, 1 problems found, 2 cannot read the image;
+1 any other error; of fuzz: 0 passed, 1 failed; of fsck: 0 clean, 1 problems found, 2 cannot read the image;
 2 for wrong usage of mkimage.
 ";
 
@@ -96,6 +107,7 @@ pub enum Command {
     BenchFs { release: bool },
     BenchSys { release: bool },
     BenchNet { release: bool },
+    Fuzz(FuzzArgs),
     Image(ImageArgs),
     Fsck { image: PathBuf },
     Ls { image: PathBuf, path: String },
@@ -126,6 +138,29 @@ impl Default for ImageArgs {
         }
     }
 }
+
+/// Options of `fuzz`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FuzzArgs {
+    pub seed: u64,
+    pub calls: usize,
+    pub jobs: usize,
+    /// The fuzzer's groups to leave out, comma-separated (empty: none).
+    pub skip: String,
+    pub release: bool,
+}
+
+impl Default for FuzzArgs {
+    fn default() -> Self {
+        FuzzArgs { seed: 1, calls: DEFAULT_FUZZ_CALLS, jobs: 1, skip: String::new(), release: true }
+    }
+}
+
+/// The default number of calls of `fuzz`.
+pub const DEFAULT_FUZZ_CALLS: usize = 20_000;
+const MAX_FUZZ_CALLS: usize = 10_000_000;
+/// The fuzzer's groups (`fuzz -x`).
+const FUZZ_GROUPS: [&str; 5] = ["exec", "elf", "rename", "net", "cpu"];
 
 /// The default number of boots of `bench-boot`.
 pub const DEFAULT_BENCH_RUNS: usize = 5;
@@ -249,6 +284,7 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Command, UsageE
                 other => other,
             })
         }),
+        "fuzz" => ("fuzz", parse_fuzz),
         "image" => ("image", parse_image),
         "fsck" => ("fsck", parse_fsck),
         "ls" => ("ls", parse_ls),
@@ -373,6 +409,46 @@ fn number<T: std::str::FromStr + PartialOrd + fmt::Display>(
             "{command}: --{name} wants a number from {min} to {max}, not {v:?}"
         ))),
     }
+}
+
+fn parse_fuzz(a: &mut Args) -> Result<Command, UsageError> {
+    let mut args = FuzzArgs::default();
+    while let Some(arg) = a.next() {
+        match arg {
+            Arg::Option { name, value } => match name.as_str() {
+                "help" => return Ok(Command::Help),
+                "seed" => {
+                    let v = a.value(&name, value)?;
+                    args.seed = number("fuzz", &name, &v, 0, u64::MAX)?;
+                }
+                "calls" => {
+                    let v = a.value(&name, value)?;
+                    args.calls = number("fuzz", &name, &v, 1, MAX_FUZZ_CALLS)?;
+                }
+                "jobs" => {
+                    let v = a.value(&name, value)?;
+                    args.jobs = number("fuzz", &name, &v, 1, 16)?;
+                }
+                "skip" => {
+                    let v = a.value(&name, value)?;
+                    if let Some(bad) = v.split(',').find(|g| !FUZZ_GROUPS.contains(g)) {
+                        return Err(usage_error(format!(
+                            "fuzz: --skip takes groups among {}, not {bad:?}",
+                            FUZZ_GROUPS.join(",")
+                        )));
+                    }
+                    args.skip = v;
+                }
+                "release" | "debug" => {
+                    a.no_value(&name, value)?;
+                    args.release = name == "release";
+                }
+                _ => return Err(a.unknown(Arg::Option { name, value })),
+            },
+            other => return Err(a.unknown(other)),
+        }
+    }
+    Ok(Command::Fuzz(args))
 }
 
 fn parse_image(a: &mut Args) -> Result<Command, UsageError> {
@@ -613,6 +689,36 @@ mod tests {
         assert!(err(&["image", "--add", "a:b"]).contains("HOSTFILE:/path"));
         assert!(err(&["image", "--add", ":/b"]).contains("HOSTFILE:/path"));
         assert!(err(&["image", "stray"]).contains("unexpected argument"));
+    }
+
+    #[test]
+    fn fuzz() {
+        assert_eq!(p(&["fuzz"]), Ok(Command::Fuzz(FuzzArgs::default())));
+        assert_eq!(
+            p(&[
+                "fuzz",
+                "--seed",
+                "42",
+                "--calls=500",
+                "--jobs",
+                "3",
+                "--skip",
+                "elf,rename",
+                "--debug"
+            ]),
+            Ok(Command::Fuzz(FuzzArgs {
+                seed: 42,
+                calls: 500,
+                jobs: 3,
+                skip: "elf,rename".into(),
+                release: false
+            }))
+        );
+        assert!(err(&["fuzz", "--calls", "0"]).contains("--calls wants a number"));
+        assert!(err(&["fuzz", "--seed", "x"]).contains("--seed wants a number"));
+        assert!(err(&["fuzz", "--skip", "elf,disk"]).contains("not \"disk\""));
+        assert!(err(&["fuzz", "7"]).contains("unexpected argument"));
+        assert!(USAGE.contains("--skip GROUPS"));
     }
 
     #[test]

@@ -9,6 +9,7 @@
 //!   one, check one, read files and directories out of one.
 //! - [`programs`]: the nested `cargo build` of the user programs, which `image` puts in `/bin`.
 //! - [`udprelay`]: UDP port forwards, which restricted user networking cannot carry.
+//! - [`fuzz`]: the guest's system-call fuzzer, run and judged (`mkimage fuzz`, `make fuzz`).
 //! - [`cli`]: the command line of the `mkimage` binary.
 
 pub mod bench;
@@ -20,6 +21,7 @@ pub mod cli;
 pub mod console;
 mod error;
 pub mod fsck;
+pub mod fuzz;
 pub mod image;
 pub mod imgread;
 pub mod programs;

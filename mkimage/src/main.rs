@@ -9,7 +9,7 @@ use mkimage::image::{self, Builder};
 use mkimage::imgread::{self, Image};
 use mkimage::qemu::Outcome;
 use mkimage::{
-    bench, bench_fs, bench_net, bench_sys, build, fsck, programs, qemu, run, shell, Error,
+    bench, bench_fs, bench_net, bench_sys, build, fsck, fuzz, programs, qemu, run, shell, Error,
 };
 
 /// Exit status for wrong use of the command line.
@@ -84,6 +84,31 @@ fn execute(command: Command) -> mkimage::Result<ExitCode> {
             let linux = bench_sys::linux()?;
             print!("{}", bench_sys::markdown_table(&ours, &linux));
             Ok(ExitCode::SUCCESS)
+        }
+        Command::Fuzz(args) => {
+            let elf = build::kernel(args.release)?;
+            let pass = fuzz::Pass {
+                seed: args.seed,
+                calls: args.calls,
+                jobs: args.jobs,
+                left_out: args.skip,
+            };
+            eprintln!("mkimage: fuzz: booting, then `{}`", pass.command());
+            let (_dir, console) = fuzz::boot(&elf, true)?;
+            let verdict = fuzz::run(&console, &pass)?;
+            if verdict.passed() {
+                let _ = console.send("poweroff\n");
+                let _ = console.wait_exit(fuzz::STEP);
+                eprintln!("mkimage: fuzz: `{}` passed", pass.command());
+                Ok(ExitCode::SUCCESS)
+            } else {
+                console.kill();
+                eprintln!("mkimage: fuzz: `{}` FAILED:", pass.command());
+                for p in &verdict.problems {
+                    eprintln!("  {p}");
+                }
+                Ok(ExitCode::FAILURE)
+            }
         }
         Command::Image(args) => make_image(&args),
         Command::Fsck { image } => Ok(match fsck::check(&image) {

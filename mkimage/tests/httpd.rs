@@ -238,8 +238,9 @@ fn httpd_survives_bad_clients() {
         s.write_all(b"GET /big.bin HTTP/1.0\r\n\r\n").unwrap();
         let mut first = [0u8; 16];
         let _ = s.read(&mut first);
-        // SAFETY: setting SO_LINGER to 0 on our own socket makes close send a reset.
         let linger = libc::linger { l_onoff: 1, l_linger: 0 };
+        // SAFETY: setsockopt reads `size_of::<linger>()` bytes from `linger`, a live local, on
+        // a descriptor `s` owns. (SO_LINGER 0 makes close send a reset.)
         unsafe {
             libc::setsockopt(
                 std::os::fd::AsRawFd::as_raw_fd(&s),

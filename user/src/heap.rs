@@ -40,7 +40,9 @@ unsafe impl Source for Sbrk {
             .ok_or(())?;
         let grow = need.max(GROW_MIN).checked_next_multiple_of(PAGE).ok_or(())?;
         let grow_signed = isize::try_from(grow).map_err(|_| ())?;
-        let base = sys::sbrk(grow_signed).map_err(|_| ())? as *mut u8;
+        // SAFETY: growing the break maps pages that were not mapped before; nothing is given
+        // back (the allocator never shrinks the break).
+        let base = unsafe { sys::sbrk(grow_signed) }.map_err(|_| ())? as *mut u8;
         let new_end = base.wrapping_add(grow);
         if let Some(end) = talc.source.end.take() {
             if end.as_ptr() == base {

@@ -30,17 +30,20 @@ const ADDR_LEN: usize = SockAddrIn::SIZE;
 
 /// A new socket: `ty` is [`SOCK_STREAM`] (TCP) or [`SOCK_DGRAM`] (UDP).
 pub fn socket(ty: usize) -> Result<Fd> {
+    // SAFETY: socket takes no pointer.
     check(unsafe { raw::syscall3(nr::SOCKET, AF_INET, ty, 0) }).map(|f| f as Fd)
 }
 
 /// Gives the socket its local address (`[0; 4]` = every interface; port 0 = any free one).
 pub fn bind(fd: Fd, addr: &SockAddrIn) -> Result<()> {
     let p = addr as *const SockAddrIn as usize;
+    // SAFETY: the kernel reads `ADDR_LEN` bytes from `addr`, a live `SockAddrIn` of that size.
     check(unsafe { raw::syscall3(nr::BIND, fd as usize, p, ADDR_LEN) }).map(drop)
 }
 
 /// Makes a bound TCP socket accept connections, `backlog` of them waiting at most.
 pub fn listen(fd: Fd, backlog: usize) -> Result<()> {
+    // SAFETY: listen takes no pointer.
     check(unsafe { raw::syscall2(nr::LISTEN, fd as usize, backlog) }).map(drop)
 }
 
@@ -56,18 +59,24 @@ fn with_addr_out(f: impl FnOnce(usize, usize) -> isize) -> Result<(usize, SockAd
 /// The next connection on a listening socket: its descriptor and the peer's address
 /// (`EAGAIN` when none is waiting and the socket is non-blocking).
 pub fn accept(fd: Fd) -> Result<(Fd, SockAddrIn)> {
-    with_addr_out(|a, l| unsafe { raw::syscall3(nr::ACCEPT, fd as usize, a, l) })
-        .map(|(f, addr)| (f as Fd, addr))
+    with_addr_out(|a, l| {
+        // SAFETY: `a` and `l` are `with_addr_out`'s address and length, live for the call; the
+        // kernel writes at most `*l` (16) bytes to `a` and one u32 to `l`.
+        unsafe { raw::syscall3(nr::ACCEPT, fd as usize, a, l) }
+    })
+    .map(|(f, addr)| (f as Fd, addr))
 }
 
 /// Connects a TCP socket (or sets a UDP socket's default destination).
 pub fn connect(fd: Fd, addr: &SockAddrIn) -> Result<()> {
     let p = addr as *const SockAddrIn as usize;
+    // SAFETY: the kernel reads `ADDR_LEN` bytes from `addr`, a live `SockAddrIn` of that size.
     check(unsafe { raw::syscall3(nr::CONNECT, fd as usize, p, ADDR_LEN) }).map(drop)
 }
 
 /// Sends up to `buf.len()` bytes on a connected socket; how many went.
 pub fn send(fd: Fd, buf: &[u8]) -> Result<usize> {
+    // SAFETY: the kernel reads at most `buf.len()` bytes from `buf`, a live slice.
     check(unsafe { raw::syscall4(nr::SEND, fd as usize, buf.as_ptr() as usize, buf.len(), 0) })
 }
 
@@ -84,12 +93,15 @@ pub fn send_all(fd: Fd, mut buf: &[u8]) -> Result<()> {
 
 /// Receives up to `buf.len()` bytes; 0 when the peer has closed its side.
 pub fn recv(fd: Fd, buf: &mut [u8]) -> Result<usize> {
+    // SAFETY: the kernel writes at most `buf.len()` bytes to `buf`, which we hold mutably.
     check(unsafe { raw::syscall4(nr::RECV, fd as usize, buf.as_mut_ptr() as usize, buf.len(), 0) })
 }
 
 /// Sends one datagram to `to`.
 pub fn sendto(fd: Fd, buf: &[u8], to: &SockAddrIn) -> Result<usize> {
     let p = to as *const SockAddrIn as usize;
+    // SAFETY: the kernel reads at most `buf.len()` bytes from `buf` and `ADDR_LEN` from `to`,
+    // both live.
     check(unsafe {
         raw::syscall6(nr::SENDTO, fd as usize, buf.as_ptr() as usize, buf.len(), 0, p, ADDR_LEN)
     })
@@ -98,29 +110,45 @@ pub fn sendto(fd: Fd, buf: &[u8], to: &SockAddrIn) -> Result<usize> {
 /// Receives one datagram: its length and its sender.
 pub fn recvfrom(fd: Fd, buf: &mut [u8]) -> Result<(usize, SockAddrIn)> {
     let (ptr, len) = (buf.as_mut_ptr() as usize, buf.len());
-    with_addr_out(|a, l| unsafe { raw::syscall6(nr::RECVFROM, fd as usize, ptr, len, 0, a, l) })
+    with_addr_out(|a, l| {
+        // SAFETY: `a` and `l` are `with_addr_out`'s address and length, live for the call; the
+        // kernel writes at most `*l` (16) bytes to `a` and one u32 to `l`. At most `len`
+        // bytes go to `ptr`, which is `buf`, held mutably.
+        unsafe { raw::syscall6(nr::RECVFROM, fd as usize, ptr, len, 0, a, l) }
+    })
 }
 
 /// The socket's local address.
 pub fn getsockname(fd: Fd) -> Result<SockAddrIn> {
-    with_addr_out(|a, l| unsafe { raw::syscall3(nr::GETSOCKNAME, fd as usize, a, l) })
-        .map(|(_, addr)| addr)
+    with_addr_out(|a, l| {
+        // SAFETY: `a` and `l` are `with_addr_out`'s address and length, live for the call; the
+        // kernel writes at most `*l` (16) bytes to `a` and one u32 to `l`.
+        unsafe { raw::syscall3(nr::GETSOCKNAME, fd as usize, a, l) }
+    })
+    .map(|(_, addr)| addr)
 }
 
 /// The connected peer's address (`ENOTCONN` if none).
 pub fn getpeername(fd: Fd) -> Result<SockAddrIn> {
-    with_addr_out(|a, l| unsafe { raw::syscall3(nr::GETPEERNAME, fd as usize, a, l) })
-        .map(|(_, addr)| addr)
+    with_addr_out(|a, l| {
+        // SAFETY: `a` and `l` are `with_addr_out`'s address and length, live for the call; the
+        // kernel writes at most `*l` (16) bytes to `a` and one u32 to `l`.
+        unsafe { raw::syscall3(nr::GETPEERNAME, fd as usize, a, l) }
+    })
+    .map(|(_, addr)| addr)
 }
 
 /// Ends one or both directions: [`SHUT_RD`], [`SHUT_WR`] (sends FIN), [`SHUT_RDWR`].
 pub fn shutdown(fd: Fd, how: usize) -> Result<()> {
+    // SAFETY: shutdown takes no pointer.
     check(unsafe { raw::syscall2(nr::SHUTDOWN, fd as usize, how) }).map(drop)
 }
 
 /// Waits until one of `fds` is ready (their `revents` filled in) or `timeout_ms` passes
 /// (`-1`: forever; `0`: just look). Returns how many have non-zero `revents`.
 pub fn poll(fds: &mut [PollFd], timeout_ms: isize) -> Result<usize> {
+    // SAFETY: the kernel reads and writes `fds.len()` `PollFd`s (`repr(C)`, 8 bytes, any bit
+    // pattern valid) in `fds`, which we hold mutably.
     check(unsafe {
         raw::syscall3(nr::POLL, fds.as_mut_ptr() as usize, fds.len(), timeout_ms as usize)
     })
@@ -128,6 +156,7 @@ pub fn poll(fds: &mut [PollFd], timeout_ms: isize) -> Result<usize> {
 
 /// `fcntl(fd, cmd, arg)`: `F_GETFL` returns the flags, `F_SETFL` sets them.
 pub fn fcntl(fd: Fd, cmd: usize, arg: usize) -> Result<usize> {
+    // SAFETY: fcntl's commands here (F_GETFL, F_SETFL) take no pointer.
     check(unsafe { raw::syscall3(nr::FCNTL, fd as usize, cmd, arg) })
 }
 
@@ -147,6 +176,7 @@ pub fn arping(ip: [u8; 4]) -> Result<[u8; 6]> {
     let mut mac = [0u8; 6];
     // Network order: the u32 whose bytes in memory are a, b, c, d.
     let ip = u32::from_ne_bytes(ip) as usize;
+    // SAFETY: the kernel writes 6 bytes to `mac`, a live local array of 6.
     check(unsafe { raw::syscall2(nr::ARPING, ip, mac.as_mut_ptr() as usize) })?;
     Ok(mac)
 }

@@ -173,34 +173,49 @@ pub fn with_cstr<R>(s: &str, f: impl FnOnce(*const u8) -> R) -> Result<R> {
     }
 }
 
+/// A call `n` whose only argument is a path (the kernel reads it, nothing else).
 fn path_call1(n: usize, path: &str) -> Result<usize> {
-    check(with_cstr(path, |p| unsafe { raw::syscall1(n, p as usize) })?)
+    check(with_cstr(path, |p| {
+        // SAFETY: `p` is a NUL-terminated copy of `path` that lives for the call; the callers
+        // pass only calls that read their path argument and touch no other memory.
+        unsafe { raw::syscall1(n, p as usize) }
+    })?)
 }
 
+/// A call `n` whose only arguments are two paths (read by the kernel, nothing else).
 fn path_call2(n: usize, a: &str, b: &str) -> Result<usize> {
     let ret = with_cstr(a, |pa| {
-        with_cstr(b, |pb| unsafe { raw::syscall2(n, pa as usize, pb as usize) })
+        with_cstr(b, |pb| {
+            // SAFETY: as in `path_call1`, for two strings that both live for the call.
+            unsafe { raw::syscall2(n, pa as usize, pb as usize) }
+        })
     })??;
     check(ret)
 }
 
 /// A copy of this process; returns 0 in the child and the child's pid in the parent.
 pub fn fork() -> Result<Pid> {
+    // SAFETY: fork takes no pointer; the child gets a copy of this address space, so no memory
+    // is shared between the two afterwards.
     check(unsafe { raw::syscall0(nr::FORK) }).map(|p| p as Pid)
 }
 
 /// Ends this process with `status` (what the parent's [`wait`] sees).
 pub fn exit(status: i32) -> ! {
+    // SAFETY: exit takes no pointer (the status is a number) and does not return.
     unsafe {
         raw::syscall1(nr::EXIT, status as isize as usize);
     }
     // The kernel never returns from exit; if it did, fault rather than run on.
+    // SAFETY: `ud2` raises an invalid-opcode exception, which ends the process; it touches
+    // no memory and nothing after it runs.
     unsafe { core::arch::asm!("ud2", options(noreturn)) }
 }
 
 /// Waits for a child to exit: its pid and exit status. `ECHILD` without children.
 pub fn wait() -> Result<(Pid, i32)> {
     let mut status: i32 = 0;
+    // SAFETY: the kernel writes one i32 to `status`, a live local.
     let pid = check(unsafe { raw::syscall1(nr::WAIT, &mut status as *mut i32 as usize) })?;
     Ok((pid as Pid, status))
 }
@@ -208,22 +223,26 @@ pub fn wait() -> Result<(Pid, i32)> {
 /// A new pipe: `(read end, write end)`.
 pub fn pipe() -> Result<(Fd, Fd)> {
     let mut fds: [i32; 2] = [-1, -1];
+    // SAFETY: the kernel writes two i32s to `fds`, a live local array of two.
     check(unsafe { raw::syscall1(nr::PIPE, fds.as_mut_ptr() as usize) })?;
     Ok((fds[0], fds[1]))
 }
 
 /// Reads up to `buf.len()` bytes; 0 at end of file.
 pub fn read(fd: Fd, buf: &mut [u8]) -> Result<usize> {
+    // SAFETY: the kernel writes at most `buf.len()` bytes to `buf`, which we hold mutably.
     check(unsafe { raw::syscall3(nr::READ, fd as usize, buf.as_mut_ptr() as usize, buf.len()) })
 }
 
 /// Writes up to `buf.len()` bytes; returns how many were written.
 pub fn write(fd: Fd, buf: &[u8]) -> Result<usize> {
+    // SAFETY: the kernel reads at most `buf.len()` bytes from `buf`, a live slice.
     check(unsafe { raw::syscall3(nr::WRITE, fd as usize, buf.as_ptr() as usize, buf.len()) })
 }
 
 /// Ends process `pid` (a sleeping one is woken to die).
 pub fn kill(pid: Pid) -> Result<()> {
+    // SAFETY: kill takes no pointer.
     check(unsafe { raw::syscall1(nr::KILL, pid as usize) }).map(drop)
 }
 
@@ -244,8 +263,11 @@ pub fn exec(path: &str, args: &[&str]) -> Errno {
     let base = strings.as_ptr();
     let mut argv: Vec<*const u8> = offsets.iter().map(|&o| base.wrapping_add(o)).collect();
     argv.push(core::ptr::null());
-    match with_cstr(path, |p| unsafe {
-        raw::syscall2(nr::EXEC, p as usize, argv.as_ptr() as usize)
+    match with_cstr(path, |p| {
+        // SAFETY: the kernel reads the NUL-terminated `p` and the NULL-terminated `argv`,
+        // whose pointers lead into `strings` (NUL-terminated pieces); all live for the call.
+        // On success this program's memory is replaced; nothing of it is used again.
+        unsafe { raw::syscall2(nr::EXEC, p as usize, argv.as_ptr() as usize) }
     }) {
         Ok(ret) => check(ret).err().unwrap_or(Errno::EIO),
         Err(e) => e,
@@ -255,6 +277,7 @@ pub fn exec(path: &str, args: &[&str]) -> Errno {
 /// The status of an open file.
 pub fn fstat(fd: Fd) -> Result<Stat> {
     let mut st = Stat::default();
+    // SAFETY: the kernel writes one `Stat` (`repr(C)`, every bit pattern valid) to `st`.
     check(unsafe { raw::syscall2(nr::FSTAT, fd as usize, &mut st as *mut Stat as usize) })?;
     Ok(st)
 }
@@ -266,6 +289,7 @@ pub fn chdir(path: &str) -> Result<()> {
 
 /// A new descriptor (the lowest free one) for the same open file.
 pub fn dup(fd: Fd) -> Result<Fd> {
+    // SAFETY: dup takes no pointer.
     check(unsafe { raw::syscall1(nr::DUP, fd as usize) }).map(|f| f as Fd)
 }
 
@@ -287,35 +311,56 @@ pub fn free_descriptors(fd: Fd, max: usize) -> usize {
 
 /// This process's id.
 pub fn getpid() -> Pid {
+    // SAFETY: getpid takes no argument.
     unsafe { raw::syscall0(nr::GETPID) as Pid }
 }
 
 /// Moves the break (the end of the heap) by `delta` bytes; returns the old break.
-pub fn sbrk(delta: isize) -> Result<usize> {
+///
+/// # Safety
+/// A negative `delta` unmaps `[break + delta, break)`: nothing may be in use there (in
+/// particular not the allocator's heap, which grows the break itself: see `heap`), and no
+/// reference into it may be used afterwards. Growing (and `delta == 0`) is always sound: the
+/// pages added were not mapped before.
+pub unsafe fn sbrk(delta: isize) -> Result<usize> {
+    // SAFETY: sbrk reads and writes no memory of ours; what it unmaps is the caller's
+    // promise above.
     check(unsafe { raw::syscall1(nr::SBRK, delta as usize) })
+}
+
+/// The break (the end of the heap) now.
+pub fn brk() -> usize {
+    // SAFETY: a zero delta moves nothing.
+    unsafe { sbrk(0) }.unwrap_or(0)
 }
 
 /// Sleeps for `ms` milliseconds (`EINTR` if killed meanwhile).
 pub fn sleep(ms: u64) -> Result<()> {
+    // SAFETY: sleep takes no pointer.
     check(unsafe { raw::syscall1(nr::SLEEP, ms as usize) }).map(drop)
 }
 
 /// Milliseconds since boot.
 pub fn uptime() -> u64 {
+    // SAFETY: uptime takes no argument.
     unsafe { raw::syscall0(nr::UPTIME) as u64 }
 }
 
 /// Opens `path` with `flags` ([`RDONLY`], [`WRONLY`], [`RDWR`], with [`CREATE`], [`TRUNC`],
 /// [`APPEND`]).
 pub fn open(path: &str, flags: usize) -> Result<Fd> {
-    check(with_cstr(path, |p| unsafe { raw::syscall2(nr::OPEN, p as usize, flags) })?)
-        .map(|f| f as Fd)
+    check(with_cstr(path, |p| {
+        // SAFETY: the kernel reads the NUL-terminated `p`, live for the call; flags are bits.
+        unsafe { raw::syscall2(nr::OPEN, p as usize, flags) }
+    })?)
+    .map(|f| f as Fd)
 }
 
 /// Makes a device file.
 pub fn mknod(path: &str, major: u16, minor: u16) -> Result<()> {
-    let ret = with_cstr(path, |p| unsafe {
-        raw::syscall3(nr::MKNOD, p as usize, major as usize, minor as usize)
+    let ret = with_cstr(path, |p| {
+        // SAFETY: the kernel reads the NUL-terminated `p`, live for the call.
+        unsafe { raw::syscall3(nr::MKNOD, p as usize, major as usize, minor as usize) }
     })?;
     check(ret).map(drop)
 }
@@ -337,6 +382,7 @@ pub fn mkdir(path: &str) -> Result<()> {
 
 /// Closes a descriptor.
 pub fn close(fd: Fd) -> Result<()> {
+    // SAFETY: close takes no pointer.
     check(unsafe { raw::syscall1(nr::CLOSE, fd as usize) }).map(drop)
 }
 
@@ -347,6 +393,7 @@ pub fn rename(old: &str, new: &str) -> Result<()> {
 
 /// The working directory, written into `buf`; returns the path (without its NUL).
 pub fn getcwd(buf: &mut [u8]) -> Result<&str> {
+    // SAFETY: the kernel writes at most `buf.len()` bytes to `buf`, which we hold mutably.
     let n = check(unsafe { raw::syscall2(nr::GETCWD, buf.as_mut_ptr() as usize, buf.len()) })?;
     let got = &buf[..n.min(buf.len())];
     let end = got.iter().position(|&b| b == 0).unwrap_or(got.len());
@@ -355,10 +402,12 @@ pub fn getcwd(buf: &mut [u8]) -> Result<&str> {
 
 /// Powers the machine off.
 pub fn poweroff() -> Result<()> {
+    // SAFETY: poweroff takes no argument.
     check(unsafe { raw::syscall0(nr::POWEROFF) }).map(drop)
 }
 
 /// Makes `pid` the console's foreground process (the one ^C ends); 0 for none.
 pub fn setfg(pid: Pid) -> Result<()> {
+    // SAFETY: setfg takes no pointer.
     check(unsafe { raw::syscall1(nr::SETFG, pid as usize) }).map(drop)
 }

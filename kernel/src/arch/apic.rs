@@ -6,6 +6,7 @@
 //! interrupt context (every EOI): they live in `noblock` cells, which are set once and never
 //! wait, and a use before `init` is a clear panic rather than MMIO at address 0.
 
+use super::calibrate;
 use crate::acpi::Madt;
 use crate::mm::paging;
 use conquer_once::noblock::OnceCell;
@@ -109,21 +110,34 @@ pub struct Calibration {
     pub tsc_hz: u64,
 }
 
-/// Count LAPIC timer ticks (divide by 16) over one PIT-timed interval, with the TSC measured
-/// over the same interval, and leave the timer in one-shot mode on `vector`, stopped.
+/// Count LAPIC timer ticks (divide by 16) over PIT-timed intervals, with the TSC measured
+/// over the same intervals, until two samples agree (`calibrate` says why one is not enough),
+/// and leave the timer in one-shot mode on `vector`, stopped.
 pub fn calibrate_timer(vector: u8) -> Calibration {
     lapic_write(LAPIC_TIMER_DIVIDE, DIVIDE_BY_16);
     lapic_write(LAPIC_LVT_TIMER, TIMER_MASKED);
-    lapic_write(LAPIC_TIMER_INIT, u32::MAX);
-    let tsc0 = super::cpu::rdtsc();
-    let ns = super::pit::wait_interval();
-    let ticks = (u32::MAX - lapic_read(LAPIC_TIMER_CURRENT)) as u64;
-    let tsc = super::cpu::rdtsc() - tsc0;
+    let mut ns;
+    let mut tsc = [0u64; calibrate::MAX_SAMPLES];
+    let mut ticks = [0u64; calibrate::MAX_SAMPLES];
+    let mut taken = 0;
+    let chosen = loop {
+        lapic_write(LAPIC_TIMER_INIT, u32::MAX);
+        let tsc0 = super::cpu::rdtsc();
+        ns = super::pit::wait_interval();
+        ticks[taken] = (u32::MAX - lapic_read(LAPIC_TIMER_CURRENT)) as u64;
+        tsc[taken] = super::cpu::rdtsc() - tsc0;
+        taken += 1;
+        if let Some(i) = calibrate::settled(&tsc[..taken]) {
+            break i;
+        }
+        if taken == calibrate::MAX_SAMPLES {
+            break calibrate::smallest(&tsc);
+        }
+    };
     let per_sec = |n: u64| (n as u128 * 1_000_000_000 / ns.max(1) as u128) as u64;
-    let rate = per_sec(ticks);
     lapic_write(LAPIC_TIMER_INIT, 0); // stopped
     lapic_write(LAPIC_LVT_TIMER, vector as u32); // one-shot
-    Calibration { lapic_hz: rate, tsc_hz: per_sec(tsc) }
+    Calibration { lapic_hz: per_sec(ticks[chosen]), tsc_hz: per_sec(tsc[chosen]) }
 }
 
 /// Interrupt once after `ticks` timer ticks (0 stops the timer). Replaces any earlier arming.

@@ -1,11 +1,11 @@
-//! The 8254 PIT, used once as a reference clock: channel 2 counts down a fixed interval while
-//! we count LAPIC timer ticks and TSC cycles against it. Its output is read on port 0x61, so
-//! no interrupt is involved.
+//! The 8254 PIT, used at boot as a reference clock: channel 2 counts down a fixed interval
+//! while we count LAPIC timer ticks and TSC cycles against it (twice at least: see
+//! `calibrate`). Its output is read on port 0x61, so no interrupt is involved.
 
 use x86_64::instructions::port::Port;
 
 const PIT_HZ: u64 = 1_193_182;
-const INTERVAL_TICKS: u16 = 11_932; // 10 ms
+const INTERVAL_TICKS: u16 = 5_966; // 5 ms
 
 /// Busy-wait one PIT interval. Returns its length in nanoseconds.
 pub fn wait_interval() -> u64 {
@@ -21,7 +21,7 @@ pub fn wait_interval() -> u64 {
         ch2.write(INTERVAL_TICKS as u8);
         ch2.write((INTERVAL_TICKS >> 8) as u8);
         gate.write(g | 0x01); // rising gate edge starts the count
-                              // Bounded: the count ends after 10 ms; the bound covers a missing PIT (~seconds).
+                              // Bounded: the count ends after 5 ms; the bound covers a missing PIT.
         for _ in 0..100_000_000u64 {
             if gate.read() & 0x20 != 0 {
                 break;

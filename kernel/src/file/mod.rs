@@ -247,6 +247,17 @@ impl File {
         }
     }
 
+    /// A write on a non-blocking descriptor that must not be made by polling [`File::write`]
+    /// once: a pipe's, which may put part of `buf` in and then wait (its count would be lost
+    /// with the future). `None`: polling `write` once is right (it changes nothing before it
+    /// is ready, or it never waits).
+    pub fn write_nonblocking(&self, buf: &[u8]) -> Option<Result<usize, Errno>> {
+        match &self.kind {
+            Kind::PipeWrite(w) if self.nonblock() && self.writable => Some(w.try_write(buf)),
+            _ => None,
+        }
+    }
+
     /// What `fstat` reports. Disk inodes are device 1; `/proc` is device 2; pipes and a
     /// console opened without an inode report device 0 and inode 0.
     pub async fn stat(&self) -> Result<Stat, Errno> {

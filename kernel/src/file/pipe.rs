@@ -191,6 +191,28 @@ impl Pipe {
         }
     }
 
+    /// A write that never waits (a non-blocking descriptor): what fits now, placed as
+    /// [`Pipe::write`] would place it (a write of at most [`PIPE_BUF`] bytes whole or not at
+    /// all); `EAGAIN` when nothing fits. Polling `write` once would not do: when it fills
+    /// the ring part way and then waits, dropping it loses the count of what went in.
+    fn try_write(&self, src: &[u8]) -> Result<usize, Errno> {
+        let mut st = self.state.lock();
+        if st.readers == 0 {
+            return Err(Errno::EPIPE);
+        }
+        if src.is_empty() {
+            return Ok(0);
+        }
+        let whole = src.len() <= PIPE_BUF.min(st.ring.capacity());
+        if st.ring.free() == 0 || (whole && st.ring.free() < src.len()) {
+            return Err(Errno::EAGAIN);
+        }
+        let n = st.ring.push(src);
+        drop(st);
+        self.readable.notify_all();
+        Ok(n)
+    }
+
     async fn write(&self, src: &[u8]) -> Result<usize, Errno> {
         let mut done = 0;
         while done < src.len() {
@@ -239,6 +261,11 @@ impl WriteEnd {
         self.0.write(src).await
     }
 
+    /// Write what fits now, without waiting (see [`Pipe::try_write`]).
+    pub fn try_write(&self, src: &[u8]) -> Result<usize, Errno> {
+        self.0.try_write(src)
+    }
+
     pub fn pipe(&self) -> &Pipe {
         &self.0
     }
@@ -268,6 +295,24 @@ mod tests {
 
     fn pattern(len: usize) -> Vec<u8> {
         (0..len).map(|i| (i * 7 + i / 251) as u8).collect()
+    }
+
+    #[test]
+    fn try_write_reports_what_went_in() {
+        let (r, w) = Pipe::with_capacity(16);
+        assert_eq!(w.try_write(&[1; 10]), Ok(10));
+        // 6 bytes of room: a small write that does not fit whole waits (EAGAIN)...
+        assert_eq!(w.try_write(&[2; 8]), Err(Errno::EAGAIN));
+        // ...one that fits goes in whole, and a large one in part, counted.
+        assert_eq!(w.try_write(&[3; 2]), Ok(2));
+        let big = pattern(PIPE_BUF + 1);
+        assert_eq!(w.try_write(&big), Ok(4));
+        assert_eq!(w.try_write(&big), Err(Errno::EAGAIN));
+        let mut buf = [0u8; 32];
+        assert_eq!(block_on(r.read(&mut buf)), 16);
+        assert_eq!(&buf[10..16], &[3, 3, big[0], big[1], big[2], big[3]]);
+        drop(r);
+        assert_eq!(w.try_write(&[1]), Err(Errno::EPIPE));
     }
 
     #[test]

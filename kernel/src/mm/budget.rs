@@ -1,17 +1,17 @@
 //! The kernel-memory budget: what user programs may make the kernel allocate.
 //!
-//! A program can make the kernel allocate far more than its own pages: every socket has
-//! buffers (128 KiB for TCP), every pipe a 64 KiB ring, every blocked `read` or `recv` a bounce
-//! buffer, `poll` its arrays, `exec` the program's file. Multiplied by 256 processes of 64
-//! descriptors each that is gigabytes, and the kernel heap, which grows from the frame
+//! A program can make the kernel allocate far more than its own pages: every socket has buffers
+//! (128 KiB for TCP), every pipe a 64 KiB ring, every blocked `read` or `recv` a bounce buffer,
+//! `poll` its arrays, `exec` the program's file and its arguments. Multiplied by 256 processes of
+//! 64 descriptors each that is gigabytes, and the kernel heap, which grows from the frame
 //! allocator, would run dry; an allocation failure in the kernel is a panic. So every big,
-//! user-caused kernel allocation takes a [`Charge`] first, and is refused (a clean error for
-//! the program: ENOMEM, ENFILE for `pipe`) when the charge is not granted. A charge is released
-//! when it is dropped, with the memory it stands for (it lives next to it: in the stack's
-//! table beside a socket's buffers, in a pipe, in a bounce buffer, beside a program's bytes).
-//! Where a charge cannot follow the memory, the caller only asks [`admits`] first: a `/proc`
-//! snapshot (kept by the open file, which `file` makes), and `pipe`, whose ring `File::pipe`
-//! then charges with [`Charge::unchecked`].
+//! user-caused kernel allocation takes a [`Charge`] first, and is refused (a clean error for the
+//! program: ENOMEM, ENFILE for `pipe`) when the charge is not granted. A charge is released when it
+//! is dropped, with the memory it stands for (it lives next to it: in the stack's table beside a
+//! socket's buffers, in a pipe, in a bounce buffer, beside a program's bytes). Where a charge
+//! cannot follow the memory, the caller only asks [`admits`] first: a `/proc` snapshot (kept by the
+//! open file, which `file` makes), and `pipe`, whose ring `File::pipe` then charges with
+//! [`Charge::unchecked`].
 //!
 //! A charge of `n` bytes is granted when both hold:
 //!
@@ -25,18 +25,18 @@
 //!    to processes, as Linux's `tcp_mem`/`udp_mem` limits and its per-user pipe limits do.
 //!
 //! Three reserves, in order: user pages stop first, when fewer than [`USER_RESERVE_FRAMES`]
-//! (16 MiB) frames are free (`proc::vm`: `sbrk`, `fork`, `exec` get ENOMEM); charged kernel
-//! memory stops at [`RESERVE`] (8 MiB); the rest is for the kernel alone. What the kernel may
-//! still allocate there, uncharged, is bounded by the process and descriptor tables, not by what
-//! a program asks for: open-file objects and table slots (at most 256 x 64 descriptors of a
-//! few hundred bytes, about 3 MiB), the uncharged small buffers below (4 KiB bounces and
-//! `poll` arrays of up to 64 entries per process, about 2 MiB for 256 processes), the heap's
-//! 1 MiB growth steps, page tables of the heap's large-block region (at most one 4 KiB table
-//! per 2 MiB of blocks), `/proc` snapshots up to the one that crosses the floor, and the
-//! network stack's own tables (its socket table, about 1% of the buffers it describes). Kernel stacks (64 KiB per process)
-//! come with `fork`, which needs user pages first, so they are taken above the user reserve.
-//! 8 MiB covers that sum with room to spare, and 16 MiB of user reserve keeps user pages from
-//! eating into it.
+//! (16 MiB) frames are free (`proc::vm`: `sbrk`, `fork`, `exec` get ENOMEM); charged kernel memory
+//! stops at [`RESERVE`] (8 MiB); the rest is for the kernel alone. What the kernel may still
+//! allocate there, uncharged, is bounded by the process and descriptor tables, not by what a
+//! program asks for: open-file objects and table slots (at most 256 x 64 descriptors of a few
+//! hundred bytes, about 3 MiB), the uncharged small buffers below (4 KiB bounces, `exec` arguments
+//! up to 4 KiB and `poll` arrays of up to 64 entries per process, about 3 MiB for 256 processes),
+//! the heap's 1 MiB growth steps, page tables of the heap's large-block region (at most one 4 KiB
+//! table per 2 MiB of blocks), `/proc` snapshots up to the one that crosses the floor, and the
+//! network stack's own tables (its socket table, about 1% of the buffers it describes). Kernel
+//! stacks (64 KiB per process) come with `fork`, which needs user pages first, so they are taken
+//! above the user reserve. 8 MiB covers that sum with room to spare, and 16 MiB of user reserve
+//! keeps user pages from eating into it.
 //!
 //! The charge is decided on the memory actually free, so it holds whoever took the memory
 //! (user pages, uncharged kernel objects): the rule is "charge, then allocate at once" (no

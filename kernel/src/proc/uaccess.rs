@@ -36,6 +36,15 @@ fn each_chunk(
     Ok(())
 }
 
+/// Whether `len` bytes at `va` could be copied in (or out, with `write`) now, without
+/// copying. For calls that consume something (a pipe's bytes, a datagram, a child's exit
+/// status) before they copy it out: they check first, so a bad pointer gets `EFAULT` and
+/// loses nothing. The answer holds until the process changes its own mappings, which it
+/// cannot do while it is in a system call (a process has one thread).
+pub fn check(va: u64, len: usize, write: bool) -> Result<(), Errno> {
+    each_chunk(va, len, write, |_, _, _| {})
+}
+
 pub fn copy_in(va: u64, dst: &mut [u8]) -> Result<(), Errno> {
     let len = dst.len();
     each_chunk(va, len, false, |src, off, n| {

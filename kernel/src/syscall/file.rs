@@ -151,11 +151,13 @@ async fn open_inode(
     }
 }
 
-/// How a read or write on `f` waits: a non-blocking descriptor tries once (`EAGAIN`); a
-/// stream (pipe, console, socket) waits until killed (`EINTR`); a file operation runs to
-/// completion (it is a file-system transaction).
+/// How a read or write on `f` waits: a stream (pipe, console, socket) waits until killed
+/// (`EINTR`), or tries once (`EAGAIN`) when non-blocking; a file operation runs to completion
+/// whatever the descriptor's flags, as on Linux. It may have begun a file-system transaction
+/// and hold inode locks: dropped half-way (for `EAGAIN`), the transaction would never end and
+/// every later file-system call would wait for ever.
 fn io<T>(f: &File, op: impl core::future::Future<Output = Result<T, Errno>>) -> Result<T, Errno> {
-    if f.nonblock() || f.is_stream() {
+    if f.is_stream() {
         bridge::run(f.nonblock(), op)
     } else {
         bridge::block_on(op)
@@ -180,13 +182,18 @@ pub fn sys_read(a: &[u64; 6]) -> isize {
         while done < len {
             let piece = &mut bounce[..(len - done).min(chunk)];
             let want = piece.len();
+            // The buffer is checked before the read: a pipe's or socket's bytes (a file's
+            // offset) must not be consumed for a buffer they cannot be copied to.
+            let at = va.checked_add(done as u64).ok_or(Errno::EFAULT)?;
+            if let Err(e) = uaccess::check(at, want, true) {
+                return if done == 0 { Err(e) } else { Ok(done) };
+            }
             let r = io(&f, f.read(piece));
             let n = match r {
                 Ok(n) => n,
                 Err(e) if done == 0 => return Err(e),
                 Err(_) => break,
             };
-            let at = va.checked_add(done as u64).ok_or(Errno::EFAULT)?;
             if let Err(e) = uaccess::copy_out(at, &piece[..n]) {
                 return if done == 0 { Err(e) } else { Ok(done) };
             }
@@ -220,7 +227,7 @@ pub fn sys_write(a: &[u64; 6]) -> isize {
             if let Err(e) = uaccess::copy_in(at, piece) {
                 return if done == 0 { Err(e) } else { Ok(done) };
             }
-            let r = io(&f, f.write(piece));
+            let r = f.write_nonblocking(piece).unwrap_or_else(|| io(&f, f.write(piece)));
             let n = match r {
                 Ok(n) => n,
                 Err(e) if done == 0 => return Err(e),

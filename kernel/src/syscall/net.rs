@@ -11,7 +11,8 @@ use crate::net::socket::{self, Socket, CONNECT_TIMEOUT_MS};
 use crate::proc::bridge::{self, run};
 use crate::proc::{self, uaccess};
 use abi::syscall::net::{
-    PollFd, SockAddrIn, AF_INET, F_GETFL, F_SETFL, POLLNVAL, SOCK_DGRAM, SOCK_STREAM,
+    PollFd, SockAddrIn, AF_INET, F_GETFL, F_SETFL, POLLNVAL, SHUT_RD, SHUT_RDWR, SHUT_WR,
+    SOCK_DGRAM, SOCK_STREAM,
 };
 use abi::syscall::{open, Errno};
 use alloc::sync::Arc;
@@ -61,15 +62,33 @@ fn addr_out(va: u64, len_va: u64, a: &SockAddrIn) -> Result<(), Errno> {
     uaccess::copy_out(va, &a.encode()[..cap])
 }
 
+/// That [`addr_out`] will not fault on these pointers (both may be null).
+fn check_addr_out(va: u64, len_va: u64) -> Result<(), Errno> {
+    if va == 0 {
+        return Ok(());
+    }
+    let mut cap = SockAddrIn::SIZE;
+    if len_va != 0 {
+        uaccess::check(len_va, 4, true)?;
+        let mut l = [0u8; 4];
+        uaccess::copy_in(len_va, &mut l)?;
+        cap = cap.min(u32::from_le_bytes(l) as usize);
+    }
+    uaccess::check(va, cap, true)
+}
+
 /// `socket(AF_INET, SOCK_STREAM | SOCK_DGRAM, 0) -> fd`
 pub fn sys_socket(a: &[u64; 6]) -> isize {
     ret((|| {
         if a[0] as usize != AF_INET {
             return Err(Errno::EAFNOSUPPORT);
         }
-        let stream = match a[1] as usize & 0xf {
-            SOCK_STREAM => true,
-            SOCK_DGRAM => false,
+        // No flag (Linux's SOCK_NONBLOCK, SOCK_CLOEXEC) exists here: any bit beyond the type
+        // is refused rather than ignored.
+        let stream = match a[1] {
+            t if t as usize == SOCK_STREAM => true,
+            t if t as usize == SOCK_DGRAM => false,
+            t if t & !0xf != 0 => return Err(Errno::EINVAL),
             _ => return Err(Errno::EPROTOTYPE),
         };
         let f = File::socket(Socket::new(stream)?);
@@ -82,8 +101,10 @@ pub fn sys_bind(a: &[u64; 6]) -> isize {
 }
 
 pub fn sys_listen(a: &[u64; 6]) -> isize {
-    // `listen(int fd, int backlog)`: the backlog is a C int.
-    ret(with_socket(a[0], |_, s| s.listen(socket::backlog_for(a[1] as i32)).map(|()| 0)))
+    // The backlog is taken whole and saturated to an int: cut to 32 bits, 2^32 + 1 would
+    // be 1 and 2^32 the default.
+    let n = (a[1] as i64).clamp(i32::MIN.into(), i32::MAX.into()) as i32;
+    ret(with_socket(a[0], |_, s| s.listen(socket::backlog_for(n)).map(|()| 0)))
 }
 
 /// `accept(fd, addr, addrlen) -> fd`. As on Linux, a full descriptor table is `EMFILE` before
@@ -166,6 +187,12 @@ fn recv_common(a: &[u64; 6], from: Option<(u64, u64)>) -> Result<usize, Errno> {
     let f = file(a[0])?;
     let s = f.as_socket().ok_or(Errno::ENOTSOCK)?;
     let mut buf = bounce(&f, a[2] as usize)?;
+    // Every pointer is checked before the receive: a datagram or stream bytes must not be
+    // consumed for a buffer they cannot be copied to.
+    uaccess::check(a[1], buf.len(), true)?;
+    if let Some((va, len_va)) = from {
+        check_addr_out(va, len_va)?;
+    }
     let (n, peer) = run(f.nonblock(), s.recv(&mut buf))?;
     uaccess::copy_out(a[1], &buf[..n])?;
     if let Some((va, lva)) = from {
@@ -190,8 +217,16 @@ pub fn sys_getpeername(a: &[u64; 6]) -> isize {
     ret(with_socket(a[0], |_, s| addr_out(a[1], a[2], &s.peer_addr()?).map(|()| 0)))
 }
 
+/// `shutdown(fd, how)`: `how` other than `SHUT_RD`, `SHUT_WR`, `SHUT_RDWR` is `EINVAL` (the
+/// socket would otherwise read any other value as both).
 pub fn sys_shutdown(a: &[u64; 6]) -> isize {
-    ret(with_socket(a[0], |_, s| s.shutdown(a[1] as usize).map(|()| 0)))
+    ret(with_socket(a[0], |_, s| {
+        let how = a[1] as usize; // a u64 register: lossless on x86_64
+        if ![SHUT_RD, SHUT_WR, SHUT_RDWR].contains(&how) {
+            return Err(Errno::EINVAL);
+        }
+        s.shutdown(how).map(|()| 0)
+    }))
 }
 
 /// `fcntl(fd, F_GETFL | F_SETFL, flags)`: only `open::NONBLOCK` changes.
@@ -280,8 +315,9 @@ pub fn sys_poll(a: &[u64; 6]) -> isize {
             let t = p.files.lock();
             fds.iter().map(|p| if p.fd < 0 { None } else { t.get(p.fd as usize).ok() }).collect()
         };
-        // An `int` in milliseconds; negative waits for ever.
-        let timeout = a[2] as i32;
+        // An `isize` in milliseconds (the ABI's type); negative waits for ever. Taken whole:
+        // cut to C's `int`, 2^32 ms would be 0 and return at once.
+        let timeout = a[2] as i64;
         let mut regs: Vec<PollWait<'_>> = files.iter().map(|_| PollWait::new()).collect();
         let ready = if timeout == 0 {
             scan(&files, &mut fds, &mut regs, None)
@@ -323,7 +359,7 @@ pub fn sys_poll(a: &[u64; 6]) -> isize {
 /// `arping(ip (network order), mac: *mut [u8; 6])`
 pub fn sys_arping(a: &[u64; 6]) -> isize {
     ret((|| {
-        let ip = (a[0] as u32).to_ne_bytes();
+        let ip = u32::try_from(a[0]).map_err(|_| Errno::EINVAL)?.to_ne_bytes();
         let mac = bridge::block_on_interruptible(crate::net::stack::arping(ip))?
             .ok_or(Errno::ETIMEDOUT)?;
         uaccess::copy_out(a[1], &mac)?;

@@ -1,6 +1,7 @@
 //! Process system calls: fork, exit, wait, kill, exec, getpid, sbrk, sleep, uptime, poweroff.
 
 use crate::arch::trap::TrapFrame;
+use crate::mm::budget::{self, Charge};
 use crate::mm::PAGE_SIZE;
 use crate::proc::{self, bridge, load, uaccess};
 use abi::syscall::{Errno, USER_STACK_SIZE, USER_STACK_TOP};
@@ -37,6 +38,11 @@ pub fn sys_exit(a: &[u64; 6]) -> isize {
 
 pub fn sys_wait(a: &[u64; 6]) -> isize {
     ok_or_errno((|| {
+        // The status pointer is checked before a child is reaped: a bad one must not cost
+        // the parent its child's exit status (nothing else could collect it afterwards).
+        if a[0] != 0 {
+            uaccess::check(a[0], 4, true)?;
+        }
         let me = proc::current().pid;
         let (pid, status) = bridge::block_on_interruptible(async {
             loop {
@@ -55,8 +61,13 @@ pub fn sys_wait(a: &[u64; 6]) -> isize {
     })())
 }
 
+/// `kill(pid)`. A pid is a `u32`: a larger value names no process (`ESRCH`); truncating it
+/// would let `kill(2^32 + 1)` end init.
 pub fn sys_kill(a: &[u64; 6]) -> isize {
-    ok_or_errno(proc::kill(a[0] as u32).map(|()| 0))
+    let Ok(pid) = u32::try_from(a[0]) else {
+        return Errno::ESRCH.ret();
+    };
+    ok_or_errno(proc::kill(pid).map(|()| 0))
 }
 
 pub fn sys_getpid() -> isize {
@@ -115,6 +126,9 @@ pub fn sys_exec(frame: &mut TrapFrame, a: &[u64; 6]) -> isize {
     ok_or_errno((|| {
         let path = uaccess::copy_in_str(a[0], MAX_PATH)?;
         let mut args: Vec<Vec<u8>> = Vec::new();
+        // The strings' bytes (with their NULs) are bounded as they are copied, not after:
+        // otherwise 64 strings of `MAX_ARGS` each would be 4 MiB of kernel heap per process.
+        let mut arg_bytes = 0usize;
         if a[1] != 0 {
             for i in 0..=MAX_ARGV as u64 {
                 let ptr = uaccess::read_u64(a[1].checked_add(i * 8).ok_or(Errno::EFAULT)?)?;
@@ -124,9 +138,21 @@ pub fn sys_exec(frame: &mut TrapFrame, a: &[u64; 6]) -> isize {
                 if args.len() == MAX_ARGV {
                     return Err(Errno::E2BIG);
                 }
-                args.push(uaccess::copy_in_str(ptr, load::MAX_ARGS)?);
+                let room = load::MAX_ARGS.saturating_sub(arg_bytes + 1);
+                let s = uaccess::copy_in_str(ptr, room).map_err(|e| match e {
+                    Errno::ENAMETOOLONG => Errno::E2BIG,
+                    e => e,
+                })?;
+                arg_bytes += s.len() + 1;
+                args.push(s);
             }
         }
+        // Held across the wait for the disk below: charged (no `await` since the copies),
+        // unless small enough to go uncharged (as `mm::budget::IoBuf`'s small buffers).
+        let _args_charge = match arg_bytes > budget::SMALL {
+            true => Some(Charge::new(arg_bytes).ok_or(Errno::ENOMEM)?),
+            false => None,
+        };
         let fs = crate::rootfs::get().ok_or(Errno::ENOENT)?;
         let p = proc::current();
         let root = p.root.lock().clone().ok_or(Errno::ENOENT)?;

@@ -276,7 +276,8 @@ fn buffers_alone(net: Option<Net>, keep: &[Fd]) -> Result<String, String> {
 fn hog(rep: Fd, gate: Fd) -> ! {
     let mut grown = 0u32;
     let err = loop {
-        match sys::sbrk(MIB as isize) {
+        // SAFETY: growing only.
+        match unsafe { sys::sbrk(MIB as isize) } {
             Ok(_) => grown += 1,
             Err(e) => break e,
         }

@@ -336,3 +336,84 @@ pub fn fd_limit() -> Outcome {
     }
     Ok(format!("{e:?} after {count} more descriptors"))
 }
+
+/// `NONBLOCK` on a regular file or a directory changes nothing (as on Linux): each read and
+/// write runs to completion, never `EAGAIN`. A kernel that gave up on the file system's
+/// future half-way (to answer `EAGAIN`) would also drop a transaction it had begun, and the
+/// next file-system call anywhere would wait for ever.
+pub fn nonblocking_file() -> Outcome {
+    const PATH: &str = "/ut-nonblock";
+    const SIZE: usize = 256 * 1024;
+    let fd = ctx(sys::open(PATH, sys::RDWR | sys::CREATE | sys::TRUNC), PATH)?;
+    ctx(ulib::net::set_nonblocking(fd, true), "fcntl")?;
+    let data: Vec<u8> = (0..SIZE as u64).map(|i| pattern(9, i)).collect();
+    let mut done = 0;
+    while done < SIZE {
+        match sys::write(fd, &data[done..(done + 64 * 1024).min(SIZE)]) {
+            Ok(n) if n > 0 => done += n,
+            other => {
+                let _ = sys::close(fd);
+                return Err(format!("write at {done} of a non-blocking file: {other:?}"));
+            }
+        }
+    }
+    let _ = sys::close(fd);
+    let fd = ctx(sys::open(PATH, sys::RDONLY), PATH)?;
+    ctx(ulib::net::set_nonblocking(fd, true), "fcntl")?;
+    let mut back = vec![0u8; SIZE];
+    let mut got = 0;
+    while got < SIZE {
+        match sys::read(fd, &mut back[got..]) {
+            Ok(n) if n > 0 => got += n,
+            other => {
+                let _ = sys::close(fd);
+                return Err(format!("read at {got} of a non-blocking file: {other:?}"));
+            }
+        }
+    }
+    let _ = sys::close(fd);
+    ensure!(back == data, "the file read back differs");
+    // The file system still answers (a dropped transaction would stop it here).
+    ctx(sys::unlink(PATH), "unlink")?;
+    Ok(String::new())
+}
+
+/// A non-blocking write to a pipe returns what went in: all of a write the pipe had room
+/// for, a short count when it filled up part way, `EAGAIN` only when nothing went in; the
+/// bytes a reader then finds are exactly those counted (none counted twice, none unreported).
+pub fn pipe_nonblocking_write() -> Outcome {
+    let (r, w) = ctx(sys::pipe(), "pipe")?;
+    ctx(ulib::net::set_nonblocking(w, true), "fcntl")?;
+    ctx(ulib::net::set_nonblocking(r, true), "fcntl")?;
+    // A little, then more than the pipe has room for, in one write: a short count, never
+    // EAGAIN (the room is less than one piece of the kernel's copy).
+    let data: Vec<u8> = (0..100_000u64).map(|i| pattern(5, i)).collect();
+    let mut counted = ctx(sys::write(w, &data[..1000]), "write")?;
+    let mut first = None;
+    loop {
+        match sys::write(w, &data[counted..]) {
+            Ok(n) => {
+                first.get_or_insert(n);
+                counted += n;
+                if counted == data.len() {
+                    break;
+                }
+            }
+            Err(Errno::EAGAIN) => break,
+            Err(e) => return Err(format!("write: {}", e.message())),
+        }
+    }
+    let mut got = vec![0u8; data.len() + 1];
+    let mut n = 0;
+    while let Ok(k) = sys::read(r, &mut got[n..]) {
+        if k == 0 {
+            break;
+        }
+        n += k;
+    }
+    let _ = (sys::close(r), sys::close(w));
+    ensure!(matches!(first, Some(k) if k > 0), "the write after 1000 bytes: {first:?}");
+    ensure!(n == counted, "writes counted {counted} bytes, the reader found {n}");
+    ensure!(got[..n] == data[..n], "the bytes read differ from those written");
+    Ok(format!("{counted} bytes before EAGAIN"))
+}

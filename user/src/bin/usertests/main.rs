@@ -15,6 +15,7 @@ mod exec;
 mod exhaust;
 mod fs;
 mod mem;
+mod overflow;
 mod pointers;
 mod poll;
 mod proc;
@@ -46,11 +47,13 @@ const CASES: &[Case] = &[
     Case { name: "sbrk-limit", run: mem::sbrk_limit },
     Case { name: "pipe-4mib", run: fs::pipe_megabytes },
     Case { name: "pipe-errors", run: fs::pipe_errors },
+    Case { name: "pipe-nonblocking-write", run: fs::pipe_nonblocking_write },
     Case { name: "files", run: fs::files },
     Case { name: "rename-errors", run: fs::rename_errors },
     Case { name: "concurrent-create", run: fs::concurrent_create },
     Case { name: "large-file", run: fs::large_file },
     Case { name: "fd-limit", run: fs::fd_limit },
+    Case { name: "nonblocking-file", run: fs::nonblocking_file },
     Case { name: "poll-pipe", run: poll::poll_pipe },
     Case { name: "accept-emfile", run: poll::accept_emfile },
     Case { name: "shared-udp-recv", run: sockshare::udp_recv },
@@ -62,6 +65,11 @@ const CASES: &[Case] = &[
     Case { name: "kill-sleeper", run: proc::kill_sleeper },
     Case { name: "exit-with-children", run: proc::exit_with_children },
     Case { name: "kernel-memory", run: exhaust::kernel_memory },
+    Case { name: "huge-timeouts", run: overflow::huge_timeouts },
+    Case { name: "kill-pid-range", run: overflow::kill_pid_range },
+    Case { name: "bad-buffer-keeps-data", run: overflow::bad_buffer_keeps_data },
+    Case { name: "exec-arg-bytes", run: overflow::exec_arg_bytes },
+    Case { name: "socket-args", run: overflow::socket_args },
 ];
 
 /// The write end of the current case's report pipe (in the case's process), which processes

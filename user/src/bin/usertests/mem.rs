@@ -18,6 +18,16 @@ extern "C" {
     static _end: u8;
 }
 
+/// `sys::sbrk` for the cases of this file.
+fn move_break(delta: isize) -> sys::Result<usize> {
+    // SAFETY: these cases move the break by hand only after `settle_allocator`, so the
+    // allocator's heap ends below the break they start from and it does not grow meanwhile;
+    // what a negative `delta` gives back is memory the case grew itself, which it reaches
+    // only through raw pointers and not after giving it back (except in a child that must
+    // die for it).
+    unsafe { sys::sbrk(delta) }
+}
+
 fn initial_break() -> usize {
     core::ptr::addr_of!(_end) as usize
 }
@@ -30,11 +40,11 @@ fn settle_allocator() {
 
 pub fn sbrk() -> Outcome {
     settle_allocator();
-    let start = ctx(sys::sbrk(0), "sbrk(0)")?;
+    let start = ctx(move_break(0), "sbrk(0)")?;
     // Grow by 1 MiB (plus the padding to a page) and use all of it.
-    let old = ctx(sys::sbrk(MIB as isize), "sbrk(+1 MiB)")?;
+    let old = ctx(move_break(MIB as isize), "sbrk(+1 MiB)")?;
     ensure!(old == start, "sbrk returned {old:#x}, the break was {start:#x}");
-    let now = ctx(sys::sbrk(0), "sbrk(0)")?;
+    let now = ctx(move_break(0), "sbrk(0)")?;
     ensure!(now == start + MIB, "break {now:#x} after growing from {start:#x}");
     for off in (0..MIB).step_by(PAGE / 2) {
         // SAFETY: [start, start + 1 MiB) was just given to this process.
@@ -46,13 +56,13 @@ pub fn sbrk() -> Outcome {
         ensure!(v == off as u64, "grown memory at +{off:#x} reads {v:#x}");
     }
     // Fresh memory is zero: a second growth, read before writing.
-    let fresh = ctx(sys::sbrk(PAGE as isize * 4), "sbrk(+4 pages)")?;
+    let fresh = ctx(move_break(PAGE as isize * 4), "sbrk(+4 pages)")?;
     for off in (0..PAGE * 4).step_by(8) {
         // SAFETY: just grown.
         let v = unsafe { ((fresh + off) as *const u64).read_volatile() };
         ensure!(v == 0, "fresh memory at {:#x} is {v:#x}", fresh + off);
     }
-    ctx(sys::sbrk(-(PAGE as isize) * 4), "sbrk(-4 pages)")?;
+    ctx(move_break(-(PAGE as isize) * 4), "sbrk(-4 pages)")?;
     // A child sees a copy of the grown memory.
     let copied = in_child(move || {
         // SAFETY: fork copied the grown heap.
@@ -65,9 +75,9 @@ pub fn sbrk() -> Outcome {
     })?;
     ensure!(copied == 0, "the child's copy of the grown heap differs");
     // Shrink back: the break returns, and the memory is unmapped (a child touching it dies).
-    let top = ctx(sys::sbrk(-(MIB as isize)), "sbrk(-1 MiB)")?;
+    let top = ctx(move_break(-(MIB as isize)), "sbrk(-1 MiB)")?;
     ensure!(top == start + MIB, "shrinking returned {top:#x}");
-    ensure!(ctx(sys::sbrk(0), "sbrk(0)")? == start, "the break did not come back");
+    ensure!(ctx(move_break(0), "sbrk(0)")? == start, "the break did not come back");
     let page_after = start.next_multiple_of(PAGE) + PAGE;
     let status = in_child(move || {
         // SAFETY: deliberately not: this page was given back; the kernel must end us.
@@ -78,9 +88,9 @@ pub fn sbrk() -> Outcome {
     // Below the initial break (the end of the program, where the linker script puts `_end`):
     // refused, by a page or by far more than the break's address.
     let below = (start - initial_break() + PAGE) as isize;
-    expect_err(sys::sbrk(-below), Errno::EINVAL, "sbrk to a page below the initial break")?;
-    expect_err(sys::sbrk(-(1 << 40)), Errno::EINVAL, "sbrk(-1 TiB)")?;
-    ensure!(ctx(sys::sbrk(0), "sbrk(0)")? == start, "a refused sbrk moved the break");
+    expect_err(move_break(-below), Errno::EINVAL, "sbrk to a page below the initial break")?;
+    expect_err(move_break(-(1 << 40)), Errno::EINVAL, "sbrk(-1 TiB)")?;
+    ensure!(ctx(move_break(0), "sbrk(0)")? == start, "a refused sbrk moved the break");
     Ok(String::new())
 }
 
@@ -94,10 +104,10 @@ fn frames_free() -> Option<u64> {
 /// the memory is free again.
 pub fn sbrk_limit() -> Outcome {
     settle_allocator();
-    let start = ctx(sys::sbrk(0), "sbrk(0)")?;
-    expect_err(sys::sbrk(1 << 46), Errno::ENOMEM, "sbrk(+64 TiB)")?;
-    expect_err(sys::sbrk(isize::MAX), Errno::ENOMEM, "sbrk(+isize::MAX)")?;
-    ensure!(ctx(sys::sbrk(0), "sbrk(0)")? == start, "a refused sbrk moved the break");
+    let start = ctx(move_break(0), "sbrk(0)")?;
+    expect_err(move_break(1 << 46), Errno::ENOMEM, "sbrk(+64 TiB)")?;
+    expect_err(move_break(isize::MAX), Errno::ENOMEM, "sbrk(+isize::MAX)")?;
+    ensure!(ctx(move_break(0), "sbrk(0)")? == start, "a refused sbrk moved the break");
     let free_before = frames_free();
     // Grow until the kernel says no, touching each MiB.
     let mut grown = 0usize;
@@ -105,7 +115,7 @@ pub fn sbrk_limit() -> Outcome {
         if grown >= CAP {
             break None;
         }
-        match sys::sbrk(STEP as isize) {
+        match move_break(STEP as isize) {
             Ok(old) => {
                 for off in (0..STEP).step_by(MIB) {
                     // SAFETY: just grown.
@@ -116,9 +126,9 @@ pub fn sbrk_limit() -> Outcome {
             Err(e) => break Some(e),
         }
     };
-    let shrink = sys::sbrk(-(grown as isize));
+    let shrink = move_break(-(grown as isize));
     ctx(shrink, "giving the memory back")?;
-    ensure!(ctx(sys::sbrk(0), "sbrk(0)")? == start, "the break did not come back");
+    ensure!(ctx(move_break(0), "sbrk(0)")? == start, "the break did not come back");
     if let Some(e) = refusal {
         ensure!(e == Errno::ENOMEM, "growth failed with {e:?}, expected ENOMEM");
     }

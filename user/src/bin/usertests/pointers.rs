@@ -66,6 +66,12 @@ fn calls() -> Vec<Call> {
     const ECHO: &[u8] = b"echo\0";
     const LINK: &[u8] = b"/ut-bp-link\0";
     const DATA_Z: &[u8] = b"/ut-bp-data\0";
+    // SAFETY: the block covers the calls inside the closures. Each hands the kernel the
+    // pointer under test, `p`, and otherwise only live constants (paths, argv arrays on the
+    // closure's stack) and buffer lengths no larger than what `p` is meant to span. The
+    // targets (see the module doc) are memory this program does not use: unmapped, the
+    // kernel's, non-canonical, the program's read-only text (writes must fail), or the last
+    // bytes before the heap edge, which `make_heap_edge` reserved for exactly this.
     unsafe {
         vec![
             c("read", Use::Writes, 64, |p, f| syscall3(nr::READ, f.data as usize, p, 64)),
@@ -130,12 +136,15 @@ fn calls() -> Vec<Call> {
 fn make_heap_edge() -> Result<usize, String> {
     // Give the allocator room first, so that nothing it does moves the break afterwards.
     drop(Vec::<u8>::with_capacity(256 * 1024));
-    let brk = ctx(sys::sbrk(0), "sbrk(0)")?;
+    let brk = sys::brk();
     let pad = brk.next_multiple_of(PAGE) - brk;
-    let base = ctx(sys::sbrk((pad + 2 * PAGE) as isize), "sbrk(grow)")? + pad;
-    ctx(sys::sbrk(-(PAGE as isize)), "sbrk(shrink)")?;
+    // SAFETY: growing only.
+    let base = ctx(unsafe { sys::sbrk((pad + 2 * PAGE) as isize) }, "sbrk(grow)")? + pad;
+    // SAFETY: gives back the last page of the growth just made; nothing uses it (the
+    // allocator had its room reserved first and did not move the break meanwhile).
+    ctx(unsafe { sys::sbrk(-(PAGE as isize)) }, "sbrk(shrink)")?;
     let top = base + PAGE;
-    ensure!(ctx(sys::sbrk(0), "sbrk(0)")? == top, "the break is not where sbrk said");
+    ensure!(sys::brk() == top, "the break is not where sbrk said");
     // SAFETY: [base, top) is ours: just grown and not given back.
     unsafe { core::ptr::write_bytes((top - 16) as *mut u8, b'a', 16) };
     Ok(top)

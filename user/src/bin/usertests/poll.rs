@@ -124,6 +124,8 @@ pub fn accept_emfile() -> Outcome {
 
     // A bad address pointer: EFAULT, connection kept.
     let mut len = SockAddrIn::SIZE as u32;
+    // SAFETY: the address pointer is 8 (never mapped: the kernel must refuse it); `len` is a
+    // live local u32.
     let ret = unsafe {
         sys::raw::syscall3(nr::ACCEPT, listener as usize, 8, &mut len as *mut u32 as usize)
     };
