@@ -121,6 +121,8 @@ pub struct Batch<'a> {
     dir: String,
     /// The program whose mutations `exec` tries (`/bin/echo`).
     program: &'a [u8],
+    /// The buffer of [`elf::mutate`], allocated before the scratch region.
+    mutated: Vec<u8>,
     me: Pid,
     runner: Pid,
     base: u64,
@@ -449,6 +451,9 @@ impl<'a> Batch<'a> {
         // Room for the allocator first: nothing it does during the batch may move the break,
         // which must stay at the end of the scratch region.
         drop(Vec::<u8>::with_capacity(4 << 20));
+        // The mutated program's buffer, made now for the same reason (a 36 KiB allocation
+        // during the batch moved the break).
+        let mutated = Vec::with_capacity(program.len());
         let brk = sys::brk() as u64;
         let pad = brk.next_multiple_of(PAGE) - brk;
         // SAFETY: growing only.
@@ -464,6 +469,7 @@ impl<'a> Batch<'a> {
             call_no: 0,
             dir,
             program,
+            mutated,
             me: sys::getpid(),
             runner,
             base,
@@ -1446,14 +1452,15 @@ impl<'a> Batch<'a> {
                 (self.put(SLOT_PATH1, &z), String::from(p), true)
             }
             3..=5 if self.groups.elf && !self.program.is_empty() => {
-                let (bytes, what) = elf::mutate(self.program, &mut self.rng);
+                let what = elf::mutate(self.program, &mut self.rng, &mut self.mutated);
                 match File::open("m", sys::WRONLY | sys::CREATE | sys::TRUNC) {
                     Ok(f) => {
-                        let _ = f.write_all(&bytes);
+                        let _ = f.write_all(&self.mutated);
                     }
                     Err(_) => return,
                 }
-                (self.put(SLOT_PATH1, b"m\0"), format!("m ({what}, {} bytes)", bytes.len()), true)
+                let shown = format!("m ({what}, {} bytes)", self.mutated.len());
+                (self.put(SLOT_PATH1, b"m\0"), shown, true)
             }
             6 => {
                 let p =

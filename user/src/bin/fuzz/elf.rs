@@ -89,16 +89,18 @@ fn value(rng: &mut Rng, old: u64) -> u64 {
     }
 }
 
-/// A mutated copy of `orig` and a word on what was done (for replay messages).
-pub fn mutate(orig: &[u8], rng: &mut Rng) -> (Vec<u8>, &'static str) {
-    let mut b = orig.to_vec();
+/// Put a mutated copy of `orig` into `b` (reused: no allocation once it has the room); a word
+/// on what was done (for replay messages).
+pub fn mutate(orig: &[u8], rng: &mut Rng, b: &mut Vec<u8>) -> &'static str {
+    b.clear();
+    b.extend_from_slice(orig);
     let mut what = "";
     for _ in 0..1 + rng.below(3) {
         what = match rng.below(10) {
             0..=3 => {
                 let &(at, size) = rng.pick(&HEADER_FIELDS);
-                let old = get(&b, at, size).unwrap_or(0);
-                put(&mut b, at, size, value(rng, old));
+                let old = get(b, at, size).unwrap_or(0);
+                put(b, at, size, value(rng, old));
                 "header field"
             }
             4..=6 => {
@@ -106,8 +108,8 @@ pub fn mutate(orig: &[u8], rng: &mut Rng) -> (Vec<u8>, &'static str) {
                 let phnum = get(orig, 56, 2).unwrap_or(1).max(1);
                 let entry = phoff.saturating_add(56 * rng.below(phnum) as usize);
                 let &(at, size) = rng.pick(&PHDR_FIELDS);
-                let old = get(&b, entry.saturating_add(at), size).unwrap_or(0);
-                put(&mut b, entry.saturating_add(at), size, value(rng, old));
+                let old = get(b, entry.saturating_add(at), size).unwrap_or(0);
+                put(b, entry.saturating_add(at), size, value(rng, old));
                 "program header field"
             }
             7 => {
@@ -126,5 +128,5 @@ pub fn mutate(orig: &[u8], rng: &mut Rng) -> (Vec<u8>, &'static str) {
             }
         };
     }
-    (b, what)
+    what
 }
