@@ -40,6 +40,7 @@ extern crate std;
 
 pub mod executor;
 pub mod irq;
+pub mod lockorder;
 pub mod platform;
 pub mod sync;
 pub mod timer;
