@@ -51,7 +51,7 @@ use core::ptr;
 use core::sync::atomic::{fence, AtomicU32, AtomicU64, Ordering};
 use core::task::{Context, Poll};
 use runtime::irq::IrqWaker;
-use spin::Mutex;
+use runtime::lockorder::{Mutex, Rank};
 
 use crate::dma::{DmaRegion, PAGE};
 
@@ -401,8 +401,8 @@ impl<R: Regs> E1000<R> {
         Ok(E1000 {
             regs,
             mac,
-            rx: Mutex::new(RxState { ring: rx, next: 0, discarding: false }),
-            tx: Mutex::new(TxState { ring: tx, tail: 0, in_flight: 0 }),
+            rx: Mutex::new(Rank::NicRx, RxState { ring: rx, next: 0, discarding: false }),
+            tx: Mutex::new(Rank::NicTx, TxState { ring: tx, tail: 0, in_flight: 0 }),
             rx_waker: IrqWaker::new(),
             tx_waker: IrqWaker::new(),
             causes: AtomicU32::new(0),

@@ -17,7 +17,7 @@
 
 use alloc::vec::Vec;
 use core::fmt;
-use spin::Mutex;
+use runtime::lockorder::{Mutex, Rank};
 use x86_64::instructions::port::Port;
 
 /// Bus, device (slot) and function of one PCI function.
@@ -81,7 +81,7 @@ impl PortConfig {
     /// The caller owns ports 0xCF8..0xD00: every configuration access goes through this one
     /// value (keep it in a `static`).
     pub const unsafe fn new() -> Self {
-        PortConfig { lock: Mutex::new(()) }
+        PortConfig { lock: Mutex::new(Rank::PciConfig, ()) }
     }
 }
 

@@ -67,7 +67,7 @@ use core::ptr;
 use core::sync::atomic::{fence, AtomicU64, AtomicU8, Ordering};
 use core::task::{Poll, Waker};
 use runtime::irq::IrqWaker;
-use spin::Mutex;
+use runtime::lockorder::{Mutex, Rank};
 use x86_64::instructions::port::Port;
 
 /// PCI vendor id of virtio devices.
@@ -447,14 +447,17 @@ impl<R: Regs> VirtioBlk<R> {
             meta,
             data,
             wakers: [const { IrqWaker::new() }; MAX_SLOTS],
-            state: Mutex::new(State {
-                ring,
-                avail_idx: 0,
-                last_used: 0,
-                slots: [SlotState::Free; MAX_SLOTS],
-                slot_waiters: Vec::new(),
-                in_flight: 0,
-            }),
+            state: Mutex::new(
+                Rank::VirtioBlk,
+                State {
+                    ring,
+                    avail_idx: 0,
+                    last_used: 0,
+                    slots: [SlotState::Free; MAX_SLOTS],
+                    slot_waiters: Vec::new(),
+                    in_flight: 0,
+                },
+            ),
             requests: AtomicU64::new(0),
             irqs: AtomicU64::new(0),
             errors: AtomicU64::new(0),

@@ -8,14 +8,14 @@
 use core::fmt::Write;
 use drivers::serial::Serial;
 use drivers::vga::TextScreen;
-use spin::Mutex;
+use runtime::lockorder::{Mutex, Rank};
 
 pub struct Output {
     pub serial: Option<Serial>,
     screen: Option<TextScreen>,
 }
 
-static OUT: Mutex<Output> = Mutex::new(Output { serial: None, screen: None });
+static OUT: Mutex<Output> = Mutex::new(Rank::Log, Output { serial: None, screen: None });
 
 /// Bring up COM1 and the VGA text screen (reached through the direct map, which both the boot
 /// page tables and the final ones provide for low memory).

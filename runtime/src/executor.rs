@@ -46,8 +46,9 @@ use core::{
     task::{Context, Poll, Waker},
 };
 
+use crate::lockorder::{Mutex, Rank};
 use crossbeam_queue::ArrayQueue;
-use spin::{Mutex, Once};
+use spin::Once;
 
 use crate::{platform::Platform, timer::Timers};
 
@@ -138,7 +139,7 @@ impl Inner {
             queue: ArrayQueue::new(limit.saturating_add(1)),
             limit,
             overflow: AtomicBool::new(false),
-            tasks: Mutex::new(Slab::new()),
+            tasks: Mutex::new(Rank::ExecutorTasks, Slab::new()),
             tasks_alive: AtomicUsize::new(0),
             polls: AtomicU64::new(0),
             wakes: AtomicU64::new(0),
@@ -517,7 +518,8 @@ struct JoinSlot<T> {
 
 impl<T> JoinState<T> {
     fn new() -> Self {
-        Self { slot: Mutex::new(JoinSlot { finished: false, result: None, waker: None }) }
+        let slot = JoinSlot { finished: false, result: None, waker: None };
+        Self { slot: Mutex::new(Rank::JoinSlot, slot) }
     }
 
     /// First completion wins; wakes the joiner with the lock released.

@@ -90,6 +90,7 @@
 //!   with no waiters allocate nothing.
 //!   Both constructors are `const`, so both types can be `static`.
 
+use crate::lockorder::{Mutex as SpinLock, Rank};
 use alloc::collections::BTreeMap;
 use alloc::sync::Arc;
 use alloc::task::Wake;
@@ -184,7 +185,7 @@ impl LockState {
 ///
 /// Task context only: never lock or unlock from an interrupt handler.
 pub struct Mutex<T: ?Sized> {
-    state: spin::Mutex<LockState>,
+    state: SpinLock<LockState>,
     value: UnsafeCell<T>,
 }
 
@@ -197,11 +198,10 @@ impl<T> Mutex<T> {
     /// An unlocked mutex holding `value`. Allocates nothing.
     pub const fn new(value: T) -> Self {
         Self {
-            state: spin::Mutex::new(LockState {
-                locked: false,
-                handed_to: None,
-                waiters: Waiters::new(),
-            }),
+            state: SpinLock::new(
+                Rank::AsyncMutex,
+                LockState { locked: false, handed_to: None, waiters: Waiters::new() },
+            ),
             value: UnsafeCell::new(value),
         }
     }
@@ -409,7 +409,7 @@ struct QueueState {
 ///
 /// Task context only: never notify from an interrupt handler.
 pub struct WaitQueue {
-    state: spin::Mutex<QueueState>,
+    state: SpinLock<QueueState>,
 }
 
 impl Default for WaitQueue {
@@ -421,7 +421,8 @@ impl Default for WaitQueue {
 impl WaitQueue {
     /// An empty queue at generation 0. Allocates nothing.
     pub const fn new() -> Self {
-        Self { state: spin::Mutex::new(QueueState { generation: 0, waiters: Waiters::new() }) }
+        let state = QueueState { generation: 0, waiters: Waiters::new() };
+        Self { state: SpinLock::new(Rank::WaitQueue, state) }
     }
 
     /// The current generation. Take it while checking the condition, under the lock that
@@ -539,6 +540,7 @@ impl fmt::Debug for Wait<'_> {
 }
 
 #[cfg(test)]
+#[allow(clippy::disallowed_types)] // plain spin locks as test scaffolding, not kernel locks
 mod tests {
     use super::*;
     use crate::Executor;

@@ -40,7 +40,8 @@ use core::{
     task::{Context, Poll, Waker},
 };
 
-use spin::{Mutex, Once};
+use crate::lockorder::{Mutex, Rank};
+use spin::Once;
 
 /// Registry of pending sleeps, ordered by deadline then registration.
 pub struct Timers {
@@ -65,7 +66,7 @@ impl Timers {
     /// An empty registry with no clock; allocates nothing until the first sleep registers.
     pub const fn new() -> Self {
         Self {
-            state: Mutex::new(TimerState { entries: BTreeMap::new(), next_seq: 0 }),
+            state: Mutex::new(Rank::Timers, TimerState { entries: BTreeMap::new(), next_seq: 0 }),
             clock: Once::new(),
             last_now: AtomicU64::new(0),
         }
@@ -260,6 +261,7 @@ impl fmt::Debug for Sleep<'_> {
 }
 
 #[cfg(test)]
+#[allow(clippy::disallowed_types)] // plain spin locks as test scaffolding, not kernel locks
 mod tests {
     use super::*;
     use crate::Executor;

@@ -15,6 +15,7 @@ use abi::fs::BSIZE;
 use alloc::boxed::Box;
 use alloc::collections::BTreeMap;
 use alloc::vec::Vec;
+use runtime::lockorder::{Mutex as SpinLock, Rank};
 use runtime::sync::{Mutex, MutexGuard};
 
 struct SlotMeta {
@@ -37,7 +38,7 @@ pub struct BufData {
 
 pub struct Bcache<D> {
     pub(crate) dev: D,
-    meta: spin::Mutex<Meta>,
+    meta: SpinLock<Meta>,
     slots: Box<[Mutex<BufData>]>,
 }
 
@@ -88,7 +89,10 @@ impl<D: BlockDevice> Bcache<D> {
         let meta = (0..nbuf).map(|_| SlotMeta { refcnt: 0, last_use: 0, blockno: None }).collect();
         Bcache {
             dev,
-            meta: spin::Mutex::new(Meta { slots: meta, map: BTreeMap::new(), clock: 0 }),
+            meta: SpinLock::new(
+                Rank::FsBufferCache,
+                Meta { slots: meta, map: BTreeMap::new(), clock: 0 },
+            ),
             slots,
         }
     }

@@ -11,6 +11,7 @@ use crate::{BlockDevice, Fs, FsError};
 use abi::fs::{Dinode, BSIZE, DINODE_SIZE, IPB, MAX_FILE_BLOCKS, NDIRECT, NINDIRECT};
 use alloc::boxed::Box;
 use alloc::vec::Vec;
+use runtime::lockorder::{Mutex as SpinLock, Rank};
 use runtime::sync::{Mutex, MutexGuard};
 
 pub const T_FREE: u16 = 0;
@@ -29,14 +30,17 @@ pub struct IData {
 }
 
 pub(crate) struct Table {
-    meta: spin::Mutex<Vec<Slot>>,
+    meta: SpinLock<Vec<Slot>>,
     data: Box<[Mutex<IData>]>,
 }
 
 impl Table {
     pub(crate) fn new(n: usize) -> Self {
         Table {
-            meta: spin::Mutex::new((0..n).map(|_| Slot { inum: 0, refcnt: 0 }).collect()),
+            meta: SpinLock::new(
+                Rank::FsInodes,
+                (0..n).map(|_| Slot { inum: 0, refcnt: 0 }).collect(),
+            ),
             data: (0..n)
                 .map(|_| Mutex::new(IData { valid: false, d: Dinode::default() }))
                 .collect(),

@@ -27,6 +27,7 @@ use abi::fs::{crc32, LogHeader, BSIZE, LOG_DATA, LOG_MAGIC, MAX_OP_BLOCKS};
 use alloc::boxed::Box;
 use alloc::vec::Vec;
 use futures_util::future::join_all;
+use runtime::lockorder::{Mutex, Rank};
 use runtime::sync::WaitQueue;
 
 struct State {
@@ -41,7 +42,7 @@ struct State {
 pub struct Log {
     /// The header block; the data blocks follow it.
     start: u32,
-    state: spin::Mutex<State>,
+    state: Mutex<State>,
     changed: WaitQueue,
 }
 
@@ -63,12 +64,10 @@ impl Log {
     pub fn new(start: u32) -> Self {
         Log {
             start,
-            state: spin::Mutex::new(State {
-                outstanding: 0,
-                committing: false,
-                blocks: Vec::new(),
-                broken: false,
-            }),
+            state: Mutex::new(
+                Rank::FsLog,
+                State { outstanding: 0, committing: false, blocks: Vec::new(), broken: false },
+            ),
             changed: WaitQueue::new(),
         }
     }

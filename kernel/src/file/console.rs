@@ -29,10 +29,11 @@ use core::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use core::task::Waker;
 use drivers::{ps2, serial};
 use futures_util::{stream, Stream, StreamExt};
+use runtime::lockorder::{Mutex, Rank};
 use runtime::sync::WaitQueue;
 
 /// Completed input, waiting for `read`.
-static INPUT: spin::Mutex<InputQueue> = spin::Mutex::new(InputQueue::new());
+static INPUT: Mutex<InputQueue> = Mutex::new(Rank::ConsoleInput, InputQueue::new());
 /// Notified whenever a record is queued.
 static READABLE: WaitQueue = WaitQueue::new();
 /// The process `^C` kills (0: none).

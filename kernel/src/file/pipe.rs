@@ -25,6 +25,7 @@ use abi::syscall::Errno;
 use alloc::boxed::Box;
 use alloc::sync::Arc;
 use core::task::Waker;
+use runtime::lockorder::{Mutex, Rank};
 use runtime::sync::WaitQueue;
 
 /// Bytes a pipe buffers.
@@ -106,7 +107,7 @@ struct State {
 }
 
 pub struct Pipe {
-    state: spin::Mutex<State>,
+    state: Mutex<State>,
     /// The ring's charge, released with the pipe.
     _charge: Option<Charge>,
     /// Notified when bytes arrive or the last writer leaves.
@@ -125,7 +126,10 @@ impl Pipe {
     fn make(capacity: usize, charge: Option<Charge>) -> (ReadEnd, WriteEnd) {
         assert!(capacity > 0);
         let pipe = Arc::new(Pipe {
-            state: spin::Mutex::new(State { ring: Ring::new(capacity), readers: 1, writers: 1 }),
+            state: Mutex::new(
+                Rank::Pipe,
+                State { ring: Ring::new(capacity), readers: 1, writers: 1 },
+            ),
             _charge: charge,
             readable: WaitQueue::new(),
             writable: WaitQueue::new(),

@@ -9,7 +9,7 @@
 
 use super::{phys_to_virt, PAGE_SIZE};
 use crate::pvh::{Region, RAM};
-use spin::Mutex;
+use runtime::lockorder::{Mutex, Rank};
 use x86_64::structures::paging::{PhysFrame, Size4KiB};
 use x86_64::PhysAddr;
 
@@ -22,7 +22,7 @@ struct Bitmap {
     total: usize,
 }
 
-static FRAMES: Mutex<Option<Bitmap>> = Mutex::new(None);
+static FRAMES: Mutex<Option<Bitmap>> = Mutex::new(Rank::Frames, None);
 
 extern "C" {
     static __kernel_phys_start: u8;

@@ -31,7 +31,7 @@ use core::alloc::{GlobalAlloc, Layout};
 use core::ptr::NonNull;
 use core::sync::atomic::{AtomicUsize, Ordering};
 use linked_list_allocator::Heap;
-use spin::Mutex;
+use runtime::lockorder::{Mutex, Rank};
 use x86_64::structures::paging::{PageTableFlags as F, PhysFrame};
 use x86_64::PhysAddr;
 
@@ -62,7 +62,7 @@ pub struct KernelHeap {
 
 #[global_allocator]
 static HEAP: KernelHeap =
-    KernelHeap { heap: Mutex::new(Heap::empty()), mapped: AtomicUsize::new(0) };
+    KernelHeap { heap: Mutex::new(Rank::Heap, Heap::empty()), mapped: AtomicUsize::new(0) };
 
 /// The large-block region's page bitmap (1 = in use).
 struct Large {
@@ -73,7 +73,7 @@ struct Large {
     pages: usize,
 }
 
-static LARGE_PAGES: Mutex<Option<Large>> = Mutex::new(None);
+static LARGE_PAGES: Mutex<Option<Large>> = Mutex::new(Rank::HeapLarge, None);
 
 impl Large {
     fn is_used(&self, p: usize) -> bool {

@@ -7,7 +7,7 @@
 
 use super::{frame, paging, KSTACK_START, PAGE_SIZE};
 use alloc::vec::Vec;
-use spin::Mutex;
+use runtime::lockorder::{Mutex, Rank};
 use x86_64::structures::paging::PageTableFlags as F;
 
 /// Mapped bytes per stack. Deepest use measured with a release kernel (boot, `ls /bin`,
@@ -35,7 +35,7 @@ struct Slots {
     free: Vec<u64>,
 }
 
-static SLOTS: Mutex<Slots> = Mutex::new(Slots { next: 0, free: Vec::new() });
+static SLOTS: Mutex<Slots> = Mutex::new(Rank::KernelStacks, Slots { next: 0, free: Vec::new() });
 
 pub struct KernelStack {
     slot: u64,

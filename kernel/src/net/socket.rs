@@ -64,6 +64,7 @@ use alloc::vec;
 use alloc::vec::Vec;
 use core::fmt::Write;
 use core::task::Waker;
+use runtime::lockorder::{Mutex, Rank};
 use runtime::sync::WaitQueue;
 use smoltcp::iface::SocketHandle;
 use smoltcp::socket::{tcp, udp};
@@ -99,7 +100,7 @@ enum State {
 }
 
 pub struct Socket {
-    st: spin::Mutex<State>,
+    st: Mutex<State>,
     waits: Waits,
 }
 
@@ -238,12 +239,15 @@ impl Socket {
         } else {
             State::Udp { h: None, port: None, remote: None }
         };
-        Ok(Socket { st: spin::Mutex::new(st), waits: Waits::new() })
+        Ok(Socket { st: Mutex::new(Rank::Socket, st), waits: Waits::new() })
     }
 
     fn conn(h: SocketHandle) -> Socket {
         Socket {
-            st: spin::Mutex::new(State::Tcp { st: Tcp::Conn { h, shut_rd: false }, port: None }),
+            st: Mutex::new(
+                Rank::Socket,
+                State::Tcp { st: Tcp::Conn { h, shut_rd: false }, port: None },
+            ),
             waits: Waits::new(),
         }
     }
