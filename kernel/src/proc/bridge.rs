@@ -35,7 +35,7 @@ pub fn block_on<F: Future>(f: F) -> F::Output {
     let mut cx = Context::from_waker(&waker);
     let mut f = pin!(f);
     loop {
-        p.woken.store(false, SeqCst);
+        p.run.woken.store(false, SeqCst);
         if let Poll::Ready(v) = f.as_mut().poll(&mut cx) {
             return v;
         }
@@ -54,7 +54,7 @@ pub fn block_on_interruptible<F: Future>(f: F) -> Result<F::Output, Errno> {
         if p.killed.load(SeqCst) {
             return Err(Errno::EINTR);
         }
-        p.woken.store(false, SeqCst);
+        p.run.woken.store(false, SeqCst);
         if let Poll::Ready(v) = f.as_mut().poll(&mut cx) {
             return Ok(v);
         }
