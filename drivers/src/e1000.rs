@@ -41,7 +41,8 @@
 //! # Context rules
 //!
 //! Task context: [`E1000::new`], [`E1000::enable_interrupts`], transmit and receive (each ring
-//! has a spin lock, never held across an `await`). Interrupt context: [`E1000::handle_irq`]
+//! has a spin lock, never held across an `await`: ranks `NicRx` and `NicTx` of the lock order,
+//! `docs/locks.md`, taken under the network stack's). Interrupt context: [`E1000::handle_irq`]
 //! only. One task at a time should wait for received frames (the receive waker has one slot).
 
 use alloc::vec::Vec;

@@ -8,7 +8,7 @@
 //!
 //! Context: task context only. A configuration access is two port operations (address, then
 //! data) that must not interleave with another access; [`PortConfig`] serialises them with a
-//! lock, so interrupt handlers must never touch configuration space (none needs to: a driver's
+//! lock (rank `PciConfig` in `docs/locks.md`: nothing is taken under it), so interrupt handlers must never touch configuration space (none needs to: a driver's
 //! handler talks to the device's own registers).
 //!
 //! Enumeration starts at bus 0 and follows PCI-to-PCI bridges to their secondary buses (and,

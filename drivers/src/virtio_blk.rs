@@ -56,8 +56,9 @@
 //!
 //! # Context rules
 //!
-//! Task context: every async method, [`VirtioBlk::new`]. The queue lock (a spin lock) is taken
-//! only in task context and never held across an `await`. Interrupt context:
+//! Task context: every async method, [`VirtioBlk::new`]. The queue lock (a spin lock, rank
+//! `VirtioBlk` of the lock order in `docs/locks.md`: wakers are woken under it) is taken only
+//! in task context and never held across an `await`. Interrupt context:
 //! [`VirtioBlk::handle_irq`] only.
 
 use crate::dma::{DmaRegion, PAGE};

@@ -1,7 +1,9 @@
 //! Kernel text output: every line goes to COM1 and to the VGA text screen.
 //!
 //! One lock guards both devices; it is taken with interrupts disabled so an interrupt can
-//! never find it held by the code it interrupted. The emergency path (exceptions, panics)
+//! never find it held by the code it interrupted. It is the last lock of the lock order and
+//! the only interrupt-safe one (rank `Log` in `docs/locks.md`): anything may print, under any
+//! lock, from any context. The emergency path (exceptions, panics)
 //! breaks the lock instead of waiting: on this single CPU, a holder interrupted by a fault
 //! will never run again.
 

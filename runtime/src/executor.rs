@@ -6,7 +6,8 @@
 //!
 //! # Data structures
 //!
-//! - A slab of task slots behind a spin lock (`tasks`). A slot holds the task's future and its
+//! - A slab of task slots behind a spin lock (`tasks`, rank `ExecutorTasks` of the lock order
+//!   in `docs/locks.md`; a join handle's slot is `JoinSlot`). A slot holds the task's future and its
 //!   cached [`Waker`] while the task is parked; both are moved out while the task is polled, so
 //!   the lock is never held across a poll (a task may spawn, wake or abort while being polled).
 //! - Per task, an `Arc<TaskHeader>` with the task's [`TaskId`] and an atomic `queued` flag. The

@@ -504,6 +504,15 @@ impl<T: ?Sized> Drop for MutexGuard<'_, T> {
     }
 }
 
+// Release builds: the lock and its guard are spin's, not a byte more.
+#[cfg(not(debug_assertions))]
+#[allow(clippy::disallowed_types)]
+const _: () = {
+    use core::mem::size_of;
+    assert!(size_of::<Mutex<u64>>() == size_of::<spin::Mutex<u64>>());
+    assert!(size_of::<MutexGuard<'_, u64>>() == size_of::<spin::MutexGuard<'_, u64>>());
+};
+
 impl<T: ?Sized + fmt::Debug> fmt::Debug for MutexGuard<'_, T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         fmt::Debug::fmt(&**self, f)

@@ -78,8 +78,10 @@
 //!
 //! # Context and cost
 //!
-//! - **Task context only.** Both types keep their state behind a [`spin::Mutex`], held only for
-//!   a few instructions and never across an `.await` or a wake (wakers are woken, and replaced
+//! - **Task context only.** Both types keep their state behind a spin lock (ranks `AsyncMutex`
+//!   and `WaitQueue` of the lock order, [`crate::lockorder`] and `docs/locks.md`: after
+//!   everything that notifies or `try_lock`s them, before the heap), held only for a few
+//!   instructions and never across an `.await` or a wake (wakers are woken, and replaced
 //!   wakers dropped, after it is released). An interrupt handler must never lock, unlock or
 //!   notify: spinning on a lock held by the task it interrupted would hang the CPU. Interrupt
 //!   handlers reach tasks through [`IrqWaker`](crate::IrqWaker) instead.

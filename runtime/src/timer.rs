@@ -26,8 +26,9 @@
 //!
 //! # Invariants
 //!
-//! - Task context only: the map is behind a spin lock, so none of this may be used from an
-//!   interrupt handler (a handler spinning on a lock its interrupted task holds would hang).
+//! - Task context only: the map is behind a spin lock (rank `Timers` of the lock order,
+//!   `docs/locks.md`), so none of this may be used from an interrupt handler (a handler
+//!   spinning on a lock its interrupted task holds would hang).
 //! - Wakers are woken with the lock released (a woken waker may re-enter the timers).
 //! - A `Sleep` removes its entry when dropped before firing: no stale waker stays registered.
 

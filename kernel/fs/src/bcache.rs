@@ -8,7 +8,8 @@
 //!   so `refcnt == 0` means nobody holds or awaits its mutex, which is what lets recycling
 //!   take it with `try_lock`.
 //!
-//! The metadata lock (`meta`) is a spin lock held only for short, await-free sections.
+//! The metadata lock (`meta`) is a spin lock held only for short, await-free sections (rank
+//! `FsBufferCache` in `docs/locks.md`: after the log's, before the buffers' `try_lock`).
 
 use crate::dev::{Block, BlockDevice, IoError};
 use abi::fs::BSIZE;

@@ -6,6 +6,9 @@
 //! of an inode whose link count is zero goes away, the inode joins `Fs::orphans` and
 //! [`Fs::reap`] frees it: this is how an unlinked file that is still open survives until its
 //! last close. Every block pointer read from disk is checked against the data area.
+//!
+//! The table's slots and counts are behind a spin lock (rank `FsInodes` in `docs/locks.md`),
+//! under which a slot's mutex is only `try_lock`ed and the orphan list (`FsOrphans`) pushed.
 
 use crate::{BlockDevice, Fs, FsError};
 use abi::fs::{Dinode, BSIZE, DINODE_SIZE, IPB, MAX_FILE_BLOCKS, NDIRECT, NINDIRECT};

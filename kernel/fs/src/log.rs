@@ -19,6 +19,9 @@
 //! Waiting: `begin_op` waits (an async `WaitQueue`, not a spin) while a commit is running or
 //! while the log could overflow if every outstanding operation wrote `MAX_OP_BLOCKS`.
 //! `end_op` must be driven to completion: the kernel runs file-system operations to the end.
+//!
+//! The state is behind a spin lock (rank `FsLog` in `docs/locks.md`), under which `record` pins
+//! the buffer in the cache (`FsBufferCache`).
 
 use crate::bcache::Bcache;
 use crate::dev::{Block, BlockDevice, IoError};

@@ -19,6 +19,9 @@
 //!
 //! `poll` on the console ([`poll_read`]) reports it readable only when a complete record is
 //! queued (canonical mode; there is no raw mode), and waits on the same queue as `read`.
+//!
+//! Locks (`docs/locks.md`): the input queue (`ConsoleInput`), then the readability queue's
+//! (`WaitQueue`), taken under it for tickets and `poll` registrations.
 
 use super::ldisc::{Action, InputQueue, LineDiscipline};
 use super::poll::PollWait;

@@ -11,8 +11,9 @@
 //!   [`PIPE_BUF`] bytes wait until they fit whole, so they never interleave with others.
 //!   With no read end left a write fails with `EPIPE` (or returns what it wrote so far).
 //!
-//! Waiting uses [`WaitQueue`] tickets taken under the state lock, so a wake between the
-//! check and the wait is never lost. A waiting read or write is cancel-safe: dropping it
+//! Waiting uses [`WaitQueue`] tickets taken under the state lock (rank `Pipe`, before the wait
+//! queues' `WaitQueue` in `docs/locks.md`), so a wake between the check and the wait is never
+//! lost. A waiting read or write is cancel-safe: dropping it
 //! (a killed process) leaves the pipe consistent. The end counts live in the state; the
 //! ends ([`ReadEnd`], [`WriteEnd`]) give up their count when dropped and wake the other side.
 //!

@@ -24,7 +24,9 @@
 //! allocation failure here is the kernel's own and ends in the alloc error handler (a panic).
 //!
 //! Allocation is for task context only: interrupt handlers never allocate (their queues are
-//! fixed-size), so the heap locks are never contended by an interrupt on this single CPU.
+//! fixed-size). Almost everything allocates while holding its own lock, so the heap's locks
+//! come near the end of the lock order (`HeapLarge`, `Heap`: `docs/locks.md`), followed only by
+//! what growing the heap takes, the kernel page table and the frame allocator.
 
 use super::{frame, paging, phys_to_virt, HEAP_START, PAGE_SIZE, PHYS_OFFSET};
 use core::alloc::{GlobalAlloc, Layout};

@@ -3,7 +3,9 @@
 //! hits unmapped memory (a page fault, reported as a double fault because the CPU cannot push
 //! the frame). Debug builds get four times as much: see [`STACK_SIZE`].
 //!
-//! Dropping a [`KernelStack`] unmaps its pages and frees their frames; its slot is reused.
+//! Dropping a [`KernelStack`] unmaps its pages and frees their frames; its slot is reused. The
+//! free slots are behind a spin lock (rank `KernelStacks` in `docs/locks.md`), released before
+//! pages are mapped or unmapped.
 
 use super::{frame, paging, KSTACK_START, PAGE_SIZE};
 use alloc::vec::Vec;

@@ -1,7 +1,9 @@
 //! 4-level paging for the kernel half: builds the final kernel page table at boot (replacing
 //! the PVH stub's coarse one), then maps and unmaps pages on request.
 //!
-//! Locking: one `KERNEL` mutex guards the kernel page table; task context only. The raw
+//! Locking: one `KERNEL` mutex guards the kernel page table (rank `KernelPageTable` in
+//! `docs/locks.md`: taken under the heap's, only the frame allocator's under it); task context
+//! only. The raw
 //! [`is_mapped`] walk takes no lock so the exception reporter can use it in any state.
 
 use super::{frame, phys_to_virt, HEAP_START, KERNEL_VMA, KSTACK_START, PAGE_SIZE, PHYS_OFFSET};

@@ -21,7 +21,9 @@
 //!
 //! The lock ([`with`]) is a spin lock held for short sections only (one poll, one socket
 //! operation); never across an `await`. Kernel code is not preempted, so a holder always
-//! finishes before anyone else spins on it.
+//! finishes before anyone else spins on it. Its rank (`Stack` in `docs/locks.md`) comes after
+//! a socket file's state and before what the stack takes: the NIC's rings, `ARP_SEEN`, the
+//! wait queues that smoltcp's wakes notify, the heap, the log.
 //!
 //! `arping` support: every ARP reply received is noted ([`snoop_rx`]) so that
 //! [`arping`] can send its own request on the NIC and wait for the answer.

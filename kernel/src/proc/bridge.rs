@@ -5,8 +5,9 @@
 //! loop {
 //!     woken = false
 //!     poll(future)        -> Ready: return
-//!     sched::block()      -> sleeps only if woken is still false (checked with interrupts
-//! }                          off, so a wake between the poll and the check is never lost)
+//!     sched::block()      -> sleeps only if woken is still false (checked after the sleep
+//! }                          is announced, by compare-and-swap: a wake between the poll and
+//!                            the sleep is never lost, on any number of CPUs; see `sched`)
 //! ```
 //!
 //! The waker is the process's own (`Process::waker`): it sets `woken` and, if the process is

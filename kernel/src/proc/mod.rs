@@ -9,6 +9,12 @@
 //!
 //! Lifecycle: `fork` copies the caller; `exit` releases memory and files at once and leaves a
 //! zombie; the parent's `wait` reaps it (freeing its kernel stack). Orphans go to init (pid 1).
+//!
+//! Locks (`docs/locks.md`): a process's `files`, `cwd` and `root` come first in the lock order
+//! (closing a file or dropping a directory under them takes the locks of what is dropped);
+//! `vm`, `name` and `waker` come late, and the table (`TABLE`) before the heap, since it is
+//! held while allocating and freeing. No interrupt handler takes any of them: a process's
+//! waker only touches its `sched::RunState`.
 
 pub mod bridge;
 pub mod elf;
