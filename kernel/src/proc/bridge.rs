@@ -36,7 +36,7 @@ pub fn block_on<F: Future>(f: F) -> F::Output {
     let mut cx = Context::from_waker(&waker);
     let mut f = pin!(f);
     loop {
-        p.run.woken.store(false, SeqCst);
+        p.run.clear_woken();
         if let Poll::Ready(v) = f.as_mut().poll(&mut cx) {
             return v;
         }
@@ -55,7 +55,7 @@ pub fn block_on_interruptible<F: Future>(f: F) -> Result<F::Output, Errno> {
         if p.killed.load(SeqCst) {
             return Err(Errno::EINTR);
         }
-        p.run.woken.store(false, SeqCst);
+        p.run.clear_woken();
         if let Poll::Ready(v) = f.as_mut().poll(&mut cx) {
             return Ok(v);
         }

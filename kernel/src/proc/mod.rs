@@ -19,6 +19,7 @@
 pub mod bridge;
 pub mod elf;
 pub mod load;
+mod runstate;
 pub mod sched;
 pub mod uaccess;
 pub mod vm;
@@ -76,11 +77,16 @@ unsafe impl Send for Process {}
 
 impl Process {
     pub fn state(&self) -> State {
-        self.run.state()
+        match self.run.state() {
+            state::RUNNABLE => State::Runnable,
+            state::RUNNING => State::Running,
+            state::SLEEPING => State::Sleeping,
+            _ => State::Zombie,
+        }
     }
 
     pub(crate) fn set_state(&self, s: State) {
-        self.run.set(s);
+        self.run.set(s as u32);
     }
 
     pub fn name_bytes(&self) -> Vec<u8> {
@@ -112,7 +118,7 @@ impl Wake for ProcWaker {
         self.wake_by_ref();
     }
     fn wake_by_ref(self: &Arc<Self>) {
-        self.0.wake();
+        sched::wake(&self.0);
     }
 }
 

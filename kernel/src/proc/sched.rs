@@ -14,9 +14,9 @@
 //!
 //! # Sleeping without losing a wakeup, on any number of CPUs
 //!
-//! A process's [`RunState`] is what it shares with its waker: the state, the `woken` flag, the
-//! `queued` flag and `on_cpu`, all atomics, so a wake takes no lock, from any context on any
-//! CPU. The waker does `woken = true`, then `CAS(Sleeping -> Runnable)` and, if that succeeds,
+//! A process's [`RunState`] (`runstate.rs`, tested on the host with threads) is what it shares
+//! with its waker: the state, the `woken` flag, the `queued` flag and `on_cpu`, all atomics, so
+//! a wake takes no lock, from any context on any CPU. The waker does `woken = true`, then `CAS(Sleeping -> Runnable)` and, if that succeeds,
 //! queues the process. The bridge clears `woken` before each poll; when the poll is pending,
 //! [`block`] does `CAS(Running -> Sleeping)`, then, if `woken` is set, tries
 //! `CAS(Sleeping -> Running)` and returns (the bridge polls again); otherwise, or if that CAS
@@ -46,14 +46,14 @@
 //! (`SCHED_RSP`, one per CPU once there are several) must be read on the CPU that then
 //! switches, with nothing run in between on that CPU.
 
+pub(crate) use super::runstate::RunState;
 use super::{Pid, Process, State};
 use crate::arch::{cpu, gdt};
 use crate::exec::EXECUTOR;
-use abi::syscall::state;
 use alloc::sync::Arc;
 use conquer_once::noblock::OnceCell;
 use core::arch::naked_asm;
-use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering::SeqCst};
+use core::sync::atomic::{AtomicBool, AtomicU64, Ordering::SeqCst};
 use crossbeam_queue::ArrayQueue;
 use runtime::lockorder::{self, Mutex, Rank};
 use x86_64::instructions::interrupts;
@@ -76,68 +76,23 @@ fn runq() -> &'static ArrayQueue<u32> {
     RUNQ.try_get().expect("the run queue is made by sched::run, before any process")
 }
 
-/// A process's scheduling state, shared by the process and its waker (module docs).
-pub(crate) struct RunState {
-    pid: Pid,
-    state: AtomicU32,
-    /// Set by every wake; cleared by the bridge before each poll (see [`block`]).
-    pub(crate) woken: AtomicBool,
-    /// On the run queue (at most once).
-    queued: AtomicBool,
-    /// Switched to by a scheduler that has not yet seen it switch away (module docs).
-    on_cpu: AtomicBool,
-}
-
-impl RunState {
-    /// A new process's: runnable, not queued yet.
-    pub(super) fn new(pid: Pid) -> RunState {
-        RunState {
-            pid,
-            state: AtomicU32::new(state::RUNNABLE),
-            woken: AtomicBool::new(false),
-            queued: AtomicBool::new(false),
-            on_cpu: AtomicBool::new(false),
-        }
-    }
-
-    pub(super) fn state(&self) -> State {
-        match self.state.load(SeqCst) {
-            state::RUNNABLE => State::Runnable,
-            state::RUNNING => State::Running,
-            state::SLEEPING => State::Sleeping,
-            _ => State::Zombie,
-        }
-    }
-
-    /// Only the process itself leaves `Running` (to sleep, to yield, to die).
-    pub(super) fn set(&self, s: State) {
-        self.state.store(s as u32, SeqCst);
-    }
-
-    /// The process's waker: `woken`, and, if it was asleep, runnable and queued. Lock-free and
-    /// allocation-free: any context (an interrupt handler), any CPU.
-    pub(super) fn wake(&self) {
-        self.woken.store(true, SeqCst);
-        if cas(&self.state, State::Sleeping, State::Runnable) {
-            self.enqueue();
-        }
-    }
-
-    /// Put the process on the run queue unless it is already there. Interrupt safe.
-    fn enqueue(&self) {
-        if !self.queued.swap(true, SeqCst) {
-            let _ = runq().push(self.pid); // cannot fail: each pid is queued at most once
-        }
-    }
-}
-
-fn cas(s: &AtomicU32, from: State, to: State) -> bool {
-    s.compare_exchange(from as u32, to as u32, SeqCst, SeqCst).is_ok()
-}
-
-/// Put `p` on the run queue unless it is already there. Interrupt safe.
+/// Put the process on the run queue unless it is already there. Interrupt safe.
 pub(super) fn enqueue(p: &Process) {
-    p.run.enqueue();
+    if p.run.mark_queued() {
+        push(p.run.pid());
+    }
+}
+
+/// The process's waker (`RunState::wake`, then the run queue): lock-free and allocation-free,
+/// for any context (an interrupt handler) on any CPU.
+pub(super) fn wake(run: &RunState) {
+    if run.wake() {
+        push(run.pid());
+    }
+}
+
+fn push(pid: Pid) {
+    let _ = runq().push(pid); // cannot fail: each pid is queued at most once
 }
 
 /// Save callee-saved registers and the stack pointer into `*old`, load `new`, restore.
@@ -203,17 +158,12 @@ pub fn run() -> ! {
 /// `SCHED_RSP`, where the process switches back to.
 fn run_one(p: Arc<Process>) {
     NEED_RESCHED.store(false, SeqCst); // a new slice begins
-    let r = &p.run;
-    r.queued.store(false, SeqCst);
-    if !cas(&r.state, State::Runnable, State::Running) {
+    if !p.run.claim() {
         return; // not runnable (a zombie whose pid was still queued)
     }
     // Queued while still switching away on another CPU: wait until its registers are all
-    // saved in `ctx`. On one CPU the flag is always clear here (cleared below, by this loop).
-    while r.on_cpu.load(SeqCst) {
-        core::hint::spin_loop();
-    }
-    r.on_cpu.store(true, SeqCst);
+    // saved in `ctx`. On one CPU it has always switched away by now.
+    p.run.switching_to();
     p.vm.lock().activate();
     let top = p.kstack.top();
     gdt::set_kernel_stack(top);
@@ -226,10 +176,10 @@ fn run_one(p: Arc<Process>) {
     crate::time::arm(Some(EXECUTOR.timers().next_deadline().map_or(slice, |d| d.min(slice))));
     lockorder::assert_none_held("a switch of process");
     // SAFETY: interrupts are disabled; SCHED_RSP receives this context, ctx the process's,
-    // which nothing else reads or writes while `on_cpu` is set.
+    // which nothing else reads or writes while it is on this CPU (`switching_to`).
     unsafe { swtch(SCHED_RSP.as_ptr(), *ctx) };
     // The process switched away: its registers are in `ctx`, another CPU may run it now.
-    run.on_cpu.store(false, SeqCst);
+    run.switched_away();
     *CURRENT.lock() = None;
 }
 
@@ -268,10 +218,7 @@ pub fn preempt() {
 /// cleared (the bridge clears it before each poll): no wakeup is lost between poll and sleep,
 /// on any number of CPUs (module docs).
 pub fn block(p: &Process) {
-    let r = &p.run;
-    let announced = cas(&r.state, State::Running, State::Sleeping);
-    debug_assert!(announced, "block: process {} is not running", r.pid);
-    if !announced || (r.woken.load(SeqCst) && cas(&r.state, State::Sleeping, State::Running)) {
+    if !p.run.sleep() {
         return; // woken since the poll: poll again
     }
     // Asleep, or made runnable and queued by a waker that won the race for `Sleeping`: the
