@@ -16,11 +16,11 @@
 //!
 //! A process's [`RunState`] (`runstate.rs`, tested on the host with threads) is what it shares
 //! with its waker: the state, the `woken` flag, the `queued` flag and `on_cpu`, all atomics, so
-//! a wake takes no lock, from any context on any CPU. The waker does `woken = true`, then `CAS(Sleeping -> Runnable)` and, if that succeeds,
-//! queues the process. The bridge clears `woken` before each poll; when the poll is pending,
-//! [`block`] does `CAS(Running -> Sleeping)`, then, if `woken` is set, tries
-//! `CAS(Sleeping -> Running)` and returns (the bridge polls again); otherwise, or if that CAS
-//! fails, it switches away. All of these are `SeqCst`, so they fall in one order:
+//! a wake takes no lock, from any context on any CPU. The waker does `woken = true`, then
+//! `CAS(Sleeping -> Runnable)` and, if that succeeds, queues the process. The bridge clears
+//! `woken` before each poll; when the poll is pending, [`block`] does
+//! `CAS(Running -> Sleeping)`, then, if `woken` is set, tries `CAS(Sleeping -> Running)` and
+//! returns (the bridge polls again); otherwise, or if that CAS fails, it switches away. All of these are `SeqCst`, so they fall in one order:
 //!
 //! - the waker's CAS comes after the sleep was announced: it finds `Sleeping` (or `Runnable`,
 //!   if another waker won) and the process is queued, by it or by the other;
