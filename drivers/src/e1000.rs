@@ -41,7 +41,8 @@
 //! # Context rules
 //!
 //! Task context: [`E1000::new`], [`E1000::enable_interrupts`], transmit and receive (each ring
-//! has a spin lock, never held across an `await`). Interrupt context: [`E1000::handle_irq`]
+//! has a spin lock, never held across an `await`: ranks `NicRx` and `NicTx` of the lock order,
+//! `docs/locks.md`, taken under the network stack's). Interrupt context: [`E1000::handle_irq`]
 //! only. One task at a time should wait for received frames (the receive waker has one slot).
 
 use alloc::vec::Vec;
@@ -51,7 +52,7 @@ use core::ptr;
 use core::sync::atomic::{fence, AtomicU32, AtomicU64, Ordering};
 use core::task::{Context, Poll};
 use runtime::irq::IrqWaker;
-use spin::Mutex;
+use runtime::lockorder::{Mutex, Rank};
 
 use crate::dma::{DmaRegion, PAGE};
 
@@ -401,8 +402,8 @@ impl<R: Regs> E1000<R> {
         Ok(E1000 {
             regs,
             mac,
-            rx: Mutex::new(RxState { ring: rx, next: 0, discarding: false }),
-            tx: Mutex::new(TxState { ring: tx, tail: 0, in_flight: 0 }),
+            rx: Mutex::new(Rank::NicRx, RxState { ring: rx, next: 0, discarding: false }),
+            tx: Mutex::new(Rank::NicTx, TxState { ring: tx, tail: 0, in_flight: 0 }),
             rx_waker: IrqWaker::new(),
             tx_waker: IrqWaker::new(),
             causes: AtomicU32::new(0),

@@ -8,7 +8,7 @@
 //!
 //! Context: task context only. A configuration access is two port operations (address, then
 //! data) that must not interleave with another access; [`PortConfig`] serialises them with a
-//! lock, so interrupt handlers must never touch configuration space (none needs to: a driver's
+//! lock (rank `PciConfig` in `docs/locks.md`: nothing is taken under it), so interrupt handlers must never touch configuration space (none needs to: a driver's
 //! handler talks to the device's own registers).
 //!
 //! Enumeration starts at bus 0 and follows PCI-to-PCI bridges to their secondary buses (and,
@@ -17,7 +17,7 @@
 
 use alloc::vec::Vec;
 use core::fmt;
-use spin::Mutex;
+use runtime::lockorder::{Mutex, Rank};
 use x86_64::instructions::port::Port;
 
 /// Bus, device (slot) and function of one PCI function.
@@ -81,7 +81,7 @@ impl PortConfig {
     /// The caller owns ports 0xCF8..0xD00: every configuration access goes through this one
     /// value (keep it in a `static`).
     pub const unsafe fn new() -> Self {
-        PortConfig { lock: Mutex::new(()) }
+        PortConfig { lock: Mutex::new(Rank::PciConfig, ()) }
     }
 }
 

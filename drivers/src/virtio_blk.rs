@@ -56,8 +56,9 @@
 //!
 //! # Context rules
 //!
-//! Task context: every async method, [`VirtioBlk::new`]. The queue lock (a spin lock) is taken
-//! only in task context and never held across an `await`. Interrupt context:
+//! Task context: every async method, [`VirtioBlk::new`]. The queue lock (a spin lock, rank
+//! `VirtioBlk` of the lock order in `docs/locks.md`: wakers are woken under it) is taken only
+//! in task context and never held across an `await`. Interrupt context:
 //! [`VirtioBlk::handle_irq`] only.
 
 use crate::dma::{DmaRegion, PAGE};
@@ -67,7 +68,7 @@ use core::ptr;
 use core::sync::atomic::{fence, AtomicU64, AtomicU8, Ordering};
 use core::task::{Poll, Waker};
 use runtime::irq::IrqWaker;
-use spin::Mutex;
+use runtime::lockorder::{Mutex, Rank};
 use x86_64::instructions::port::Port;
 
 /// PCI vendor id of virtio devices.
@@ -447,14 +448,17 @@ impl<R: Regs> VirtioBlk<R> {
             meta,
             data,
             wakers: [const { IrqWaker::new() }; MAX_SLOTS],
-            state: Mutex::new(State {
-                ring,
-                avail_idx: 0,
-                last_used: 0,
-                slots: [SlotState::Free; MAX_SLOTS],
-                slot_waiters: Vec::new(),
-                in_flight: 0,
-            }),
+            state: Mutex::new(
+                Rank::VirtioBlk,
+                State {
+                    ring,
+                    avail_idx: 0,
+                    last_used: 0,
+                    slots: [SlotState::Free; MAX_SLOTS],
+                    slot_waiters: Vec::new(),
+                    in_flight: 0,
+                },
+            ),
             requests: AtomicU64::new(0),
             irqs: AtomicU64::new(0),
             errors: AtomicU64::new(0),

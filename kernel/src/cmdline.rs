@@ -3,10 +3,14 @@
 
 use crate::kprintln;
 
+/// `fault=...`: a deliberate fault, named as on the command line.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[allow(clippy::enum_variant_names)] // `pagefault` is a page fault
 pub enum Fault {
     PageFault,
     StackOverflow,
+    /// Two locks taken against the lock order (a debug kernel panics, naming both).
+    LockOrder,
 }
 
 /// What the kernel does once it is up.
@@ -59,6 +63,7 @@ pub fn parse(line: &str) -> Options {
             },
             Some(("fault", "pagefault")) => o.fault = Some(Fault::PageFault),
             Some(("fault", "stackoverflow")) => o.fault = Some(Fault::StackOverflow),
+            Some(("fault", "lockorder")) => o.fault = Some(Fault::LockOrder),
             Some(("hz", v)) => match v.parse::<u32>() {
                 Ok(hz) if (10..=10_000).contains(&hz) => o.hz = hz,
                 _ => kprintln!("cmdline: hz={v} is not in 10..=10000; using {DEFAULT_HZ}"),

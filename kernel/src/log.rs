@@ -1,21 +1,23 @@
 //! Kernel text output: every line goes to COM1 and to the VGA text screen.
 //!
 //! One lock guards both devices; it is taken with interrupts disabled so an interrupt can
-//! never find it held by the code it interrupted. The emergency path (exceptions, panics)
+//! never find it held by the code it interrupted. It is the last lock of the lock order and
+//! the only interrupt-safe one (rank `Log` in `docs/locks.md`): anything may print, under any
+//! lock, from any context. The emergency path (exceptions, panics)
 //! breaks the lock instead of waiting: on this single CPU, a holder interrupted by a fault
 //! will never run again.
 
 use core::fmt::Write;
 use drivers::serial::Serial;
 use drivers::vga::TextScreen;
-use spin::Mutex;
+use runtime::lockorder::{Mutex, Rank};
 
 pub struct Output {
     pub serial: Option<Serial>,
     screen: Option<TextScreen>,
 }
 
-static OUT: Mutex<Output> = Mutex::new(Output { serial: None, screen: None });
+static OUT: Mutex<Output> = Mutex::new(Rank::Log, Output { serial: None, screen: None });
 
 /// Bring up COM1 and the VGA text screen (reached through the direct map, which both the boot
 /// page tables and the final ones provide for low memory).

@@ -41,6 +41,10 @@ extern "C" fn kernel_entry(start_info: u64) -> ! {
     time::mark_entry();
     log::init();
     kprintln!("rustix-kernel {} (x86_64, PVH boot)", env!("CARGO_PKG_VERSION"));
+    arch::cpu::check_lock_order();
+    if runtime::lockorder::is_checking() {
+        kprintln!("lock order: checked (debug build; docs/locks.md)");
+    }
     idt::init();
     let info =
         BOOT_INFO.call_once(|| pvh::parse(start_info).unwrap_or_else(|e| panic!("boot info: {e}")));
@@ -125,6 +129,7 @@ async fn start(mode: Mode, fault: Option<Fault>) {
     match fault {
         Some(Fault::PageFault) => selftest::trigger_page_fault(),
         Some(Fault::StackOverflow) => drop(selftest::trigger_stack_overflow(0)),
+        Some(Fault::LockOrder) => selftest::trigger_lock_order_violation(),
         None => {}
     }
     if mode == Mode::Console {
@@ -196,6 +201,7 @@ async fn has_init(fs: &'static rootfs::RootFs) -> bool {
 #[panic_handler]
 fn panic(info: &core::panic::PanicInfo) -> ! {
     x86_64::instructions::interrupts::disable();
+    runtime::lockorder::disable(); // the report may need locks held by the code that panicked
     kprintln_emergency!("PANIC: {}", info);
     let rbp: u64;
     // SAFETY: reads the frame pointer register only.

@@ -19,7 +19,6 @@ use alloc::boxed::Box;
 use alloc::sync::Arc;
 use alloc::vec::Vec;
 use drivers::{ps2, serial};
-use spin::Mutex;
 use x86_64::structures::paging::PageTableFlags as F;
 
 type Check = Result<(), &'static str>;
@@ -119,21 +118,21 @@ async fn timers() -> Check {
     ensure(dt < 5_000_000_000, "sleep(50ms) took over 5 s")?;
     ensure(crate::time::ticks() > ticks0, "timer interrupt did not tick")?;
 
-    let order = Arc::new(Mutex::new(Vec::new()));
+    let order = Arc::new(runtime::sync::Mutex::new(Vec::new()));
     let handles: Vec<_> = [30u64, 10, 20]
         .into_iter()
         .map(|ms| {
             let order = order.clone();
             spawn(async move {
                 sleep_ms(ms).await;
-                order.lock().push(ms);
+                order.lock().await.push(ms);
             })
         })
         .collect();
     for h in handles {
         h.await.map_err(|_| "sleeper task aborted")?;
     }
-    ensure(*order.lock() == [10, 20, 30], "sleeps finished out of deadline order")?;
+    ensure(*order.lock().await == [10, 20, 30], "sleeps finished out of deadline order")?;
     ensure(timeout_ms(10, sleep_ms(10_000)).await.is_err(), "timeout did not fire")
 }
 
@@ -543,6 +542,16 @@ pub fn trigger_page_fault() {
     // SAFETY: deliberately unsound: this read must fault (the address is never mapped).
     let v = unsafe { core::ptr::read_volatile(0x0dea_dbee_f000 as *const u64) };
     core::hint::black_box(v);
+}
+
+/// Take two locks against the order (`fault=lockorder`): the checker of a debug kernel panics,
+/// naming both; a release kernel checks nothing, says so and goes on.
+pub fn trigger_lock_order_violation() {
+    use runtime::lockorder::{Mutex, Rank};
+    let (socket, stack) = (Mutex::new(Rank::Socket, ()), Mutex::new(Rank::Stack, ()));
+    let _stack = stack.lock();
+    let _socket = socket.lock();
+    kprintln!("fault=lockorder: the lock order is not checked in a release build");
 }
 
 /// Recurse with big frames until the stack's guard page is hit.

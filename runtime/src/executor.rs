@@ -6,7 +6,8 @@
 //!
 //! # Data structures
 //!
-//! - A slab of task slots behind a spin lock (`tasks`). A slot holds the task's future and its
+//! - A slab of task slots behind a spin lock (`tasks`, rank `ExecutorTasks` of the lock order
+//!   in `docs/locks.md`; a join handle's slot is `JoinSlot`). A slot holds the task's future and its
 //!   cached [`Waker`] while the task is parked; both are moved out while the task is polled, so
 //!   the lock is never held across a poll (a task may spawn, wake or abort while being polled).
 //! - Per task, an `Arc<TaskHeader>` with the task's [`TaskId`] and an atomic `queued` flag. The
@@ -46,8 +47,9 @@ use core::{
     task::{Context, Poll, Waker},
 };
 
+use crate::lockorder::{Mutex, Rank};
 use crossbeam_queue::ArrayQueue;
-use spin::{Mutex, Once};
+use spin::Once;
 
 use crate::{platform::Platform, timer::Timers};
 
@@ -138,7 +140,7 @@ impl Inner {
             queue: ArrayQueue::new(limit.saturating_add(1)),
             limit,
             overflow: AtomicBool::new(false),
-            tasks: Mutex::new(Slab::new()),
+            tasks: Mutex::new(Rank::ExecutorTasks, Slab::new()),
             tasks_alive: AtomicUsize::new(0),
             polls: AtomicU64::new(0),
             wakes: AtomicU64::new(0),
@@ -517,7 +519,8 @@ struct JoinSlot<T> {
 
 impl<T> JoinState<T> {
     fn new() -> Self {
-        Self { slot: Mutex::new(JoinSlot { finished: false, result: None, waker: None }) }
+        let slot = JoinSlot { finished: false, result: None, waker: None };
+        Self { slot: Mutex::new(Rank::JoinSlot, slot) }
     }
 
     /// First completion wins; wakes the joiner with the lock released.

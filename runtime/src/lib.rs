@@ -29,6 +29,8 @@
 //! - [`sync`]: an async [`Mutex`](sync::Mutex) (FIFO hand-off, cancel safe) and the
 //!   [`WaitQueue`] event count for waiting on a condition (task context only).
 //! - [`platform`]: the hardware trait.
+//! - [`lockorder`]: the lock order of every spin lock in the kernel, checked in debug builds
+//!   (`docs/locks.md`).
 
 #![no_std]
 #![warn(missing_docs)]
@@ -40,6 +42,7 @@ extern crate std;
 
 pub mod executor;
 pub mod irq;
+pub mod lockorder;
 pub mod platform;
 pub mod sync;
 pub mod timer;

@@ -78,8 +78,10 @@
 //!
 //! # Context and cost
 //!
-//! - **Task context only.** Both types keep their state behind a [`spin::Mutex`], held only for
-//!   a few instructions and never across an `.await` or a wake (wakers are woken, and replaced
+//! - **Task context only.** Both types keep their state behind a spin lock (ranks `AsyncMutex`
+//!   and `WaitQueue` of the lock order, [`crate::lockorder`] and `docs/locks.md`: after
+//!   everything that notifies or `try_lock`s them, before the heap), held only for a few
+//!   instructions and never across an `.await` or a wake (wakers are woken, and replaced
 //!   wakers dropped, after it is released). An interrupt handler must never lock, unlock or
 //!   notify: spinning on a lock held by the task it interrupted would hang the CPU. Interrupt
 //!   handlers reach tasks through [`IrqWaker`](crate::IrqWaker) instead.
@@ -90,6 +92,7 @@
 //!   with no waiters allocate nothing.
 //!   Both constructors are `const`, so both types can be `static`.
 
+use crate::lockorder::{Mutex as SpinLock, Rank};
 use alloc::collections::BTreeMap;
 use alloc::sync::Arc;
 use alloc::task::Wake;
@@ -184,7 +187,7 @@ impl LockState {
 ///
 /// Task context only: never lock or unlock from an interrupt handler.
 pub struct Mutex<T: ?Sized> {
-    state: spin::Mutex<LockState>,
+    state: SpinLock<LockState>,
     value: UnsafeCell<T>,
 }
 
@@ -197,11 +200,10 @@ impl<T> Mutex<T> {
     /// An unlocked mutex holding `value`. Allocates nothing.
     pub const fn new(value: T) -> Self {
         Self {
-            state: spin::Mutex::new(LockState {
-                locked: false,
-                handed_to: None,
-                waiters: Waiters::new(),
-            }),
+            state: SpinLock::new(
+                Rank::AsyncMutex,
+                LockState { locked: false, handed_to: None, waiters: Waiters::new() },
+            ),
             value: UnsafeCell::new(value),
         }
     }
@@ -409,7 +411,7 @@ struct QueueState {
 ///
 /// Task context only: never notify from an interrupt handler.
 pub struct WaitQueue {
-    state: spin::Mutex<QueueState>,
+    state: SpinLock<QueueState>,
 }
 
 impl Default for WaitQueue {
@@ -421,7 +423,8 @@ impl Default for WaitQueue {
 impl WaitQueue {
     /// An empty queue at generation 0. Allocates nothing.
     pub const fn new() -> Self {
-        Self { state: spin::Mutex::new(QueueState { generation: 0, waiters: Waiters::new() }) }
+        let state = QueueState { generation: 0, waiters: Waiters::new() };
+        Self { state: SpinLock::new(Rank::WaitQueue, state) }
     }
 
     /// The current generation. Take it while checking the condition, under the lock that
@@ -539,6 +542,7 @@ impl fmt::Debug for Wait<'_> {
 }
 
 #[cfg(test)]
+#[allow(clippy::disallowed_types)] // plain spin locks as test scaffolding, not kernel locks
 mod tests {
     use super::*;
     use crate::Executor;

@@ -26,8 +26,9 @@
 //!
 //! # Invariants
 //!
-//! - Task context only: the map is behind a spin lock, so none of this may be used from an
-//!   interrupt handler (a handler spinning on a lock its interrupted task holds would hang).
+//! - Task context only: the map is behind a spin lock (rank `Timers` of the lock order,
+//!   `docs/locks.md`), so none of this may be used from an interrupt handler (a handler
+//!   spinning on a lock its interrupted task holds would hang).
 //! - Wakers are woken with the lock released (a woken waker may re-enter the timers).
 //! - A `Sleep` removes its entry when dropped before firing: no stale waker stays registered.
 
@@ -40,7 +41,8 @@ use core::{
     task::{Context, Poll, Waker},
 };
 
-use spin::{Mutex, Once};
+use crate::lockorder::{Mutex, Rank};
+use spin::Once;
 
 /// Registry of pending sleeps, ordered by deadline then registration.
 pub struct Timers {
@@ -65,7 +67,7 @@ impl Timers {
     /// An empty registry with no clock; allocates nothing until the first sleep registers.
     pub const fn new() -> Self {
         Self {
-            state: Mutex::new(TimerState { entries: BTreeMap::new(), next_seq: 0 }),
+            state: Mutex::new(Rank::Timers, TimerState { entries: BTreeMap::new(), next_seq: 0 }),
             clock: Once::new(),
             last_now: AtomicU64::new(0),
         }
@@ -260,6 +262,7 @@ impl fmt::Debug for Sleep<'_> {
 }
 
 #[cfg(test)]
+#[allow(clippy::disallowed_types)] // plain spin locks as test scaffolding, not kernel locks
 mod tests {
     use super::*;
     use crate::Executor;

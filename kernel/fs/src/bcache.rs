@@ -8,13 +8,15 @@
 //!   so `refcnt == 0` means nobody holds or awaits its mutex, which is what lets recycling
 //!   take it with `try_lock`.
 //!
-//! The metadata lock (`meta`) is a spin lock held only for short, await-free sections.
+//! The metadata lock (`meta`) is a spin lock held only for short, await-free sections (rank
+//! `FsBufferCache` in `docs/locks.md`: after the log's, before the buffers' `try_lock`).
 
 use crate::dev::{Block, BlockDevice, IoError};
 use abi::fs::BSIZE;
 use alloc::boxed::Box;
 use alloc::collections::BTreeMap;
 use alloc::vec::Vec;
+use runtime::lockorder::{Mutex as SpinLock, Rank};
 use runtime::sync::{Mutex, MutexGuard};
 
 struct SlotMeta {
@@ -37,7 +39,7 @@ pub struct BufData {
 
 pub struct Bcache<D> {
     pub(crate) dev: D,
-    meta: spin::Mutex<Meta>,
+    meta: SpinLock<Meta>,
     slots: Box<[Mutex<BufData>]>,
 }
 
@@ -88,7 +90,10 @@ impl<D: BlockDevice> Bcache<D> {
         let meta = (0..nbuf).map(|_| SlotMeta { refcnt: 0, last_use: 0, blockno: None }).collect();
         Bcache {
             dev,
-            meta: spin::Mutex::new(Meta { slots: meta, map: BTreeMap::new(), clock: 0 }),
+            meta: SpinLock::new(
+                Rank::FsBufferCache,
+                Meta { slots: meta, map: BTreeMap::new(), clock: 0 },
+            ),
             slots,
         }
     }

@@ -3,6 +3,7 @@
 use abi::fs::BSIZE;
 use alloc::vec::Vec;
 use core::future::Future;
+use runtime::lockorder::{Mutex, Rank};
 
 pub type Block = [u8; BSIZE];
 
@@ -26,7 +27,8 @@ pub trait BlockDevice: Send + Sync + 'static {
 /// A disk in memory. It can simulate a crash: after `crash_after(n)`, the first `n` further
 /// writes succeed and every later write is silently lost (as if power failed right there).
 pub struct MemDisk {
-    state: spin::Mutex<MemState>,
+    /// Ranked as the disk driver's state, which it stands in for (docs/locks.md).
+    state: Mutex<MemState>,
 }
 
 struct MemState {
@@ -41,7 +43,8 @@ impl MemDisk {
     }
 
     pub fn from_blocks(blocks: Vec<Block>) -> Self {
-        MemDisk { state: spin::Mutex::new(MemState { blocks, writes: 0, writes_left: None }) }
+        let state = MemState { blocks, writes: 0, writes_left: None };
+        MemDisk { state: Mutex::new(Rank::VirtioBlk, state) }
     }
 
     /// A copy of the current contents.

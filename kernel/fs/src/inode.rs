@@ -6,11 +6,15 @@
 //! of an inode whose link count is zero goes away, the inode joins `Fs::orphans` and
 //! [`Fs::reap`] frees it: this is how an unlinked file that is still open survives until its
 //! last close. Every block pointer read from disk is checked against the data area.
+//!
+//! The table's slots and counts are behind a spin lock (rank `FsInodes` in `docs/locks.md`),
+//! under which a slot's mutex is only `try_lock`ed and the orphan list (`FsOrphans`) pushed.
 
 use crate::{BlockDevice, Fs, FsError};
 use abi::fs::{Dinode, BSIZE, DINODE_SIZE, IPB, MAX_FILE_BLOCKS, NDIRECT, NINDIRECT};
 use alloc::boxed::Box;
 use alloc::vec::Vec;
+use runtime::lockorder::{Mutex as SpinLock, Rank};
 use runtime::sync::{Mutex, MutexGuard};
 
 pub const T_FREE: u16 = 0;
@@ -29,14 +33,17 @@ pub struct IData {
 }
 
 pub(crate) struct Table {
-    meta: spin::Mutex<Vec<Slot>>,
+    meta: SpinLock<Vec<Slot>>,
     data: Box<[Mutex<IData>]>,
 }
 
 impl Table {
     pub(crate) fn new(n: usize) -> Self {
         Table {
-            meta: spin::Mutex::new((0..n).map(|_| Slot { inum: 0, refcnt: 0 }).collect()),
+            meta: SpinLock::new(
+                Rank::FsInodes,
+                (0..n).map(|_| Slot { inum: 0, refcnt: 0 }).collect(),
+            ),
             data: (0..n)
                 .map(|_| Mutex::new(IData { valid: false, d: Dinode::default() }))
                 .collect(),

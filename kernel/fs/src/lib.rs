@@ -150,7 +150,7 @@ pub struct Fs<D: BlockDevice> {
     pub(crate) alloc_hint: AtomicU32,
     /// Inodes whose last reference went away while their link count was zero: freed by
     /// [`Fs::reap`] (dropping a handle cannot do disk I/O itself).
-    pub(crate) orphans: spin::Mutex<Vec<u32>>,
+    pub(crate) orphans: runtime::lockorder::Mutex<Vec<u32>>,
     /// Renames run one at a time (see `ops::rename`).
     pub(crate) rename_lock: runtime::sync::Mutex<()>,
 }
@@ -178,7 +178,10 @@ impl<D: BlockDevice> Fs<D> {
             sb,
             inodes: inode::Table::new(NINODE),
             alloc_hint: AtomicU32::new(sb.datastart),
-            orphans: spin::Mutex::new(Vec::new()),
+            orphans: runtime::lockorder::Mutex::new(
+                runtime::lockorder::Rank::FsOrphans,
+                Vec::new(),
+            ),
             rename_lock: runtime::sync::Mutex::new(()),
         };
         let orphans_freed =

@@ -19,6 +19,9 @@
 //! Waiting: `begin_op` waits (an async `WaitQueue`, not a spin) while a commit is running or
 //! while the log could overflow if every outstanding operation wrote `MAX_OP_BLOCKS`.
 //! `end_op` must be driven to completion: the kernel runs file-system operations to the end.
+//!
+//! The state is behind a spin lock (rank `FsLog` in `docs/locks.md`), under which `record` pins
+//! the buffer in the cache (`FsBufferCache`).
 
 use crate::bcache::Bcache;
 use crate::dev::{Block, BlockDevice, IoError};
@@ -27,6 +30,7 @@ use abi::fs::{crc32, LogHeader, BSIZE, LOG_DATA, LOG_MAGIC, MAX_OP_BLOCKS};
 use alloc::boxed::Box;
 use alloc::vec::Vec;
 use futures_util::future::join_all;
+use runtime::lockorder::{Mutex, Rank};
 use runtime::sync::WaitQueue;
 
 struct State {
@@ -41,7 +45,7 @@ struct State {
 pub struct Log {
     /// The header block; the data blocks follow it.
     start: u32,
-    state: spin::Mutex<State>,
+    state: Mutex<State>,
     changed: WaitQueue,
 }
 
@@ -63,12 +67,10 @@ impl Log {
     pub fn new(start: u32) -> Self {
         Log {
             start,
-            state: spin::Mutex::new(State {
-                outstanding: 0,
-                committing: false,
-                blocks: Vec::new(),
-                broken: false,
-            }),
+            state: Mutex::new(
+                Rank::FsLog,
+                State { outstanding: 0, committing: false, blocks: Vec::new(), broken: false },
+            ),
             changed: WaitQueue::new(),
         }
     }

@@ -1,4 +1,29 @@
-//! Small CPU primitives not covered by the `x86_64` crate.
+//! Small CPU primitives not covered by the `x86_64` crate, and this CPU's held-lock set for
+//! the lock-order checker (`runtime::lockorder`, debug builds).
+
+use runtime::lockorder::{self, HeldLocks};
+
+/// The spin locks held on this CPU. One CPU today, so one set; with more, each CPU will find
+/// its own through its per-CPU data (the GS base), as the scheduler's stack pointer will.
+static HELD: HeldLocks = HeldLocks::new();
+
+struct LockContext;
+
+impl lockorder::Context for LockContext {
+    fn held(&self) -> &HeldLocks {
+        &HELD
+    }
+
+    fn interrupts_enabled(&self) -> bool {
+        x86_64::instructions::interrupts::are_enabled()
+    }
+}
+
+/// Start checking the lock order (debug builds; nothing in release builds). Boot calls it once
+/// the log is up, so that a violation can be reported.
+pub fn check_lock_order() {
+    lockorder::install(&LockContext);
+}
 
 /// Cycle counter. Monotonic on the CPUs QEMU emulates.
 pub fn rdtsc() -> u64 {

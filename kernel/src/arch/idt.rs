@@ -5,6 +5,7 @@
 use super::gdt;
 use super::trap::trap_common;
 use core::arch::naked_asm;
+use runtime::lockorder::{Mutex, Rank};
 use seq_macro::seq;
 use x86_64::instructions::tables::lidt;
 use x86_64::structures::DescriptorTablePointer;
@@ -92,7 +93,7 @@ impl Gate {
 #[repr(C, align(16))]
 struct Idt([Gate; 256]);
 
-static IDT: spin::Mutex<Idt> = spin::Mutex::new(Idt([Gate::MISSING; 256]));
+static IDT: Mutex<Idt> = Mutex::new(Rank::Idt, Idt([Gate::MISSING; 256]));
 
 fn load(idt: &Idt) {
     let ptr = DescriptorTablePointer {

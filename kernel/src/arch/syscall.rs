@@ -87,5 +87,6 @@ const RIP_OFFSET: usize = core::mem::offset_of!(TrapFrame, rip);
 
 extern "C" fn dispatch(frame: &mut TrapFrame) -> &mut TrapFrame {
     crate::syscall::dispatch(frame);
+    runtime::lockorder::assert_none_held("a return to user mode");
     frame
 }

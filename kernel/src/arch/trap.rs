@@ -7,8 +7,8 @@
 //! to resume, always the one it was given: a switch to another process happens inside it, by
 //! `swtch` between kernel stacks (`proc::sched`), and returns here when this one runs again.
 //!
-//! Interrupt context: handlers run with interrupts disabled (interrupt gates) and must not
-//! allocate or take locks that task code holds with interrupts enabled.
+//! Interrupt context: handlers run with interrupts disabled (interrupt gates), allocate nothing
+//! and take interrupt-safe locks only (the log's: `docs/locks.md`, checked in debug builds).
 
 use super::{apic, idt};
 use core::arch::naked_asm;
@@ -111,6 +111,11 @@ pub fn from_user(frame: &TrapFrame) -> bool {
 
 /// Route one trap. Returns the frame to resume.
 extern "C" fn trap_dispatch(frame: &mut TrapFrame) -> &mut TrapFrame {
+    // A trap from kernel mode is an interrupt handler nested in the kernel code it interrupted:
+    // it is checked against a held-lock set of its own (`runtime::lockorder`, "Interrupts").
+    // A trap from user mode interrupts no kernel code: it is the process's own kernel entry,
+    // which holds nothing yet (and may switch to another process, as a system call may).
+    let _irq = (!from_user(frame)).then(runtime::lockorder::enter_interrupt);
     match frame.vector as u8 {
         v @ 0..=31 if from_user(frame) => crate::proc::user_fault(v, frame),
         v @ 0..=31 => super::fault::report_and_stop(v, frame),
@@ -140,6 +145,7 @@ extern "C" fn trap_dispatch(frame: &mut TrapFrame) -> &mut TrapFrame {
         }
     }
     if from_user(frame) {
+        runtime::lockorder::assert_none_held("a return to user mode");
         crate::proc::exit_if_killed();
     }
     frame

@@ -19,6 +19,9 @@
 //!
 //! `poll` on the console ([`poll_read`]) reports it readable only when a complete record is
 //! queued (canonical mode; there is no raw mode), and waits on the same queue as `read`.
+//!
+//! Locks (`docs/locks.md`): the input queue (`ConsoleInput`), then the readability queue's
+//! (`WaitQueue`), taken under it for tickets and `poll` registrations.
 
 use super::ldisc::{Action, InputQueue, LineDiscipline};
 use super::poll::PollWait;
@@ -29,10 +32,11 @@ use core::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use core::task::Waker;
 use drivers::{ps2, serial};
 use futures_util::{stream, Stream, StreamExt};
+use runtime::lockorder::{Mutex, Rank};
 use runtime::sync::WaitQueue;
 
 /// Completed input, waiting for `read`.
-static INPUT: spin::Mutex<InputQueue> = spin::Mutex::new(InputQueue::new());
+static INPUT: Mutex<InputQueue> = Mutex::new(Rank::ConsoleInput, InputQueue::new());
 /// Notified whenever a record is queued.
 static READABLE: WaitQueue = WaitQueue::new();
 /// The process `^C` kills (0: none).

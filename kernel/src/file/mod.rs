@@ -33,6 +33,7 @@ use convert::errno;
 use core::sync::atomic::{AtomicBool, Ordering};
 use core::task::Waker;
 pub use poll::PollWait;
+use runtime::lockorder::{Mutex, Rank};
 use runtime::sync::Mutex as AsyncMutex;
 
 /// A process's file descriptors.
@@ -61,7 +62,7 @@ enum Kind {
     Proc {
         node: procfs::Node,
         data: Vec<u8>,
-        off: spin::Mutex<usize>,
+        off: Mutex<usize>,
     },
     /// A network socket (`net::socket`).
     Socket(crate::net::socket::Socket),
@@ -110,7 +111,11 @@ impl File {
                 procfs::meminfo(free, total, inodes)
             }
         };
-        Ok(File::new(Kind::Proc { node, data, off: spin::Mutex::new(0) }, true, false))
+        Ok(File::new(
+            Kind::Proc { node, data, off: Mutex::new(Rank::ProcFileOffset, 0) },
+            true,
+            false,
+        ))
     }
 
     /// A socket, as a file.

@@ -11,8 +11,9 @@
 //!   [`PIPE_BUF`] bytes wait until they fit whole, so they never interleave with others.
 //!   With no read end left a write fails with `EPIPE` (or returns what it wrote so far).
 //!
-//! Waiting uses [`WaitQueue`] tickets taken under the state lock, so a wake between the
-//! check and the wait is never lost. A waiting read or write is cancel-safe: dropping it
+//! Waiting uses [`WaitQueue`] tickets taken under the state lock (rank `Pipe`, before the wait
+//! queues' `WaitQueue` in `docs/locks.md`), so a wake between the check and the wait is never
+//! lost. A waiting read or write is cancel-safe: dropping it
 //! (a killed process) leaves the pipe consistent. The end counts live in the state; the
 //! ends ([`ReadEnd`], [`WriteEnd`]) give up their count when dropped and wake the other side.
 //!
@@ -25,6 +26,7 @@ use abi::syscall::Errno;
 use alloc::boxed::Box;
 use alloc::sync::Arc;
 use core::task::Waker;
+use runtime::lockorder::{Mutex, Rank};
 use runtime::sync::WaitQueue;
 
 /// Bytes a pipe buffers.
@@ -106,7 +108,7 @@ struct State {
 }
 
 pub struct Pipe {
-    state: spin::Mutex<State>,
+    state: Mutex<State>,
     /// The ring's charge, released with the pipe.
     _charge: Option<Charge>,
     /// Notified when bytes arrive or the last writer leaves.
@@ -125,7 +127,10 @@ impl Pipe {
     fn make(capacity: usize, charge: Option<Charge>) -> (ReadEnd, WriteEnd) {
         assert!(capacity > 0);
         let pipe = Arc::new(Pipe {
-            state: spin::Mutex::new(State { ring: Ring::new(capacity), readers: 1, writers: 1 }),
+            state: Mutex::new(
+                Rank::Pipe,
+                State { ring: Ring::new(capacity), readers: 1, writers: 1 },
+            ),
             _charge: charge,
             readable: WaitQueue::new(),
             writable: WaitQueue::new(),

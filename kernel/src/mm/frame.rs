@@ -5,11 +5,12 @@
 //! enough). Allocation is next-fit over 64-bit words; a run of contiguous frames (device
 //! rings, the heap's large blocks) is first fit from the lowest free frame. Freeing a frame
 //! that is already free is a kernel bug and panics, so a lost or double-freed frame cannot go
-//! unnoticed. Task context only; never called from interrupt handlers.
+//! unnoticed. Task context only; never called from interrupt handlers. Its lock is the last but
+//! one of the lock order (`Frames`, `docs/locks.md`): nothing is taken under it.
 
 use super::{phys_to_virt, PAGE_SIZE};
 use crate::pvh::{Region, RAM};
-use spin::Mutex;
+use runtime::lockorder::{Mutex, Rank};
 use x86_64::structures::paging::{PhysFrame, Size4KiB};
 use x86_64::PhysAddr;
 
@@ -22,7 +23,7 @@ struct Bitmap {
     total: usize,
 }
 
-static FRAMES: Mutex<Option<Bitmap>> = Mutex::new(None);
+static FRAMES: Mutex<Option<Bitmap>> = Mutex::new(Rank::Frames, None);
 
 extern "C" {
     static __kernel_phys_start: u8;

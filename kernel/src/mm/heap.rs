@@ -24,14 +24,16 @@
 //! allocation failure here is the kernel's own and ends in the alloc error handler (a panic).
 //!
 //! Allocation is for task context only: interrupt handlers never allocate (their queues are
-//! fixed-size), so the heap locks are never contended by an interrupt on this single CPU.
+//! fixed-size). Almost everything allocates while holding its own lock, so the heap's locks
+//! come near the end of the lock order (`HeapLarge`, `Heap`: `docs/locks.md`), followed only by
+//! what growing the heap takes, the kernel page table and the frame allocator.
 
 use super::{frame, paging, phys_to_virt, HEAP_START, PAGE_SIZE, PHYS_OFFSET};
 use core::alloc::{GlobalAlloc, Layout};
 use core::ptr::NonNull;
 use core::sync::atomic::{AtomicUsize, Ordering};
 use linked_list_allocator::Heap;
-use spin::Mutex;
+use runtime::lockorder::{Mutex, Rank};
 use x86_64::structures::paging::{PageTableFlags as F, PhysFrame};
 use x86_64::PhysAddr;
 
@@ -62,7 +64,7 @@ pub struct KernelHeap {
 
 #[global_allocator]
 static HEAP: KernelHeap =
-    KernelHeap { heap: Mutex::new(Heap::empty()), mapped: AtomicUsize::new(0) };
+    KernelHeap { heap: Mutex::new(Rank::Heap, Heap::empty()), mapped: AtomicUsize::new(0) };
 
 /// The large-block region's page bitmap (1 = in use).
 struct Large {
@@ -73,7 +75,7 @@ struct Large {
     pages: usize,
 }
 
-static LARGE_PAGES: Mutex<Option<Large>> = Mutex::new(None);
+static LARGE_PAGES: Mutex<Option<Large>> = Mutex::new(Rank::HeapLarge, None);
 
 impl Large {
     fn is_used(&self, p: usize) -> bool {

@@ -3,11 +3,13 @@
 //! hits unmapped memory (a page fault, reported as a double fault because the CPU cannot push
 //! the frame). Debug builds get four times as much: see [`STACK_SIZE`].
 //!
-//! Dropping a [`KernelStack`] unmaps its pages and frees their frames; its slot is reused.
+//! Dropping a [`KernelStack`] unmaps its pages and frees their frames; its slot is reused. The
+//! free slots are behind a spin lock (rank `KernelStacks` in `docs/locks.md`), released before
+//! pages are mapped or unmapped.
 
 use super::{frame, paging, KSTACK_START, PAGE_SIZE};
 use alloc::vec::Vec;
-use spin::Mutex;
+use runtime::lockorder::{Mutex, Rank};
 use x86_64::structures::paging::PageTableFlags as F;
 
 /// Mapped bytes per stack. Deepest use measured with a release kernel (boot, `ls /bin`,
@@ -35,7 +37,7 @@ struct Slots {
     free: Vec<u64>,
 }
 
-static SLOTS: Mutex<Slots> = Mutex::new(Slots { next: 0, free: Vec::new() });
+static SLOTS: Mutex<Slots> = Mutex::new(Rank::KernelStacks, Slots { next: 0, free: Vec::new() });
 
 pub struct KernelStack {
     slot: u64,

@@ -1,12 +1,14 @@
 //! 4-level paging for the kernel half: builds the final kernel page table at boot (replacing
 //! the PVH stub's coarse one), then maps and unmaps pages on request.
 //!
-//! Locking: one `KERNEL` mutex guards the kernel page table; task context only. The raw
+//! Locking: one `KERNEL` mutex guards the kernel page table (rank `KernelPageTable` in
+//! `docs/locks.md`: taken under the heap's, only the frame allocator's under it); task context
+//! only. The raw
 //! [`is_mapped`] walk takes no lock so the exception reporter can use it in any state.
 
 use super::{frame, phys_to_virt, HEAP_START, KERNEL_VMA, KSTACK_START, PAGE_SIZE, PHYS_OFFSET};
 use crate::pvh::Region;
-use spin::Mutex;
+use runtime::lockorder::{Mutex, Rank};
 use x86_64::registers::control::{Cr3, Cr3Flags};
 use x86_64::structures::paging::mapper::{MapToError, TranslateResult, UnmapError};
 use x86_64::structures::paging::{
@@ -15,7 +17,7 @@ use x86_64::structures::paging::{
 };
 use x86_64::{PhysAddr, VirtAddr};
 
-static KERNEL: Mutex<Option<OffsetPageTable<'static>>> = Mutex::new(None);
+static KERNEL: Mutex<Option<OffsetPageTable<'static>>> = Mutex::new(Rank::KernelPageTable, None);
 static KERNEL_ROOT: spin::Once<PhysFrame> = spin::Once::new();
 
 /// The kernel's own PML4 (its entries 256..512 are shared by every address space).

@@ -30,15 +30,14 @@
 //!
 //! # Locks, in order
 //!
-//! A process's descriptor table (`exit` closes files under it), the socket's state
-//! (`Socket::st`), the stack (`stack::with`), a wait queue's internals, then what a woken
-//! waker takes: the process table (a process's waker, with interrupts off) or the executor's
-//! ready queue (lock-free). smoltcp wakes a notifier inside `iface.poll` (the network task)
+//! As in `docs/locks.md` (checked in debug builds): a process's descriptor table (`exit`
+//! closes files under it), the socket's state (`Socket::st`), the stack (`stack::with`), then
+//! a wait queue's internals. smoltcp wakes a notifier inside `iface.poll` (the network task)
 //! or inside a socket operation of a system call, the stack lock held, in task context;
 //! `notify_all` holds the queue's spin lock for a few instructions and wakes the waiters
-//! after releasing it, so the order holds. Nothing takes the stack lock while holding a
-//! queue's lock or the process table, and no interrupt handler takes any of these locks but
-//! the process table (interrupts are off wherever it is held).
+//! after releasing it, and waking a waiter takes no lock (a process's waker and a task's are
+//! atomics and lock-free queues). Nothing takes the stack lock while holding a queue's lock,
+//! and no interrupt handler takes any of these locks.
 //!
 //! TCP `listen(backlog)` makes a listener in the stack (`stack::Stack::add_listener`): up to
 //! `backlog` connections (at most [`SOMAXCONN`]; [`DEFAULT_BACKLOG`] for a backlog of 0 or
@@ -64,6 +63,7 @@ use alloc::vec;
 use alloc::vec::Vec;
 use core::fmt::Write;
 use core::task::Waker;
+use runtime::lockorder::{Mutex, Rank};
 use runtime::sync::WaitQueue;
 use smoltcp::iface::SocketHandle;
 use smoltcp::socket::{tcp, udp};
@@ -99,7 +99,7 @@ enum State {
 }
 
 pub struct Socket {
-    st: spin::Mutex<State>,
+    st: Mutex<State>,
     waits: Waits,
 }
 
@@ -238,12 +238,15 @@ impl Socket {
         } else {
             State::Udp { h: None, port: None, remote: None }
         };
-        Ok(Socket { st: spin::Mutex::new(st), waits: Waits::new() })
+        Ok(Socket { st: Mutex::new(Rank::Socket, st), waits: Waits::new() })
     }
 
     fn conn(h: SocketHandle) -> Socket {
         Socket {
-            st: spin::Mutex::new(State::Tcp { st: Tcp::Conn { h, shut_rd: false }, port: None }),
+            st: Mutex::new(
+                Rank::Socket,
+                State::Tcp { st: Tcp::Conn { h, shut_rd: false }, port: None },
+            ),
             waits: Waits::new(),
         }
     }

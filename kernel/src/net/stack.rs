@@ -21,7 +21,9 @@
 //!
 //! The lock ([`with`]) is a spin lock held for short sections only (one poll, one socket
 //! operation); never across an `await`. Kernel code is not preempted, so a holder always
-//! finishes before anyone else spins on it.
+//! finishes before anyone else spins on it. Its rank (`Stack` in `docs/locks.md`) comes after
+//! a socket file's state and before what the stack takes: the NIC's rings, `ARP_SEEN`, the
+//! wait queues that smoltcp's wakes notify, the heap, the log.
 //!
 //! `arping` support: every ARP reply received is noted ([`snoop_rx`]) so that
 //! [`arping`] can send its own request on the NIC and wait for the answer.
@@ -37,6 +39,7 @@ use alloc::vec;
 use alloc::vec::Vec;
 use core::future::poll_fn;
 use core::pin::pin;
+use runtime::lockorder::{Mutex, Rank};
 use runtime::sync::WaitQueue;
 use smoltcp::iface::{
     Config, Interface, PollIngressSingleResult, PollResult, SocketHandle, SocketSet,
@@ -44,7 +47,7 @@ use smoltcp::iface::{
 use smoltcp::socket::{tcp, AnySocket};
 use smoltcp::time::Instant;
 use smoltcp::wire::{EthernetAddress, HardwareAddress, IpAddress, IpCidr, Ipv4Address};
-use spin::{Mutex, Once};
+use spin::Once;
 
 /// Defaults: QEMU's user network.
 pub const DEFAULT_IP: [u8; 4] = [10, 0, 2, 15];
@@ -250,17 +253,20 @@ pub fn start(ip: Option<([u8; 4], u8)>, gw: Option<[u8; 4]>) {
     });
     let _ = iface.routes_mut().add_default_ipv4_route(Ipv4Address::new(gw[0], gw[1], gw[2], gw[3]));
     STACK.call_once(|| {
-        Mutex::new(Stack {
-            iface,
-            dev,
-            sockets: SocketSet::new(vec![]),
-            charges: Charges::new(),
-            ports: BTreeMap::new(),
-            next_ephemeral: 49152 + (crate::time::now_ns() % 8192) as u16,
-            closing: Vec::new(),
-            listen: Listeners::default(),
-            ip,
-        })
+        Mutex::new(
+            Rank::Stack,
+            Stack {
+                iface,
+                dev,
+                sockets: SocketSet::new(vec![]),
+                charges: Charges::new(),
+                ports: BTreeMap::new(),
+                next_ephemeral: 49152 + (crate::time::now_ns() % 8192) as u16,
+                closing: Vec::new(),
+                listen: Listeners::default(),
+                ip,
+            },
+        )
     });
     kprintln!(
         "net: {}.{}.{}.{}/{} gateway {}.{}.{}.{}",
@@ -311,7 +317,7 @@ async fn run(nic: &'static Nic) {
 
 // ---- arping ----
 
-static ARP_SEEN: Mutex<BTreeMap<[u8; 4], [u8; 6]>> = Mutex::new(BTreeMap::new());
+static ARP_SEEN: Mutex<BTreeMap<[u8; 4], [u8; 6]>> = Mutex::new(Rank::ArpSeen, BTreeMap::new());
 static ARP_WAIT: WaitQueue = WaitQueue::new();
 
 /// The network task saw `frame` arrive: note ARP replies (sender IP -> MAC).

@@ -5,8 +5,9 @@
 //! loop {
 //!     woken = false
 //!     poll(future)        -> Ready: return
-//!     sched::block()      -> sleeps only if woken is still false (checked with interrupts
-//! }                          off, so a wake between the poll and the check is never lost)
+//!     sched::block()      -> sleeps only if woken is still false (checked after the sleep
+//! }                          is announced, by compare-and-swap: a wake between the poll and
+//!                            the sleep is never lost, on any number of CPUs; see `sched`)
 //! ```
 //!
 //! The waker is the process's own (`Process::waker`): it sets `woken` and, if the process is
@@ -35,7 +36,7 @@ pub fn block_on<F: Future>(f: F) -> F::Output {
     let mut cx = Context::from_waker(&waker);
     let mut f = pin!(f);
     loop {
-        p.woken.store(false, SeqCst);
+        p.run.clear_woken();
         if let Poll::Ready(v) = f.as_mut().poll(&mut cx) {
             return v;
         }
@@ -54,7 +55,7 @@ pub fn block_on_interruptible<F: Future>(f: F) -> Result<F::Output, Errno> {
         if p.killed.load(SeqCst) {
             return Err(Errno::EINTR);
         }
-        p.woken.store(false, SeqCst);
+        p.run.clear_woken();
         if let Poll::Ready(v) = f.as_mut().poll(&mut cx) {
             return Ok(v);
         }

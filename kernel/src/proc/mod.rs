@@ -9,10 +9,17 @@
 //!
 //! Lifecycle: `fork` copies the caller; `exit` releases memory and files at once and leaves a
 //! zombie; the parent's `wait` reaps it (freeing its kernel stack). Orphans go to init (pid 1).
+//!
+//! Locks (`docs/locks.md`): a process's `files`, `cwd` and `root` come first in the lock order
+//! (closing a file or dropping a directory under them takes the locks of what is dropped);
+//! `vm`, `name` and `waker` come late, and the table (`TABLE`) before the heap, since it is
+//! held while allocating and freeing. No interrupt handler takes any of them: a process's
+//! waker only touches its `sched::RunState`.
 
 pub mod bridge;
 pub mod elf;
 pub mod load;
+mod runstate;
 pub mod sched;
 pub mod uaccess;
 pub mod vm;
@@ -29,8 +36,8 @@ use alloc::vec::Vec;
 use core::cell::UnsafeCell;
 use core::sync::atomic::{AtomicBool, AtomicI32, AtomicU32, Ordering::SeqCst};
 use core::task::Waker;
+use runtime::lockorder::{Mutex, Rank};
 use runtime::sync::WaitQueue;
-use spin::Mutex;
 
 pub type Pid = u32;
 
@@ -47,13 +54,10 @@ pub struct Process {
     pub pid: Pid,
     pub ppid: AtomicU32,
     pub name: Mutex<[u8; PROC_NAME_LEN]>,
-    state: AtomicU32,
+    /// State, `woken`, `queued`, `on_cpu`: shared with the process's waker (`sched::RunState`).
+    pub(crate) run: Arc<sched::RunState>,
     pub killed: AtomicBool,
     pub exit_status: AtomicI32,
-    /// Set by the waker; cleared by the bridge before each poll (see `sched::block`).
-    pub(crate) woken: AtomicBool,
-    /// On the run queue (at most once).
-    pub(crate) queued: AtomicBool,
     pub vm: Mutex<vm::AddressSpace>,
     pub files: Mutex<FdTable>,
     pub cwd: Mutex<Option<Ino>>,
@@ -64,15 +68,16 @@ pub struct Process {
     waker: Mutex<Option<Waker>>,
 }
 
-// SAFETY: `ctx` is accessed only by the scheduler with interrupts disabled on one CPU; every
-// other field is atomic or behind a lock.
+// SAFETY: `ctx` is written by the `swtch` that switches the process away and read by the one
+// that switches to it, never both at once (`sched::run_one` waits for `on_cpu`); every other
+// field is atomic or behind a lock.
 unsafe impl Sync for Process {}
 // SAFETY: as above.
 unsafe impl Send for Process {}
 
 impl Process {
     pub fn state(&self) -> State {
-        match self.state.load(SeqCst) {
+        match self.run.state() {
             state::RUNNABLE => State::Runnable,
             state::RUNNING => State::Running,
             state::SLEEPING => State::Sleeping,
@@ -81,7 +86,7 @@ impl Process {
     }
 
     pub(crate) fn set_state(&self, s: State) {
-        self.state.store(s as u32, SeqCst);
+        self.run.set(s as u32);
     }
 
     pub fn name_bytes(&self) -> Vec<u8> {
@@ -97,37 +102,36 @@ impl Process {
         n[..len].copy_from_slice(&name[..len]);
     }
 
-    /// The process's waker: marks it woken and, if asleep, runnable. Interrupt safe.
+    /// The process's waker: marks it woken and, if asleep, runnable. Interrupt safe, lock-free.
     pub fn waker(&self) -> Waker {
         self.waker.lock().clone().expect("process waker")
     }
 }
 
-/// What wakes a process: only its pid (a stale waker of a reaped process does nothing).
-struct ProcWaker(Pid);
+/// What wakes a process: its scheduling state, atomics only, so that a wake (possibly in an
+/// interrupt handler, on any CPU) takes no lock. A stale waker of a reaped process finds it
+/// a zombie and does nothing.
+struct ProcWaker(Arc<sched::RunState>);
 
 impl Wake for ProcWaker {
     fn wake(self: Arc<Self>) {
         self.wake_by_ref();
     }
     fn wake_by_ref(self: &Arc<Self>) {
-        // Interrupt context possible: the table lock is only ever taken with interrupts off.
-        if let Some(p) = get(self.0) {
-            p.woken.store(true, SeqCst);
-            if p.state.compare_exchange(state::SLEEPING, state::RUNNABLE, SeqCst, SeqCst).is_ok() {
-                sched::enqueue(&p);
-            }
-        }
+        sched::wake(&self.0);
     }
 }
 
-static TABLE: Mutex<BTreeMap<Pid, Arc<Process>>> = Mutex::new(BTreeMap::new());
+static TABLE: Mutex<BTreeMap<Pid, Arc<Process>>> = Mutex::new(Rank::ProcTable, BTreeMap::new());
 static NEXT_PID: AtomicU32 = AtomicU32::new(1);
 /// Notified whenever a process becomes a zombie (parents in `wait` re-check).
 pub static CHILD_EXITED: WaitQueue = WaitQueue::new();
 
+/// Task and process context only: no interrupt handler takes the table (process wakers take
+/// no lock), and it is held for lookups, inserts and the reaping of a zombie, which allocate
+/// and free (docs/locks.md).
 fn with_table<R>(f: impl FnOnce(&mut BTreeMap<Pid, Arc<Process>>) -> R) -> R {
-    x86_64::instructions::interrupts::without_interrupts(|| f(&mut TABLE.lock()))
+    f(&mut TABLE.lock())
 }
 
 pub fn get(pid: Pid) -> Option<Arc<Process>> {
@@ -151,7 +155,7 @@ pub fn record(p: &Process) -> ProcRecord {
     let mut r = ProcRecord {
         pid: p.pid,
         ppid: p.ppid.load(SeqCst),
-        state: p.state.load(SeqCst),
+        state: p.state() as u32,
         ns: 0,
         ns_pid: p.pid,
         size: p.vm.lock().size(),
@@ -177,22 +181,21 @@ pub(crate) fn create(
     let kstack = KernelStack::new().ok_or(Errno::ENOMEM)?;
     let ctx = crate::arch::trap::prepare_kernel_stack(kstack.top(), frame);
     let pid = NEXT_PID.fetch_add(1, SeqCst);
+    let run = Arc::new(sched::RunState::new(pid));
     let p = Arc::new(Process {
         pid,
         ppid: AtomicU32::new(ppid),
-        name: Mutex::new([0; PROC_NAME_LEN]),
-        state: AtomicU32::new(state::RUNNABLE),
+        name: Mutex::new(Rank::ProcName, [0; PROC_NAME_LEN]),
+        run: run.clone(),
         killed: AtomicBool::new(false),
         exit_status: AtomicI32::new(0),
-        woken: AtomicBool::new(false),
-        queued: AtomicBool::new(false),
-        vm: Mutex::new(vm),
-        files: Mutex::new(files),
-        cwd: Mutex::new(cwd),
-        root: Mutex::new(root),
+        vm: Mutex::new(Rank::ProcVm, vm),
+        files: Mutex::new(Rank::ProcFiles, files),
+        cwd: Mutex::new(Rank::ProcCwd, cwd),
+        root: Mutex::new(Rank::ProcRoot, root),
         kstack,
         ctx: UnsafeCell::new(ctx),
-        waker: Mutex::new(Some(Waker::from(Arc::new(ProcWaker(pid))))),
+        waker: Mutex::new(Rank::ProcWaker, Some(Waker::from(Arc::new(ProcWaker(run))))),
     });
     p.set_name(name);
     with_table(|t| t.insert(pid, p.clone()));

@@ -9,9 +9,45 @@
 //! handlers: a disk completion wakes the process whose system call waits for it.
 //!
 //! Preemption: only user mode is preempted (the timer interrupt, when it arrives from ring 3,
-//! calls [`preempt`]). Kernel code runs until it blocks, so spin locks never meet a switch.
+//! calls [`preempt`]). Kernel code runs until it blocks, and holds no spin lock when it does
+//! (checked in debug builds at every switch: `runtime::lockorder`).
+//!
+//! # Sleeping without losing a wakeup, on any number of CPUs
+//!
+//! A process's [`RunState`] (`runstate.rs`, tested on the host with threads) is what it shares
+//! with its waker: the state, the `woken` flag, the `queued` flag and `on_cpu`, all atomics, so
+//! a wake takes no lock, from any context on any CPU. The waker does `woken = true`, then
+//! `CAS(Sleeping -> Runnable)` and, if that succeeds, queues the process. The bridge clears
+//! `woken` before each poll; when the poll is pending, [`block`] does
+//! `CAS(Running -> Sleeping)`, then, if `woken` is set, tries `CAS(Sleeping -> Running)` and
+//! returns (the bridge polls again); otherwise, or if that CAS fails, it switches away. All of these are `SeqCst`, so they fall in one order:
+//!
+//! - the waker's CAS comes after the sleep was announced: it finds `Sleeping` (or `Runnable`,
+//!   if another waker won) and the process is queued, by it or by the other;
+//! - the waker's CAS comes before: it found `Running` and queued nothing, but its
+//!   `woken = true` came earlier still, so [`block`]'s load of `woken`, later than its own CAS,
+//!   sees it, and the process takes the sleep back;
+//! - the two race for `Sleeping`: if `block` wins, it runs on; if the waker wins, the process
+//!   is `Runnable` and queued, so `block` switches away anyway and the scheduler brings it back
+//!   at once (a detour, not a lost wakeup).
+//!
+//! With more than one CPU, a process queued while it is still switching away (woken after it
+//! announced the sleep, or preempted: `preempt` queues itself before it switches) could be
+//! picked by another CPU before its registers are saved. `on_cpu` (Linux's `p->on_cpu`) is set
+//! by the scheduler that switches to the process and cleared by that scheduler once the
+//! switch away is complete; another CPU's [`run_one`] waits for it to clear before switching to
+//! the process. On one CPU it is always clear by then, and the wait never spins.
+//!
+//! Interrupts are still disabled around each `swtch`, for two reasons that are not about
+//! wakeups: `swtch` does not save RFLAGS, so the side that resumes inherits the interrupt flag
+//! of the side that switched, and every switch is made with interrupts off so that each side
+//! restores its own (`block` enables them again, the scheduler loop enables them, a new or
+//! preempted process returns through `iretq`); and the scheduler's stack pointer
+//! (`SCHED_RSP`, one per CPU once there are several) must be read on the CPU that then
+//! switches, with nothing run in between on that CPU.
 
-use super::{Process, State};
+pub(crate) use super::runstate::RunState;
+use super::{Pid, Process, State};
 use crate::arch::{cpu, gdt};
 use crate::exec::EXECUTOR;
 use alloc::sync::Arc;
@@ -19,7 +55,7 @@ use conquer_once::noblock::OnceCell;
 use core::arch::naked_asm;
 use core::sync::atomic::{AtomicBool, AtomicU64, Ordering::SeqCst};
 use crossbeam_queue::ArrayQueue;
-use spin::Mutex;
+use runtime::lockorder::{self, Mutex, Rank};
 use x86_64::instructions::interrupts;
 
 /// Most processes at once (bounds the run queue, so a push never fails).
@@ -28,21 +64,35 @@ pub const NPROC: usize = 256;
 /// Made by [`run`] before any process exists; pushed to by process wakers, which may run in
 /// interrupt context: a `noblock` cell, so that path never allocates and never waits.
 static RUNQ: OnceCell<ArrayQueue<u32>> = OnceCell::uninit();
-/// The scheduler context's saved stack pointer while a process runs.
+/// The scheduler context's saved stack pointer while a process runs. (One CPU: per-CPU data
+/// with more.)
 static SCHED_RSP: AtomicU64 = AtomicU64::new(0);
 /// The running process. Task and process context only: never taken in an interrupt handler
-/// that can interrupt kernel code (the holder would be the interrupted code itself).
-pub(super) static CURRENT: Mutex<Option<Arc<Process>>> = Mutex::new(None);
+/// that can interrupt kernel code (the holder would be the interrupted code itself). (One CPU:
+/// per-CPU data with more.)
+pub(super) static CURRENT: Mutex<Option<Arc<Process>>> = Mutex::new(Rank::Current, None);
 
 fn runq() -> &'static ArrayQueue<u32> {
     RUNQ.try_get().expect("the run queue is made by sched::run, before any process")
 }
 
-/// Put `p` on the run queue unless it is already there. Interrupt safe.
+/// Put the process on the run queue unless it is already there. Interrupt safe.
 pub(super) fn enqueue(p: &Process) {
-    if !p.queued.swap(true, SeqCst) {
-        let _ = runq().push(p.pid); // cannot fail: each pid is queued at most once
+    if p.run.mark_queued() {
+        push(p.run.pid());
     }
+}
+
+/// The process's waker (`RunState::wake`, then the run queue): lock-free and allocation-free,
+/// for any context (an interrupt handler) on any CPU.
+pub(super) fn wake(run: &RunState) {
+    if run.wake() {
+        push(run.pid());
+    }
+}
+
+fn push(pid: Pid) {
+    let _ = runq().push(pid); // cannot fail: each pid is queued at most once
 }
 
 /// Save callee-saved registers and the stack pointer into `*old`, load `new`, restore.
@@ -71,8 +121,10 @@ unsafe extern "C" fn swtch(old: *mut u64, new: u64) {
 
 /// Switch from the current process to the scheduler context. Interrupts must be disabled.
 fn to_scheduler(p: &Process) {
-    // SAFETY: `ctx` is only touched here and in `run_one`, both with interrupts disabled on
-    // this single CPU; SCHED_RSP was saved by the swtch that started this process.
+    lockorder::assert_none_held("a switch of process");
+    // SAFETY: `ctx` is written here, by this process's own switch away, and read by a
+    // scheduler's switch to it only once `on_cpu` is clear again, after this switch is done
+    // (`run_one`); SCHED_RSP was saved by the swtch that started this process.
     unsafe { swtch(p.ctx.get(), SCHED_RSP.load(SeqCst)) };
 }
 
@@ -82,6 +134,7 @@ pub fn run() -> ! {
     RUNQ.try_init_once(|| ArrayQueue::new(NPROC + 1)).expect("sched::run runs once");
     loop {
         EXECUTOR.run_until_idle();
+        lockorder::assert_none_held("the end of a kernel task's poll");
         interrupts::disable();
         if let Some(pid) = runq().pop() {
             if let Some(p) = super::get(pid) {
@@ -105,22 +158,28 @@ pub fn run() -> ! {
 /// `SCHED_RSP`, where the process switches back to.
 fn run_one(p: Arc<Process>) {
     NEED_RESCHED.store(false, SeqCst); // a new slice begins
-    p.queued.store(false, SeqCst);
-    if p.state() != State::Runnable {
-        return;
+    if !p.run.claim() {
+        return; // not runnable (a zombie whose pid was still queued)
     }
-    p.set_state(State::Running);
+    // Queued while still switching away on another CPU: wait until its registers are all
+    // saved in `ctx`. On one CPU it has always switched away by now.
+    p.run.switching_to();
     p.vm.lock().activate();
     let top = p.kstack.top();
     gdt::set_kernel_stack(top);
     crate::arch::syscall::set_kernel_stack(top);
     let ctx = p.ctx.get();
+    let run = p.run.clone();
     *CURRENT.lock() = Some(p);
     // The end of the time slice, or an earlier kernel timer, interrupts the process.
     let slice = crate::time::slice_end();
     crate::time::arm(Some(EXECUTOR.timers().next_deadline().map_or(slice, |d| d.min(slice))));
-    // SAFETY: interrupts are disabled; SCHED_RSP receives this context, ctx the process's.
+    lockorder::assert_none_held("a switch of process");
+    // SAFETY: interrupts are disabled; SCHED_RSP receives this context, ctx the process's,
+    // which nothing else reads or writes while it is on this CPU (`switching_to`).
     unsafe { swtch(SCHED_RSP.as_ptr(), *ctx) };
+    // The process switched away: its registers are in `ctx`, another CPU may run it now.
+    run.switched_away();
     *CURRENT.lock() = None;
 }
 
@@ -156,13 +215,16 @@ pub fn preempt() {
 }
 
 /// Sleep until the process's waker fires, unless it already fired since `woken` was last
-/// cleared (the bridge clears it before each poll): no wakeup is lost between poll and sleep.
+/// cleared (the bridge clears it before each poll): no wakeup is lost between poll and sleep,
+/// on any number of CPUs (module docs).
 pub fn block(p: &Process) {
-    interrupts::disable();
-    if !p.woken.load(SeqCst) {
-        p.set_state(State::Sleeping);
-        to_scheduler(p);
+    if !p.run.sleep() {
+        return; // woken since the poll: poll again
     }
+    // Asleep, or made runnable and queued by a waker that won the race for `Sleeping`: the
+    // scheduler runs it again once it is woken, or at once.
+    interrupts::disable();
+    to_scheduler(p);
     interrupts::enable();
 }
 
@@ -171,6 +233,7 @@ pub fn block(p: &Process) {
 /// running reference (`CURRENT`) after this switch, and the parent's `wait` frees the rest.
 pub fn exit_switch() -> ! {
     let ctx = CURRENT.lock().as_ref().expect("exit without a process").ctx.get();
+    lockorder::assert_none_held("a switch of process");
     // SAFETY: as in `to_scheduler`; CURRENT keeps the process (and `ctx`) alive until the
     // scheduler, now running, clears it.
     unsafe { swtch(ctx, SCHED_RSP.load(SeqCst)) };

@@ -1,0 +1,120 @@
+//! The lock order (docs/locks.md) checked on the real system. A debug kernel checks every spin
+//! lock it takes against the order and panics on a violation, naming both locks: the checker
+//! is on (`fault=lockorder` takes two locks against the order and the kernel panics), and the
+//! shell, pipes, the file system, processes, `poll`, shared sockets, the network (httpd
+//! serving a real curl on the host, ARP) and the kernel's self test all run on it without one.
+
+mod common;
+
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use common::{free_port, ok, BOOT, STEP};
+use mkimage::console::Console;
+use mkimage::qemu::{HostForward, Network, Options, Outcome};
+
+/// The debug kernel ELF, built once per test binary.
+fn debug_kernel() -> std::path::PathBuf {
+    static KERNEL: std::sync::OnceLock<Result<std::path::PathBuf, String>> =
+        std::sync::OnceLock::new();
+    KERNEL
+        .get_or_init(|| mkimage::build::kernel(false).map_err(|e| e.to_string()))
+        .clone()
+        .unwrap_or_else(|e| panic!("{e}"))
+}
+
+#[test]
+fn a_lock_taken_against_the_order_panics_a_debug_kernel() {
+    let c = common::spawn_with(Options::new(debug_kernel(), "fault=lockorder"));
+    ok(c.expect("lock order: checked", BOOT));
+    ok(c.expect("lock order: Socket taken while holding Stack", BOOT));
+    let status = ok(c.wait_exit(STEP));
+    let out = c.output();
+    assert_eq!(Outcome::from_status(status), Outcome::KernelCrashed, "{status}\n{out}");
+    // The report names the lock's caller, not the checker.
+    let panic = out.lines().find(|l| l.starts_with("PANIC")).unwrap_or_else(|| panic!("{out}"));
+    assert!(panic.contains("kernel/src/selftest.rs"), "{panic}");
+    assert!(!out.contains("not checked"), "{out}");
+}
+
+/// Types `line` at the shell; what it printed, up to the next prompt. A generous deadline: a
+/// debug kernel is several times slower than a release one.
+fn run(c: &Console, line: &str, deadline: Duration) -> String {
+    ok(c.send(format!("{line}\n")));
+    ok(c.expect("\n$ ", deadline)).replace('\r', "")
+}
+
+/// `curl` from the host: the body, or `None` when nothing answered. Bounded in time.
+fn curl(port: u16, path: &str) -> Option<String> {
+    let url = format!("http://127.0.0.1:{port}{path}");
+    let out = Command::new("curl").args(["-s", "-f", "-m", "20", &url]).output().expect("run curl");
+    out.status.success().then(|| String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+#[test]
+fn the_system_runs_on_a_debug_kernel_without_an_order_violation() {
+    let (_dir, image) = common::image_with_programs("lockorder", &[]);
+    let http = free_port();
+    let mut opts = Options::new(debug_kernel(), "");
+    opts.disk = Some(image);
+    opts.network = Network::user(vec![HostForward::tcp(http, 80)]);
+    let c = common::boot_to_shell(opts);
+    assert!(c.output().contains("lock order: checked"), "not a checking kernel:\n{}", c.output());
+
+    // Pipes, files, directories, processes.
+    let out = run(&c, "echo one two three | wc", STEP);
+    assert!(out.lines().any(|l| l.split_whitespace().eq(["1", "3", "14"])), "{out}");
+    let out = run(&c, "mkdir /lo; echo locks > /lo/a; mv /lo/a /lo/b; cat /lo/b | grep ock", STEP);
+    assert!(out.lines().any(|l| l.trim() == "locks"), "{out}");
+    run(&c, "rm /lo/b; ls /lo; ps; free", STEP);
+
+    // Every usertests case: fork and exec, kills, memory exhaustion, pipes, the file system,
+    // poll, sockets shared between processes (over loopback).
+    let out = run(&c, "usertests", Duration::from_secs(600));
+    assert!(out.contains("ALL TESTS PASSED"), "{out}");
+
+    // The network: httpd in the background, a real client on the host, and one in the guest
+    // (loopback).
+    run(&c, "httpd &", STEP);
+    let deadline = Instant::now() + BOOT;
+    let page = loop {
+        if let Some(body) = curl(http, "/") {
+            break body;
+        }
+        assert!(Instant::now() < deadline, "httpd never answered:\n{}", c.output());
+    };
+    assert!(!page.is_empty());
+    for _ in 0..5 {
+        assert!(curl(http, "/about.html").is_some_and(|b| !b.is_empty()), "{}", c.output());
+    }
+    let out = run(&c, "curl 127.0.0.1/about.html | wc; netstat", STEP);
+    assert!(out.contains("tcp"), "{out}");
+
+    // ARP through the raw path (`arping`), and ^C killing a foreground program from the
+    // console's input task.
+    let out = run(&c, "arptest", STEP);
+    assert!(out.contains("arptest: 10.0.2.2 is at"), "{out}");
+    ok(c.send("sleep 100000\n"));
+    ok(c.expect("sleep 100000", STEP));
+    ok(c.send("\x03"));
+    ok(c.expect("^C", STEP));
+    run(&c, "echo after", STEP);
+
+    common::poweroff(c);
+}
+
+/// The kernel's own tests on a debug kernel with a blank disk and a NIC: the executor, timers,
+/// the disk driver with many requests in flight, raw frames and ARP on the E1000.
+#[test]
+fn the_self_test_passes_on_a_debug_kernel() {
+    let dir = ok(mkimage::console::TempDir::new("lockorder-selftest"));
+    let disk = dir.path().join("disk.img");
+    std::fs::File::create(&disk).unwrap().set_len(8 << 20).unwrap();
+    let mut opts = Options::new(debug_kernel(), "selftest");
+    opts.disk = Some(disk);
+    opts.network = Network::user(vec![]);
+    let c = common::spawn_with(opts);
+    ok(c.expect("lock order: checked", BOOT));
+    ok(c.expect("selftest: PASS", BOOT));
+    common::expect_poweroff(&c);
+}
