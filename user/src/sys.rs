@@ -124,32 +124,9 @@ pub fn check(ret: isize) -> Result<usize> {
     }
 }
 
-/// The network errors, which `Errno::from_ret` does not list.
-const NET_ERRNOS: [Errno; 17] = [
-    Errno::ENOTSOCK,
-    Errno::EDESTADDRREQ,
-    Errno::EMSGSIZE,
-    Errno::EPROTOTYPE,
-    Errno::EOPNOTSUPP,
-    Errno::EAFNOSUPPORT,
-    Errno::EADDRINUSE,
-    Errno::EADDRNOTAVAIL,
-    Errno::ENETUNREACH,
-    Errno::ECONNABORTED,
-    Errno::ECONNRESET,
-    Errno::EISCONN,
-    Errno::ENOTCONN,
-    Errno::ETIMEDOUT,
-    Errno::ECONNREFUSED,
-    Errno::EALREADY,
-    Errno::EINPROGRESS,
-];
-
 /// The error a negative result stands for: any the ABI defines, else `EIO`.
 pub fn errno_from_ret(ret: isize) -> Errno {
-    Errno::from_ret(ret)
-        .or_else(|| NET_ERRNOS.into_iter().find(|e| e.ret() == ret))
-        .unwrap_or(Errno::EIO)
+    Errno::from_ret(ret).unwrap_or(Errno::EIO)
 }
 
 /// Short paths are copied to the stack; longer ones to the heap.

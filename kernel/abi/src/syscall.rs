@@ -156,57 +156,77 @@ pub mod net {
     }
 }
 
-/// Error numbers, with Linux's values.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-#[repr(i32)]
-pub enum Errno {
-    EPERM = 1,
-    ENOENT = 2,
-    ESRCH = 3,
-    EINTR = 4,
-    EIO = 5,
-    E2BIG = 7,
-    ENOEXEC = 8,
-    EBADF = 9,
-    ECHILD = 10,
-    EAGAIN = 11,
-    ENOMEM = 12,
-    EFAULT = 14,
-    EBUSY = 16,
-    EEXIST = 17,
-    EXDEV = 18,
-    ENODEV = 19,
-    ENOTDIR = 20,
-    EISDIR = 21,
-    EINVAL = 22,
-    ENFILE = 23,
-    EMFILE = 24,
-    EFBIG = 27,
-    ENOSPC = 28,
-    ESPIPE = 29,
-    EMLINK = 31,
-    EPIPE = 32,
-    ERANGE = 34,
-    ENAMETOOLONG = 36,
-    ENOSYS = 38,
-    ENOTEMPTY = 39,
-    ENOTSOCK = 88,
-    EDESTADDRREQ = 89,
-    EMSGSIZE = 90,
-    EPROTOTYPE = 91,
-    EAFNOSUPPORT = 97,
-    EOPNOTSUPP = 95,
-    EADDRINUSE = 98,
-    EADDRNOTAVAIL = 99,
-    ENETUNREACH = 101,
-    ECONNABORTED = 103,
-    ECONNRESET = 104,
-    EISCONN = 106,
-    ENOTCONN = 107,
-    ETIMEDOUT = 110,
-    ECONNREFUSED = 111,
-    EALREADY = 114,
-    EINPROGRESS = 115,
+/// Defines [`Errno`] and its tables from one list, so that no table can miss a value.
+macro_rules! errnos {
+    ($($name:ident = $value:literal => $message:literal,)*) => {
+        /// Error numbers, with Linux's values.
+        #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+        #[repr(i32)]
+        pub enum Errno {
+            $($name = $value,)*
+        }
+
+        impl Errno {
+            /// Every error number.
+            pub const ALL: &'static [Errno] = &[$(Errno::$name,)*];
+
+            pub const fn message(self) -> &'static str {
+                match self {
+                    $(Errno::$name => $message,)*
+                }
+            }
+        }
+    };
+}
+
+errnos! {
+    EPERM = 1 => "operation not permitted",
+    ENOENT = 2 => "no such file or directory",
+    ESRCH = 3 => "no such process",
+    EINTR = 4 => "interrupted",
+    EIO = 5 => "I/O error",
+    E2BIG = 7 => "argument list too long",
+    ENOEXEC = 8 => "exec format error",
+    EBADF = 9 => "bad file descriptor",
+    ECHILD = 10 => "no child processes",
+    EAGAIN = 11 => "try again",
+    ENOMEM = 12 => "out of memory",
+    EFAULT = 14 => "bad address",
+    EBUSY = 16 => "busy",
+    EEXIST = 17 => "file exists",
+    EXDEV = 18 => "cross-device link",
+    ENODEV = 19 => "no such device",
+    ENOTDIR = 20 => "not a directory",
+    EISDIR = 21 => "is a directory",
+    EINVAL = 22 => "invalid argument",
+    ENFILE = 23 => "too many open files in system",
+    EMFILE = 24 => "too many open files",
+    EFBIG = 27 => "file too large",
+    ENOSPC = 28 => "no space left on device",
+    ESPIPE = 29 => "illegal seek",
+    EMLINK = 31 => "too many links",
+    EPIPE = 32 => "broken pipe",
+    ERANGE = 34 => "result too large",
+    ENAMETOOLONG = 36 => "file name too long",
+    ENOSYS = 38 => "function not implemented",
+    ENOTEMPTY = 39 => "directory not empty",
+    ENOTSOCK = 88 => "not a socket",
+    EDESTADDRREQ = 89 => "destination address required",
+    EMSGSIZE = 90 => "message too long",
+    EPROTOTYPE = 91 => "wrong protocol type for socket",
+    EAFNOSUPPORT = 97 => "address family not supported",
+    EOPNOTSUPP = 95 => "operation not supported",
+    EADDRINUSE = 98 => "address in use",
+    EADDRNOTAVAIL = 99 => "address not available",
+    ENETUNREACH = 101 => "network unreachable",
+    ECONNABORTED = 103 => "connection aborted",
+    ECONNRESET = 104 => "connection reset by peer",
+    EISCONN = 106 => "already connected",
+    ENOTCONN = 107 => "not connected",
+    ETIMEDOUT = 110 => "timed out",
+    ECONNREFUSED = 111 => "connection refused",
+    EALREADY = 114 => "already in progress",
+    EINPROGRESS = 115 => "in progress",
 }
 
 impl Errno {
@@ -215,94 +235,9 @@ impl Errno {
         -(self as i32 as isize)
     }
 
+    /// The error a system call's result stands for (`None`: not an error this ABI has).
     pub fn from_ret(ret: isize) -> Option<Errno> {
-        use Errno::*;
-        const ALL: [Errno; 30] = [
-            EPERM,
-            ENOENT,
-            ESRCH,
-            EINTR,
-            EIO,
-            E2BIG,
-            ENOEXEC,
-            EBADF,
-            ECHILD,
-            EAGAIN,
-            ENOMEM,
-            EFAULT,
-            EBUSY,
-            EEXIST,
-            EXDEV,
-            ENODEV,
-            ENOTDIR,
-            EISDIR,
-            EINVAL,
-            ENFILE,
-            EMFILE,
-            EFBIG,
-            ENOSPC,
-            ESPIPE,
-            EMLINK,
-            EPIPE,
-            ERANGE,
-            ENAMETOOLONG,
-            ENOSYS,
-            ENOTEMPTY,
-        ];
-        ALL.into_iter().find(|e| e.ret() == ret)
-    }
-
-    pub const fn message(self) -> &'static str {
-        use Errno::*;
-        match self {
-            EPERM => "operation not permitted",
-            ENOENT => "no such file or directory",
-            ESRCH => "no such process",
-            EINTR => "interrupted",
-            EIO => "I/O error",
-            E2BIG => "argument list too long",
-            ENOEXEC => "exec format error",
-            EBADF => "bad file descriptor",
-            ECHILD => "no child processes",
-            EAGAIN => "try again",
-            ENOMEM => "out of memory",
-            EFAULT => "bad address",
-            EBUSY => "busy",
-            EEXIST => "file exists",
-            EXDEV => "cross-device link",
-            ENODEV => "no such device",
-            ENOTDIR => "not a directory",
-            EISDIR => "is a directory",
-            EINVAL => "invalid argument",
-            ENFILE => "too many open files in system",
-            EMFILE => "too many open files",
-            EFBIG => "file too large",
-            ENOSPC => "no space left on device",
-            ESPIPE => "illegal seek",
-            EMLINK => "too many links",
-            EPIPE => "broken pipe",
-            ERANGE => "result too large",
-            ENAMETOOLONG => "file name too long",
-            ENOSYS => "function not implemented",
-            ENOTEMPTY => "directory not empty",
-            ENOTSOCK => "not a socket",
-            EDESTADDRREQ => "destination address required",
-            EMSGSIZE => "message too long",
-            EPROTOTYPE => "wrong protocol type for socket",
-            EAFNOSUPPORT => "address family not supported",
-            EOPNOTSUPP => "operation not supported",
-            EADDRINUSE => "address in use",
-            EADDRNOTAVAIL => "address not available",
-            ENETUNREACH => "network unreachable",
-            ECONNABORTED => "connection aborted",
-            ECONNRESET => "connection reset by peer",
-            EISCONN => "already connected",
-            ENOTCONN => "not connected",
-            ETIMEDOUT => "timed out",
-            ECONNREFUSED => "connection refused",
-            EALREADY => "already in progress",
-            EINPROGRESS => "in progress",
-        }
+        Errno::ALL.iter().copied().find(|e| e.ret() == ret)
     }
 }
 
@@ -429,6 +364,15 @@ mod tests {
         assert_eq!(&b[2..4], &[0x1f, 0x90]); // network order on the wire
         assert_eq!(net::SockAddrIn::decode(&b).unwrap().port(), 8080);
         assert_eq!(b[0..2], (net::AF_INET as u16).to_le_bytes());
+    }
+
+    #[test]
+    fn every_errno_round_trips() {
+        for &e in Errno::ALL {
+            assert_eq!(Errno::from_ret(e.ret()), Some(e), "{e:?}");
+            assert!(!e.message().is_empty());
+        }
+        assert_eq!(Errno::from_ret(Errno::EINPROGRESS.ret()), Some(Errno::EINPROGRESS));
     }
 
     #[test]
