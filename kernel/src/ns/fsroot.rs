@@ -1,0 +1,192 @@
+//! File-system namespaces' root directories on the disk.
+//!
+//! A new file-system namespace `id` gets a fresh directory `/ns/<id>` in its parent's root
+//! ([`make`]), which becomes its `/`: so an ancestor can look into a container's files (the
+//! way Docker keeps containers under `/var/lib/docker`), and a nested container's root is
+//! `/ns/<id>` inside its parent container's root. It holds what the shell and the programs
+//! need: `/etc` (a copy of the parent's `/etc` files) and `/tmp`. Programs are not copied:
+//! `exec` finds them in the global `/bin` (see `ns::rules::exec_lookup`).
+//!
+//! When the namespace dies, [`retire`] renames its root to `/ns/.dead-<id>-<n>` (one atomic
+//! transaction, so the id can be reused at once) and then removes that tree one transaction
+//! at a time. A crash part-way leaves a consistent file system with some of the tree still
+//! there; no namespace outlives a boot, so [`clean_at_boot`] removes everything below the
+//! disk's `/ns`. The whole of `/ns` belongs to the kernel in that sense: a user's own files
+//! there are removed at the next boot.
+//!
+//! Everything here runs in task or process context (it awaits the disk) and holds no lock
+//! across an await but the file system's own.
+
+use crate::file::convert::errno;
+use crate::kprintln;
+use crate::rootfs::Ino;
+use abi::syscall::ns::ROOTS_DIR;
+use abi::syscall::Errno;
+use alloc::format;
+use alloc::vec;
+use alloc::vec::Vec;
+use core::sync::atomic::{AtomicU32, Ordering::SeqCst};
+use fs::inode::{T_DIR, T_FILE};
+use fs::FsError;
+
+/// Largest `/etc` file copied into a new root (bigger ones are left out).
+const ETC_FILE_MAX: u64 = 64 * 1024;
+/// Bytes copied per step.
+const CHUNK: usize = 4096;
+/// Deepest directory tree [`remove_tree`] and copies walk (a deeper one is left in place).
+pub const TREE_DEPTH_MAX: usize = 256;
+
+/// Numbers the `.dead-<id>-<n>` names, so that a retiring id never meets its predecessor.
+static GENERATION: AtomicU32 = AtomicU32::new(0);
+
+/// `/ns/<id>` of `parent_root`, with `/etc` and `/tmp`; the new root's inode. `EEXIST` if that
+/// name is already taken. On failure nothing is left behind.
+pub async fn make(parent_root: &Ino, id: u32) -> Result<Ino, Errno> {
+    let fs = parent_root.fs();
+    match fs.mkdir(parent_root, parent_root, ROOTS_DIR.as_bytes()).await {
+        Ok(_) | Err(FsError::Exists) => {}
+        Err(e) => return Err(errno(e)),
+    }
+    let path = format!("{ROOTS_DIR}/{id}");
+    let root = fs.mkdir(parent_root, parent_root, path.as_bytes()).await.map_err(errno)?;
+    if let Err(e) = fill(parent_root, &root).await {
+        remove_tree(parent_root, path.as_bytes()).await;
+        return Err(e);
+    }
+    Ok(root)
+}
+
+/// What a new root starts with: `/tmp`, and `/etc` with copies of the parent's `/etc` files.
+async fn fill(parent_root: &Ino, root: &Ino) -> Result<(), Errno> {
+    let fs = root.fs();
+    fs.mkdir(root, root, b"/tmp").await.map_err(errno)?;
+    fs.mkdir(root, root, b"/etc").await.map_err(errno)?;
+    let Ok(etc) = fs.namei(parent_root, parent_root, b"/etc").await else { return Ok(()) };
+    for (name, _) in entries(&etc).await.map_err(errno)? {
+        let src = fs.namei(parent_root, &etc, name.as_bytes()).await.map_err(errno)?;
+        let (kind, size) = {
+            let l = src.lock().await.map_err(errno)?;
+            (l.kind(), l.size())
+        };
+        if kind == T_FILE && size <= ETC_FILE_MAX {
+            let dst = format!("/etc/{name}");
+            copy_file(&src, root, root, dst.as_bytes(), || false).await?;
+        }
+    }
+    Ok(())
+}
+
+/// The names in directory `dir`, without `.` and `..`.
+pub async fn entries(dir: &Ino) -> Result<Vec<(alloc::string::String, u32)>, FsError> {
+    let mut l = dir.lock().await?;
+    let mut v = l.dir_entries().await?;
+    v.retain(|(n, _)| n != "." && n != "..");
+    Ok(v)
+}
+
+/// Copy the file `src` to a new file `path` (from `root`, relative to `cwd`), a chunk at a
+/// time; `stop()` is asked between chunks (a killed caller: `EINTR`). On failure the new file
+/// is removed.
+pub async fn copy_file(
+    src: &Ino,
+    root: &Ino,
+    cwd: &Ino,
+    path: &[u8],
+    stop: impl Fn() -> bool,
+) -> Result<(), Errno> {
+    let fs = src.fs();
+    let dst = fs.create(root, cwd, path, T_FILE, 0, 0).await.map_err(errno)?;
+    let mut buf = vec![0u8; CHUNK];
+    let mut off = 0u64;
+    let r = async {
+        loop {
+            if stop() {
+                return Err(Errno::EINTR);
+            }
+            let n = fs.read(src, off, &mut buf).await.map_err(errno)?;
+            if n == 0 {
+                return Ok(());
+            }
+            let w = fs.write(&dst, off, &buf[..n]).await.map_err(errno)?;
+            if w < n {
+                return Err(Errno::ENOSPC);
+            }
+            off += n as u64;
+        }
+    }
+    .await;
+    if r.is_err() {
+        drop(dst);
+        let _ = fs.unlink(root, cwd, path).await;
+    }
+    r
+}
+
+/// The namespace `id` died: rename its root (`/ns/<id>` of `parent_root`) out of the way, then
+/// remove it. Errors are reported, not returned: there is no one to return them to.
+pub async fn retire(parent_root: &Ino, id: u32, root: Ino) {
+    drop(root);
+    let fs = parent_root.fs();
+    let from = format!("{ROOTS_DIR}/{id}");
+    let to = format!("{ROOTS_DIR}/.dead-{id}-{}", GENERATION.fetch_add(1, SeqCst));
+    match fs.rename(parent_root, parent_root, from.as_bytes(), to.as_bytes()).await {
+        Ok(()) => remove_tree(parent_root, to.as_bytes()).await,
+        Err(FsError::NotFound) => {} // an ancestor removed it already
+        Err(e) => kprintln!("ns {id}: cannot move its root {from} away: {e}"),
+    }
+}
+
+/// Remove everything below the disk's `/ns` (at boot: no namespace outlives one).
+pub async fn clean_at_boot(fs: &'static crate::rootfs::RootFs) {
+    let Ok(root) = fs.root() else { return };
+    let Ok(dir) = fs.namei(&root, &root, ROOTS_DIR.as_bytes()).await else { return };
+    let Ok(names) = entries(&dir).await else { return };
+    if !names.is_empty() {
+        kprintln!("ns: removing {} container roots left from the last run", names.len());
+    }
+    for (name, _) in names {
+        remove_tree(&dir, name.as_bytes()).await;
+    }
+}
+
+/// Remove `path` (from `base`, which is also the root for the lookup) and everything below
+/// it, deepest first, one file-system operation at a time. Stops (with a message) at an error
+/// or below [`TREE_DEPTH_MAX`] levels; what it could not remove stays.
+pub async fn remove_tree(base: &Ino, path: &[u8]) {
+    let fs = base.fs();
+    let Ok(top) = fs.namei(base, base, path).await else { return };
+    // (directory, name in it, its inode): a stack of what is being emptied.
+    let mut stack: Vec<(Ino, Vec<u8>, Ino)> = Vec::new();
+    let Ok(parent) = fs.namei(base, base, &[path, b"/.."].concat()).await else { return };
+    stack.push((parent, super::rules::last_name(path).to_vec(), top));
+    while let Some((dir, name, ip)) = stack.pop() {
+        let kind = match ip.lock().await {
+            Ok(l) => l.kind(),
+            Err(e) => return kprintln!("ns: removing a root: {e}"),
+        };
+        if kind == T_DIR {
+            let children = match entries(&ip).await {
+                Ok(c) => c,
+                Err(e) => return kprintln!("ns: removing a root: {e}"),
+            };
+            // Empty it one child at a time, depth first, so the stack is as deep as the tree.
+            if let Some((child, _)) = children.into_iter().next() {
+                if stack.len() >= TREE_DEPTH_MAX {
+                    return kprintln!("ns: a root's tree is too deep to remove");
+                }
+                let c = match fs.namei(base, &ip, child.as_bytes()).await {
+                    Ok(c) => c,
+                    Err(e) => return kprintln!("ns: removing a root: {e}"),
+                };
+                let dir_again = ip.clone();
+                stack.push((dir, name, ip)); // again, once this child is gone
+                stack.push((dir_again, child.into_bytes(), c));
+                continue;
+            }
+        }
+        drop(ip);
+        if let Err(e) = fs.unlink(base, &dir, &name).await {
+            return kprintln!("ns: removing a root: {e}");
+        }
+    }
+}
