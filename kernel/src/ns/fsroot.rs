@@ -7,9 +7,9 @@
 //! need: `/etc` (a copy of the parent's `/etc` files) and `/tmp`. Programs are not copied:
 //! `exec` finds them in the global `/bin` (see `ns::rules::exec_lookup`).
 //!
-//! When the namespace dies, [`retire`] renames its root to `/ns/.dead-<id>-<n>` (one atomic
-//! transaction, so the id can be reused at once) and then removes that tree one transaction
-//! at a time. A crash part-way leaves a consistent file system with some of the tree still
+//! When the namespace dies, [`move_aside`] renames its root to `/ns/.dead-<id>-<n>` (one
+//! atomic transaction, so the id can be reused at once) and [`remove_tree`] then removes that
+//! tree one transaction at a time. A crash part-way leaves a consistent file system with some of the tree still
 //! there; no namespace outlives a boot, so [`clean_at_boot`] removes everything below the
 //! disk's `/ns`. The whole of `/ns` belongs to the kernel in that sense: a user's own files
 //! there are removed at the next boot.
@@ -38,9 +38,11 @@ pub const TREE_DEPTH_MAX: usize = 256;
 
 /// Numbers the `.dead-<id>-<n>` names, so that a retiring id never meets its predecessor.
 static GENERATION: AtomicU32 = AtomicU32::new(0);
+/// Names [`move_aside`] tries before it gives up.
+const DEAD_NAME_TRIES: usize = 64;
 
-/// `/ns/<id>` of `parent_root`, with `/etc` and `/tmp`; the new root's inode. `EEXIST` if that
-/// name is already taken. On failure nothing is left behind.
+/// `/ns/<id>` of `parent_root`, with `/etc` and `/tmp`; the new root's inode. Whatever was at
+/// that name before is moved aside and removed first. On failure nothing is left behind.
 pub async fn make(parent_root: &Ino, id: u32) -> Result<Ino, Errno> {
     let fs = parent_root.fs();
     match fs.mkdir(parent_root, parent_root, ROOTS_DIR.as_bytes()).await {
@@ -48,6 +50,13 @@ pub async fn make(parent_root: &Ino, id: u32) -> Result<Ino, Errno> {
         Err(e) => return Err(errno(e)),
     }
     let path = format!("{ROOTS_DIR}/{id}");
+    // `/ns` is the kernel's: a directory already at `/ns/<id>` is a root whose removal failed,
+    // or a user's; it would keep this id from ever being used, so it goes.
+    if fs.namei(parent_root, parent_root, path.as_bytes()).await.is_ok() {
+        if let Some(dead) = move_aside(parent_root, id).await {
+            remove_tree(parent_root, dead.as_bytes()).await;
+        }
+    }
     let root = fs.mkdir(parent_root, parent_root, path.as_bytes()).await.map_err(errno)?;
     if let Err(e) = fill(parent_root, &root).await {
         remove_tree(parent_root, path.as_bytes()).await;
@@ -122,18 +131,29 @@ pub async fn copy_file(
     r
 }
 
-/// The namespace `id` died: rename its root (`/ns/<id>` of `parent_root`) out of the way, then
-/// remove it. Errors are reported, not returned: there is no one to return them to.
-pub async fn retire(parent_root: &Ino, id: u32, root: Ino) {
-    drop(root);
+/// The namespace `id` died: rename its root (`/ns/<id>` of `parent_root`) to a fresh
+/// `.dead-<id>-<n>` name, so that the id may be reused at once; the new name, for
+/// [`remove_tree`]. `None` if there was nothing to move (an ancestor removed it) or the rename
+/// failed (reported: the tree then stays until the next boot, and [`make`] moves it aside if
+/// the id is reused first).
+pub async fn move_aside(parent_root: &Ino, id: u32) -> Option<alloc::string::String> {
     let fs = parent_root.fs();
     let from = format!("{ROOTS_DIR}/{id}");
-    let to = format!("{ROOTS_DIR}/.dead-{id}-{}", GENERATION.fetch_add(1, SeqCst));
-    match fs.rename(parent_root, parent_root, from.as_bytes(), to.as_bytes()).await {
-        Ok(()) => remove_tree(parent_root, to.as_bytes()).await,
-        Err(FsError::NotFound) => {} // an ancestor removed it already
-        Err(e) => kprintln!("ns {id}: cannot move its root {from} away: {e}"),
+    // A name a tree left by an earlier boot (or a failed removal) may hold already: try on.
+    for _ in 0..DEAD_NAME_TRIES {
+        let to = format!("{ROOTS_DIR}/.dead-{id}-{}", GENERATION.fetch_add(1, SeqCst));
+        match fs.rename(parent_root, parent_root, from.as_bytes(), to.as_bytes()).await {
+            Ok(()) => return Some(to),
+            Err(FsError::NotFound) => return None,
+            Err(FsError::Exists | FsError::NotEmpty | FsError::IsDir) => continue,
+            Err(e) => {
+                kprintln!("ns {id}: cannot move its root {from} away: {e}");
+                return None;
+            }
+        }
     }
+    kprintln!("ns {id}: no free name to move its root {from} to");
+    None
 }
 
 /// Remove everything below the disk's `/ns` (at boot: no namespace outlives one).

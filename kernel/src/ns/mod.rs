@@ -21,16 +21,19 @@
 //! A namespace lives while anything holds it: each member process (zombies included, until
 //! reaped) and each live child namespace holds one reference ([`Namespace::refs`]), and so
 //! does `spawn` while it builds the child. When the count reaches zero it retires
-//! ([`retire`]): a kernel task removes its root directory, forgets its pid numbering, frees
-//! its id and then lets go of its parent (which may retire in turn). Joining a namespace is
-//! only possible through a reference already held (a fork by a member, or `spawn`'s own), so
-//! a count that reached zero never rises again.
+//! ([`retire`]): a kernel task moves its root directory aside, forgets its pid numbering,
+//! frees its id, removes the old root and then lets go of its parent (which may retire in
+//! turn). Joining a namespace is only possible through a reference already held (a fork by a
+//! member, `spawn`'s own, or [`hold`], which takes one only from a count above zero), so a
+//! count that reached zero never rises again.
 //!
 //! # Locking
-//! [`TABLE`] (the id slots) is a leaf spin lock: nothing else is locked under it and no
-//! allocation happens under it (an `Arc` is cloned or dropped, never the last one). Counts
-//! and flags are atomics. A namespace's root inode sits behind its own leaf spin lock.
-//! Everything here may be called from any CPU; nothing runs in interrupt context.
+//! [`TABLE`] (the id slots) is a spin lock under which only the heap is taken (a new
+//! namespace's `Arc`, a listing's vector); an `Arc` dropped under it is never the last one.
+//! It is never taken in interrupt context. Counts and flags are atomics; a reference is taken
+//! from a count above zero only ([`hold`]), so a retiring namespace never comes back. A
+//! namespace's root inode sits behind its own leaf spin lock. Everything here may be called
+//! from any CPU.
 
 pub mod copy;
 pub mod fsroot;
@@ -222,10 +225,29 @@ pub fn root_ns() -> Arc<Namespace> {
         .clone()
 }
 
-/// The live namespace `id`.
-pub fn get(id: u32) -> Option<Arc<Namespace>> {
-    let t = TABLE.lock();
-    t.get(id as usize)?.clone().filter(|ns| ns.refs.load(SeqCst) > 0)
+/// The live namespace `id`, kept alive (not retired) while the returned [`Held`] lives: for
+/// work inside it, such as `nspcopy` into its root. `None` if it is gone or already retiring.
+pub fn hold(id: u32) -> Option<Held> {
+    let ns = TABLE.lock().get(id as usize)?.clone()?;
+    // Only from a count above zero: a namespace that reached zero is retiring for good.
+    ns.refs.fetch_update(SeqCst, SeqCst, |n| (n > 0).then_some(n + 1)).ok()?;
+    Some(Held(ns))
+}
+
+/// A reference on a namespace ([`hold`]), released when dropped.
+pub struct Held(Arc<Namespace>);
+
+impl core::ops::Deref for Held {
+    type Target = Namespace;
+    fn deref(&self) -> &Namespace {
+        &self.0
+    }
+}
+
+impl Drop for Held {
+    fn drop(&mut self) {
+        self.0.release();
+    }
 }
 
 /// Every live namespace, by id.
@@ -279,18 +301,29 @@ impl Drop for Spawning {
 
 /// `ns` has no member and no child left: tear it down from a kernel task (the root directory
 /// goes through the disk), then free its id and let go of its parent.
+///
+/// Order: the root directory is renamed out of the way first (one transaction), then the id
+/// is freed (a new namespace may take it and make `/ns/<id>` again at once), then the old
+/// tree is removed, and only then is the parent released: the dead tree lies in the parent's
+/// root, which must outlive the removal.
 fn retire(ns: Arc<Namespace>) {
     crate::exec::spawn(async move {
         let root = ns.root.lock().take();
-        if let (Some(root), Some(parent)) = (root, ns.fs_parent()) {
-            if let Some(parent_root) = parent.root_or_disk() {
-                fsroot::retire(&parent_root, ns.id, root).await;
+        let parent_root = ns.fs_parent().and_then(|p| p.root_or_disk());
+        let dead = match (root, &parent_root) {
+            (Some(root), Some(parent_root)) => {
+                drop(root);
+                fsroot::move_aside(parent_root, ns.id).await
             }
-        }
+            _ => None,
+        };
         if ns.kinds.pid() {
             crate::proc::forget_pid_ns(ns.id);
         }
         TABLE.lock()[ns.id as usize] = None;
+        if let (Some(dead), Some(parent_root)) = (dead, &parent_root) {
+            fsroot::remove_tree(parent_root, dead.as_bytes()).await;
+        }
         if let Some(parent) = &ns.parent {
             parent.release();
         }

@@ -78,6 +78,8 @@ pub struct Process {
     pub name: Mutex<[u8; PROC_NAME_LEN]>,
     state: AtomicU32,
     pub killed: AtomicBool,
+    /// In `exit`, past handing its children over: no longer a reaper for anyone.
+    exiting: AtomicBool,
     pub exit_status: AtomicI32,
     /// Set by the waker; cleared by the bridge before each poll (see `sched::block`).
     pub(crate) woken: AtomicBool,
@@ -293,6 +295,7 @@ pub(crate) fn create(
             name: Mutex::new(name_buf),
             state: AtomicU32::new(state::RUNNABLE),
             killed: AtomicBool::new(false),
+            exiting: AtomicBool::new(false),
             exit_status: AtomicI32::new(0),
             woken: AtomicBool::new(false),
             queued: AtomicBool::new(false),
@@ -338,15 +341,16 @@ pub fn kill_in(v: Viewer, pid: u32) -> Result<(), Errno> {
 }
 
 /// Who takes the children of `p` when it exits: the init of its pid namespace, unless `p` is
-/// that init or the namespace is dying; then the nearest pid namespace above with a live init.
-/// The global init (pid 1) never exits, so there is always one.
-fn reaper_for(p: &Process) -> Pid {
-    for ns in p.ns.pid_namespaces() {
+/// that init or the namespace is dying; then the nearest pid namespace above with an init
+/// that is not exiting. The global init (pid 1) never exits, so there is always one. Called
+/// under the table's lock (`t`), in the same section that hands the children over.
+fn reaper_for(t: &Table, p: &Process, namespaces: &[Arc<crate::ns::Namespace>]) -> Pid {
+    for ns in namespaces {
         let init = ns.init();
         if ns.is_dying() || init == 0 || init == p.pid {
             continue;
         }
-        if get(init).is_some_and(|i| i.state() != State::Zombie) {
+        if t.procs.get(&init).is_some_and(|i| !i.exiting.load(SeqCst)) {
             return init;
         }
     }
@@ -378,10 +382,17 @@ pub fn exit(status: i32) -> ! {
             }
         }
     }
-    let reaper = reaper_for(&p);
-    for child in all().into_iter().filter(|c| c.ppid.load(SeqCst) == p.pid) {
-        child.ppid.store(reaper, SeqCst);
-    }
+    // Choosing the reaper and handing the children over is one section of the table's lock,
+    // which also marks `p` as exiting: an init exiting at the same time on another CPU either
+    // gets these children before it hands its own over, or is passed over as a reaper here.
+    let namespaces = p.ns.pid_namespaces();
+    with_table(|t| {
+        p.exiting.store(true, SeqCst);
+        let reaper = reaper_for(t, &p, &namespaces);
+        for child in t.procs.values().filter(|c| c.ppid.load(SeqCst) == p.pid) {
+            child.ppid.store(reaper, SeqCst);
+        }
+    });
     p.exit_status.store(status, SeqCst);
     x86_64::instructions::interrupts::disable();
     p.set_state(State::Zombie);

@@ -53,14 +53,15 @@ pub fn sys_nspcopy(a: &[u64; 6]) -> isize {
             return Err(Errno::EINVAL);
         }
         let p = proc::current();
-        let target = ns::get(nsid).ok_or(Errno::ESRCH)?;
+        // Held for the whole copy: a namespace dying meanwhile keeps its root until we are done.
+        let target = ns::hold(nsid).ok_or(Errno::ESRCH)?;
         if !target.is_below(&p.ns.home) {
             return Err(Errno::EPERM);
         }
         if !target.kinds.fs() {
             return Err(Errno::EINVAL);
         }
-        let target_root = target.root().ok_or(Errno::ESRCH)?; // retiring meanwhile
+        let target_root = target.root().ok_or(Errno::ESRCH)?;
         let root = p.root.lock().clone().ok_or(Errno::ENOENT)?;
         let cwd = p.cwd.lock().clone().ok_or(Errno::ENOENT)?;
         let default_dst;
