@@ -1,5 +1,5 @@
 //! Pid numbers in nested pid namespaces: allocation and translation. Pure data, no kernel
-//! dependencies, unit-tested on the host (`mkimage/tests/kernel_file.rs`).
+//! dependencies, unit-tested on the host (`mkimage/tests/kernel_ns.rs`).
 //!
 //! A process has one pid in its own pid namespace and one in each ancestor pid namespace up to
 //! the root (pid_namespaces(7)): its *pid list* `[(namespace id, pid)]`, its own namespace
