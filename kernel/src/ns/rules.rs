@@ -1,6 +1,6 @@
 //! The namespace rules that need no kernel: which ids are free, which `spawn` flags are
 //! valid, and where `exec` looks for a program and `nspcopy` puts a copy. Pure
-//! functions, unit-tested on the host (`mkimage/tests/kernel_file.rs`); `ns/mod.rs` and the
+//! functions, unit-tested on the host (`mkimage/tests/kernel_ns.rs`); `ns/mod.rs` and the
 //! system calls apply them.
 
 use abi::syscall::ns::{MAX_DEPTH, MAX_LIVE, NEWFS, NEWNET, NEWPID, ROOT};
