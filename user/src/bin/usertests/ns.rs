@@ -171,6 +171,26 @@ fn spawn_fails(flags: usize, want: Errno, what: &str) -> Result<(), String> {
     }
 }
 
+/// Runs a case that makes namespaces, then waits (whatever it found) until they have all
+/// retired: the same namespaces live and the same names under /ns as before it. They retire
+/// in the background once their last process is reaped, and the next case, or a look at the
+/// free frames and inodes, must not see them still going.
+fn and_retired(case: fn() -> Outcome) -> Outcome {
+    let state = || -> Result<(Vec<u32>, Vec<String>), String> {
+        let ids = proc_ns()?.iter().map(|l| l.id).collect();
+        Ok((ids, names_in(ns::ROOTS_DIR).unwrap_or_default()))
+    };
+    let before = state()?;
+    let r = case();
+    let retired = poll("the case's namespaces retired", || {
+        let now = state()?;
+        Ok((now != before).then(|| format!("namespaces and roots {now:?}, before {before:?}")))
+    });
+    let note = r?;
+    retired?;
+    Ok(note)
+}
+
 /// `spawn`'s flags: none, unknown bits and the network kind are refused.
 pub fn flags() -> Outcome {
     let before: Vec<u32> = proc_ns()?.iter().map(|l| l.id).collect();
@@ -194,6 +214,10 @@ pub fn flags() -> Outcome {
 /// it and removes its root. Then the kinds alone: a pid namespace keeps the caller's files, a
 /// file-system namespace keeps the caller's pids.
 pub fn views() -> Outcome {
+    and_retired(views_case)
+}
+
+fn views_case() -> Outcome {
     write_file(MARKER, b"the caller's\n")?;
     let r = container_views().and_then(|_| kinds_alone());
     let _ = sys::unlink(MARKER);
@@ -383,6 +407,10 @@ fn kinds_alone() -> Outcome {
 /// Nesting: a chain of `spawn(NEWPID)`, each in the namespace the one before made, gets
 /// `ENOSPC` at level 33 (the root is level 0; Linux allows 32 too).
 pub fn depth() -> Outcome {
+    and_retired(depth_case)
+}
+
+fn depth_case() -> Outcome {
     if sys::getns() != ROOT {
         return Ok("skipped: not in the root namespace".into());
     }
@@ -424,6 +452,10 @@ pub fn depth() -> Outcome {
 /// At most `MAX_LIVE` namespaces (the root included) are alive at once: the next `spawn` gets
 /// `EAGAIN`, and once some are gone `spawn` works again.
 pub fn limit() -> Outcome {
+    and_retired(limit_case)
+}
+
+fn limit_case() -> Outcome {
     if sys::getns() != ROOT {
         return Ok("skipped: not in the root namespace".into());
     }
@@ -484,11 +516,13 @@ pub fn limit() -> Outcome {
 }
 
 /// With the process table full, `spawn(NEWPID | NEWFS)` fails as `fork` does, and the
-/// namespace it had begun (its id, its root under /ns) is gone again.
+/// namespace it had begun (its id, its root under /ns) is gone again ([`and_retired`]).
 pub fn no_processes() -> Outcome {
+    and_retired(no_processes_case)
+}
+
+fn no_processes_case() -> Outcome {
     const CAP: usize = 1000;
-    let ids_before: Vec<u32> = proc_ns()?.iter().map(|l| l.id).collect();
-    let roots_before = names_in(ns::ROOTS_DIR).unwrap_or_default();
     let (gate_r, gate_w) = ctx(sys::pipe(), "pipe")?;
     let mut kids = Vec::new();
     let refusal = loop {
@@ -517,12 +551,6 @@ pub fn no_processes() -> Outcome {
         Err(e) if e == refusal => {}
         other => return Err(format!("spawn with fork failing ({refusal:?}): {other:?}")),
     }
-    poll("the refused namespace gone", || {
-        let ids: Vec<u32> = proc_ns()?.iter().map(|l| l.id).collect();
-        let roots = names_in(ns::ROOTS_DIR).unwrap_or_default();
-        Ok((ids != ids_before || roots != roots_before)
-            .then(|| format!("namespaces {ids:?}, /ns holds {roots:?}")))
-    })?;
     Ok(format!("{} processes, then {refusal:?} for fork and spawn", kids.len()))
 }
 
@@ -530,6 +558,10 @@ pub fn no_processes() -> Outcome {
 /// directory tree) and that leave no temporary behind; from inside, copies into the parent,
 /// itself or a sibling are refused.
 pub fn nspcopy_errors() -> Outcome {
+    and_retired(nspcopy_errors_case)
+}
+
+fn nspcopy_errors_case() -> Outcome {
     let data: Vec<u8> = (0..SRC_LEN as u64).map(|i| pattern(7, i)).collect();
     let made = write_file(SRC, &data)
         .and_then(|_| ctx(sys::mkdir(DIR), DIR))
@@ -746,6 +778,10 @@ fn copies_from_outside(init: Pid, data: &[u8], sibling: u32, go: Fd) -> Outcome 
 /// `wait(FOREVER)`: without children it waits (until killed) instead of failing; with
 /// children it is `wait`; a namespace's init reaps the orphans handed to it with it.
 pub fn wait_forever() -> Outcome {
+    and_retired(wait_forever_case)
+}
+
+fn wait_forever_case() -> Outcome {
     expect_err(sys::wait_flags(2), Errno::EINVAL, "wait with an unknown flag")?;
     expect_err(sys::wait_flags(FOREVER | 2), Errno::EINVAL, "wait with FOREVER and more")?;
     let waiter = fork_child(|| match sys::wait_flags(FOREVER) {
@@ -803,11 +839,14 @@ pub fn wait_forever() -> Outcome {
 }
 
 /// `CYCLES` containers started as `spawn` starts them (nsinit running `sleep`) and killed by
-/// their init from here; the namespaces are all gone afterwards. (The QEMU test checks that
-/// memory, inodes and processes are back where they were.)
+/// their init from here; the namespaces are all gone afterwards ([`and_retired`]). (The QEMU
+/// test checks that memory, inodes and processes are back where they were.)
 pub fn cycles() -> Outcome {
+    and_retired(cycles_case)
+}
+
+fn cycles_case() -> Outcome {
     let start = sys::uptime();
-    let before: Vec<u32> = proc_ns()?.iter().map(|l| l.id).collect();
     for i in 0..CYCLES {
         let init = start_child(sys::spawn(NEWPID | NEWFS), || {
             let e = sys::exec("nsinit", &["nsinit", "sleep", "100000"]);
@@ -829,9 +868,5 @@ pub fn cycles() -> Outcome {
         ensure!(status == KILLED, "cycle {i}: the init exited with {status}");
     }
     let took = sys::uptime() - start;
-    poll("every container retired", || {
-        let now: Vec<u32> = proc_ns()?.iter().map(|l| l.id).collect();
-        Ok((now != before).then(|| format!("/proc/ns ids {now:?}, before {before:?}")))
-    })?;
     Ok(format!("{CYCLES} containers in {took} ms"))
 }
