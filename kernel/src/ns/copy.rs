@@ -2,12 +2,14 @@
 //! of one of its descendant file-system namespaces (the report's way of giving a container its
 //! own copy of something: nothing is shared afterwards).
 //!
-//! All or nothing: the copy is made under a temporary name (`.nspcopy-<n>`) in the destination
-//! directory and renamed into place in one transaction once complete; on any error (`ENOSPC`,
-//! `EINTR` when the caller is killed, ...) the temporary is removed again, so no partial file
-//! or tree is left. A directory being copied never includes the destination's own root or the
-//! temporary (copying `/` into a container whose root lies below `/` must not recurse into
-//! itself).
+//! All or nothing: the copy is made in a temporary directory of its own (`.nspcopy-<n>`, in
+//! the destination directory) and renamed into place in one transaction once complete; on any
+//! error (`ENOSPC`, `EINTR` when the caller is killed, ...) the temporary is removed again, so
+//! no partial file or tree is left. The temporary is made with `mkdir`, which fails on a name
+//! already there (`create` would open an existing file): a name the container made itself, by
+//! chance or as a trap, is skipped for the next one, never written into, moved or removed. A
+//! directory being copied never includes the destination's own root or the temporary (copying
+//! `/` into a container whose root lies below `/` must not recurse into itself).
 //!
 //! Runs in the calling process's context (the system call waits on the disk through
 //! `proc::bridge`); it holds no lock across an await but the file system's own.
@@ -17,9 +19,11 @@ use crate::file::convert::errno;
 use crate::rootfs::Ino;
 use abi::syscall::Errno;
 use alloc::format;
+use alloc::string::String;
 use alloc::vec::Vec;
 use core::sync::atomic::{AtomicU32, Ordering::SeqCst};
 use fs::inode::{T_DIR, T_FILE};
+use fs::FsError;
 
 static TEMP: AtomicU32 = AtomicU32::new(0);
 
@@ -49,34 +53,55 @@ pub async fn run(c: CopyJob<'_>, stop: impl Fn() -> bool + Copy) -> Result<(), E
         return Err(Errno::EINVAL);
     }
     let dst_dir = fs.namei(&c.target, &c.target, dir).await.map_err(errno)?;
-    let temp = format!(".nspcopy-{}", TEMP.fetch_add(1, SeqCst));
+    let (temp, temp_dir) = make_temp(&c.target, &dst_dir).await?;
     let made = if kind == T_FILE {
-        copy_file(&src, &c.target, &dst_dir, temp.as_bytes(), stop).await
+        copy_file(&src, &c.target, &temp_dir, COPY, stop).await
     } else {
-        copy_tree(&c, &src, &dst_dir, temp.as_bytes(), stop).await
+        copy_tree(&c, &src, &temp_dir, stop).await
     };
     let placed = match made {
-        Ok(()) => fs.rename(&c.target, &dst_dir, temp.as_bytes(), name).await.map_err(errno),
+        Ok(()) => {
+            let inner = [temp.as_bytes(), b"/", COPY].concat();
+            fs.rename(&c.target, &dst_dir, &inner, name).await.map_err(errno)
+        }
         Err(e) => Err(e),
     };
-    if placed.is_err() {
-        remove_tree(&dst_dir, temp.as_bytes()).await;
-    }
+    // Empty once the copy is in place; what is left of a failed one otherwise.
+    drop(temp_dir);
+    remove_tree(&dst_dir, temp.as_bytes()).await;
     placed
 }
 
-/// Copy directory `src` to a new directory `name` in `dst_dir`, and everything below it.
+/// The copy's name in its temporary directory.
+const COPY: &[u8] = b"copy";
+/// Names tried for the temporary directory before giving up (`EEXIST`).
+const TEMP_TRIES: usize = 256;
+
+/// A new directory `.nspcopy-<n>` in `dst_dir`: its name and inode.
+async fn make_temp(target: &Ino, dst_dir: &Ino) -> Result<(String, Ino), Errno> {
+    let fs = target.fs();
+    for _ in 0..TEMP_TRIES {
+        let name = format!(".nspcopy-{}", TEMP.fetch_add(1, SeqCst));
+        match fs.mkdir(target, dst_dir, name.as_bytes()).await {
+            Ok(ip) => return Ok((name, ip)),
+            Err(FsError::Exists) => {} // someone else's: the next number
+            Err(e) => return Err(errno(e)),
+        }
+    }
+    Err(Errno::EEXIST)
+}
+
+/// Copy directory `src` to a new directory [`COPY`] in `temp_dir`, and everything below it.
 async fn copy_tree(
     c: &CopyJob<'_>,
     src: &Ino,
-    dst_dir: &Ino,
-    name: &[u8],
+    temp_dir: &Ino,
     stop: impl Fn() -> bool + Copy,
 ) -> Result<(), Errno> {
     let fs = src.fs();
-    let top = fs.mkdir(&c.target, dst_dir, name).await.map_err(errno)?;
+    let top = fs.mkdir(&c.target, temp_dir, COPY).await.map_err(errno)?;
     // Never copied into itself: the destination's root and the tree being made.
-    let skip = [c.target.inum(), top.inum()];
+    let skip = [c.target.inum(), temp_dir.inum(), top.inum()];
     // (source directory, the directory it is copied to), depth first.
     let mut work: Vec<(Ino, Ino, usize)> = alloc::vec![(src.clone(), top, 0)];
     while let Some((from, to, depth)) = work.pop() {

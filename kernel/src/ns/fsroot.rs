@@ -33,7 +33,7 @@ use fs::FsError;
 const ETC_FILE_MAX: u64 = 64 * 1024;
 /// Bytes copied per step.
 const CHUNK: usize = 4096;
-/// Deepest directory tree [`remove_tree`] and copies walk (a deeper one is left in place).
+/// Deepest directory tree `nspcopy -r` copies (`ENAMETOOLONG` beyond).
 pub const TREE_DEPTH_MAX: usize = 256;
 
 /// Numbers the `.dead-<id>-<n>` names, so that a retiring id never meets its predecessor.
@@ -170,43 +170,68 @@ pub async fn clean_at_boot(fs: &'static crate::rootfs::RootFs) {
 }
 
 /// Remove `path` (from `base`, which is also the root for the lookup) and everything below
-/// it, deepest first, one file-system operation at a time. Stops (with a message) at an error
-/// or below [`TREE_DEPTH_MAX`] levels; what it could not remove stays.
+/// it, one file-system operation at a time. Stops (with a message) at an error; what it could
+/// not remove stays (and goes at the next boot, for a root under `/ns`).
 pub async fn remove_tree(base: &Ino, path: &[u8]) {
+    if let Err(e) = try_remove_tree(base, path).await {
+        kprintln!("ns: removing {}: {e}", alloc::string::String::from_utf8_lossy(path));
+    }
+}
+
+/// [`remove_tree`]'s walk. It holds a constant number of inodes whatever the depth of the
+/// tree (a container decides how deep its root goes): the directory being emptied and its
+/// parent, reached again through `..` on the way up, never a stack of every level. Files go
+/// as a directory is listed; its first subdirectory is entered; an empty directory is removed
+/// and the walk goes back up. A directory that gained an entry meanwhile (a copy into a dying
+/// namespace) is listed again, not given up.
+async fn try_remove_tree(base: &Ino, path: &[u8]) -> Result<(), FsError> {
     let fs = base.fs();
-    let Ok(top) = fs.namei(base, base, path).await else { return };
-    // (directory, name in it, its inode): a stack of what is being emptied.
-    let mut stack: Vec<(Ino, Vec<u8>, Ino)> = Vec::new();
-    let Ok(parent) = fs.namei(base, base, &[path, b"/.."].concat()).await else { return };
-    stack.push((parent, super::rules::last_name(path).to_vec(), top));
-    while let Some((dir, name, ip)) = stack.pop() {
-        let kind = match ip.lock().await {
-            Ok(l) => l.kind(),
-            Err(e) => return kprintln!("ns: removing a root: {e}"),
+    let mut dir = match fs.namei(base, base, &[path, b"/.."].concat()).await {
+        Ok(d) => d,
+        Err(FsError::NotFound) => return Ok(()),
+        Err(e) => return Err(e),
+    };
+    // The entry being removed is `name` in `dir`, `depth` levels below `path`'s own.
+    let mut name = super::rules::last_name(path).to_vec();
+    let mut depth = 0usize;
+    loop {
+        let ip = match fs.namei(base, &dir, &name).await {
+            Ok(ip) => Some(ip),
+            Err(FsError::NotFound) => None, // removed by someone else: go on up
+            Err(e) => return Err(e),
         };
-        if kind == T_DIR {
-            let children = match entries(&ip).await {
-                Ok(c) => c,
-                Err(e) => return kprintln!("ns: removing a root: {e}"),
-            };
-            // Empty it one child at a time, depth first, so the stack is as deep as the tree.
-            if let Some((child, _)) = children.into_iter().next() {
-                if stack.len() >= TREE_DEPTH_MAX {
-                    return kprintln!("ns: a root's tree is too deep to remove");
+        if let Some(ip) = ip {
+            let is_dir = ip.lock().await?.kind() == T_DIR;
+            let mut subdir = None;
+            if is_dir {
+                for (child, _) in entries(&ip).await? {
+                    let kind = fs.namei(base, &ip, child.as_bytes()).await?.lock().await?.kind();
+                    if kind == T_DIR {
+                        subdir = Some(child);
+                        break;
+                    }
+                    fs.unlink(base, &ip, child.as_bytes()).await?;
                 }
-                let c = match fs.namei(base, &ip, child.as_bytes()).await {
-                    Ok(c) => c,
-                    Err(e) => return kprintln!("ns: removing a root: {e}"),
-                };
-                let dir_again = ip.clone();
-                stack.push((dir, name, ip)); // again, once this child is gone
-                stack.push((dir_again, child.into_bytes(), c));
+            }
+            if let Some(child) = subdir {
+                (dir, name, depth) = (ip, child.into_bytes(), depth + 1);
                 continue;
             }
+            drop(ip);
+            match fs.unlink(base, &dir, &name).await {
+                Ok(()) | Err(FsError::NotFound) => {}
+                Err(FsError::NotEmpty) => continue, // an entry came meanwhile: list it again
+                Err(e) => return Err(e),
+            }
         }
-        drop(ip);
-        if let Err(e) = fs.unlink(base, &dir, &name).await {
-            return kprintln!("ns: removing a root: {e}");
+        if depth == 0 {
+            return Ok(());
         }
+        // Up: `dir` is the entry to remove next, named by its inode number in its parent.
+        let parent = fs.namei(base, &dir, b"..").await?;
+        let inum = dir.inum();
+        let found = entries(&parent).await?.into_iter().find(|&(_, i)| i == inum);
+        let (up_name, _) = found.ok_or(FsError::NotFound)?;
+        (dir, name, depth) = (parent, up_name.into_bytes(), depth - 1);
     }
 }

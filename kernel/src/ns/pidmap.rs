@@ -165,6 +165,27 @@ mod tests {
     }
 
     #[test]
+    fn a_reaped_nested_process_frees_its_number_at_every_level() {
+        let mut m = PidMap::new();
+        m.alloc(&[1]).unwrap();
+        let init2 = m.alloc(&[2, 1]).unwrap();
+        let deep = m.alloc(&[3, 2, 1]).unwrap();
+        let other = m.alloc(&[3, 2, 1]).unwrap();
+        assert_eq!(other, vec![(3, 2), (2, 3), (1, 4)]);
+        m.remove(&deep);
+        for &(ns, pid) in &deep {
+            assert_eq!(m.lookup(ns, pid), None, "ns {ns} still calls someone {pid}");
+        }
+        // The others keep their numbers everywhere.
+        assert_eq!(m.lookup(3, 2), Some(4));
+        assert_eq!(m.lookup(2, 3), Some(4));
+        assert_eq!(m.lookup(2, 1), Some(init2[1].1));
+        // A freed number is not given again before the counter wraps.
+        let next = m.alloc(&[3, 2, 1]).unwrap();
+        assert_eq!(next, vec![(3, 3), (2, 4), (1, 5)]);
+    }
+
+    #[test]
     fn allocation_wraps_and_skips_numbers_in_use() {
         let mut m = PidMap::new();
         m.alloc(&[1]).unwrap(); // init, pid 1

@@ -1,9 +1,10 @@
 //! spawn [-d] [--pid] [--fs] [--net] [PROGRAM ARGS...]: start a container. Makes new
 //! namespaces (by default every kind the kernel isolates; with kind flags, only those) whose
 //! first process runs `nsinit`, pid 1 there, which starts PROGRAM and reaps orphans for ever.
-//! Prints `spawn: ns ID init PID` (PID as this process sees it). With a PROGRAM and without
-//! `-d`, waits for PROGRAM to exit (its status is spawn's); the container lives on with its
-//! nsinit until that is killed (`kill PID`), which ends everything in it.
+//! Prints `spawn: ns ID init PID` (PID as this process sees it) before the container starts.
+//! With a PROGRAM and without `-d`, waits for PROGRAM to exit (its status is spawn's); the
+//! container lives on with its nsinit until that is killed (`kill PID`), which ends everything
+//! in it.
 
 #![no_std]
 #![no_main]
@@ -51,13 +52,27 @@ fn main(args: Args) -> i32 {
             Err(e) => die!("pipe: {}", e.message()),
         }
     };
+    // The container starts once the line below is out (at the end of file on this pipe):
+    // otherwise its shell's prompt could come first, and the two would interleave.
+    let (go_r, go_w) = match sys::pipe() {
+        Ok(p) => p,
+        Err(e) => die!("pipe: {}", e.message()),
+    };
     let pid = match sys::spawn(kinds) {
-        Ok(0) => run_nsinit(status_pipe, program),
+        Ok(0) => {
+            let _ = sys::close(go_w);
+            let mut b = [0u8; 1];
+            let _ = sys::read(go_r, &mut b);
+            let _ = sys::close(go_r);
+            run_nsinit(status_pipe, program)
+        }
         Ok(pid) => pid,
         Err(e) => die!("{}", e.message()),
     };
+    let _ = sys::close(go_r);
     let id = namespace_of(pid);
     println!("spawn: ns {id} init {pid}");
+    let _ = sys::close(go_w);
     let Some((r, w)) = status_pipe else { return 0 };
     let _ = sys::close(w);
     let mut status = [0u8; 4];
