@@ -398,6 +398,8 @@ pub fn sys_setfg(a: &[u64; 6]) -> isize {
         // The console keeps the global pid; the caller names the process in its own view.
         let global = match pid {
             0 => 0,
+            // As for `kill`: a namespace's init is not interrupted from inside it.
+            1 => return Err(Errno::EPERM),
             pid => proc::Viewer::current().find(pid).ok_or(Errno::ESRCH)?.pid,
         };
         file::console::set_foreground(global);
