@@ -9,8 +9,8 @@
 #                    SKIP=elf,rename,... leaves groups out); exits
 #                    non-zero on a kernel panic, a hang or an odd result
 #   make bench       benchmarks: boot time (RUNS=N boots, default 5), the file system against
-#                    the host's, system calls and httpd under wrk against Linux (the Linux
-#                    peer), as tables
+#                    the host's, system calls (and a container's spawn+exit+wait) and httpd
+#                    under wrk against Linux (the Linux peer), as tables
 #   make qemu-gdb    boot stopped, waiting for gdb on 127.0.0.1:1234
 #   make image       build the file system image target/fs.img with the user programs in /bin
 #                    (mkimage image; check it with mkimage fsck target/fs.img)
@@ -82,7 +82,10 @@ deps-bench: deps
 	    fi; \
 	fi
 
-bench-sys: deps-bench
+# Without the peer (not root, nothing installed) our column is still measured and the table
+# says the Linux one was skipped.
+bench-sys: deps
+	@$(MAKE) --no-print-directory deps-bench || echo "bench-sys: the Linux peer is missing; its column will be skipped" >&2
 	$(MKIMAGE) bench-sys
 
 bench-net: deps-bench

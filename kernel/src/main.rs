@@ -17,6 +17,7 @@ mod fstest;
 mod log;
 mod mm;
 mod net;
+mod ns;
 mod pci;
 mod power;
 mod proc;
@@ -123,6 +124,10 @@ async fn start(mode: Mode, fault: Option<Fault>) {
             ),
             Err(e) => kprintln!("fs: not mounted: {e}"),
         }
+    }
+    if let (Mode::Console, Some(fs)) = (mode, rootfs::get()) {
+        // Container roots a crash left behind (boxed: see above on this frame's size).
+        Box::pin(ns::fsroot::clean_at_boot(fs)).await;
     }
     kprintln!("boot: {} us from kernel entry to ready", time::now_ns() / 1000);
     kprintln!("ready");

@@ -3,7 +3,9 @@
 //! Our side: the guest's `bench` program (user/src/bin/bench.rs) at the shell. Linux's side:
 //! `linux-bench` (src/bin/linux-bench.rs, the same operations), linked statically and run as
 //! part of an initramfs under Debian's kernel, in the same QEMU machine. Both print
-//! `bench: <op> <cycles>`; the table shows the ratio ours / Linux (lower is better for us).
+//! `bench: <op> <cycles> [<kinds>]` (kinds: what the spawn rows isolated) or
+//! `bench: <op> failed: <why>`; the table shows the ratio ours / Linux (lower is better for
+//! us). Without Debian's kernel or busybox the Linux column is skipped, and the table says so.
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -15,22 +17,67 @@ use crate::console::{Console, Settings, TempDir};
 use crate::error::{Error, Result};
 use crate::qemu;
 
-pub const OPS: [&str; 3] = ["getpid", "fork-exec-wait", "pipe-pingpong"];
+pub const OPS: [&str; 5] =
+    ["getpid", "fork-exec-wait", "pipe-pingpong", "spawn-exit-wait", "spawn-pid-exit-wait"];
 const DEADLINE: Duration = Duration::from_secs(300);
 
-/// The `bench: <op> <cycles>` lines of some output.
-pub fn parse(out: &str) -> Vec<(String, u64)> {
-    out.lines()
-        .filter_map(|l| {
-            let mut w =
-                l.trim().trim_start_matches("$ ").strip_prefix("bench: ")?.split_whitespace();
-            Some((w.next()?.to_string(), w.next()?.parse().ok()?))
-        })
-        .collect()
+/// One operation's cost.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Row {
+    pub op: String,
+    /// Cycles per operation.
+    pub cycles: u64,
+    /// What a spawn row isolated (`pid,fs`, `pid,mnt,net`); empty for the others.
+    pub kinds: String,
+}
+
+/// What one side printed.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Results {
+    pub rows: Vec<Row>,
+    /// `(op, why)` of the operations that failed.
+    pub failed: Vec<(String, String)>,
+}
+
+impl Results {
+    fn row(&self, op: &str) -> Option<&Row> {
+        self.rows.iter().find(|r| r.op == op)
+    }
+
+    fn failure(&self, op: &str) -> Option<&str> {
+        self.failed.iter().find(|(o, _)| o == op).map(|(_, why)| why.as_str())
+    }
+}
+
+/// The Linux side: measured, or skipped (and why).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Peer {
+    Ran(Results),
+    Skipped(String),
+}
+
+/// The `bench: ...` lines of some output.
+pub fn parse(out: &str) -> Results {
+    let mut r = Results::default();
+    for l in out.lines() {
+        let Some(rest) = l.trim().trim_start_matches("$ ").strip_prefix("bench: ") else {
+            continue;
+        };
+        let Some((op, rest)) = rest.split_once(' ') else { continue };
+        if let Some(why) = rest.strip_prefix("failed: ") {
+            r.failed.push((op.to_string(), why.trim().to_string()));
+            continue;
+        }
+        let mut w = rest.split_whitespace();
+        let Some(Ok(cycles)) = w.next().map(str::parse) else { continue };
+        let kinds = w.next().unwrap_or("").to_string();
+        r.rows.push(Row { op: op.to_string(), cycles, kinds });
+    }
+    r
 }
 
 /// Our kernel: boot an image with the programs and run `bench` at the shell.
-pub fn guest(kernel: &Path) -> Result<Vec<(String, u64)>> {
+pub fn guest(kernel: &Path) -> Result<Results> {
     let dir = TempDir::new("bench-sys")?;
     let img = dir.path().join("fs.img");
     crate::programs::image_with(&img, 64 << 20, &crate::programs::build_and_read()?, &[])?;
@@ -39,7 +86,8 @@ pub fn guest(kernel: &Path) -> Result<Vec<(String, u64)>> {
     let c = Console::spawn_with(opts, Settings { qmp: false, echo: false })?;
     c.expect("$ ", DEADLINE)?;
     c.send("bench\n")?;
-    c.expect("bench: pipe-pingpong", DEADLINE)?;
+    // The last operation prints its line, result or failure, then the prompt comes back.
+    c.expect(&format!("bench: {}", OPS[OPS.len() - 1]), DEADLINE)?;
     c.expect("\n$ ", DEADLINE)?;
     c.send("poweroff\n")?;
     c.wait_exit(DEADLINE)?;
@@ -114,16 +162,18 @@ fn vmlinuz() -> Option<PathBuf> {
     v.pop()
 }
 
-/// Linux: the peer kernel running `linux-bench`.
-pub fn linux() -> Result<Vec<(String, u64)>> {
-    let kernel = vmlinuz().ok_or_else(|| {
-        Error::Other(
+/// Linux: the peer kernel running `linux-bench`; skipped without Debian's kernel or busybox.
+pub fn linux() -> Result<Peer> {
+    let Some(kernel) = vmlinuz() else {
+        return Ok(Peer::Skipped(
             "no /boot/vmlinuz-*: install Debian's linux-image-amd64 (make deps-bench)".into(),
-        )
-    })?;
-    let busybox = fs::read("/bin/busybox").map_err(|_| {
-        Error::Other("no /bin/busybox: install Debian's busybox-static (make deps-bench)".into())
-    })?;
+        ));
+    };
+    let Ok(busybox) = fs::read("/bin/busybox") else {
+        return Ok(Peer::Skipped(
+            "no /bin/busybox: install Debian's busybox-static (make deps-bench)".into(),
+        ));
+    };
     let bench = fs::read(build_linux_bench()?)
         .map_err(|e| Error::Other(format!("reading linux-bench: {e}")))?;
     let dir = TempDir::new("linux-peer")?;
@@ -138,24 +188,61 @@ pub fn linux() -> Result<Vec<(String, u64)>> {
         .map_err(|e| Error::Other(format!("qemu: {e}")))?;
     let text = String::from_utf8_lossy(&out.stdout);
     let r = parse(&text);
-    if r.len() < OPS.len() {
+    if r.rows.is_empty() && r.failed.is_empty() {
         return Err(Error::Other(format!("the Linux peer printed no bench results:\n{text}")));
     }
-    Ok(r)
+    Ok(Peer::Ran(r))
 }
 
-/// The comparison as a markdown table.
-pub fn markdown_table(ours: &[(String, u64)], linux: &[(String, u64)]) -> String {
-    let get = |v: &[(String, u64)], op: &str| v.iter().find(|(n, _)| n == op).map(|(_, c)| *c);
+/// One side's cell for `op`: its cycles, or why there are none.
+fn cell(side: Option<&Results>, op: &str) -> (String, Option<u64>) {
+    let Some(side) = side else { return ("skipped".into(), None) };
+    match (side.row(op), side.failure(op)) {
+        (Some(r), _) => (r.cycles.to_string(), Some(r.cycles)),
+        (None, Some(_)) => ("failed".into(), None),
+        (None, None) => ("missing".into(), None),
+    }
+}
+
+/// The comparison as a markdown table, then a line for everything skipped or failed.
+pub fn markdown_table(ours: &Results, linux: &Peer) -> String {
+    let theirs = match linux {
+        Peer::Ran(r) => Some(r),
+        Peer::Skipped(_) => None,
+    };
     let mut t = String::from(
         "| cycles per operation | rustix | Linux | rustix / Linux |\n|---|---:|---:|---:|\n",
     );
     for op in OPS {
-        match (get(ours, op), get(linux, op)) {
-            (Some(a), Some(b)) => {
-                t.push_str(&format!("| {op} | {a} | {b} | {:.2} |\n", a as f64 / b.max(1) as f64))
+        let kinds = |side: Option<&Results>| side.and_then(|s| s.row(op)).map(|r| r.kinds.clone());
+        let label = match (kinds(Some(ours)), kinds(theirs)) {
+            (Some(a), Some(b)) if !a.is_empty() || !b.is_empty() => {
+                format!("{op} (rustix {a}; Linux {b})")
             }
-            (a, b) => t.push_str(&format!("| {op} | {a:?} | {b:?} | - |\n")),
+            (Some(a), None) if !a.is_empty() => format!("{op} (rustix {a})"),
+            _ => op.to_string(),
+        };
+        let ((a, x), (b, y)) = (cell(Some(ours), op), cell(theirs, op));
+        let ratio = match (x, y) {
+            (Some(x), Some(y)) => format!("{:.2}", x as f64 / y.max(1) as f64),
+            _ => "-".into(),
+        };
+        t.push_str(&format!("| {label} | {a} | {b} | {ratio} |\n"));
+    }
+    let mut notes = Vec::new();
+    if let Peer::Skipped(why) = linux {
+        notes.push(format!("Linux peer skipped (its column is empty): {why}"));
+    }
+    for (side, r) in [("rustix", Some(ours)), ("Linux", theirs)] {
+        for (op, why) in r.map_or(&[][..], |r| &r.failed[..]) {
+            notes.push(format!("{side} {op} failed: {why}"));
+        }
+    }
+    if !notes.is_empty() {
+        t.push('\n');
+        for n in notes {
+            t.push_str(&n);
+            t.push('\n');
         }
     }
     t
@@ -165,10 +252,32 @@ pub fn markdown_table(ours: &[(String, u64)], linux: &[(String, u64)]) -> String
 mod tests {
     use super::*;
 
+    fn row(op: &str, cycles: u64, kinds: &str) -> Row {
+        Row { op: op.into(), cycles, kinds: kinds.into() }
+    }
+
     #[test]
     fn parses_bench_lines_after_a_prompt() {
-        let r = parse("$ bench: getpid 1026\r\nbench: fork-exec-wait 16061584\r\nnoise\n");
-        assert_eq!(r, [("getpid".to_string(), 1026), ("fork-exec-wait".to_string(), 16061584)]);
+        let r = parse(
+            "$ bench: getpid 1026\r\nbench: fork-exec-wait 16061584\r\nnoise\n\
+             bench: spawn-exit-wait 900 pid,fs\n\
+             bench: spawn-pid-exit-wait failed: clone(CLONE_NEWPID): Operation not permitted\n",
+        );
+        assert_eq!(
+            r.rows,
+            [
+                row("getpid", 1026, ""),
+                row("fork-exec-wait", 16061584, ""),
+                row("spawn-exit-wait", 900, "pid,fs")
+            ]
+        );
+        assert_eq!(
+            r.failed,
+            [(
+                "spawn-pid-exit-wait".to_string(),
+                "clone(CLONE_NEWPID): Operation not permitted".to_string()
+            )]
+        );
     }
 
     #[test]
@@ -183,9 +292,34 @@ mod tests {
     }
 
     #[test]
-    fn table_ratio() {
-        let ours = vec![("getpid".to_string(), 1000)];
-        let linux = vec![("getpid".to_string(), 500)];
-        assert!(markdown_table(&ours, &linux).contains("| getpid | 1000 | 500 | 2.00 |"));
+    fn table_ratio_and_kinds() {
+        let ours = Results {
+            rows: vec![row("getpid", 1000, ""), row("spawn-exit-wait", 300, "pid,fs")],
+            failed: vec![],
+        };
+        let linux = Results {
+            rows: vec![row("getpid", 500, ""), row("spawn-exit-wait", 100, "pid,mnt,net")],
+            failed: vec![],
+        };
+        let t = markdown_table(&ours, &Peer::Ran(linux));
+        assert!(t.contains("| getpid | 1000 | 500 | 2.00 |"), "{t}");
+        assert!(
+            t.contains("| spawn-exit-wait (rustix pid,fs; Linux pid,mnt,net) | 300 | 100 | 3.00 |"),
+            "{t}"
+        );
+        assert!(t.contains("| pipe-pingpong | missing | missing | - |"), "{t}");
+    }
+
+    #[test]
+    fn a_skipped_peer_and_a_failure_are_said() {
+        let ours = Results {
+            rows: vec![row("getpid", 1000, "")],
+            failed: vec![("spawn-exit-wait".into(), "spawn(pid,fs): no space left".into())],
+        };
+        let t = markdown_table(&ours, &Peer::Skipped("no /bin/busybox".into()));
+        assert!(t.contains("| getpid | 1000 | skipped | - |"), "{t}");
+        assert!(t.contains("| spawn-exit-wait | failed | skipped | - |"), "{t}");
+        assert!(t.contains("Linux peer skipped (its column is empty): no /bin/busybox"), "{t}");
+        assert!(t.contains("rustix spawn-exit-wait failed: spawn(pid,fs): no space left"), "{t}");
     }
 }

@@ -25,7 +25,8 @@ commands:
   bench-net   [--release|--debug]              httpd under wrk (small file at 1 and 32
                                                connections, 1 MiB file) against the Linux peer
   bench-sys   [--release|--debug]              system-call costs in cycles (getpid,
-                                               fork+exec+wait, pipe ping-pong) against Linux
+                                               fork+exec+wait, pipe ping-pong, a container's
+                                               spawn+exit+wait) against Linux
   bench-fs    [--release|--debug]              time the kernel's file system (64 MiB write and
                                                read, 1000 creates) against the host's
   fuzz        [--seed N] [--calls N] [--jobs N] [--skip GROUPS] [--release|--debug]

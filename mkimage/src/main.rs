@@ -82,6 +82,9 @@ fn execute(command: Command) -> mkimage::Result<ExitCode> {
             let elf = build::kernel(release)?;
             let ours = bench_sys::guest(&elf)?;
             let linux = bench_sys::linux()?;
+            if let bench_sys::Peer::Skipped(why) = &linux {
+                eprintln!("mkimage: bench-sys: the Linux peer is skipped: {why}");
+            }
             print!("{}", bench_sys::markdown_table(&ours, &linux));
             Ok(ExitCode::SUCCESS)
         }

@@ -46,11 +46,11 @@ fn kill_background_job_and_ctrl_c() {
         .filter_map(|w| w.parse().ok())
         .next_back()
         .unwrap_or_else(|| panic!("no pid printed for the background job:\n{out}"));
-    // `ps` lines are `PID PPID STATE NAME`: find the job by pid and name.
+    // `ps` lines are `PID NS NSPID PPID STATE NAME`: find the job by pid and name.
     let listed = |out: &str| {
         out.lines().any(|l| {
             let w: Vec<&str> = l.split_whitespace().collect();
-            w.len() == 4 && w[0] == pid.to_string() && w[3] == "sleep"
+            w.len() == 6 && w[0] == pid.to_string() && w[5] == "sleep"
         })
     };
     let out = run(&c, "ps");

@@ -47,11 +47,25 @@ use core::ops::{Deref, DerefMut};
 #[cfg(debug_assertions)]
 use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering::Relaxed};
 
-/// A lock class. A context takes locks in increasing rank only (see the [module docs](self)).
-/// The order is the one of this enum; `docs/locks.md` explains each entry.
-#[repr(u8)]
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum Rank {
+/// Defines [`Rank`] and the list of every rank from one list of lock classes, so that the two
+/// cannot disagree.
+macro_rules! ranks {
+    ($($(#[$doc:meta])* $name:ident,)*) => {
+        /// A lock class. A context takes locks in increasing rank only (see the
+        /// [module docs](self)). The order is the one of this enum; `docs/locks.md` explains
+        /// each entry.
+        #[repr(u8)]
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+        pub enum Rank {
+            $($(#[$doc])* $name,)*
+        }
+
+        /// Every rank, in order.
+        const ALL: &[Rank] = &[$(Rank::$name,)*];
+    };
+}
+
+ranks! {
     /// A process's descriptor table (`Process::files`): closing files under it drops them.
     ProcFiles,
     /// A process's working directory (`Process::cwd`): replacing it drops an inode handle.
@@ -102,6 +116,10 @@ pub enum Rank {
     ProcWaker,
     /// The process running on this CPU (`proc::sched::CURRENT`).
     Current,
+    /// The namespace table (`ns::TABLE`): the live namespaces by id.
+    NsTable,
+    /// A file-system namespace's root directory handle (`ns::Namespace::root`).
+    NsRoot,
     /// The process table (`proc::TABLE`).
     ProcTable,
     /// The kernel stacks' slots (`mm::kstack`).
@@ -123,7 +141,7 @@ pub enum Rank {
 }
 
 /// Every rank, in order (the held set is a bit mask: at most 64).
-const RANKS: usize = Rank::Log as usize + 1;
+const RANKS: usize = ALL.len();
 const _: () = assert!(RANKS <= 64);
 
 // Rule 3 of the module docs, made static: the interrupt-safe ranks are the last ones, so the
@@ -162,55 +180,8 @@ fn highest(mask: u64) -> Option<Rank> {
     (mask != 0).then(|| Rank::of_bit(63 - mask.leading_zeros()))
 }
 
-#[cfg(debug_assertions)]
-const ALL: [Rank; RANKS] = {
-    use Rank::*;
-    [
-        ProcFiles,
-        ProcCwd,
-        ProcRoot,
-        ProcFileOffset,
-        Socket,
-        Stack,
-        ArpSeen,
-        NicRx,
-        NicTx,
-        Pipe,
-        ConsoleInput,
-        VirtioBlk,
-        FsLog,
-        FsBufferCache,
-        FsInodes,
-        FsOrphans,
-        AsyncMutex,
-        WaitQueue,
-        Timers,
-        ExecutorTasks,
-        JoinSlot,
-        ProcVm,
-        ProcName,
-        ProcWaker,
-        Current,
-        ProcTable,
-        KernelStacks,
-        PciConfig,
-        Idt,
-        HeapLarge,
-        Heap,
-        KernelPageTable,
-        Frames,
-        Log,
-    ]
-};
 
 #[cfg(debug_assertions)]
-const _: () = {
-    let mut i = 0;
-    while i < RANKS {
-        assert!(ALL[i] as usize == i, "ALL lists the ranks in order");
-        i += 1;
-    }
-};
 
 /// The spin locks held by the context running on one CPU (the locks of the code an interrupt
 /// interrupted are put aside while the handler runs: [`enter_interrupt`]). Empty in release

@@ -191,9 +191,14 @@ pub fn exit(status: i32) -> ! {
 
 /// Waits for a child to exit: its pid and exit status. `ECHILD` without children.
 pub fn wait() -> Result<(Pid, i32)> {
+    wait_flags(0)
+}
+
+/// [`wait`] with `abi::syscall::wait` flags (`FOREVER`: without children, wait for some).
+pub fn wait_flags(flags: usize) -> Result<(Pid, i32)> {
     let mut status: i32 = 0;
-    // SAFETY: the kernel writes one i32 to `status`, a live local.
-    let pid = check(unsafe { raw::syscall1(nr::WAIT, &mut status as *mut i32 as usize) })?;
+    // SAFETY: the kernel writes one i32 into `status`, a live local.
+    let pid = check(unsafe { raw::syscall2(nr::WAIT, &mut status as *mut i32 as usize, flags) })?;
     Ok((pid as Pid, status))
 }
 
@@ -387,4 +392,40 @@ pub fn poweroff() -> Result<()> {
 pub fn setfg(pid: Pid) -> Result<()> {
     // SAFETY: setfg takes no pointer.
     check(unsafe { raw::syscall1(nr::SETFG, pid as usize) }).map(drop)
+}
+
+/// `spawn`'s flags (`NEWPID`, `NEWFS`, `NEWNET`, `ALL`) and the namespace limits.
+pub use abi::syscall::ns;
+
+/// Like [`fork`], with the child in a new namespace isolating the kinds in `flags`
+/// (`ns::NEWPID | ns::NEWFS | ...`): 0 in the child (pid 1 of a new pid namespace), the
+/// child's pid as this process sees it in the parent.
+pub fn spawn(flags: usize) -> Result<Pid> {
+    // SAFETY: spawn takes no pointer; like fork, the child gets a copy of this address space.
+    check(unsafe { raw::syscall1(nr::SPAWN, flags) }).map(|p| p as Pid)
+}
+
+/// This process's namespace (`ns::ROOT`, 1, in the root).
+pub fn getns() -> u32 {
+    // SAFETY: getns takes no argument and touches no memory.
+    unsafe { raw::syscall0(nr::GETNS) as u32 }
+}
+
+/// Copies `src` (a directory tree with `recursive`) into the root of descendant namespace
+/// `nsid`, at `dst` (`None`: `/` + the source's last name).
+pub fn nspcopy(src: &str, nsid: u32, dst: Option<&str>, recursive: bool) -> Result<()> {
+    let flags = if recursive { ns::COPY_RECURSIVE } else { 0 };
+    let ret = with_cstr(src, |s| match dst {
+        None => {
+            // SAFETY: the kernel reads the NUL-terminated `src`, alive for the call; a null
+            // destination is allowed.
+            Ok(unsafe { raw::syscall4(nr::NSPCOPY, s as usize, nsid as usize, 0, flags) })
+        }
+        Some(dst) => with_cstr(dst, |d| {
+            // SAFETY: both strings are NUL-terminated and alive for the call; the kernel only
+            // reads them.
+            unsafe { raw::syscall4(nr::NSPCOPY, s as usize, nsid as usize, d as usize, flags) }
+        }),
+    })??;
+    check(ret).map(drop)
 }

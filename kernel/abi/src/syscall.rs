@@ -14,7 +14,8 @@ pub mod nr {
     pub const FORK: usize = 1;
     /// `exit(status: i32) -> !`
     pub const EXIT: usize = 2;
-    /// `wait(status: *mut i32) -> pid` (status may be null); ECHILD without children.
+    /// `wait(status: *mut i32, flags) -> pid` (status may be null); ECHILD without children,
+    /// unless `flags` has `wait::FOREVER`.
     pub const WAIT: usize = 3;
     /// `pipe(fds: *mut [i32; 2])`
     pub const PIPE: usize = 4;
@@ -56,6 +57,15 @@ pub mod nr {
     pub const POWEROFF: usize = 24;
     /// `setfg(pid)`: the console's foreground process (^C kills it); 0 = none
     pub const SETFG: usize = 25;
+    /// `spawn(flags) -> pid`: `fork`, with the child in new namespaces (`ns::NEW*` flags);
+    /// 0 in the child, the child's pid as the caller sees it in the parent
+    pub const SPAWN: usize = 26;
+    /// `nspcopy(src, nsid, dst (may be null: `/` + the source's last name), flags)`: copy a
+    /// file (a tree with `ns::COPY_RECURSIVE`) as the caller sees it into the root of its
+    /// descendant namespace `nsid`
+    pub const NSPCOPY: usize = 27;
+    /// `getns() -> id`: the caller's namespace (the one its last `spawn` made; 1: the root)
+    pub const GETNS: usize = 28;
     /// `socket(domain = AF_INET, type = SOCK_STREAM | SOCK_DGRAM, protocol = 0) -> fd`
     pub const SOCKET: usize = 30;
     /// `bind(fd, addr: *const SockAddrIn, len)`
@@ -291,16 +301,19 @@ pub mod state {
 
 pub const PROC_NAME_LEN: usize = 16;
 
-/// The content of `/proc/<pid>`: one fixed binary record, produced when read. The namespace
-/// fields are 0 / equal to `pid` until containers exist.
+/// The content of `/proc/<pid>`: one fixed binary record, produced when read. Every pid in it
+/// is as the reader sees it (its own pid namespace's numbers), except `ns_pid`.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct ProcRecord {
+    /// The pid as the reader sees it.
     pub pid: u32,
+    /// The parent's pid as the reader sees it; 0 when the reader cannot see the parent (the
+    /// init of a container, seen from inside).
     pub ppid: u32,
     pub state: u32,
-    /// Namespace id (0 = the root namespace).
+    /// The process's namespace (the one its last `spawn` made; `ns::ROOT` = 1 for the root).
     pub ns: u32,
-    /// The pid as seen inside its namespace.
+    /// The pid as its own pid namespace sees it (1 for a container's init).
     pub ns_pid: u32,
     /// Memory size of the process in bytes.
     pub size: u64,
@@ -340,6 +353,40 @@ impl ProcRecord {
             name: b[28..].try_into().unwrap(),
         })
     }
+}
+
+/// `wait`'s flags.
+pub mod wait {
+    /// Without children, wait for some to appear and exit instead of failing with `ECHILD`:
+    /// for a namespace's init, which reaps orphans for ever.
+    pub const FOREVER: usize = 1;
+}
+
+/// Namespaces: `spawn`'s flags and the limits of the namespace tree.
+pub mod ns {
+    /// A new pid namespace: the child is its pid 1.
+    pub const NEWPID: usize = 1;
+    /// A new file-system namespace: the child's root (and working directory) is a fresh
+    /// directory, `/ns/<id>` in the caller's view.
+    pub const NEWFS: usize = 2;
+    /// A new network namespace (its own TCP/IP stack and address).
+    pub const NEWNET: usize = 4;
+    /// Every kind.
+    pub const ALL: usize = NEWPID | NEWFS | NEWNET;
+    /// The root namespace's id.
+    pub const ROOT: u32 = 1;
+    /// Deepest nesting below the root (`ENOSPC` beyond), as Linux's pid namespaces.
+    pub const MAX_DEPTH: u32 = 32;
+    /// Most namespaces alive at once, the root included (`EAGAIN` beyond).
+    pub const MAX_LIVE: usize = 64;
+    /// `nspcopy` flag: copy a directory and everything below it.
+    pub const COPY_RECURSIVE: usize = 1;
+    /// Where a file-system namespace's root lives in its parent's view: `/ns/<id>`.
+    pub const ROOTS_DIR: &str = "/ns";
+    /// `/proc/ns`: the namespaces the caller can see (its own and its descendants), one text
+    /// line each: `id parent kinds init members` (kinds: `pid,fs,net` or a subset; init: the
+    /// pid of its init as the caller sees it, 0 without one).
+    pub const PROC_PATH: &str = "/proc/ns";
 }
 
 /// `/proc/meminfo`: free and total physical frames and free inodes, as text lines

@@ -1,6 +1,6 @@
 //! Path lookup. The starting points are parameters, never globals: an absolute path starts
-//! at the caller's `root` (a process's root directory; a container's root later), a relative
-//! one at `cwd`. `..` at `root` stays at `root`, so no path leads out of it.
+//! at the caller's `root` (a process's root directory: the disk's, or a container's), a
+//! relative one at `cwd`. `..` at `root` stays at `root`, so no path leads out of it.
 //!
 //! Lookup holds one directory lock at a time (it drops a directory before locking the next),
 //! so it cannot take part in a deadlock. A directory that was removed (link count 0) holds no

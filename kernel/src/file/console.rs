@@ -108,7 +108,7 @@ fn deliver(record: Vec<u8>) {
 
 fn interrupt() {
     let fg = FOREGROUND.load(Ordering::SeqCst);
-    if fg != 0 && proc::kill(fg).is_ok() {
+    if fg != 0 && proc::get(fg).is_some_and(|p| proc::kill(&p).is_ok()) {
         INPUT.lock().clear(); // typed ahead for the job that was just killed
     } else {
         deliver(b"\n".to_vec());

@@ -93,13 +93,21 @@ impl File {
     /// Open a `/proc` file for reading: its contents are taken now.
     pub async fn open_proc(node: procfs::Node) -> Result<Arc<File>, Errno> {
         let data = match node {
+            // Pids as the reader's pid namespace numbers them; others' processes are absent.
             procfs::Node::Root => {
-                let pids: Vec<u32> = crate::proc::all().iter().map(|p| p.pid).collect();
+                let view = crate::proc::Viewer::current();
+                let pids: Vec<u32> = view.visible().iter().map(|(pid, _)| *pid).collect();
                 procfs::listing(&pids)
             }
             procfs::Node::Pid(pid) => {
-                let p = crate::proc::get(pid).ok_or(Errno::ENOENT)?;
-                crate::proc::record(&p).encode().to_vec()
+                let view = crate::proc::Viewer::current();
+                let p = view.find(pid).ok_or(Errno::ENOENT)?;
+                crate::proc::record(&p, view).encode().to_vec()
+            }
+            procfs::Node::Ns => {
+                let me = crate::proc::current();
+                let view = crate::proc::Viewer::of(&me);
+                crate::ns::listing(&me.ns, |global| view.show(global))
             }
             procfs::Node::Net => crate::net::socket::proc_net(),
             procfs::Node::Meminfo => {

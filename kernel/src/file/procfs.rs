@@ -5,10 +5,16 @@
 //!
 //! Contents:
 //! - `/proc`: a directory. Reading it gives 64-byte `abi::fs::Dirent` records, like a disk
-//!   directory: `meminfo` (inode [`MEMINFO_INO`]) and one entry per live process (zombies
-//!   included), named by its pid in decimal, inode [`pid_ino`]`(pid)`;
-//! - `/proc/<pid>`: the process's `abi::syscall::ProcRecord::encode()` bytes;
-//! - `/proc/meminfo`: `frames_free N\nframes_total N\ninodes_free N\n`.
+//!   directory: `meminfo`, `net`, `ns`, and one entry per process the reader can see (zombies
+//!   included), named by its pid as the reader sees it, in decimal, inode [`pid_ino`]`(pid)`;
+//! - `/proc/<pid>`: the process's `abi::syscall::ProcRecord::encode()` bytes, its pids in the
+//!   reader's view;
+//! - `/proc/meminfo`: `frames_free N\nframes_total N\ninodes_free N\n`;
+//! - `/proc/net`: the sockets;
+//! - `/proc/ns`: the namespaces the reader can see (`abi::syscall::ns::PROC_PATH`).
+//!
+//! Pids are in the reader's pid namespace: a container's `/proc` lists its own processes, by
+//! its own numbers (`proc::Viewer`).
 //!
 //! Each file is a snapshot taken when it is opened.
 //!
@@ -29,6 +35,8 @@ pub const ROOT_INO: u32 = 1;
 pub const MEMINFO_INO: u32 = 2;
 /// `/proc/net`: the sockets, one text line each (`proto local:port remote:port STATE`).
 pub const NET_INO: u32 = 3;
+/// `/proc/ns`: the namespaces, one text line each.
+pub const NS_INO: u32 = 4;
 const PID_INO_BASE: u32 = 16;
 
 /// The inode number `/proc/<pid>` reports (never 0, never the root's or meminfo's).
@@ -42,6 +50,7 @@ pub enum Node {
     Root,
     Meminfo,
     Net,
+    Ns,
     Pid(u32),
 }
 
@@ -51,6 +60,7 @@ impl Node {
             Node::Root => ROOT_INO,
             Node::Meminfo => MEMINFO_INO,
             Node::Net => NET_INO,
+            Node::Ns => NS_INO,
             Node::Pid(pid) => pid_ino(pid),
         }
     }
@@ -72,13 +82,15 @@ pub fn classify(path: &[u8], cwd_is_root: bool) -> Option<Result<Node, Errno>> {
         (None, _) => Node::Root,
         (Some(b"meminfo"), None) => Node::Meminfo,
         (Some(b"net"), None) => Node::Net,
+        (Some(b"ns"), None) => Node::Ns,
         (Some(name), None) => match parse_pid(name) {
             Some(pid) => Node::Pid(pid),
             None => return Some(Err(Errno::ENOENT)),
         },
         (Some(name), Some(_)) => {
             // Below a file: not a directory; below anything else: nothing there.
-            let is_file = name == b"meminfo" || name == b"net" || parse_pid(name).is_some();
+            let is_file =
+                [&b"meminfo"[..], b"net", b"ns"].contains(&name) || parse_pid(name).is_some();
             return Some(Err(if is_file { Errno::ENOTDIR } else { Errno::ENOENT }));
         }
     };
@@ -105,6 +117,8 @@ pub fn listing(pids: &[u32]) -> Vec<u8> {
         out.extend_from_slice(&raw);
     };
     put(MEMINFO_INO, b"meminfo");
+    put(NET_INO, b"net");
+    put(NS_INO, b"ns");
     for &pid in pids {
         put(pid_ino(pid), format!("{pid}").as_bytes());
     }
@@ -155,7 +169,7 @@ mod tests {
 
     #[test]
     fn inode_numbers_are_distinct_and_nonzero() {
-        let mut inos = vec![ROOT_INO, MEMINFO_INO];
+        let mut inos = vec![ROOT_INO, MEMINFO_INO, NET_INO, NS_INO];
         inos.extend((1..100).map(pid_ino));
         assert!(!inos.contains(&0));
         let n = inos.len();
@@ -168,7 +182,7 @@ mod tests {
     #[test]
     fn listing_is_dirent_records() {
         let bytes = listing(&[1, 2, 10]);
-        assert_eq!(bytes.len(), 4 * DIRENT_SIZE);
+        assert_eq!(bytes.len(), 6 * DIRENT_SIZE);
         let entries: Vec<(u32, String)> = bytes
             .chunks_exact(DIRENT_SIZE)
             .map(|raw| {
@@ -180,16 +194,19 @@ mod tests {
             entries,
             vec![
                 (MEMINFO_INO, "meminfo".into()),
+                (NET_INO, "net".into()),
+                (NS_INO, "ns".into()),
                 (pid_ino(1), "1".into()),
                 (pid_ino(2), "2".into()),
                 (pid_ino(10), "10".into()),
             ]
         );
         // The raw layout: u32 LE inode number, then the NUL-padded name.
-        assert_eq!(&bytes[DIRENT_SIZE..DIRENT_SIZE + 4], &pid_ino(1).to_le_bytes());
-        assert_eq!(bytes[DIRENT_SIZE + 4], b'1');
-        assert!(bytes[DIRENT_SIZE + 5..2 * DIRENT_SIZE].iter().all(|&b| b == 0));
-        assert_eq!(listing(&[]).len(), DIRENT_SIZE);
+        let first_pid = 3 * DIRENT_SIZE;
+        assert_eq!(&bytes[first_pid..first_pid + 4], &pid_ino(1).to_le_bytes());
+        assert_eq!(bytes[first_pid + 4], b'1');
+        assert!(bytes[first_pid + 5..first_pid + DIRENT_SIZE].iter().all(|&b| b == 0));
+        assert_eq!(listing(&[]).len(), 3 * DIRENT_SIZE);
     }
 
     #[test]

@@ -402,10 +402,14 @@ pub fn sys_getcwd(a: &[u64; 6]) -> isize {
 pub fn sys_setfg(a: &[u64; 6]) -> isize {
     ret((|| {
         let pid = u32::try_from(a[0]).map_err(|_| Errno::ESRCH)?;
-        if pid != 0 && proc::get(pid).is_none() {
-            return Err(Errno::ESRCH);
-        }
-        file::console::set_foreground(pid);
+        // The console keeps the global pid; the caller names the process in its own view.
+        let global = match pid {
+            0 => 0,
+            // As for `kill`: a namespace's init is not interrupted from inside it.
+            1 => return Err(Errno::EPERM),
+            pid => proc::Viewer::current().find(pid).ok_or(Errno::ESRCH)?.pid,
+        };
+        file::console::set_foreground(global);
         Ok(0)
     })())
 }

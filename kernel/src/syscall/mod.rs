@@ -6,6 +6,7 @@
 
 pub mod file;
 pub mod net;
+pub mod ns;
 pub mod proc;
 
 use crate::arch::trap::TrapFrame;
@@ -58,6 +59,9 @@ pub fn dispatch(frame: &mut TrapFrame) {
         nr::RENAME => file::sys_rename(&a),
         nr::GETCWD => file::sys_getcwd(&a),
         nr::SETFG => file::sys_setfg(&a),
+        nr::SPAWN => ns::sys_spawn(frame, &a),
+        nr::NSPCOPY => ns::sys_nspcopy(&a),
+        nr::GETNS => ns::sys_getns(),
         nr::SOCKET => net::sys_socket(&a),
         nr::BIND => net::sys_bind(&a),
         nr::LISTEN => net::sys_listen(&a),

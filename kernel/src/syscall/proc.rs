@@ -1,10 +1,14 @@
 //! Process system calls: fork, exit, wait, kill, exec, getpid, sbrk, sleep, uptime, poweroff.
+//! Every pid they take or give is in the caller's pid namespace (`proc::Viewer`).
 
 use crate::arch::trap::TrapFrame;
 use crate::mm::budget::{self, Charge};
 use crate::mm::PAGE_SIZE;
-use crate::proc::{self, bridge, load, uaccess};
-use abi::syscall::{Errno, USER_STACK_SIZE, USER_STACK_TOP};
+use crate::ns::rules::{exec_lookup, ExecLookup};
+use crate::ns::NsSet;
+use crate::proc::{self, bridge, load, uaccess, Spec, Viewer};
+use crate::rootfs::Ino;
+use abi::syscall::{wait, Errno, USER_STACK_SIZE, USER_STACK_TOP};
 use alloc::vec::Vec;
 
 /// Largest heap (program break minus its start).
@@ -13,23 +17,36 @@ const MAX_HEAP: u64 = 256 << 20;
 const MAX_ARGV: usize = 64;
 const MAX_PATH: usize = 1024;
 
-fn ok_or_errno(r: Result<isize, Errno>) -> isize {
+pub(super) fn ok_or_errno(r: Result<isize, Errno>) -> isize {
     r.unwrap_or_else(Errno::ret)
 }
 
+/// A copy of the caller in namespaces `ns`, with root and working directory `dirs` (`None`:
+/// the caller's). Returns the child's pid as the caller sees it; the child returns 0.
+pub(super) fn fork_into(
+    frame: &TrapFrame,
+    ns: NsSet,
+    dirs: Option<(Ino, Ino)>,
+) -> Result<isize, Errno> {
+    let p = proc::current();
+    let vm = p.vm.lock().fork()?;
+    let mut child_frame = *frame;
+    child_frame.rax = 0; // fork returns 0 in the child
+    let (root, cwd) = match dirs {
+        Some((root, cwd)) => (Some(root), Some(cwd)),
+        None => (p.root.lock().clone(), p.cwd.lock().clone()),
+    };
+    let name = p.name_bytes();
+    let files = p.files.lock().clone_for_fork();
+    let spec = Spec { ppid: p.pid, name: &name, files, cwd, root, ns };
+    let child = proc::create(spec, vm, &child_frame)?;
+    // The child is in the caller's pid namespace or just below it: always visible.
+    Ok(Viewer::of(&p).pid_of(&child).unwrap_or(0) as isize)
+}
+
 pub fn sys_fork(frame: &TrapFrame) -> isize {
-    ok_or_errno((|| {
-        let p = proc::current();
-        let vm = p.vm.lock().fork()?;
-        let mut child_frame = *frame;
-        child_frame.rax = 0; // fork returns 0 in the child
-        let files = p.files.lock().clone_for_fork();
-        let cwd = p.cwd.lock().clone();
-        let root = p.root.lock().clone();
-        let name = p.name_bytes();
-        let child = proc::create(p.pid, &name, vm, files, cwd, root, &child_frame)?;
-        Ok(child.pid as isize)
-    })())
+    let ns = proc::current().ns.clone();
+    ok_or_errno(fork_into(frame, ns, None))
 }
 
 pub fn sys_exit(a: &[u64; 6]) -> isize {
@@ -38,18 +55,28 @@ pub fn sys_exit(a: &[u64; 6]) -> isize {
 
 pub fn sys_wait(a: &[u64; 6]) -> isize {
     ok_or_errno((|| {
+        if a[1] & !(wait::FOREVER as u64) != 0 {
+            return Err(Errno::EINVAL);
+        }
+        let forever = a[1] & wait::FOREVER as u64 != 0;
         // The status pointer is checked before a child is reaped: a bad one must not cost
         // the parent its child's exit status (nothing else could collect it afterwards).
         if a[0] != 0 {
             uaccess::check(a[0], 4, true)?;
         }
-        let me = proc::current().pid;
+        let (me, view) = {
+            let p = proc::current();
+            (p.pid, Viewer::of(&p))
+        };
         let (pid, status) = bridge::block_on_interruptible(async {
             loop {
+                // Taken before looking: a child exiting (or an orphan handed over) after the
+                // look moves the ticket on.
                 let ticket = proc::CHILD_EXITED.ticket();
-                match proc::reap_child(me) {
+                match proc::reap_child(me, view) {
                     Ok(Some(found)) => return Ok(found),
                     Ok(None) => proc::CHILD_EXITED.wait(ticket).await,
+                    Err(Errno::ECHILD) if forever => proc::CHILD_EXITED.wait(ticket).await,
                     Err(e) => return Err(e),
                 }
             }
@@ -61,17 +88,18 @@ pub fn sys_wait(a: &[u64; 6]) -> isize {
     })())
 }
 
-/// `kill(pid)`. A pid is a `u32`: a larger value names no process (`ESRCH`); truncating it
-/// would let `kill(2^32 + 1)` end init.
+/// `kill(pid)`: `pid` as the caller sees it (`ESRCH` for one it cannot see). A pid is a
+/// `u32`: a larger value names no process; truncating it would let `kill(2^32 + 1)` end init.
 pub fn sys_kill(a: &[u64; 6]) -> isize {
     let Ok(pid) = u32::try_from(a[0]) else {
         return Errno::ESRCH.ret();
     };
-    ok_or_errno(proc::kill(pid).map(|()| 0))
+    ok_or_errno(proc::kill_in(Viewer::current(), pid).map(|()| 0))
 }
 
+/// `getpid()`: the caller's number in its own pid namespace (1 for a container's init).
 pub fn sys_getpid() -> isize {
-    proc::current().pid as isize
+    proc::current().pids.first().map_or(0, |&(_, pid)| pid) as isize
 }
 
 pub fn sys_sbrk(a: &[u64; 6]) -> isize {
@@ -158,11 +186,19 @@ pub fn sys_exec(frame: &mut TrapFrame, a: &[u64; 6]) -> isize {
         let root = p.root.lock().clone().ok_or(Errno::ENOENT)?;
         let cwd = p.cwd.lock().clone().ok_or(Errno::ENOENT)?;
         let elf = bridge::block_on(async {
-            let mut bin = b"/bin/".to_vec();
-            bin.extend_from_slice(&path);
-            let ip = match fs.namei(&root, &root, &bin).await {
-                Ok(ip) if !path.contains(&b'/') => ip,
-                _ => fs.namei(&root, &cwd, &path).await.map_err(|_| Errno::ENOENT)?,
+            let ip = match exec_lookup(&path) {
+                // The global /bin is the disk's, whatever the caller's root.
+                ExecLookup::BinThenCwd(name) => {
+                    let disk = fs.root().map_err(|_| Errno::EIO)?;
+                    let bin = [b"/bin/", name].concat();
+                    match fs.namei(&disk, &disk, &bin).await {
+                        Ok(ip) => ip,
+                        Err(_) => fs.namei(&root, &cwd, name).await.map_err(|_| Errno::ENOENT)?,
+                    }
+                }
+                ExecLookup::CallerOnly(path) => {
+                    fs.namei(&root, &cwd, path).await.map_err(|_| Errno::ENOENT)?
+                }
             };
             if ip.lock().await.map_err(|_| Errno::EIO)?.kind() != fs::inode::T_FILE {
                 return Err(Errno::ENOEXEC); // a directory or a device is not a program

@@ -1,5 +1,7 @@
-//! ps: list the processes, from `/proc` (one file per pid, each an `abi::syscall::ProcRecord`):
-//! `PID PPID STATE NAME`, by pid.
+//! ps: list the processes this one can see, from `/proc` (one file per pid, each an
+//! `abi::syscall::ProcRecord`): `PID NS NSPID PPID STATE NAME`, by pid. PID and PPID are as
+//! this process sees them (in a container: its own numbers, and PPID 0 for its init); NS is
+//! the process's namespace and NSPID its pid there.
 
 #![no_std]
 #![no_main]
@@ -41,7 +43,7 @@ fn main(_args: Args) -> i32 {
         };
         let name = entry.name();
         if name.parse::<u32>().is_err() {
-            continue; // meminfo, . and ..
+            continue; // meminfo, net, ns, . and ..
         }
         // A process that exited since the directory was read is simply not shown.
         if let Ok(r) = record(name) {
@@ -49,10 +51,11 @@ fn main(_args: Args) -> i32 {
         }
     }
     records.sort_by_key(|r| r.pid);
-    println!("{:>5} {:>5} {:<9} NAME", "PID", "PPID", "STATE");
+    println!("{:>5} {:>3} {:>5} {:>5} {:<9} NAME", "PID", "NS", "NSPID", "PPID", "STATE");
     for r in &records {
         let name = core::str::from_utf8(r.name()).unwrap_or("?");
-        println!("{:>5} {:>5} {:<9} {}", r.pid, r.ppid, state_name(r.state), name);
+        let state = state_name(r.state);
+        println!("{:>5} {:>3} {:>5} {:>5} {:<9} {}", r.pid, r.ns, r.ns_pid, r.ppid, state, name);
     }
     0
 }

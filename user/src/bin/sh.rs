@@ -1,11 +1,11 @@
 //! sh: the shell.
 //!
-//! `sh` reads commands from standard input, printing the prompt `$ ` when that is the console
-//! (a device); `sh FILE` reads them from FILE; `sh -c 'COMMANDS'` runs one line. The language
-//! (`uparse::shell`): words and quotes, pipelines of any length with `|`, `<`, `>` and `>>`,
-//! `&` for the background (the pid is printed), `;` and newlines between commands, `#`
-//! comments. Built in: `cd [DIR]` (default `/`), `exit [STATUS]`, `wait` (for every background
-//! job). While a foreground job runs, its first live process is the console's foreground
+//! `sh` reads commands from standard input, printing the prompt `$ ` when that is the console (a
+//! device; `ns<ID>$ ` inside a container); `sh FILE` reads them from FILE; `sh -c 'COMMANDS'` runs
+//! one line. The language (`uparse::shell`): words and quotes, pipelines of any length with `|`,
+//! `<`, `>` and `>>`, `&` for the background (the pid is printed), `;` and newlines between
+//! commands, `#` comments. Built in: `cd [DIR]` (default `/`), `exit [STATUS]`, `wait` (for every
+//! background job). While a foreground job runs, its first live process is the console's foreground
 //! (`setfg`), so ^C ends it and not the shell. The exit status of the shell is that of the last
 //! command.
 
@@ -53,9 +53,14 @@ impl Shell {
     /// Runs the lines of `fd` until end of file or `exit`.
     fn run_fd(&mut self, fd: Fd, prompt: bool) -> i32 {
         let mut line = Vec::new();
+        // Inside a container the prompt names it: `ns2$ `.
+        let prompt_text = match sys::getns() {
+            sys::ns::ROOT => String::from("$ "),
+            id => format!("ns{id}$ "),
+        };
         loop {
             if prompt {
-                print!("$ ");
+                print!("{prompt_text}");
             }
             line.clear();
             match read_line(fd, &mut line) {

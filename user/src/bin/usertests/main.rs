@@ -15,6 +15,7 @@ mod exec;
 mod exhaust;
 mod fs;
 mod mem;
+mod ns;
 mod overflow;
 mod pointers;
 mod poll;
@@ -70,6 +71,14 @@ const CASES: &[Case] = &[
     Case { name: "bad-buffer-keeps-data", run: overflow::bad_buffer_keeps_data },
     Case { name: "exec-arg-bytes", run: overflow::exec_arg_bytes },
     Case { name: "socket-args", run: overflow::socket_args },
+    Case { name: "ns-flags", run: ns::flags },
+    Case { name: "ns-views", run: ns::views },
+    Case { name: "ns-depth", run: ns::depth },
+    Case { name: "ns-limit", run: ns::limit },
+    Case { name: "ns-no-procs", run: ns::no_processes },
+    Case { name: "nspcopy-errors", run: ns::nspcopy_errors },
+    Case { name: "wait-forever", run: ns::wait_forever },
+    Case { name: "ns-cycles", run: ns::cycles },
 ];
 
 /// The write end of the current case's report pipe (in the case's process), which processes
@@ -174,7 +183,14 @@ pub fn wait_all(pids: &[Pid]) -> Result<Vec<i32>, String> {
 /// Forks a process that runs `f` and exits with what it returns; inside a case, the report
 /// pipe is closed in the child first.
 pub fn fork_child(f: impl FnOnce() -> i32) -> Result<Pid, String> {
-    match sys::fork() {
+    start_child(sys::fork(), f).map_err(|e| format!("fork: {}", e.message()))
+}
+
+/// What a `fork` or `spawn` returned, made into a child that runs `f` and exits with what it
+/// returns (the report pipe closed first, as in [`fork_child`]); the child's pid in the
+/// parent, or the call's error.
+pub fn start_child(forked: sys::Result<Pid>, f: impl FnOnce() -> i32) -> sys::Result<Pid> {
+    match forked {
         Ok(0) => {
             let fd = REPORT_FD.load(Ordering::Relaxed);
             if fd >= 0 {
@@ -182,8 +198,7 @@ pub fn fork_child(f: impl FnOnce() -> i32) -> Result<Pid, String> {
             }
             sys::exit(f())
         }
-        Ok(pid) => Ok(pid),
-        Err(e) => Err(format!("fork: {}", e.message())),
+        other => other,
     }
 }
 

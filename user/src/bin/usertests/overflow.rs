@@ -108,7 +108,7 @@ pub fn bad_buffer_keeps_data() -> Outcome {
     // A child's exit status.
     let pid = fork_child(|| 7)?;
     // SAFETY: as above.
-    let ret = unsafe { syscall1(nr::WAIT, UNMAPPED) };
+    let ret = unsafe { syscall2(nr::WAIT, UNMAPPED, 0) };
     ensure!(sys::errno_from_ret(ret) == Errno::EFAULT, "wait into {UNMAPPED:#x}: {ret}");
     ensure!(wait_pid(pid)? == 7, "the child's status after the bad wait");
 

@@ -83,7 +83,7 @@ fn calls() -> Vec<Call> {
                     if let Ok(0) = sys::fork() {
                         sys::exit(0);
                     }
-                    syscall1(nr::WAIT, p)
+                    syscall2(nr::WAIT, p, 0)
                 })
             },
             c("fstat", Use::Writes, core::mem::size_of::<Stat>(), |p, f| {

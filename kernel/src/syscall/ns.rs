@@ -1,0 +1,89 @@
+//! Namespace system calls: `spawn`, `getns`, `nspcopy` (`crate::ns` holds the mechanism).
+
+use super::proc::{fork_into, ok_or_errno};
+use crate::arch::trap::TrapFrame;
+use crate::ns::{self, copy, fsroot, rules};
+use crate::proc::{self, bridge, uaccess};
+use abi::syscall::ns::{COPY_RECURSIVE, NEWNET};
+use abi::syscall::Errno;
+use core::sync::atomic::Ordering::SeqCst;
+
+const MAX_PATH: usize = 1024;
+
+/// Kinds this kernel cannot isolate yet: the network (each namespace's own TCP/IP stack).
+const UNSUPPORTED: usize = NEWNET;
+
+/// `spawn(flags)`: `fork` with the child in a new namespace isolating `flags`' kinds. For a
+/// new file-system namespace, its root (`/ns/<id>` in the caller's root) is made first; the
+/// child's root and working directory are both that directory.
+pub fn sys_spawn(frame: &TrapFrame, a: &[u64; 6]) -> isize {
+    ok_or_errno((|| {
+        let flags = usize::try_from(a[0]).map_err(|_| Errno::EINVAL)?;
+        let kinds = rules::spawn_kinds(flags, UNSUPPORTED)?;
+        let p = proc::current();
+        // Held until the child joined it; dropped on failure, which retires it at once.
+        let spawning = ns::create(&p.ns, kinds)?;
+        let dirs = if kinds.fs() {
+            let parent_root = p.root.lock().clone().ok_or(Errno::ENOENT)?;
+            let root = bridge::block_on(fsroot::make(&parent_root, spawning.ns.id))?;
+            spawning.set_root(root.clone());
+            Some((root.clone(), root))
+        } else {
+            None
+        };
+        fork_into(frame, spawning.set.clone(), dirs)
+    })())
+}
+
+/// `getns()`: the caller's namespace (its home).
+pub fn sys_getns() -> isize {
+    proc::current().ns.home.id as isize
+}
+
+/// `nspcopy(src, nsid, dst, flags)` (see `ns::copy`).
+pub fn sys_nspcopy(a: &[u64; 6]) -> isize {
+    ok_or_errno((|| {
+        let src = uaccess::copy_in_str(a[0], MAX_PATH)?;
+        let nsid = u32::try_from(a[1]).map_err(|_| Errno::ESRCH)?;
+        let dst = match a[2] {
+            0 => None,
+            va => Some(uaccess::copy_in_str(va, MAX_PATH)?),
+        };
+        if a[3] & !(COPY_RECURSIVE as u64) != 0 {
+            return Err(Errno::EINVAL);
+        }
+        let p = proc::current();
+        // Held for the whole copy: a namespace dying meanwhile keeps its root until we are done.
+        let target = ns::hold(nsid).ok_or(Errno::ESRCH)?;
+        if !target.is_below(&p.ns.home) {
+            return Err(Errno::EPERM);
+        }
+        if !target.kinds.fs() {
+            return Err(Errno::EINVAL);
+        }
+        let target_root = target.root().ok_or(Errno::ESRCH)?;
+        let root = p.root.lock().clone().ok_or(Errno::ENOENT)?;
+        let cwd = p.cwd.lock().clone().ok_or(Errno::ENOENT)?;
+        let default_dst;
+        let dst: &[u8] = match &dst {
+            Some(d) => d,
+            None => {
+                default_dst = [b"/", rules::last_name(&src)].concat();
+                &default_dst
+            }
+        };
+        let c = copy::CopyJob {
+            root,
+            cwd,
+            src: &src,
+            target: target_root,
+            dst,
+            recursive: a[3] & COPY_RECURSIVE as u64 != 0,
+        };
+        // Not interruptible as a whole (a transaction must finish), but it stops between
+        // chunks once the caller is killed, removing what it made.
+        let killed = || p.killed.load(SeqCst);
+        bridge::block_on(copy::run(c, &killed))?;
+        Ok(0)
+    })())
+}
