@@ -180,8 +180,6 @@ fn highest(mask: u64) -> Option<Rank> {
     (mask != 0).then(|| Rank::of_bit(63 - mask.leading_zeros()))
 }
 
-#[cfg(debug_assertions)]
-
 /// The spin locks held by the context running on one CPU (the locks of the code an interrupt
 /// interrupted are put aside while the handler runs: [`enter_interrupt`]). Empty in release
 /// builds.
