@@ -156,10 +156,18 @@ pub async fn move_aside(parent_root: &Ino, id: u32) -> Option<alloc::string::Str
     None
 }
 
-/// Remove everything below the disk's `/ns` (at boot: no namespace outlives one).
+/// At boot: make the disk's `/ns` if it is missing (so that the first container does not add
+/// an inode that outlives it), and remove everything below it (no namespace outlives a boot).
 pub async fn clean_at_boot(fs: &'static crate::rootfs::RootFs) {
     let Ok(root) = fs.root() else { return };
-    let Ok(dir) = fs.namei(&root, &root, ROOTS_DIR.as_bytes()).await else { return };
+    let dir = match fs.mkdir(&root, &root, ROOTS_DIR.as_bytes()).await {
+        Ok(dir) => dir,
+        Err(FsError::Exists) => match fs.namei(&root, &root, ROOTS_DIR.as_bytes()).await {
+            Ok(dir) => dir,
+            Err(_) => return,
+        },
+        Err(e) => return kprintln!("ns: cannot make {ROOTS_DIR}: {e}"),
+    };
     let Ok(names) = entries(&dir).await else { return };
     if !names.is_empty() {
         kprintln!("ns: removing {} container roots left from the last run", names.len());

@@ -34,7 +34,12 @@ pub(super) fn fork_into(
     child_frame.rax = 0; // fork returns 0 in the child
     let (root, cwd) = match dirs {
         Some((root, cwd)) => (Some(root), Some(cwd)),
-        None => (p.root.lock().clone(), p.cwd.lock().clone()),
+        // One lock at a time (a tuple of both would hold the first guard under the second).
+        None => {
+            let cwd = p.cwd.lock().clone();
+            let root = p.root.lock().clone();
+            (root, cwd)
+        }
     };
     let name = p.name_bytes();
     let files = p.files.lock().clone_for_fork();

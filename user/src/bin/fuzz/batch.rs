@@ -169,7 +169,7 @@ fn known_error(ret: isize) -> bool {
     ret == Errno::EIO.ret() || sys::errno_from_ret(ret) != Errno::EIO
 }
 
-const NAMES: [(usize, &str); 43] = [
+const NAMES: [(usize, &str); 46] = [
     (nr::FORK, "fork"),
     (nr::EXIT, "exit"),
     (nr::WAIT, "wait"),
@@ -195,6 +195,9 @@ const NAMES: [(usize, &str); 43] = [
     (nr::GETCWD, "getcwd"),
     (nr::POWEROFF, "poweroff"),
     (nr::SETFG, "setfg"),
+    (nr::SPAWN, "spawn"),
+    (nr::NSPCOPY, "nspcopy"),
+    (nr::GETNS, "getns"),
     (nr::SOCKET, "socket"),
     (nr::BIND, "bind"),
     (nr::LISTEN, "listen"),
@@ -250,6 +253,9 @@ const CALLS: &[usize] = &[
     nr::RENAME,
     nr::GETCWD,
     nr::SETFG,
+    nr::SPAWN,
+    nr::NSPCOPY,
+    nr::GETNS,
     nr::SOCKET,
     nr::BIND,
     nr::LISTEN,
@@ -271,8 +277,8 @@ const CALLS: &[usize] = &[
 /// with high bits set (the kernel must not cut the number to fewer bits).
 const INVALID_NUMBERS: [usize; 10] = [
     0,
-    26,
     29,
+    64,
     45,
     1000,
     1 << 16,
@@ -868,7 +874,7 @@ impl<'a> Batch<'a> {
         }
         let n = *self.rng.pick(CALLS);
         // A doomed grandchild makes no process of its own: nothing would watch it.
-        if self.doomed && [nr::FORK, nr::WAIT, nr::EXEC].contains(&n) {
+        if self.doomed && [nr::FORK, nr::SPAWN, nr::WAIT, nr::EXEC].contains(&n) {
             return;
         }
         let net_call = (nr::SOCKET..=nr::ARPING).contains(&n) && n != nr::POLL && n != nr::FCNTL;
@@ -882,6 +888,7 @@ impl<'a> Batch<'a> {
         self.scramble_some();
         match n {
             nr::FORK => self.fork(),
+            nr::SPAWN => self.spawn(),
             nr::WAIT => self.wait(),
             nr::PIPE => self.pipe(),
             nr::EXEC => self.exec(),
@@ -998,6 +1005,33 @@ impl<'a> Batch<'a> {
             nr::GETCWD => {
                 a[0] = self.out_ptr();
                 a[1] = *self.rng.pick(&[0, 1, 2, 5, 10, 64, 1024, 1 << 32, u64::MAX]);
+            }
+            nr::GETNS => {}
+            nr::NSPCOPY => {
+                // A tree copy only of the scratch directory's names: `-r /` would copy the disk.
+                let recursive = self.rng.chance(1, 4);
+                let (p, s) = if recursive {
+                    let name = self.rng.pick(SCRATCH_PATHS).as_bytes().to_vec();
+                    let shown = String::from_utf8_lossy(&name).into_owned();
+                    let mut z = name;
+                    z.push(0);
+                    (self.put(SLOT_PATH1, &z), shown)
+                } else {
+                    self.path(SLOT_PATH1, false)
+                };
+                a[0] = p;
+                a[1] = *self.rng.pick(&[0, 1, 2, 3, 64, 65, 1 << 32 | 2, u64::MAX]);
+                a[2] = match self.rng.below(4) {
+                    0 => 0,
+                    1 => self.bad(),
+                    _ => self.path(SLOT_PATH2, true).0,
+                };
+                a[3] = match self.rng.below(4) {
+                    0 => self.rng.next(),
+                    _ if recursive => 1,
+                    _ => 0,
+                };
+                desc = s;
             }
             nr::SETFG => {
                 a[0] = *self.rng.pick(&[
@@ -1131,6 +1165,31 @@ impl<'a> Batch<'a> {
             ret => {
                 if !known_error(ret) {
                     self.trouble(Trouble::Odd(format!("fork: unknown error {ret}")));
+                }
+            }
+        }
+    }
+
+    /// `spawn` with any flags (valid kinds, none, unknown bits, the network kind that may be
+    /// refused): like `fork`, the child exits at once, here as pid 1 of its namespace.
+    fn spawn(&mut self) {
+        if self.kids.len() >= 16 {
+            self.reap_kids();
+        }
+        let flags = match self.rng.below(8) {
+            0 => 0,
+            1 => self.rng.next(),
+            2 => 8,
+            _ => 1 + self.rng.below(7),
+        };
+        let status = self.rng.below(256) as i32 - 128;
+        self.say(&format!("spawn({flags:#x})"));
+        match raw(nr::SPAWN, [flags, 0, 0, 0, 0, 0]) {
+            0 => sys::exit(status),
+            pid if pid > 0 => self.kids.push(pid as Pid),
+            ret => {
+                if !known_error(ret) {
+                    self.trouble(Trouble::Odd(format!("spawn: unknown error {ret}")));
                 }
             }
         }
