@@ -72,6 +72,9 @@ ranks! {
     ProcCwd,
     /// A process's root directory (`Process::root`).
     ProcRoot,
+    /// A file-system namespace's root directory handle (`ns::Namespace::root`): cloning or
+    /// dropping an inode handle under it takes the inode cache's lock.
+    NsRoot,
     /// The read offset of an open `/proc` file.
     ProcFileOffset,
     /// A socket file's state (`net::socket::Socket`): the stack is taken under it.
@@ -118,8 +121,6 @@ ranks! {
     Current,
     /// The namespace table (`ns::TABLE`): the live namespaces by id.
     NsTable,
-    /// A file-system namespace's root directory handle (`ns::Namespace::root`).
-    NsRoot,
     /// The process table (`proc::TABLE`).
     ProcTable,
     /// The kernel stacks' slots (`mm::kstack`).
