@@ -66,6 +66,13 @@ pub mod nr {
     pub const NSPCOPY: usize = 27;
     /// `getns() -> id`: the caller's namespace (the one its last `spawn` made; 1: the root)
     pub const GETNS: usize = 28;
+    /// `publish(nsid, proto: net::SOCK_STREAM | net::SOCK_DGRAM, hostport, port)`: connections
+    /// to the E1000's address at `hostport` reach `port` in namespace `nsid`'s network (until
+    /// it dies). EPERM: the caller is not in the root network namespace, or `nsid` is not a
+    /// strict descendant of the caller's home; ESRCH: no such namespace; EINVAL: `nsid` has no
+    /// network namespace of its own, a bad `proto`, a port 0; EADDRINUSE: `hostport` is already
+    /// published or bound in the root stack (publishing reserves it there).
+    pub const PUBLISH: usize = 29;
     /// `socket(domain = AF_INET, type = SOCK_STREAM | SOCK_DGRAM, protocol = 0) -> fd`
     pub const SOCKET: usize = 30;
     /// `bind(fd, addr: *const SockAddrIn, len)`
