@@ -1,5 +1,5 @@
 //! Internet addresses as text: dotted quads (`10.0.2.2`), ports, `address:port` pairs, and
-//! their display (plus MAC addresses, `52:54:00:12:34:56`).
+//! their display (plus `a.b.c.d/n` prefixes and MAC addresses, `52:54:00:12:34:56`).
 //!
 //! The dotted-quad grammar is `inet_pton`'s, the strict one: exactly four decimal numbers of
 //! one to three digits, each at most 255, no sign, no leading zero (`010` could mean 8 or 10
@@ -47,6 +47,37 @@ pub fn parse_host_port(s: &str, default_port: u16) -> Option<Endpoint> {
         Some(_) => parse_endpoint(s),
         None => Some(Endpoint { addr: parse_ipv4(s)?, port: default_port }),
     }
+}
+
+/// `a.b.c.d/n`: an address and a prefix length from 0 to 32 (decimal, no sign, no leading
+/// zero).
+pub fn parse_cidr(s: &str) -> Option<([u8; 4], u8)> {
+    let (addr, len) = s.split_once('/')?;
+    if len.is_empty() || len.len() > 2 || !len.bytes().all(|c| c.is_ascii_digit()) {
+        return None;
+    }
+    if len.len() > 1 && len.starts_with('0') {
+        return None;
+    }
+    let len = len.parse::<u8>().ok().filter(|&l| l <= 32)?;
+    Some((parse_ipv4(addr)?, len))
+}
+
+/// A MAC address as six pairs of hex digits (either case) joined by `:`, as [`Mac`] shows it.
+pub fn parse_mac(s: &str) -> Option<[u8; 6]> {
+    let mut out = [0u8; 6];
+    let mut parts = s.split(':');
+    for byte in out.iter_mut() {
+        let part = parts.next()?;
+        if part.len() != 2 || !part.bytes().all(|c| c.is_ascii_hexdigit()) {
+            return None;
+        }
+        *byte = u8::from_str_radix(part, 16).ok()?;
+    }
+    if parts.next().is_some() {
+        return None;
+    }
+    Some(out)
 }
 
 /// An IPv4 address shown as a dotted quad.
@@ -209,6 +240,45 @@ mod tests {
         for bad in ["", ":", "10.0.2.2:", "host:80", "10.0.2.2:70000"] {
             assert_eq!(parse_host_port(bad, 80), None, "{bad:?}");
         }
+    }
+
+    #[test]
+    fn prefixes() {
+        assert_eq!(parse_cidr("192.168.1.2/24"), Some(([192, 168, 1, 2], 24)));
+        assert_eq!(parse_cidr("127.0.0.1/8"), Some(([127, 0, 0, 1], 8)));
+        assert_eq!(parse_cidr("0.0.0.0/0"), Some(([0; 4], 0)));
+        assert_eq!(parse_cidr("1.2.3.4/32"), Some(([1, 2, 3, 4], 32)));
+        for bad in
+            ["", "/", "1.2.3.4", "1.2.3.4/", "1.2.3.4/33", "1.2.3.4/024", "1.2.3.4/-1", "/24"]
+        {
+            assert_eq!(parse_cidr(bad), None, "{bad:?}");
+        }
+        for bad in ["1.2.3.4/+8", "1.2.3.4/8/8", "1.2.3/24", "1.2.3.4/100", "1.2.3.4/ 8"] {
+            assert_eq!(parse_cidr(bad), None, "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn macs() {
+        assert_eq!(parse_mac("52:54:00:12:34:56"), Some([0x52, 0x54, 0, 0x12, 0x34, 0x56]));
+        assert_eq!(parse_mac("02:00:00:00:01:0A"), Some([2, 0, 0, 0, 1, 10]));
+        assert_eq!(parse_mac("00:00:00:00:00:00"), Some([0; 6]));
+        for bad in [
+            "",
+            "52:54:00:12:34",
+            "52:54:00:12:34:56:78",
+            "52:54:00:12:34:5",
+            "52:54:00:12:34:567",
+            "52-54-00-12-34-56",
+            "52:54:00:12:34:5g",
+            "52:54:00:12:34:+5",
+            ":52:54:00:12:34:56",
+            "52:54:00:12:34:56:",
+        ] {
+            assert_eq!(parse_mac(bad), None, "{bad:?}");
+        }
+        let m = [0x02, 0, 0, 0, 1, 0xff];
+        assert_eq!(parse_mac(&format!("{}", Mac(m))), Some(m));
     }
 
     #[test]

@@ -9,7 +9,11 @@
 //! - [`inet`]: IPv4 addresses, ports and `address:port` as text (and MAC addresses).
 //! - [`http`]: HTTP/1.0 for `curl` and `httpd`: URLs, request and status lines, headers,
 //!   request paths, MIME types, response heads, error pages, directory listings.
-//! - [`procnet`]: the text of `/proc/net` (`netstat`).
+//! - [`procnet`]: the text of `/proc/net` and `/proc/netall` (`netstat`).
+//! - [`procns`]: the text of `/proc/ns`, with each namespace's address and published ports
+//!   (`ps`).
+//! - [`ifaces`]: the text of `/proc/ifaces` (`ifconfig`).
+//! - [`publish`]: published ports: `spawn -p`'s `HOSTPORT:PORT[/udp]` and `/proc/ns`'s list.
 
 #![no_std]
 
@@ -19,8 +23,11 @@ extern crate std;
 
 pub mod duration;
 pub mod http;
+pub mod ifaces;
 pub mod inet;
 pub mod meminfo;
 pub mod pattern;
 pub mod procnet;
+pub mod procns;
+pub mod publish;
 pub mod shell;

@@ -3,6 +3,10 @@
 //! (a UDP socket may have no state). Fields are separated by any run of blanks; a header line
 //! (first field `proto`, any case) and blank lines are skipped; fields after the state are
 //! ignored, so the kernel may add columns.
+//!
+//! `/proc/netall` (the root's view of every network namespace it can see) has the same lines
+//! with the namespace's id first: `ns proto local_addr:port remote_addr:port [state]`
+//! ([`parse_all`]); its header's first field is `ns`.
 
 use alloc::string::String;
 use alloc::vec::Vec;
@@ -32,7 +36,7 @@ pub enum Line {
 /// Longest protocol or state name accepted (a garbled line is not shown as one).
 const MAX_WORD: usize = 16;
 
-fn word_ok(w: &str) -> bool {
+pub(crate) fn word_ok(w: &str) -> bool {
     !w.is_empty() && w.len() <= MAX_WORD && w.bytes().all(|c| c.is_ascii_graphic())
 }
 
@@ -65,6 +69,54 @@ pub fn parse(text: &str) -> (Vec<Socket>, usize) {
             Line::Socket(s) => sockets.push(s),
             Line::Skip => {}
             Line::Bad => bad += 1,
+        }
+    }
+    (sockets, bad)
+}
+
+/// One socket of `/proc/netall`: the namespace it lives in, and the socket.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NsSocket {
+    pub ns: u32,
+    pub socket: Socket,
+}
+
+/// What one line of `/proc/netall` holds.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum AllLine {
+    Socket(NsSocket),
+    /// Blank, or a header.
+    Skip,
+    /// Not in the format.
+    Bad,
+}
+
+/// Reads one line of `/proc/netall`.
+pub fn parse_all_line(line: &str) -> AllLine {
+    let line = line.trim_start();
+    let (first, rest) = line.split_once(|c: char| c.is_whitespace()).unwrap_or((line, ""));
+    if first.is_empty() {
+        return AllLine::Skip;
+    }
+    if first.eq_ignore_ascii_case("ns") {
+        return AllLine::Skip;
+    }
+    let Ok(ns) = first.parse::<u32>() else { return AllLine::Bad };
+    match parse_line(rest) {
+        Line::Socket(socket) => AllLine::Socket(NsSocket { ns, socket }),
+        Line::Skip | Line::Bad => AllLine::Bad,
+    }
+}
+
+/// Every socket in the text of `/proc/netall`, and how many lines were not in the format.
+pub fn parse_all(text: &str) -> (Vec<NsSocket>, usize) {
+    let mut sockets = Vec::new();
+    let mut bad = 0;
+    for line in text.lines() {
+        match parse_all_line(line) {
+            AllLine::Socket(s) => sockets.push(s),
+            AllLine::Skip => {}
+            AllLine::Bad => bad += 1,
         }
     }
     (sockets, bad)
@@ -125,5 +177,48 @@ mod tests {
         }
         let (s, bad) = parse("tcp 0.0.0.0:80 0.0.0.0:0 LISTEN\ngarbage here\nudp\n");
         assert_eq!((s.len(), bad), (1, 2));
+    }
+
+    #[test]
+    fn every_namespace() {
+        let text = "ns proto local remote state\n\
+                    1 tcp 0.0.0.0:80 0.0.0.0:0 LISTEN\n\
+                    2\ttcp 192.168.1.2:80 192.168.1.1:40000 ESTABLISHED extra\r\n\
+                    \n\
+                    3 udp 0.0.0.0:53 0.0.0.0:0\n";
+        let (s, bad) = parse_all(text);
+        assert_eq!(bad, 0);
+        let at = |ns, socket| NsSocket { ns, socket };
+        assert_eq!(
+            s,
+            [
+                at(1, sock("tcp", ([0; 4], 80), ([0; 4], 0), "LISTEN")),
+                at(
+                    2,
+                    sock("tcp", ([192, 168, 1, 2], 80), ([192, 168, 1, 1], 40000), "ESTABLISHED")
+                ),
+                at(3, sock("udp", ([0; 4], 53), ([0; 4], 0), "")),
+            ]
+        );
+        assert_eq!(parse_all(""), (Vec::new(), 0));
+    }
+
+    #[test]
+    fn bad_netall_lines_are_counted() {
+        for bad in [
+            "1",
+            "x tcp 0.0.0.0:80 0.0.0.0:0 LISTEN",
+            "-1 tcp 0.0.0.0:80 0.0.0.0:0 LISTEN",
+            "99999999999 tcp 0.0.0.0:80 0.0.0.0:0 LISTEN",
+            "tcp 0.0.0.0:80 0.0.0.0:0 LISTEN",
+            "1 tcp 0.0.0.0:80",
+            "1 proto local remote",
+            "1 tcp 0.0.0.0:80 0.0.0.0:99999 LISTEN",
+        ] {
+            assert_eq!(parse_all_line(bad), AllLine::Bad, "{bad:?}");
+        }
+        // A /proc/net line (no namespace column) is not a /proc/netall one.
+        let (s, bad) = parse_all("tcp 0.0.0.0:80 0.0.0.0:0 LISTEN\n2 udp 0.0.0.0:7 0.0.0.0:0\n");
+        assert_eq!((s.len(), bad), (1, 1));
     }
 }
