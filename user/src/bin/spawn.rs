@@ -1,32 +1,48 @@
-//! spawn [-d] [--pid] [--fs] [--net] [PROGRAM ARGS...]: start a container. Makes new
-//! namespaces (by default every kind the kernel isolates; with kind flags, only those) whose
-//! first process runs `nsinit`, pid 1 there, which starts PROGRAM and reaps orphans for ever.
-//! Prints `spawn: ns ID init PID` (PID as this process sees it) before the container starts.
-//! With a PROGRAM and without `-d`, waits for PROGRAM to exit (its status is spawn's); the
-//! container lives on with its nsinit until that is killed (`kill PID`), which ends everything
-//! in it.
+//! spawn [-d] [--pid] [--fs] [--net] [-p HOSTPORT:PORT[/udp]]... [PROGRAM ARGS...]: start a
+//! container. Makes new namespaces (by default [`DEFAULT_KINDS`]; with kind flags, only those)
+//! whose first process runs `nsinit`, pid 1 there, which starts PROGRAM and reaps orphans for
+//! ever. Prints `spawn: ns ID init PID` (PID as this process sees it) before the container
+//! starts. With a PROGRAM and without `-d`, waits for PROGRAM to exit (its status is spawn's);
+//! the container lives on with its nsinit until that is killed (`kill PID`), which ends
+//! everything in it.
+//!
+//! `-p HOSTPORT:PORT` (Docker's syntax; several allowed) publishes the container's TCP PORT on
+//! the host's HOSTPORT (the E1000's address), `-p HOSTPORT:PORT/udp` a UDP one: connections
+//! to that port reach the container, until it ends. Every port is published before the
+//! container's program starts; if one cannot be (`EADDRINUSE`: the host port is taken), spawn
+//! says which and why (`spawn: publish 8081:80/tcp: address in use`), kills the container's
+//! init and exits with status 1.
 
 #![no_std]
 #![no_main]
 
 use ulib::abi::syscall::ProcRecord;
-use ulib::io::read_full;
+use ulib::io::{read_full, write_all};
+use ulib::net::{SOCK_DGRAM, SOCK_STREAM};
 use ulib::prelude::*;
 use ulib::sys::ns;
+use ulib::uparse::publish::{first_clash, parse_spec, PortMap, Proto};
 
 ulib::entry!(main);
 
-/// What `spawn` isolates without kind flags: every kind this kernel supports.
+/// What `spawn` isolates without kind flags. It becomes `ns::ALL` (pid, fs and net) when the
+/// kernel's network namespaces land (issue 11): until then the kernel refuses `NEWNET` with
+/// `EINVAL`, so the default stays at the kinds it supports.
 const DEFAULT_KINDS: usize = ns::NEWPID | ns::NEWFS;
 
+/// The byte that tells the container to start (anything else, or the end of the pipe, tells
+/// it that spawn gave up).
+const GO: u8 = b'g';
+
 fn usage() -> ! {
-    die!("usage: spawn [-d] [--pid] [--fs] [--net] [PROGRAM ARGS...]")
+    die!("usage: spawn [-d] [--pid] [--fs] [--net] [-p HOSTPORT:PORT[/udp]]... [PROGRAM ARGS...]")
 }
 
 fn main(args: Args) -> i32 {
     let argv = args.to_vec();
     let mut detach = false;
     let mut kinds = 0;
+    let mut ports: Vec<PortMap> = Vec::new();
     let mut i = 1;
     while let Some(&arg) = argv.get(i) {
         match arg {
@@ -34,14 +50,27 @@ fn main(args: Args) -> i32 {
             "--pid" => kinds |= ns::NEWPID,
             "--fs" => kinds |= ns::NEWFS,
             "--net" => kinds |= ns::NEWNET,
+            "-p" => {
+                let Some(&spec) = argv.get(i + 1) else { usage() };
+                match parse_spec(spec) {
+                    Ok(m) => ports.push(m),
+                    Err(e) => die!("-p {spec}: {}", e.message()),
+                }
+                i += 1;
+            }
             a if a.starts_with('-') => usage(),
             _ => break,
         }
         i += 1;
     }
     let program = &argv[i..];
+    if let Some((a, b)) = first_clash(&ports) {
+        die!("-p {a} and -p {b}: the same host port");
+    }
     if kinds == 0 {
         kinds = DEFAULT_KINDS;
+    } else if !ports.is_empty() && kinds & ns::NEWNET == 0 {
+        die!("-p needs a network namespace of the container's own (--net)");
     }
     // The program's status comes back through a pipe that nsinit writes when it exits.
     let status_pipe = if program.is_empty() || detach {
@@ -52,8 +81,9 @@ fn main(args: Args) -> i32 {
             Err(e) => die!("pipe: {}", e.message()),
         }
     };
-    // The container starts once the line below is out (at the end of file on this pipe):
-    // otherwise its shell's prompt could come first, and the two would interleave.
+    // The container starts when GO arrives on this pipe: once its ports are published and the
+    // line below is out (otherwise its shell's prompt could come first, and the two would
+    // interleave).
     let (go_r, go_w) = match sys::pipe() {
         Ok(p) => p,
         Err(e) => die!("pipe: {}", e.message()),
@@ -62,8 +92,12 @@ fn main(args: Args) -> i32 {
         Ok(0) => {
             let _ = sys::close(go_w);
             let mut b = [0u8; 1];
-            let _ = sys::read(go_r, &mut b);
+            let go = sys::read(go_r, &mut b);
             let _ = sys::close(go_r);
+            if go != Ok(1) || b[0] != GO {
+                // spawn failed or was killed: the container must not run half set up.
+                sys::exit(1);
+            }
             run_nsinit(status_pipe, program)
         }
         Ok(pid) => pid,
@@ -71,7 +105,15 @@ fn main(args: Args) -> i32 {
     };
     let _ = sys::close(go_r);
     let id = namespace_of(pid);
+    for m in &ports {
+        if let Err(e) = publish(id, m) {
+            eprintln!("spawn: publish {m}: {}", e.message());
+            abandon(pid, go_w);
+            return 1;
+        }
+    }
     println!("spawn: ns {id} init {pid}");
+    let _ = write_all(go_w, &[GO]);
     let _ = sys::close(go_w);
     let Some((r, w)) = status_pipe else { return 0 };
     let _ = sys::close(w);
@@ -81,6 +123,30 @@ fn main(args: Args) -> i32 {
         _ => {
             eprintln!("spawn: ns {id}: its init ended before the program");
             1
+        }
+    }
+}
+
+/// Publishes one port of namespace `id` (`m.host` is always there: `parse_spec` requires it).
+fn publish(id: u32, m: &PortMap) -> sys::Result<()> {
+    let proto = match m.proto {
+        Proto::Tcp => SOCK_STREAM,
+        Proto::Udp => SOCK_DGRAM,
+    };
+    sys::publish(id, proto, m.host.unwrap_or(0), m.port)
+}
+
+/// Ends the container before its program started: kills its init (which ends the namespace,
+/// and frees the ports already published), lets it see the end of the start pipe in case the
+/// kill failed, and reaps it.
+fn abandon(pid: Pid, go_w: Fd) {
+    let _ = sys::kill(pid);
+    let _ = sys::close(go_w);
+    loop {
+        match sys::wait() {
+            Ok((p, _)) if p == pid => return,
+            Ok(_) => {}
+            Err(_) => return,
         }
     }
 }
