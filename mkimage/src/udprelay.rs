@@ -1,4 +1,5 @@
-//! UDP port forwards into a guest on restricted user networking.
+//! UDP port forwards into a guest on restricted user networking: one relay carries any number
+//! of them, each from a host port to a guest port.
 //!
 //! libslirp drops every UDP datagram the guest sends when `restrict=on`, except to its own DHCP
 //! and TFTP servers (`udp_input` checks `slirp->restricted` before it even looks for the
@@ -7,17 +8,19 @@
 //!
 //! ```text
 //!  client ──UDP──▶ 127.0.0.1:host_port ─┐                 ┌─ slirp (TCP forwards, ARP)
-//!                                       relay ══frames══ QEMU hub ── e1000 ── guest
+//!  (one socket per forward)              relay ══frames══ QEMU hub ── e1000 ── guest
 //!  client ◀─UDP── 127.0.0.1:host_port ◀─┘  (unix datagram socket, `-netdev dgram`)
 //! ```
 //!
 //! QEMU puts the NIC on a hub whose other ports are slirp and a unix datagram socket that
 //! carries raw Ethernet frames to and from this relay ([`crate::qemu::FramePort`]). A datagram
 //! from a host client becomes an IPv4/UDP frame from the gateway (10.0.2.2, at slirp's MAC, on
-//! a port the relay picks for that client) to the guest's `guest_port`. The hub copies every
-//! frame the guest sends to the relay too; a UDP datagram from `guest_port` to one of those
-//! gateway ports goes back to its client from `host_port`, like a reply through a NAT. Slirp
-//! sees the same frames and drops the UDP ones, as restricted mode does.
+//! a port the relay picks for that client and forward) to the forward's `guest_port`. The hub
+//! copies every frame the guest sends to the relay too; a UDP datagram from that `guest_port`
+//! to one of those gateway ports goes back to its client from the forward's `host_port`, like
+//! a reply through a NAT. Slirp sees the same frames and drops the UDP ones, as restricted
+//! mode does. A client that talks to two forwards gets a gateway port for each, so two
+//! forwards to the same guest port keep their replies apart.
 //!
 //! The guest has no IP fragmentation, so a datagram that does not fit one Ethernet frame
 //! (more than [`MAX_PAYLOAD`] bytes) is dropped, as a router would on a path that cannot
@@ -120,9 +123,24 @@ impl FrameTap {
     }
 }
 
-/// A running relay: a thread serving one host UDP port. Dropping it stops the thread.
+/// One UDP forward: datagrams to `127.0.0.1:host_port` reach the guest's `guest_port`, and its
+/// replies come back from `host_port`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct UdpForward {
+    pub host_port: u16,
+    pub guest_port: u16,
+}
+
+impl UdpForward {
+    pub fn new(host_port: u16, guest_port: u16) -> UdpForward {
+        UdpForward { host_port, guest_port }
+    }
+}
+
+/// A running relay: a thread serving one host UDP port per forward. Dropping it stops the
+/// thread.
 pub struct UdpRelay {
-    host_port: u16,
+    host_ports: Vec<u16>,
     tap: FrameTap,
     stop: UnixDatagram,
     thread: Option<JoinHandle<()>>,
@@ -132,27 +150,50 @@ impl UdpRelay {
     /// Listen on `127.0.0.1:host_port` (0: any free port) and forward to the guest's
     /// `guest_port`. QEMU must be started with [`UdpRelay::frame_port`] afterwards.
     pub fn start(host_port: u16, guest_port: u16) -> io::Result<UdpRelay> {
+        UdpRelay::start_many(&[UdpForward::new(host_port, guest_port)])
+    }
+
+    /// [`UdpRelay::start`] for every forward of `forwards` (at least one), through one frame
+    /// port and one thread. A host port that cannot be bound fails the whole start, naming it.
+    pub fn start_many(forwards: &[UdpForward]) -> io::Result<UdpRelay> {
+        if forwards.is_empty() {
+            return Err(io::Error::new(io::ErrorKind::InvalidInput, "a relay without forwards"));
+        }
         let tap = FrameTap::open()?;
         let wire = tap.try_clone()?;
-        let host = UdpSocket::bind((Ipv4Addr::LOCALHOST, host_port))?;
+        let mut hosts = Vec::with_capacity(forwards.len());
+        for f in forwards {
+            let host = UdpSocket::bind((Ipv4Addr::LOCALHOST, f.host_port)).map_err(|e| {
+                io::Error::new(e.kind(), format!("UDP 127.0.0.1:{}: {e}", f.host_port))
+            })?;
+            host.set_nonblocking(true)?;
+            hosts.push(host);
+        }
         // The thread waits in poll(2) only: a full queue on either side drops a datagram, as a
         // congested link would, instead of stalling the other direction. (The tap's socket
         // is this one: it is not used blocking by anyone else.)
         wire.set_nonblocking(true)?;
-        host.set_nonblocking(true)?;
-        let host_port = host.local_addr()?.port();
+        let host_ports =
+            hosts.iter().map(|h| h.local_addr().map(|a| a.port())).collect::<io::Result<_>>()?;
         let (stop, stopped) = UnixDatagram::pair()?;
-        let mut relay = Relay::new(guest_port);
+        let mut relay = Relay::new(forwards.iter().map(|f| f.guest_port).collect());
         let qemu = tap.port.qemu.clone();
+        let name = format!("udp-relay-{}", forwards.len());
         let thread = thread::Builder::new()
-            .name(format!("udp-relay-{host_port}"))
-            .spawn(move || relay.serve(&host, &wire, &qemu, &stopped))?;
-        Ok(UdpRelay { host_port, tap, stop, thread: Some(thread) })
+            .name(name)
+            .spawn(move || relay.serve(&hosts, &wire, &qemu, &stopped))?;
+        Ok(UdpRelay { host_ports, tap, stop, thread: Some(thread) })
     }
 
-    /// The host port clients send to.
+    /// The host port clients send to (the first forward's).
     pub fn host_port(&self) -> u16 {
-        self.host_port
+        self.host_ports[0]
+    }
+
+    /// The host port of each forward, in the order given to [`UdpRelay::start_many`] (the
+    /// ports picked when 0 was given).
+    pub fn host_ports(&self) -> &[u16] {
+        &self.host_ports
     }
 
     /// The sockets QEMU's frame hub port uses to reach this relay.
@@ -170,20 +211,25 @@ impl Drop for UdpRelay {
     }
 }
 
-/// The relay's state: which gateway-side port stands for which client.
+/// A client of one forward: the forward's index and the client's address.
+type Client = (usize, SocketAddr);
+
+/// The relay's state: the guest port of each forward, and which gateway-side port stands for
+/// which client of which forward.
 pub struct Relay {
-    guest_port: u16,
-    by_client: HashMap<SocketAddr, u16>,
-    by_port: HashMap<u16, SocketAddr>,
+    guest_ports: Vec<u16>,
+    by_client: HashMap<Client, u16>,
+    by_port: HashMap<u16, Client>,
     /// Clients in the order they were first seen, for forgetting the oldest.
-    order: VecDeque<SocketAddr>,
+    order: VecDeque<Client>,
     next_port: u16,
 }
 
 impl Relay {
-    pub fn new(guest_port: u16) -> Relay {
+    /// Forward `i` goes to `guest_ports[i]`.
+    pub fn new(guest_ports: Vec<u16>) -> Relay {
         Relay {
-            guest_port,
+            guest_ports,
             by_client: HashMap::new(),
             by_port: HashMap::new(),
             order: VecDeque::new(),
@@ -192,7 +238,7 @@ impl Relay {
     }
 
     /// The gateway-side port that stands for `client`, handing out a new one if needed.
-    fn port_for(&mut self, client: SocketAddr) -> u16 {
+    fn port_for(&mut self, client: Client) -> u16 {
         if let Some(&p) = self.by_client.get(&client) {
             return p;
         }
@@ -219,36 +265,56 @@ impl Relay {
         self.next_port = if self.next_port == u16::MAX { FIRST_PORT } else { self.next_port + 1 };
     }
 
-    /// The Ethernet frame that carries `payload` from `client` to the guest, or `None` when it
-    /// does not fit in one frame.
-    pub fn to_guest(&mut self, client: SocketAddr, payload: &[u8]) -> Option<Vec<u8>> {
+    /// The Ethernet frame that carries `payload` from `client` of forward `forward` to the
+    /// guest, or `None` when it does not fit in one frame (or there is no such forward).
+    pub fn to_guest(
+        &mut self,
+        forward: usize,
+        client: SocketAddr,
+        payload: &[u8],
+    ) -> Option<Vec<u8>> {
+        let guest_port = *self.guest_ports.get(forward)?;
         if payload.len() > MAX_PAYLOAD {
             return None;
         }
-        let src_port = self.port_for(client);
+        let src_port = self.port_for((forward, client));
         Some(udp_frame(
             (GATEWAY_MAC, GATEWAY_IP, src_port),
-            (GUEST_MAC, GUEST_IP, self.guest_port),
+            (GUEST_MAC, GUEST_IP, guest_port),
             payload,
         ))
     }
 
-    /// If `frame` is a reply from the guest's service to a client, that client and the
-    /// payload. Everything else the hub copies here (TCP, ARP, slirp's own frames, malformed
-    /// frames) is `None`.
-    pub fn from_guest<'a>(&self, frame: &'a [u8]) -> Option<(SocketAddr, &'a [u8])> {
+    /// If `frame` is a reply from the guest's service to a client, the forward it goes back
+    /// through, that client and the payload. Everything else the hub copies here (TCP, ARP,
+    /// slirp's own frames, malformed frames, a datagram from another guest port than the
+    /// client's forward's) is `None`.
+    pub fn from_guest<'a>(&self, frame: &'a [u8]) -> Option<(usize, SocketAddr, &'a [u8])> {
         let (src, dst, payload) = parse_udp(frame)?;
-        if src != (GUEST_IP, self.guest_port) || dst.0 != GATEWAY_IP {
+        if src.0 != GUEST_IP || dst.0 != GATEWAY_IP {
             return None;
         }
-        Some((*self.by_port.get(&dst.1)?, payload))
+        let &(forward, client) = self.by_port.get(&dst.1)?;
+        (src.1 == self.guest_ports[forward]).then_some((forward, client, payload))
     }
 
-    /// The relay thread: waits on the host socket, the frame socket and the stop signal.
-    fn serve(&mut self, host: &UdpSocket, wire: &UnixDatagram, qemu: &Path, stop: &UnixDatagram) {
+    /// The relay thread: waits on the host sockets (`hosts[i]` is forward `i`'s), the frame
+    /// socket and the stop signal.
+    fn serve(
+        &mut self,
+        hosts: &[UdpSocket],
+        wire: &UnixDatagram,
+        qemu: &Path,
+        stop: &UnixDatagram,
+    ) {
         let mut buf = vec![0u8; 65536];
-        let mut fds = [host.as_raw_fd(), wire.as_raw_fd(), stop.as_raw_fd()]
-            .map(|fd| libc::pollfd { fd, events: libc::POLLIN, revents: 0 });
+        let (wire_at, stop_at) = (hosts.len(), hosts.len() + 1);
+        let mut fds: Vec<libc::pollfd> = hosts
+            .iter()
+            .map(AsRawFd::as_raw_fd)
+            .chain([wire.as_raw_fd(), stop.as_raw_fd()])
+            .map(|fd| libc::pollfd { fd, events: libc::POLLIN, revents: 0 })
+            .collect();
         let mut warned = false;
         loop {
             // SAFETY: `fds` is a valid array of pollfd for its whole length during the call.
@@ -259,12 +325,15 @@ impl Relay {
                 }
                 return;
             }
-            if fds[2].revents != 0 {
+            if fds[stop_at].revents != 0 {
                 return;
             }
-            if fds[0].revents != 0 {
+            for (forward, host) in hosts.iter().enumerate() {
+                if fds[forward].revents == 0 {
+                    continue;
+                }
                 if let Ok((len, client)) = host.recv_from(&mut buf) {
-                    match self.to_guest(client, &buf[..len]) {
+                    match self.to_guest(forward, client, &buf[..len]) {
                         // Before QEMU binds its socket, or after it exits, the frame is lost,
                         // as a datagram may be.
                         Some(frame) => drop(wire.send_to(&frame, qemu)),
@@ -279,10 +348,10 @@ impl Relay {
                     }
                 }
             }
-            if fds[1].revents != 0 {
+            if fds[wire_at].revents != 0 {
                 if let Ok(len) = wire.recv(&mut buf) {
-                    if let Some((client, payload)) = self.from_guest(&buf[..len]) {
-                        let _ = host.send_to(payload, client);
+                    if let Some((forward, client, payload)) = self.from_guest(&buf[..len]) {
+                        let _ = hosts[forward].send_to(payload, client);
                     }
                 }
             }
@@ -392,24 +461,48 @@ mod tests {
 
     #[test]
     fn replies_go_back_to_their_own_client() {
-        let mut r = Relay::new(7);
+        let mut r = Relay::new(vec![7]);
         let (a, b) = (client(40000), client(40001));
-        let fa = r.to_guest(a, b"from a").unwrap();
-        let fb = r.to_guest(b, b"from b").unwrap();
+        let fa = r.to_guest(0, a, b"from a").unwrap();
+        let fb = r.to_guest(0, b, b"from b").unwrap();
         // The same client keeps its port; different clients get different ones.
         assert_eq!(
-            parse_udp(&r.to_guest(a, b"again").unwrap()).unwrap().0,
+            parse_udp(&r.to_guest(0, a, b"again").unwrap()).unwrap().0,
             parse_udp(&fa).unwrap().0
         );
         assert_ne!(parse_udp(&fa).unwrap().0, parse_udp(&fb).unwrap().0);
-        assert_eq!(r.from_guest(&reply_to(&fb, b"to b")), Some((b, &b"to b"[..])));
-        assert_eq!(r.from_guest(&reply_to(&fa, b"to a")), Some((a, &b"to a"[..])));
+        assert_eq!(r.from_guest(&reply_to(&fb, b"to b")), Some((0, b, &b"to b"[..])));
+        assert_eq!(r.from_guest(&reply_to(&fa, b"to a")), Some((0, a, &b"to a"[..])));
+    }
+
+    /// Several forwards: each datagram goes to its forward's guest port, and each reply back
+    /// through the forward its client used, even when two forwards share a guest port or one
+    /// client uses two forwards.
+    #[test]
+    fn each_forward_keeps_its_guest_port_and_its_clients() {
+        let mut r = Relay::new(vec![7, 8081, 8082, 7]);
+        let a = client(40000);
+        let frames: Vec<Vec<u8>> = (0..4).map(|i| r.to_guest(i, a, b"x").unwrap()).collect();
+        let dst_ports: Vec<u16> = frames.iter().map(|f| parse_udp(f).unwrap().1 .1).collect();
+        assert_eq!(dst_ports, [7, 8081, 8082, 7]);
+        let mut src_ports: Vec<u16> = frames.iter().map(|f| parse_udp(f).unwrap().0 .1).collect();
+        src_ports.sort_unstable();
+        src_ports.dedup();
+        assert_eq!(src_ports.len(), 4, "one gateway port per (forward, client)");
+        for (i, f) in frames.iter().enumerate() {
+            assert_eq!(r.from_guest(&reply_to(f, b"back")), Some((i, a, &b"back"[..])));
+        }
+        // A reply from another guest port than the forward's is not that forward's.
+        let (src, _, _) = parse_udp(&frames[1]).unwrap();
+        let wrong = udp_frame((GUEST_MAC, GUEST_IP, 8082), (GATEWAY_MAC, src.0, src.1), b"x");
+        assert_eq!(r.from_guest(&wrong), None);
+        assert!(r.to_guest(4, a, b"x").is_none(), "no such forward");
     }
 
     #[test]
     fn other_traffic_is_not_relayed() {
-        let mut r = Relay::new(7);
-        let f = r.to_guest(client(40000), b"x").unwrap();
+        let mut r = Relay::new(vec![7]);
+        let f = r.to_guest(0, client(40000), b"x").unwrap();
         let (src, _, _) = parse_udp(&f).unwrap();
         // From another guest port, to an unknown port, or our own frame seen again on the hub.
         let other_port = udp_frame((GUEST_MAC, GUEST_IP, 8), (GATEWAY_MAC, src.0, src.1), b"x");
@@ -421,19 +514,19 @@ mod tests {
 
     #[test]
     fn oversized_datagrams_are_dropped() {
-        let mut r = Relay::new(7);
-        assert!(r.to_guest(client(1), &[0; MAX_PAYLOAD]).is_some());
-        assert!(r.to_guest(client(1), &[0; MAX_PAYLOAD + 1]).is_none());
-        let f = r.to_guest(client(1), &[0; MAX_PAYLOAD]).unwrap();
+        let mut r = Relay::new(vec![7]);
+        assert!(r.to_guest(0, client(1), &[0; MAX_PAYLOAD]).is_some());
+        assert!(r.to_guest(0, client(1), &[0; MAX_PAYLOAD + 1]).is_none());
+        let f = r.to_guest(0, client(1), &[0; MAX_PAYLOAD]).unwrap();
         assert_eq!(f.len(), 1514, "a full Ethernet frame without its FCS");
     }
 
     #[test]
     fn the_oldest_client_is_forgotten_first() {
-        let mut r = Relay::new(7);
-        let first = r.to_guest(client(1), b"x").unwrap();
+        let mut r = Relay::new(vec![7]);
+        let first = r.to_guest(0, client(1), b"x").unwrap();
         for i in 0..MAX_CLIENTS as u16 {
-            r.to_guest(client(1000 + i), b"x").unwrap();
+            r.to_guest(0, client(1000 + i), b"x").unwrap();
         }
         assert_eq!(r.by_port.len(), MAX_CLIENTS);
         assert_eq!(r.from_guest(&reply_to(&first, b"late")), None);
@@ -477,5 +570,45 @@ mod tests {
         assert_eq!((&buf[..n], from.port()), (&b"pong"[..], relay.host_port()));
         assert_eq!(src.0, GATEWAY_IP);
         drop(relay); // joins the thread: a hang here fails the test by timeout
+    }
+
+    /// The thread with several forwards, this test playing QEMU: each host port reaches its
+    /// guest port, and each reply leaves from the host port its client sent to.
+    #[test]
+    fn relay_thread_serves_several_forwards() {
+        let forwards = [UdpForward::new(0, 7), UdpForward::new(0, 8081), UdpForward::new(0, 8082)];
+        let relay = UdpRelay::start_many(&forwards).unwrap();
+        let ports = relay.host_ports().to_vec();
+        assert_eq!(ports.len(), 3);
+        assert!(ports.iter().all(|&p| p != 0));
+        assert_eq!(relay.host_port(), ports[0]);
+        let fp = relay.frame_port();
+        let qemu = UnixDatagram::bind(&fp.qemu).unwrap();
+        qemu.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        let c = UdpSocket::bind((Ipv4Addr::LOCALHOST, 0)).unwrap();
+        c.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        let mut buf = [0u8; 2048];
+        // In reverse order, so that an index mix-up would show.
+        for (i, f) in forwards.iter().enumerate().rev() {
+            let msg = format!("to {i}");
+            c.send_to(msg.as_bytes(), (Ipv4Addr::LOCALHOST, ports[i])).unwrap();
+            let n = qemu.recv(&mut buf).unwrap();
+            let (_, dst, p) = parse_udp(&buf[..n]).unwrap();
+            assert_eq!((dst, p), ((GUEST_IP, f.guest_port), msg.as_bytes()));
+            qemu.send_to(&reply_to(&buf[..n], b"pong"), &fp.peer).unwrap();
+            let (n, from) = c.recv_from(&mut buf).unwrap();
+            assert_eq!((&buf[..n], from.port()), (&b"pong"[..], ports[i]));
+        }
+        drop(relay);
+    }
+
+    #[test]
+    fn a_taken_host_port_is_named() {
+        let taken = UdpSocket::bind((Ipv4Addr::LOCALHOST, 0)).unwrap();
+        let port = taken.local_addr().unwrap().port();
+        let forwards = [UdpForward::new(0, 7), UdpForward::new(port, 8081)];
+        let err = UdpRelay::start_many(&forwards).err().expect("the port is taken");
+        assert!(err.to_string().contains(&format!("127.0.0.1:{port}")), "{err}");
+        assert!(UdpRelay::start_many(&[]).is_err());
     }
 }
