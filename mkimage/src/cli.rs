@@ -17,7 +17,11 @@ commands:
   build       [--release|--debug]              build the kernel; print the ELF's path
   run         [--cmdline STR] [--gdb] [--release|--debug] [--disk PATH|--no-disk]
                                                build the kernel and boot it under QEMU, the
-                                               serial console on this terminal
+                                               serial console on this terminal; forwards
+                                               127.0.0.1:$HTTP_PORT (8080) to guest port 80,
+                                               $ECHO_PORT (8007) to 7, and $PUBLISH_PORTS
+                                               (8081-8089; `none`, or ports and ranges
+                                               joined by commas) to the same guest ports
   qemu-cmd    [--cmdline STR] [--gdb] [--release|--debug] [--disk PATH|--no-disk]
                                                print the QEMU command `run` would use
   bench-boot  [--runs N] [--release|--debug]   boot N times (default 5); print a table of the

@@ -398,6 +398,45 @@ mod tests {
         assert_eq!(values(&a, "-device")[1], "e1000,netdev=hub0nic,mac=52:54:00:12:34:56");
     }
 
+    /// `make run`'s network: the HTTP and echo forwards and a published range, all on the
+    /// one restricted slirp, with the relay's frame port on the same hub as the NIC.
+    #[test]
+    fn published_ports_are_forwarded_on_the_restricted_hub() {
+        let ports = crate::run::Ports::new(8080, 8007, "8081-8089").unwrap();
+        let mut opts = Options::new("k", "");
+        opts.network = Network::User {
+            forwards: ports.tcp_forwards(),
+            frames: Some(FramePort { qemu: "/t/q.sock".into(), peer: "/t/r.sock".into() }),
+        };
+        let a = strings(&opts);
+        assert_network_rule(&a);
+        let netdevs = values(&a, "-netdev");
+        let users: Vec<&&str> = netdevs.iter().filter(|n| n.starts_with("user,")).collect();
+        assert_eq!(users.len(), 1, "one slirp carries every TCP forward: {netdevs:?}");
+        let fwds: Vec<&str> =
+            users[0].split(',').filter_map(|kv| kv.strip_prefix("hostfwd=")).collect();
+        let mut want = vec!["tcp:127.0.0.1:8080-:80".to_string(), "tcp:127.0.0.1:8007-:7".into()];
+        want.extend((8081..=8089).map(|p| format!("tcp:127.0.0.1:{p}-:{p}")));
+        assert_eq!(fwds, want);
+        assert_eq!(
+            netdevs[1..],
+            [
+                "dgram,id=frames0,local.type=unix,local.path=/t/q.sock,\
+                 remote.type=unix,remote.path=/t/r.sock",
+                "hubport,id=hub0slirp,hubid=0,netdev=net0",
+                "hubport,id=hub0frames,hubid=0,netdev=frames0",
+                "hubport,id=hub0nic,hubid=0",
+            ]
+        );
+        assert_eq!(values(&a, "-device")[1], "e1000,netdev=hub0nic,mac=52:54:00:12:34:56");
+        // Without published ports, only the two fixed forwards.
+        opts.network =
+            Network::user(crate::run::Ports::new(8080, 8007, "none").unwrap().tcp_forwards());
+        let a = strings(&opts);
+        assert_network_rule(&a);
+        assert_eq!(values(&a, "-netdev")[0].matches("hostfwd=").count(), 2);
+    }
+
     #[test]
     fn qmp_and_gdb() {
         let mut opts = Options::new("k", "");
