@@ -11,10 +11,10 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-use common::{free_port, kernel, ok, STEP};
+use common::{kernel, ok, Forwards, STEP};
 use mkimage::console::{Console, TempDir};
-use mkimage::qemu::{HostForward, Network, Options};
-use mkimage::udprelay::{UdpRelay, MAX_PAYLOAD};
+use mkimage::qemu::Options;
+use mkimage::udprelay::MAX_PAYLOAD;
 
 /// A fresh image with the programs in /bin and a 1 MiB file to serve.
 fn image(name: &str) -> (TempDir, PathBuf) {
@@ -25,23 +25,24 @@ struct Guest {
     console: Console,
     http: u16,
     echo: u16,
-    /// Forwards UDP from its host port to guest port 7; dropped after the console.
-    relay: UdpRelay,
+    /// The host ports (TCP and UDP) of the guest ports; dropped after the console.
+    fw: Forwards,
 }
 
-/// Boot with user networking (restrict=on, added by qemu.rs), TCP forwards from free host
-/// ports to guest ports 80 and 7, and the UDP relay to port 7; wait for the shell.
-fn boot(disk: &Path) -> Guest {
-    let (http, echo) = (free_port(), free_port());
-    let relay = UdpRelay::start(0, 7).expect("start the UDP relay");
+/// Boot with user networking (restrict=on, added by qemu.rs), free host ports forwarded to
+/// guest ports 80 and 7 and to `more` (TCP through slirp, UDP through the relay); wait for
+/// the shell.
+fn boot_with(disk: &Path, more: &[u16]) -> Guest {
+    let fw = Forwards::new(&[&[80, 7], more].concat());
     let mut opts = Options::new(kernel(), "");
     opts.disk = Some(disk.to_path_buf());
-    opts.network = Network::User {
-        forwards: vec![HostForward::tcp(http, 80), HostForward::tcp(echo, 7)],
-        frames: Some(relay.frame_port()),
-    };
+    opts.network = fw.network();
     let console = common::boot_to_shell(opts);
-    Guest { console, http, echo, relay }
+    Guest { console, http: fw.host(80), echo: fw.host(7), fw }
+}
+
+fn boot(disk: &Path) -> Guest {
+    boot_with(disk, &[])
 }
 
 impl Guest {
@@ -150,7 +151,7 @@ fn udpecho_returns_every_datagram() {
     let g = boot(&img);
     ok(g.console.send("udpecho &\n"));
     ok(g.console.expect("udpecho: listening on 0.0.0.0:7", STEP));
-    let to = ("127.0.0.1", g.relay.host_port());
+    let to = ("127.0.0.1", g.fw.host(7));
     let clients = [0, 1].map(|_| {
         let c = UdpSocket::bind("127.0.0.1:0").unwrap();
         c.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
@@ -170,9 +171,35 @@ fn udpecho_returns_every_datagram() {
         let (n, from) = c.recv_from(&mut buf).unwrap_or_else(|e| {
             panic!("no echo of datagram {i} ({len} bytes): {e}\n{}", g.console.output())
         });
-        assert_eq!(from.port(), g.relay.host_port(), "the echo comes from the forwarded port");
+        assert_eq!(from.port(), g.fw.host(7), "the echo comes from the forwarded port");
         assert!(buf[..n] == data[..], "udpecho changed a {len}-byte datagram into {n} bytes");
     }
+    g.poweroff();
+}
+
+/// The forwards a test gives the ports containers publish (`make run`'s `PUBLISH_PORTS`): any
+/// guest port, TCP and UDP, each from its own host port. Here the root's servers stand in for
+/// the containers': httpd on 8081 and udpecho on 8082, both reached from the host.
+#[test]
+fn forwarded_guest_ports_reach_their_own_servers() {
+    let (_dir, img) = image("forwards");
+    let g = boot_with(&img, &[8081, 8082]);
+    g.run("httpd -q 8081 &");
+    ok(g.console.send("udpecho 8082 &\n"));
+    ok(g.console.expect("udpecho: listening on 0.0.0.0:8082", STEP));
+    let web = g.fw.host(8081);
+    wait_for_http(web);
+    let (code, body) = curl(web, "/index.html");
+    assert_eq!(code, 200, "{body}");
+    assert!(body.contains("<html"), "{body}");
+    assert_eq!(curl(g.http, "/").0, 0, "nothing listens on guest port 80");
+    let c = UdpSocket::bind("127.0.0.1:0").unwrap();
+    c.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    let udp = g.fw.host(8082);
+    c.send_to(b"to 8082", ("127.0.0.1", udp)).unwrap();
+    let mut buf = [0u8; 2048];
+    let (n, from) = c.recv_from(&mut buf).expect("udpecho's answer");
+    assert_eq!((&buf[..n], from.port()), (&b"to 8082"[..], udp), "from its own host port");
     g.poweroff();
 }
 

@@ -16,7 +16,8 @@ use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use mkimage::console::{Console, Settings};
-use mkimage::qemu::{Options, Outcome};
+use mkimage::qemu::{FramePort, HostForward, Network, Options, Outcome};
+use mkimage::udprelay::{UdpForward, UdpRelay};
 
 /// Booting under TCG on a loaded two-core machine: generous.
 pub const BOOT: Duration = Duration::from_secs(60);
@@ -166,21 +167,83 @@ pub fn run_with_deadline(
 
 /// A TCP and UDP port on 127.0.0.1 that was free a moment ago (the OS picks it).
 pub fn free_port() -> u16 {
-    loop {
-        let tcp = std::net::TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
-        let port = tcp.local_addr().unwrap().port();
-        if std::net::UdpSocket::bind(("127.0.0.1", port)).is_ok() {
-            return port;
-        }
-    }
+    free_ports(1)[0]
 }
 
-/// `mkimage run` and `make run` forward host ports into the guest: give each run its own,
-/// so tests running at the same time do not collide.
-pub fn with_own_ports(cmd: &mut Command) -> (u16, u16) {
-    let (http, echo) = (free_port(), free_port());
-    cmd.env("HTTP_PORT", http.to_string()).env("ECHO_PORT", echo.to_string());
-    (http, echo)
+/// `n` different ports on 127.0.0.1, each free for TCP and UDP a moment ago (all are held
+/// while they are picked, so none is picked twice).
+pub fn free_ports(n: usize) -> Vec<u16> {
+    let mut held = Vec::new();
+    while held.len() < n {
+        let tcp = std::net::TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
+        let port = tcp.local_addr().unwrap().port();
+        if let Ok(udp) = std::net::UdpSocket::bind(("127.0.0.1", port)) {
+            held.push((port, tcp, udp));
+        }
+    }
+    held.into_iter().map(|(port, _, _)| port).collect()
+}
+
+/// `mkimage run` and `make run` forward host ports into the guest (`HTTP_PORT`, `ECHO_PORT`,
+/// `PUBLISH_PORTS`): give each run its own, so tests running at the same time do not collide.
+/// Returns the HTTP, echo and published port (the one port of `PUBLISH_PORTS`, forwarded to
+/// the same guest port).
+pub fn with_own_ports(cmd: &mut Command) -> (u16, u16, u16) {
+    let p = free_ports(3);
+    let (http, echo, publish) = (p[0], p[1], p[2]);
+    cmd.env("HTTP_PORT", http.to_string())
+        .env("ECHO_PORT", echo.to_string())
+        .env("PUBLISH_PORTS", publish.to_string());
+    (http, echo, publish)
+}
+
+/// Host ports forwarded to chosen guest ports, TCP through slirp's `hostfwd` and UDP through
+/// mkimage's relay (restricted slirp carries no UDP reply): what `make run` does for
+/// `PUBLISH_PORTS`, from free host ports, so that tests running at once do not collide. A
+/// test that publishes a container's port on guest port G reaches it from the host at
+/// `host(G)`. Keep it as long as the guest: dropping it stops the relay.
+pub struct Forwards {
+    /// (guest port, host port), in the order asked for.
+    ports: Vec<(u16, u16)>,
+    pub relay: UdpRelay,
+}
+
+impl Forwards {
+    /// A free host port for each of `guest_ports` (different ones), TCP and UDP.
+    pub fn new(guest_ports: &[u16]) -> Forwards {
+        // A port picked free may be taken before the relay binds it: pick again then.
+        for _ in 0..10 {
+            let hosts = free_ports(guest_ports.len());
+            let udp: Vec<UdpForward> =
+                hosts.iter().zip(guest_ports).map(|(&h, &g)| UdpForward::new(h, g)).collect();
+            if let Ok(relay) = UdpRelay::start_many(&udp) {
+                let ports = guest_ports.iter().copied().zip(hosts).collect();
+                return Forwards { ports, relay };
+            }
+        }
+        panic!("no free host ports for the guest ports {guest_ports:?}");
+    }
+
+    /// The host port forwarded to `guest_port`.
+    pub fn host(&self, guest_port: u16) -> u16 {
+        self.ports
+            .iter()
+            .find(|&&(g, _)| g == guest_port)
+            .map(|&(_, h)| h)
+            .unwrap_or_else(|| panic!("guest port {guest_port} is not forwarded: {:?}", self.ports))
+    }
+
+    /// The relay's end on the NIC's hub.
+    pub fn frame_port(&self) -> FramePort {
+        self.relay.frame_port()
+    }
+
+    /// The guest's network: restricted user networking (qemu.rs adds `restrict=on`) with the
+    /// TCP forwards, and the relay on the NIC's hub.
+    pub fn network(&self) -> Network {
+        let forwards = self.ports.iter().map(|&(g, h)| HostForward::tcp(h, g)).collect();
+        Network::User { forwards, frames: Some(self.relay.frame_port()) }
+    }
 }
 
 /// The user programs, built once per test binary.
