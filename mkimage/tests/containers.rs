@@ -363,6 +363,23 @@ fn a_container_is_isolated() {
     assert!(says(&out, "spawn: invalid argument"), "spawn --net: {out}");
     let out = run(&c, "spawn --bogus");
     assert!(says(&out, "usage: spawn"), "spawn --bogus: {out}");
+    // `-p` is checked before anything is made: its syntax, a host port given twice, and the
+    // network kind it needs when kinds are named.
+    for (args, message) in [
+        ("-p", "usage: spawn"),
+        ("-p 8081 sh", "spawn: -p 8081: not HOSTPORT:PORT[/udp]"),
+        ("-p 8081:0 sh", "spawn: -p 8081:0: a port is a number from 1 to 65535"),
+        ("-p 8081:80/sctp sh", "spawn: -p 8081:80/sctp: the protocol is tcp or udp"),
+        ("-p 8081:80 -p 8081:81/tcp sh", "8081:80/tcp and -p 8081:81/tcp: the same host port"),
+        ("--pid --fs -p 8081:80 sh", "spawn: -p needs a network namespace"),
+    ] {
+        let out = run(&c, &format!("spawn {args}"));
+        assert!(says(&out, message), "spawn {args}: {out}");
+    }
+    assert_eq!(ids(&proc_ns(&c, 1)), [1], "a refused spawn made a namespace");
+    // No namespace publishes a port: ps shows the table alone.
+    let out = run(&c, "ps");
+    assert!(!says(&out, " ports "), "ps: {out}");
     // Pid numbers overlap between views: give the root's processes numbers above any the
     // container will reach in this test, so that killing one by its root number inside can
     // only mean a process the container cannot see (30 pids: one `sh -c` with 29 commands).

@@ -25,6 +25,7 @@ const EXPECTED: &[&str] = &[
     "echo",
     "free",
     "grep",
+    "ifconfig",
     "init",
     "kill",
     "ln",
