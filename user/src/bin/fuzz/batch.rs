@@ -277,7 +277,7 @@ const CALLS: &[usize] = &[
 /// with high bits set (the kernel must not cut the number to fewer bits).
 const INVALID_NUMBERS: [usize; 10] = [
     0,
-    29,
+    46,
     64,
     45,
     1000,
