@@ -736,6 +736,11 @@ impl Drop for Socket {
             }
             State::Udp { h, port, .. } => {
                 if let Some(h) = h {
+                    // Datagrams sent just before the close wait in the socket for the task's
+                    // next poll: send them now, as `sendto; close` on Linux has sent them.
+                    if s.sockets.get::<udp::Socket>(*h).send_queue() > 0 {
+                        s.flush();
+                    }
                     s.sockets.remove(*h);
                 }
                 if let Some(p) = port {

@@ -295,6 +295,11 @@ impl Stack {
         }
     }
 
+    /// Send what the sockets have queued, now (a UDP socket about to be freed).
+    pub fn flush(&mut self) {
+        self.poll_egress(now());
+    }
+
     /// Everything there is to send.
     fn poll_egress(&mut self, t: Instant) {
         while self.iface.poll_egress(t, &mut self.dev, &mut self.sockets.set) != PollResult::None {}
