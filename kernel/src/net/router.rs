@@ -13,6 +13,11 @@
 //!   goes up to the root's stack. `recv` returns the first frame for the stack, forwarding
 //!   what comes before it.
 //!
+//! A frame for the wire that finds the NIC's transmit ring full waits in the router (one
+//! frame; the bridge's queue holds what follows) until a slot frees, as smoltcp's own frames
+//! wait (`can_send`): dropping them made a burst of answers from containers (50 connections'
+//! SYN-ACKs at once, for a ring of 32) retransmit with growing backoff, for tens of seconds.
+//!
 //! Under the root stack's lock, like the other layers; it takes the bridge's lock (inside
 //! [`Port`]) and the NIC's rings, never a stack's lock.
 
@@ -27,11 +32,16 @@ pub struct Router {
     wire: Filter<Wire>,
     port: Port,
     pub nat: Nat,
+    /// A frame from the bridge, translated for the wire, that found the NIC's transmit ring
+    /// full: it goes first once a slot is free, and until then nothing more is taken from
+    /// the bridge (whose queue then holds the rest, and drops beyond its bound), so that a
+    /// burst of answers from containers waits for the ring instead of being lost to it.
+    held: Option<Vec<u8>>,
     /// Which link `recv` looks at first next time.
     wire_first: bool,
     /// Frames translated: wire to a container, a container to the wire; frames from the
-    /// bridge refused (not for the root, not from a published endpoint) or dropped for a
-    /// full transmit ring, and frames from the wire with bad checksums for a published port.
+    /// bridge refused (not for the root, not from a published endpoint), and frames from the
+    /// wire with bad checksums for a published port.
     pub stats: RouterStats,
 }
 
@@ -45,7 +55,7 @@ pub struct RouterStats {
 
 impl Router {
     pub fn new(wire: Filter<Wire>, port: Port, nat: Nat) -> Router {
-        Router { wire, port, nat, wire_first: true, stats: RouterStats::default() }
+        Router { wire, port, nat, held: None, wire_first: true, stats: RouterStats::default() }
     }
 
     /// A frame from the wire: `Some` if it is the stack's.
@@ -72,15 +82,29 @@ impl Router {
             self.stats.outbound += 1;
             self.wire.send(f);
         } else {
-            self.stats.dropped += 1;
+            self.held = Some(f);
         }
         None
+    }
+
+    /// Send the held frame if the ring has room now; whether the bridge may be read.
+    fn send_held(&mut self) -> bool {
+        let Some(f) = self.held.take() else { return true };
+        if self.wire.can_send() {
+            self.stats.outbound += 1;
+            self.wire.send(f);
+            true
+        } else {
+            // The task waits for a free slot (`can_send` noted the full ring).
+            self.held = Some(f);
+            false
+        }
     }
 }
 
 impl Link for Router {
     fn recv(&mut self, now: Instant) -> Option<Vec<u8>> {
-        let (mut wire_empty, mut port_empty) = (false, false);
+        let (mut wire_empty, mut port_empty) = (false, !self.send_held());
         while !(wire_empty && port_empty) {
             let from_wire = !wire_empty && (port_empty || self.wire_first);
             self.wire_first = !from_wire;
@@ -94,7 +118,11 @@ impl Link for Router {
                 }
             } else {
                 match self.port.recv(now) {
-                    Some(f) => self.take_from_bridge(f),
+                    Some(f) => {
+                        let got = self.take_from_bridge(f);
+                        port_empty = self.held.is_some();
+                        got
+                    }
                     None => {
                         port_empty = true;
                         None
@@ -125,7 +153,7 @@ impl Link for Router {
     }
 
     fn tx_full(&self) -> bool {
-        self.wire.tx_full()
+        self.wire.tx_full() || self.held.is_some()
     }
 
     fn report(&mut self, now: Instant) {
