@@ -224,17 +224,6 @@ fn guest_curl_reaches_httpd_over_loopback_and_its_own_address() {
     g.poweroff();
 }
 
-/// Send `request` raw and return the status code of the answer (0: none).
-fn raw_status(port: u16, request: &[u8]) -> u16 {
-    let mut s = TcpStream::connect(("127.0.0.1", port)).expect("connect");
-    s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
-    let _ = s.write_all(request);
-    let mut answer = Vec::new();
-    let _ = s.read_to_end(&mut answer);
-    let head = String::from_utf8_lossy(&answer);
-    head.split_whitespace().nth(1).and_then(|c| c.parse().ok()).unwrap_or(0)
-}
-
 /// Bad clients never stop httpd: after each, a normal request is still answered.
 #[test]
 fn httpd_survives_bad_clients() {
@@ -243,49 +232,7 @@ fn httpd_survives_bad_clients() {
     g.run("httpd &");
     wait_for_http(g.http);
     let still_serving = || assert_eq!(curl(g.http, "/index.html").0, 200, "httpd stopped");
-
-    assert_eq!(raw_status(g.http, b"GARBAGE\r\n\r\n"), 400);
-    still_serving();
-    let oversized = format!("GET / HTTP/1.0\r\nX-Big: {}\r\n\r\n", "a".repeat(16 * 1024));
-    assert_eq!(raw_status(g.http, oversized.as_bytes()), 400);
-    still_serving();
-    assert_eq!(raw_status(g.http, b"DELETE /index.html HTTP/1.0\r\n\r\n"), 405);
-    assert_eq!(raw_status(g.http, b"GET /../../etc/motd HTTP/1.0\r\n\r\n") / 100, 4);
-    still_serving();
-    let noise: Vec<u8> = random_bytes(99, 5000);
-    let _ = raw_status(g.http, &noise);
-    still_serving();
-
-    // A half-open client that never sends keeps its connection but blocks no one.
-    let idle = TcpStream::connect(("127.0.0.1", g.http)).unwrap();
-    still_serving();
-    // A client that resets in the middle of a 1 MiB transfer.
-    {
-        let mut s = TcpStream::connect(("127.0.0.1", g.http)).unwrap();
-        s.write_all(b"GET /big.bin HTTP/1.0\r\n\r\n").unwrap();
-        let mut first = [0u8; 16];
-        let _ = s.read(&mut first);
-        let linger = libc::linger { l_onoff: 1, l_linger: 0 };
-        // SAFETY: setsockopt reads `size_of::<linger>()` bytes from `linger`, a live local, on
-        // a descriptor `s` owns. (SO_LINGER 0 makes close send a reset.)
-        unsafe {
-            libc::setsockopt(
-                std::os::fd::AsRawFd::as_raw_fd(&s),
-                libc::SOL_SOCKET,
-                libc::SO_LINGER,
-                &linger as *const _ as *const libc::c_void,
-                std::mem::size_of::<libc::linger>() as libc::socklen_t,
-            );
-        }
-    }
-    still_serving();
-    let out = Command::new("curl")
-        .args(["-s", "-m", "60", "-o", "/dev/null", "-w", "%{http_code} %{size_download}"])
-        .arg(format!("http://127.0.0.1:{}/big.bin", g.http))
-        .output()
-        .expect("run curl");
-    let got = String::from_utf8_lossy(&out.stdout).into_owned();
-    assert_eq!(got, format!("200 {}", 1 << 20), "the big file after the reset");
+    let idle = common::bad_clients(g.http, 1 << 20, &still_serving);
     drop(idle);
     g.poweroff();
 }

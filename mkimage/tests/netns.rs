@@ -7,13 +7,16 @@
 //!   namespaces (bind rules, addresses seen, `publish`'s errors, ports freed at death); two
 //!   containers running `httpd` with their own pages; `curl` from the root and from a third
 //!   container at their addresses, `127.0.0.1` reaching a container's own httpd only.
-//! - [`published_ports_answer_the_host`]: two containers' httpd published on two host ports,
-//!   each answering with its own page, 50 concurrent clients each; a container's `udpecho`
-//!   published for UDP through the relay; bad clients against one leave the other serving;
-//!   killing a container frees its port (the host's client is refused, not left hanging), and a
-//!   new container publishes it at once.
-//! - [`container_cycles_leave_no_memory_behind`]: containers that serve the host and are
-//!   killed, again and again: free frames come back.
+//! - [`published_ports_answer_the_host`]: three containers, each `httpd` on port 80 with its
+//!   own page (copied in with `nspcopy`), started with `spawn -p HOSTPORT:80` on three host
+//!   ports; concurrent curls to all three each get their own page, then 50 concurrent clients
+//!   per container, all three at once; a host port already published is refused to a fourth
+//!   `spawn -p`; a container's `udpecho` published for UDP (`-p HOSTPORT:7/udp`) through the
+//!   relay; httpd's hostile clients (as in httpd.rs) against one container while the other two
+//!   keep serving; killing a container resets its connections and frees its port (the host's
+//!   client is refused, not left hanging), and a new container publishes it at once.
+//! - [`container_cycles_leave_no_memory_behind`]: containers that serve the host through a
+//!   port published with `spawn -p` and are killed, 20 times: free frames come back within 1%.
 
 mod common;
 
@@ -23,10 +26,9 @@ use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::{free_port, kernel, ok, STEP};
+use common::{free_port, kernel, ok, Forwards, STEP};
 use mkimage::console::Console;
 use mkimage::qemu::{HostForward, Network, Options};
-use mkimage::udprelay::UdpRelay;
 
 /// How long an asynchronous effect (a container gone, a server up) may take to show.
 const SETTLE: Duration = Duration::from_secs(30);
@@ -61,7 +63,12 @@ fn parse_spawned(line: &str) -> (u32, u32) {
 
 /// `spawn -d --pid --fs --net PROGRAM` at the root's shell: the namespace and its init.
 fn spawn_detached(c: &Console, program: &str) -> (u32, u32) {
-    let out = run(c, &format!("spawn -d --pid --fs --net {program}"));
+    spawn_detached_with(c, "--pid --fs --net", program)
+}
+
+/// `spawn -d FLAGS PROGRAM` at the root's shell: the namespace and its init.
+fn spawn_detached_with(c: &Console, flags: &str, program: &str) -> (u32, u32) {
+    let out = run(c, &format!("spawn -d {flags} {program}"));
     let line = out
         .lines()
         .find_map(|l| l.strip_prefix("spawn: ns "))
@@ -101,11 +108,11 @@ fn guest_curl_refused(c: &Console, ns: u32, url: &str) {
     assert!(out.contains("curl: (7)"), "curl {url} in ns {ns}: {out}");
 }
 
-/// Boots the image with a NIC, `forwards` and the UDP relay (if any).
-fn boot(disk: &Path, forwards: Vec<HostForward>, relay: Option<&UdpRelay>) -> Console {
+/// Boots the image with a NIC on `network`.
+fn boot(disk: &Path, network: Network) -> Console {
     let mut opts = Options::new(kernel(), "");
     opts.disk = Some(disk.to_path_buf());
-    opts.network = Network::User { forwards, frames: relay.map(UdpRelay::frame_port) };
+    opts.network = network;
     common::boot_to_shell(opts)
 }
 
@@ -125,7 +132,7 @@ fn wait_gone(c: &Console, id: u32) {
 #[test]
 fn containers_reach_each_other_and_keep_their_loopback() {
     let (_dir, img) = common::image_with_programs("netns-guest", &[]);
-    let c = boot(&img, vec![], None);
+    let c = boot(&img, Network::user(vec![]));
 
     let out = run_in(
         &c,
@@ -171,10 +178,16 @@ fn containers_reach_each_other_and_keep_their_loopback() {
     common::poweroff(c);
 }
 
-/// `usertests --publish ID PROTO HOST PORT` at the root's shell (the kernel's `publish`).
-fn publish(c: &Console, id: u32, proto: &str, host: u16, port: u16) {
-    let out = run(c, &format!("usertests --publish {id} {proto} {host} {port}"));
-    assert!(out.contains("usertests: published"), "{out}");
+/// `spawn -d -p HOST:80 httpd` at the root's shell, as a user publishes a container's web
+/// server, then its page (`page`) copied in with `nspcopy`: the namespace and its init.
+/// httpd serves the container's root, whose `index.html` comes after it started: until then
+/// it answers with a listing.
+fn published_httpd(c: &Console, host: u16, page: &str) -> (u32, u32) {
+    let (id, init) = spawn_detached_with(c, &format!("-p {host}:80"), "httpd -q 80 0.0.0.0 /");
+    run(c, &format!("echo {page} > /{page}.html"));
+    let out = run(c, &format!("nspcopy /{page}.html {id} /index.html"));
+    assert!(!out.contains("nspcopy:"), "{out}");
+    (id, init)
 }
 
 /// A GET of `/` on the host's `port`, raw HTTP/1.0: (status, body); (0, why) when nothing
@@ -244,31 +257,69 @@ fn wait_for_page(c: &Console, port: u16, page: &str) {
     }
 }
 
+/// Until the root's `/proc/ns` lists exactly `ids` (and the root).
+fn wait_namespaces(c: &Console, ids: &[u32]) {
+    let end = Instant::now() + SETTLE;
+    loop {
+        let out = run(c, "cat /proc/ns");
+        let mut seen: Vec<u32> = out
+            .lines()
+            .filter_map(|l| l.split_whitespace().next()?.parse().ok())
+            .filter(|&id| id != 1)
+            .collect();
+        seen.sort_unstable();
+        let mut want = ids.to_vec();
+        want.sort_unstable();
+        if seen == want {
+            return;
+        }
+        assert!(Instant::now() < end, "/proc/ns is not the root and {ids:?}: {out}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// The size of the big file that a container serves to the hostile clients.
+const BIG: usize = 1 << 20;
+
 #[test]
 fn published_ports_answer_the_host() {
-    let (_dir, img) = common::image_with_programs("netns-host", &[]);
-    let (h1, h2) = (free_port(), free_port());
-    let relay = UdpRelay::start(0, 8083).expect("start the UDP relay");
-    let forwards = vec![HostForward::tcp(h1, 8081), HostForward::tcp(h2, 8082)];
-    let c = boot(&img, forwards, Some(&relay));
+    let (_dir, img) = common::image_with_programs("netns-host", &[("/big.bin", vec![0x5a; BIG])]);
+    // Host ports forwarded to the guest's 8081..8084, as `make run` does (TCP and UDP).
+    let fw = Forwards::new(&[8081, 8082, 8083, 8084]);
+    let (h1, h2, h3) = (fw.host(8081), fw.host(8082), fw.host(8083));
+    let c = boot(&img, fw.network());
 
-    let (a, init_a) = httpd_container(&c, "page-a");
-    let (b, _) = httpd_container(&c, "page-b");
-    publish(&c, a, "tcp", 8081, 80);
-    publish(&c, b, "tcp", 8082, 80);
-    let out = run(&c, "cat /proc/ns");
-    assert!(out.contains(&format!("192.168.1.{a} 8081:80/tcp")), "{out}");
-    assert!(out.contains(&format!("192.168.1.{b} 8082:80/tcp")), "{out}");
-    wait_for_page(&c, h1, "page-a");
-    wait_for_page(&c, h2, "page-b");
+    // Three containers, each httpd on port 80 with its own page, published on three ports.
+    let (a, init_a) = published_httpd(&c, 8081, "page-a");
+    let (b, _) = published_httpd(&c, 8082, "page-b");
+    let (d, _) = published_httpd(&c, 8083, "page-c");
+    let out = run(&c, "cat /proc/ns; ps");
+    for (id, host) in [(a, 8081), (b, 8082), (d, 8083)] {
+        assert!(out.contains(&format!("192.168.1.{id} {host}:80/tcp")), "{out}");
+        assert!(out.contains(&format!("ns {id} 192.168.1.{id} ports {host}:80/tcp")), "{out}");
+    }
+    let pages = [(h1, "page-a"), (h2, "page-b"), (h3, "page-c")];
+    for (port, page) in pages {
+        wait_for_page(&c, port, page);
+    }
 
-    // 50 concurrent clients per container, both containers at once: each its own page.
-    concurrent_curls(&c, 50, &[(h1, "page-a"), (h2, "page-b")]);
+    // Concurrent clients to all three, each its own page: one each, then 50 each, all three
+    // containers at once.
+    concurrent_curls(&c, 1, &pages);
+    let start = Instant::now();
+    concurrent_curls(&c, 50, &pages);
+    println!("150 clients (50 per container) answered in {:?}", start.elapsed());
+
+    // A host port already published is refused to another container, which never runs.
+    let out = run(&c, "spawn -d -p 8082:80 httpd -q 80 0.0.0.0 /");
+    assert!(out.contains("spawn: publish 8082:80/tcp: address in use"), "{out}");
+    assert!(!out.contains("spawn: ns "), "{out}");
+    wait_namespaces(&c, &[a, b, d]);
+    assert_eq!(get(h2), (200, "page-b".to_string()));
 
     // UDP: a container's udpecho published through the relay; the echo comes back.
-    let (u, _) = spawn_detached(&c, "udpecho");
+    let (u, _) = spawn_detached_with(&c, "-p 8084:7/udp", "udpecho");
     ok(c.expect("udpecho: listening on 0.0.0.0:7", STEP));
-    publish(&c, u, "udp", 8083, 7);
     let client = UdpSocket::bind("127.0.0.1:0").unwrap();
     client.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
     let mut buf = [0u8; 2048];
@@ -276,27 +327,28 @@ fn published_ports_answer_the_host() {
         let data = vec![i; 100 + usize::from(i) * 200];
         // The first may be lost while ARP runs: ask again, a few times.
         let echoed = (0..5).find_map(|_| {
-            client.send_to(&data, ("127.0.0.1", relay.host_port())).unwrap();
+            client.send_to(&data, ("127.0.0.1", fw.host(8084))).unwrap();
             client.recv_from(&mut buf).ok()
         });
         let (n, _) = echoed.unwrap_or_else(|| panic!("no echo of datagram {i}:\n{}", c.output()));
         assert!(buf[..n] == data[..], "datagram {i} came back changed");
     }
+    run(&c, &format!("kill {}", init_of(&c, u)));
+    wait_namespaces(&c, &[a, b, d]);
 
-    // Bad clients against one container leave the other serving (and itself).
-    let mut idle = TcpStream::connect(("127.0.0.1", h1)).unwrap();
-    idle.write_all(b"GET / HTTP/1.0\r\n").unwrap(); // and never the end of the request
-    for noise in [&b"GARBAGE\r\n\r\n"[..], &[0xff; 3000][..]] {
-        if let Ok(mut s) = TcpStream::connect(("127.0.0.1", h1)) {
-            let _ = s.write_all(noise);
+    // httpd's hostile clients against one container: after each, all three still serve.
+    let out = run(&c, &format!("nspcopy /big.bin {a} /big.bin"));
+    assert!(!out.contains("nspcopy:"), "{out}");
+    let all_serve = || {
+        for (port, page) in pages {
+            assert_eq!(get(port), (200, page.to_string()), "port {port}:\n{}", c.output());
         }
-    }
-    assert_eq!(get(h2), (200, "page-b".to_string()));
-    assert_eq!(get(h1), (200, "page-a".to_string()));
+    };
+    let mut idle = common::bad_clients(h1, BIG, &all_serve);
 
     // Killing a container resets its connections (the idle client hears of it, no waiting
-    // for a timeout) and frees its published port: the host is refused there, and a new
-    // container publishes it at once.
+    // for a timeout) and frees its published port: the host is refused there, the others
+    // still serve, and a new container publishes it at once.
     run(&c, &format!("kill {init_a}"));
     wait_gone(&c, a);
     idle.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
@@ -310,10 +362,22 @@ fn published_ports_answer_the_host() {
     );
     assert_eq!(get(h1).0, 0, "the dead container's port still answers");
     assert_eq!(get(h2), (200, "page-b".to_string()));
-    let (a2, _) = httpd_container(&c, "page-a2");
-    publish(&c, a2, "tcp", 8081, 80);
+    assert_eq!(get(h3), (200, "page-c".to_string()));
+    published_httpd(&c, 8081, "page-a2");
     wait_for_page(&c, h1, "page-a2");
+    concurrent_curls(&c, 5, &[(h1, "page-a2"), (h2, "page-b"), (h3, "page-c")]);
     common::poweroff(c);
+}
+
+/// The pid (as the root sees it) of namespace `id`'s init, from the root's `/proc/ns`.
+fn init_of(c: &Console, id: u32) -> u32 {
+    let out = run(c, "cat /proc/ns");
+    out.lines()
+        .find_map(|l| {
+            let w: Vec<&str> = l.split_whitespace().collect();
+            (w.first()? == &id.to_string()).then(|| w.get(3)?.parse().ok())?
+        })
+        .unwrap_or_else(|| panic!("no ns {id} in /proc/ns: {out}"))
 }
 
 /// `frames_free` once no container is left (only the root in `/proc/ns`, nothing in `/ns`)
@@ -344,16 +408,14 @@ fn quiet_frames(c: &Console) -> u64 {
 fn container_cycles_leave_no_memory_behind() {
     let (_dir, img) = common::image_with_programs("netns-cycles", &[]);
     let h1 = free_port();
-    let c = boot(&img, vec![HostForward::tcp(h1, 8081)], None);
-    // A container that serves the host through a published port, then is killed.
+    let c = boot(&img, Network::user(vec![HostForward::tcp(h1, 8081)]));
+    // A container that serves the host through a port published with `spawn -p` (a few
+    // clients at once), then is killed.
     let cycle = |i: usize| {
         let page = format!("cycle-{i}");
-        let (id, init) = spawn_detached(&c, "httpd -q 80 0.0.0.0 /");
-        run(&c, &format!("echo {page} > /cycle.html"));
-        let out = run(&c, &format!("nspcopy /cycle.html {id} /index.html"));
-        assert!(!out.contains("nspcopy:"), "{out}");
-        publish(&c, id, "tcp", 8081, 80);
+        let (id, init) = published_httpd(&c, 8081, &page);
         wait_for_page(&c, h1, &page);
+        concurrent_curls(&c, 4, &[(h1, page.as_str())]);
         run(&c, &format!("kill {init}"));
         wait_gone(&c, id);
     };

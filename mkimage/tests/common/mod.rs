@@ -291,3 +291,67 @@ pub fn crafted_echo() -> Vec<(&'static str, Vec<u8>)> {
         ("truncated", echo[..100].to_vec()),
     ]
 }
+
+/// Sends `request` raw to the host's `port` and returns the status code of the answer (0:
+/// none within 20 s).
+pub fn raw_status(port: u16, request: &[u8]) -> u16 {
+    let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", port)) else { return 0 };
+    s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    let _ = s.write_all(request);
+    let mut answer = Vec::new();
+    let _ = s.read_to_end(&mut answer);
+    let head = String::from_utf8_lossy(&answer);
+    head.split_whitespace().nth(1).and_then(|c| c.parse().ok()).unwrap_or(0)
+}
+
+/// The hostile clients of httpd (httpd.rs, and netns.rs against one container while the
+/// others serve), one after another against the httpd behind the host's `port`, whose root
+/// holds `/index.html` and `/big.bin` of `big_len` bytes: garbage, an oversized header, a
+/// method it does not serve, a path out of its root, random bytes, a half-open client that
+/// never sends, a client that resets in the middle of the big file. Each bad answer is
+/// checked, and `still_serving` (which asserts that servers answer) runs after each. Returns
+/// the half-open client, still connected: the caller decides when it goes.
+pub fn bad_clients(port: u16, big_len: usize, still_serving: &dyn Fn()) -> std::net::TcpStream {
+    assert_eq!(raw_status(port, b"GARBAGE\r\n\r\n"), 400);
+    still_serving();
+    let oversized = format!("GET / HTTP/1.0\r\nX-Big: {}\r\n\r\n", "a".repeat(16 * 1024));
+    assert_eq!(raw_status(port, oversized.as_bytes()), 400);
+    still_serving();
+    assert_eq!(raw_status(port, b"DELETE /index.html HTTP/1.0\r\n\r\n"), 405);
+    assert_eq!(raw_status(port, b"GET /../../etc/motd HTTP/1.0\r\n\r\n") / 100, 4);
+    still_serving();
+    let _ = raw_status(port, &testkit::Rng::new(99).bytes(5000));
+    still_serving();
+
+    // A half-open client that never sends keeps its connection but blocks no one.
+    let idle = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect");
+    still_serving();
+    // A client that resets in the middle of the big file.
+    {
+        let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect");
+        s.write_all(b"GET /big.bin HTTP/1.0\r\n\r\n").unwrap();
+        let mut first = [0u8; 16];
+        let _ = s.read(&mut first);
+        let linger = libc::linger { l_onoff: 1, l_linger: 0 };
+        // SAFETY: setsockopt reads `size_of::<linger>()` bytes from `linger`, a live local, on
+        // a descriptor `s` owns. (SO_LINGER 0 makes close send a reset.)
+        unsafe {
+            libc::setsockopt(
+                std::os::fd::AsRawFd::as_raw_fd(&s),
+                libc::SOL_SOCKET,
+                libc::SO_LINGER,
+                &linger as *const _ as *const libc::c_void,
+                std::mem::size_of::<libc::linger>() as libc::socklen_t,
+            );
+        }
+    }
+    still_serving();
+    let out = Command::new("curl")
+        .args(["-s", "-m", "60", "-o", "/dev/null", "-w", "%{http_code} %{size_download}"])
+        .arg(format!("http://127.0.0.1:{port}/big.bin"))
+        .output()
+        .expect("run curl");
+    let got = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert_eq!(got, format!("200 {big_len}"), "the big file after the reset");
+    idle
+}
