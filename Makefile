@@ -10,7 +10,9 @@
 #                    non-zero on a kernel panic, a hang or an odd result
 #   make bench       benchmarks: boot time (RUNS=N boots, default 5), the file system against
 #                    the host's, system calls (and a container's spawn+exit+wait) and httpd
-#                    under wrk against Linux (the Linux peer), as tables
+#                    under wrk against Linux (the Linux peer), as tables; bench-net also runs
+#                    three containers' httpd at once against one root httpd and three peers
+#                    (LINUX_PEER=SCRIPT names the peer script: mkimage/src/bench_net.rs)
 #   make qemu-gdb    boot stopped, waiting for gdb on 127.0.0.1:1234
 #   make image       build the file system image target/fs.img with the user programs in /bin
 #                    (mkimage image; check it with mkimage fsck target/fs.img)

@@ -27,7 +27,9 @@ commands:
   bench-boot  [--runs N] [--release|--debug]   boot N times (default 5); print a table of the
                                                time from starting QEMU to the line `ready`
   bench-net   [--release|--debug]              httpd under wrk (small file at 1 and 32
-                                               connections, 1 MiB file) against the Linux peer
+                                               connections, 1 MiB file) against the Linux peer;
+                                               three containers' httpd (published ports) at
+                                               once against one root httpd and three peers
   bench-sys   [--release|--debug]              system-call costs in cycles (getpid,
                                                fork+exec+wait, pipe ping-pong, a container's
                                                spawn+exit+wait) against Linux
