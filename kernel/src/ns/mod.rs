@@ -244,6 +244,21 @@ impl core::ops::Deref for Held {
     }
 }
 
+impl Held {
+    /// The namespaces a process started in this namespace gets (those its members have):
+    /// this one as its home and, per kind, the nearest namespace from here up that isolates
+    /// it. For `nsenter` and the shell `attach` starts.
+    pub fn members_set(&self) -> NsSet {
+        let ns = &self.0;
+        NsSet {
+            home: ns.clone(),
+            pid: ns.nearest(Kinds::pid),
+            fs: ns.nearest(Kinds::fs),
+            net: ns.nearest(Kinds::net),
+        }
+    }
+}
+
 impl Drop for Held {
     fn drop(&mut self) {
         self.0.release();
@@ -320,6 +335,8 @@ fn retire(ns: Arc<Namespace>) {
         if ns.kinds.pid() {
             crate::proc::forget_pid_ns(ns.id);
         }
+        // Its console goes before its id can be taken again (a new one gets a fresh console).
+        crate::file::console::forget(ns.id);
         TABLE.lock()[ns.id as usize] = None;
         if let (Some(dead), Some(parent_root)) = (dead, &parent_root) {
             fsroot::remove_tree(parent_root, dead.as_bytes()).await;
