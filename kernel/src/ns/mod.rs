@@ -16,6 +16,8 @@
 //!   nothing may join it any more). See `proc/mod.rs` for reparenting and the kill-all.
 //! - **File systems** ([`fsroot`]): a file-system namespace's root is a directory
 //!   `/ns/<id>` inside its parent's root; the namespace holds its inode.
+//! - **Networks** (`crate::net::netns`): a network namespace has its own TCP/IP stack,
+//!   `192.168.1.<id>` on the bridge, made at `spawn` and torn down when it retires.
 //!
 //! # Lifetime
 //! A namespace lives while anything holds it: each member process (zombies included, until
@@ -314,14 +316,20 @@ impl Drop for Spawning {
     }
 }
 
-/// `ns` has no member and no child left: tear it down from a kernel task (the root directory
-/// goes through the disk), then free its id and let go of its parent.
+/// `ns` has no member and no child left: tear its network down at once (connections reset,
+/// published ports freed: a new container may publish them right away), then the rest from a
+/// kernel task (the root directory goes through the disk), then free its id and let go of its
+/// parent. Called with no spin lock held (from the reaping `wait`, a task, or a system call
+/// dropping its hold).
 ///
 /// Order: the root directory is renamed out of the way first (one transaction), then the id
 /// is freed (a new namespace may take it and make `/ns/<id>` again at once), then the old
 /// tree is removed, and only then is the parent released: the dead tree lies in the parent's
 /// root, which must outlive the removal.
 fn retire(ns: Arc<Namespace>) {
+    if ns.kinds.net() {
+        crate::net::netns::destroy(ns.id);
+    }
     crate::exec::spawn(async move {
         let root = ns.root.lock().take();
         let parent_root = ns.fs_parent().and_then(|p| p.root_or_disk());
@@ -359,9 +367,13 @@ impl Namespace {
 }
 
 /// The text of `/proc/ns` for a process whose set is `viewer`: its home namespace and every
-/// descendant, one line each (`id parent kinds init members`, the init's pid as `view_pid`
-/// gives it).
-pub fn listing(viewer: &NsSet, view_pid: impl Fn(u32) -> u32) -> Vec<u8> {
+/// descendant, one line each (`id parent kinds init members` and the network's columns
+/// `net_columns` gives: `addr ports`), the init's pid as `view_pid` gives it.
+pub fn listing(
+    viewer: &NsSet,
+    view_pid: impl Fn(u32) -> u32,
+    net_columns: impl Fn(&Namespace) -> alloc::string::String,
+) -> Vec<u8> {
     use core::fmt::Write;
     let mut out = alloc::string::String::new();
     for ns in all() {
@@ -370,8 +382,16 @@ pub fn listing(viewer: &NsSet, view_pid: impl Fn(u32) -> u32) -> Vec<u8> {
         }
         let parent = ns.parent.as_ref().map_or(0, |p| p.id);
         let init = if ns.kinds.pid() { view_pid(ns.init()) } else { 0 };
-        let _ =
-            writeln!(out, "{} {} {} {} {}", ns.id, parent, ns.kinds.names(), init, ns.members());
+        let _ = writeln!(
+            out,
+            "{} {} {} {} {} {}",
+            ns.id,
+            parent,
+            ns.kinds.names(),
+            init,
+            ns.members(),
+            net_columns(&ns)
+        );
     }
     out.into_bytes()
 }

@@ -62,6 +62,7 @@ pub fn dispatch(frame: &mut TrapFrame) {
         nr::SPAWN => ns::sys_spawn(frame, &a),
         nr::NSPCOPY => ns::sys_nspcopy(&a),
         nr::GETNS => ns::sys_getns(),
+        nr::PUBLISH => ns::sys_publish(&a),
         nr::NSENTER => ns::sys_nsenter(frame, &a),
         nr::ATTACH => ns::sys_attach(&a),
         nr::SETPGID => proc::sys_setpgid(&a),

@@ -1,25 +1,30 @@
-//! Namespace system calls: `spawn`, `getns`, `nspcopy`, `nsenter`, `attach` (`crate::ns`
-//! holds the mechanism, `crate::file::console` the consoles).
+//! Namespace system calls: `spawn`, `getns`, `nspcopy`, `publish`, `nsenter`, `attach`
+//! (`crate::ns` and `crate::net::netns` hold the mechanism, `crate::file::console` the
+//! consoles).
 
 use super::proc::{fork_into, ok_or_errno};
 use crate::arch::trap::TrapFrame;
 use crate::file::{console, FdTable, File};
+use crate::net::nat::Published;
+use crate::net::netns;
 use crate::ns::{self, copy, fsroot, rules, NsSet};
 use crate::proc::{self, bridge, uaccess, Spec};
 use crate::rootfs::Ino;
-use abi::syscall::ns::{COPY_RECURSIVE, NEWNET};
+use abi::syscall::ns::{COPY_RECURSIVE, ROOT};
 use abi::syscall::Errno;
 use alloc::sync::Arc;
 use core::sync::atomic::Ordering::SeqCst;
 
 const MAX_PATH: usize = 1024;
 
-/// Kinds this kernel cannot isolate yet: the network (each namespace's own TCP/IP stack).
-const UNSUPPORTED: usize = NEWNET;
+/// Kinds this kernel cannot isolate yet: none.
+const UNSUPPORTED: usize = 0;
 
 /// `spawn(flags)`: `fork` with the child in a new namespace isolating `flags`' kinds. For a
 /// new file-system namespace, its root (`/ns/<id>` in the caller's root) is made first; the
-/// child's root and working directory are both that directory.
+/// child's root and working directory are both that directory. For a new network namespace,
+/// its stack (`crate::net::netns::create`): `192.168.1.<id>` on the bridge, its own loopback
+/// and ports.
 pub fn sys_spawn(frame: &TrapFrame, a: &[u64; 6]) -> isize {
     ok_or_errno((|| {
         let flags = usize::try_from(a[0]).map_err(|_| Errno::EINVAL)?;
@@ -27,6 +32,9 @@ pub fn sys_spawn(frame: &TrapFrame, a: &[u64; 6]) -> isize {
         let p = proc::current();
         // Held until the child joined it; dropped on failure, which retires it at once.
         let spawning = ns::create(&p.ns, kinds)?;
+        if kinds.net() {
+            netns::create(spawning.ns.id)?;
+        }
         let dirs = if kinds.fs() {
             let parent_root = p.root.lock().clone().ok_or(Errno::ENOENT)?;
             let root = bridge::block_on(fsroot::make(&parent_root, spawning.ns.id))?;
@@ -163,6 +171,38 @@ pub fn sys_nspcopy(a: &[u64; 6]) -> isize {
         // chunks once the caller is killed, removing what it made.
         let killed = || p.killed.load(SeqCst);
         bridge::block_on(copy::run(c, &killed))?;
+        Ok(0)
+    })())
+}
+
+/// A port number argument: 1 to 65535.
+fn port_arg(v: u64) -> Result<u16, Errno> {
+    u16::try_from(v).ok().filter(|&p| p != 0).ok_or(Errno::EINVAL)
+}
+
+/// `publish(nsid, proto, hostport, port)`: connections (datagrams) to the wire address's
+/// `hostport` reach namespace `nsid`'s `port` (see `abi::syscall::nr::PUBLISH` and
+/// `crate::net::nat`), until that namespace dies.
+pub fn sys_publish(a: &[u64; 6]) -> isize {
+    ok_or_errno((|| {
+        let p = proc::current();
+        // The host ports are the wire's, which only the root's network namespace has.
+        if p.ns.net.id != ROOT {
+            return Err(Errno::EPERM);
+        }
+        let proto = netns::proto_of(a[1]).ok_or(Errno::EINVAL)?;
+        let (host_port, port) = (port_arg(a[2])?, port_arg(a[3])?);
+        let nsid = u32::try_from(a[0]).map_err(|_| Errno::ESRCH)?;
+        // Held until the port is published: the namespace cannot retire (and unpublish its
+        // ports) before it is, so nothing outlives it.
+        let target = ns::hold(nsid).ok_or(Errno::ESRCH)?;
+        if !target.is_below(&p.ns.home) {
+            return Err(Errno::EPERM);
+        }
+        if !target.kinds.net() {
+            return Err(Errno::EINVAL);
+        }
+        netns::publish(Published { proto, host_port, ns: nsid, port })?;
         Ok(0)
     })())
 }
