@@ -367,8 +367,9 @@ impl Namespace {
 }
 
 /// The text of `/proc/ns` for a process whose set is `viewer`: its home namespace and every
-/// descendant, one line each (`id parent kinds init members` and the network's columns
-/// `net_columns` gives: `addr ports`), the init's pid as `view_pid` gives it.
+/// descendant, one line each (`id parent kinds init members`, the network's columns
+/// `net_columns` gives: `addr ports`, and last `front`: 1 when its console is the one in
+/// front), the init's pid as `view_pid` gives it.
 pub fn listing(
     viewer: &NsSet,
     view_pid: impl Fn(u32) -> u32,
@@ -376,6 +377,7 @@ pub fn listing(
 ) -> Vec<u8> {
     use core::fmt::Write;
     let mut out = alloc::string::String::new();
+    let front = crate::file::console::front_ns();
     for ns in all() {
         if ns.id != viewer.home.id && !ns.is_below(&viewer.home) {
             continue;
@@ -384,13 +386,14 @@ pub fn listing(
         let init = if ns.kinds.pid() { view_pid(ns.init()) } else { 0 };
         let _ = writeln!(
             out,
-            "{} {} {} {} {} {}",
+            "{} {} {} {} {} {} {}",
             ns.id,
             parent,
             ns.kinds.names(),
             init,
             ns.members(),
-            net_columns(&ns)
+            net_columns(&ns),
+            u8::from(ns.id == front)
         );
     }
     out.into_bytes()

@@ -5,9 +5,13 @@
 //! one line. The language (`uparse::shell`): words and quotes, pipelines of any length with `|`,
 //! `<`, `>` and `>>`, `&` for the background (the pid is printed), `;` and newlines between
 //! commands, `#` comments. Built in: `cd [DIR]` (default `/`), `exit [STATUS]`, `wait` (for every
-//! background job). While a foreground job runs, its first live process is the console's foreground
-//! (`setfg`), so ^C ends it and not the shell. The exit status of the shell is that of the last
-//! command.
+//! background job).
+//!
+//! Each pipeline is a process group of its own, led by its first command (`setpgid` in the
+//! parent and in the child, so the group exists whichever of them runs first). While a
+//! foreground pipeline runs, its group is the console's foreground (`setfg`), so ^C ends all of
+//! it and not the shell; the shell takes the foreground back after (none: ^C at the prompt is an
+//! empty line). The exit status of the shell is that of the last command.
 
 #![no_std]
 #![no_main]
@@ -97,7 +101,8 @@ impl Shell {
             }
         }
         let pids = match spawn_pipeline(p) {
-            Ok(pids) => pids,
+            Ok(pids) if !pids.is_empty() => pids,
+            Ok(_) => return,
             Err(e) => {
                 eprintln!("sh: {}", e.message());
                 self.status = NOT_FOUND;
@@ -110,25 +115,19 @@ impl Shell {
             self.background.extend_from_slice(&pids);
             return;
         }
+        // The pipeline's group (its first command's pid) is what ^C ends. Failing (no console:
+        // `sh -c` under a pipe; or the whole group gone already) leaves ^C where it was.
+        let _ = sys::setfg(pids[0]);
         self.status = self.wait_for(&pids, last);
         let _ = sys::setfg(0);
     }
 
     /// Waits until every process of `pids` has exited; the status of `last`. Background jobs
     /// that end meanwhile are reaped and reported.
-    ///
-    /// The console's foreground (what ^C ends) is the first process of the pipeline still
-    /// running: ending it gives the next one end of file, so ^C empties a pipeline from the
-    /// left, and a pipeline whose first commands are done (`cat f | sleep 9`) still stops.
     fn wait_for(&mut self, pids: &[Pid], last: Pid) -> i32 {
         let mut left: Vec<Pid> = pids.to_vec();
         let mut status = 0;
-        let mut fg = 0;
-        while let Some(&first) = left.first() {
-            if first != fg {
-                fg = first;
-                let _ = sys::setfg(fg);
-            }
+        while !left.is_empty() {
             match sys::wait() {
                 Ok((pid, st)) => {
                     if let Some(i) = left.iter().position(|&p| p == pid) {
@@ -236,8 +235,13 @@ fn spawn_pipeline(p: &Pipeline) -> sys::Result<Vec<Pid>> {
         } else {
             None
         };
+        // The pipeline's group: the first command's pid (0 for the first: a new group).
+        let pgid = pids.first().copied().unwrap_or(0);
         match sys::fork() {
             Ok(0) => {
+                // Before exec: the child is in its group before it runs anything (^C reaches
+                // it). EPERM only if the group is gone, every member exited: stay in ours.
+                let _ = sys::setpgid(0, pgid);
                 if let Some((r, w)) = next {
                     let _ = sys::close(r);
                     move_fd(w, STDOUT);
@@ -247,7 +251,13 @@ fn spawn_pipeline(p: &Pipeline) -> sys::Result<Vec<Pid>> {
                 }
                 run_command(cmd)
             }
-            Ok(pid) => pids.push(pid),
+            Ok(pid) => {
+                // Also here: the parent's next fork and `setfg` find the group made already,
+                // whichever of parent and child ran first. (EACCES after exec does not exist
+                // here; a child already in its group gets Ok.)
+                let _ = sys::setpgid(pid, if pgid == 0 { pid } else { pgid });
+                pids.push(pid);
+            }
             Err(e) => {
                 result = Err(e);
                 if let Some((r, w)) = next {

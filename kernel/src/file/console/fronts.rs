@@ -66,7 +66,8 @@ impl<T: Clone + PartialEq> Fronts<T> {
         &self.front
     }
 
-    /// The stack, the most recent last (for tests and the docs' invariants).
+    /// The stack, the most recent last (for the tests of the invariants).
+    #[cfg(test)]
     pub fn back(&self) -> &[T] {
         &self.back
     }
@@ -114,7 +115,6 @@ impl<T: Clone + PartialEq> Fronts<T> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use alloc::vec;
 
     fn keys(input: &[u8]) -> (Vec<u8>, usize) {
         let mut k = DetachKeys::new();

@@ -29,14 +29,17 @@ impl Scrollback {
         Scrollback { buf, start: 0, len: 0, lost: 0 }
     }
 
+    #[cfg(test)]
     pub fn capacity(&self) -> usize {
         self.buf.len()
     }
 
+    #[cfg(test)]
     pub fn len(&self) -> usize {
         self.len
     }
 
+    #[cfg(test)]
     pub fn is_empty(&self) -> bool {
         self.len == 0
     }
