@@ -98,8 +98,7 @@ struct Output {
 static VTS: Mutex<[Option<Arc<Vt>>; MAX_LIVE + 1]> =
     Mutex::new(Rank::ConsoleVts, [const { None }; MAX_LIVE + 1]);
 /// Requests to bring a console to the front, oldest first, with their sequence numbers.
-static REQUESTS: Mutex<VecDeque<(u64, Arc<Vt>)>> =
-    Mutex::new(Rank::ConsoleSwitch, VecDeque::new());
+static REQUESTS: Mutex<VecDeque<(u64, Arc<Vt>)>> = Mutex::new(Rank::ConsoleSwitch, VecDeque::new());
 /// Most requests waiting (each comes from a process blocked until it is done).
 const MAX_REQUESTS: usize = proc::sched::NPROC;
 /// The last request number given, and the last one the input task has carried out.
@@ -125,7 +124,10 @@ impl Vt {
             ),
             readable: WaitQueue::new(),
             fg: AtomicU32::new(0),
-            out: Mutex::new(Rank::ConsoleOutput, Output { front, ring: Scrollback::with_buffer(buf) }),
+            out: Mutex::new(
+                Rank::ConsoleOutput,
+                Output { front, ring: Scrollback::with_buffer(buf) },
+            ),
             opens: AtomicU32::new(0),
             gone: AtomicBool::new(false),
             starting: AtomicBool::new(false),
@@ -237,7 +239,9 @@ impl Vt {
         let ns = self.ns;
         match (ns == ROOT, lost) {
             (true, 0) => crate::kprint!("\n--- ns {ns} console (the root) ---\n"),
-            (true, n) => crate::kprint!("\n--- ns {ns} console (the root; {n} bytes not kept) ---\n"),
+            (true, n) => {
+                crate::kprint!("\n--- ns {ns} console (the root; {n} bytes not kept) ---\n")
+            }
             (false, 0) => crate::kprint!("\n--- ns {ns} console (^P ^Q: back) ---\n"),
             (false, n) => {
                 crate::kprint!("\n--- ns {ns} console (^P ^Q: back; {n} bytes not kept) ---\n")
@@ -427,7 +431,9 @@ enum Event {
 }
 
 /// What woke the task: a request first (`attach` waits for it), then a kick, then input.
-fn next_event(input: &mut (impl Stream<Item = u8> + Unpin)) -> impl Future<Output = Option<Event>> + '_ {
+fn next_event(
+    input: &mut (impl Stream<Item = u8> + Unpin),
+) -> impl Future<Output = Option<Event>> + '_ {
     poll_fn(move |cx| {
         // Registered before looking: a request or kick after the look wakes the task again.
         WAKE_TASK.register(cx.waker());
