@@ -172,6 +172,18 @@ fn attach_type_detach_and_scrollback() {
     assert_eq!(fronts(&c), [(1, "1".into()), (n, "0".into())], "after attach 1");
     let out = run(&c, "echo root-again");
     assert!(out.lines().any(|l| l.trim() == "root-again"), "{out}");
+
+    // The container's shell exits: its console leaves the front, and the next attach starts
+    // a new shell there.
+    ok(c.send(format!("attach {n}\n")));
+    ok(c.expect(&separator(n), STEP));
+    ok(c.send("exit\n"));
+    in_front(&c, 1);
+    let out = run(&c, "echo after-exit");
+    assert!(out.lines().any(|l| l.trim() == "after-exit"), "{out}");
+    attach(&c, n);
+    let out = run_in(&c, n, "echo new-shell");
+    assert!(out.lines().any(|l| l.trim() == "new-shell"), "{out}");
     poweroff(c);
 }
 
