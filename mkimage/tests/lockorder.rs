@@ -3,7 +3,8 @@
 //! is on (`fault=lockorder` takes two locks against the order and the kernel panics), and the
 //! shell, pipes, the file system, processes, `poll`, shared sockets, the network (httpd
 //! serving a real curl on the host, ARP), a container with its own network stack behind the
-//! bridge and a published port, and the kernel's self test all run on it without one.
+//! bridge and a published port, a container's console with `attach`, `^C` and `^P ^Q`, and
+//! the kernel's self test all run on it without one.
 
 mod common;
 
@@ -126,6 +127,27 @@ fn the_system_runs_on_a_debug_kernel_without_an_order_violation() {
     ok(c.send("\x03"));
     ok(c.expect("^C", STEP));
     run(&c, "echo after", STEP);
+
+    // Consoles: attach to a container (its console made, a shell started on it, the input
+    // task switching, the ring replayed), ^C on a pipeline there (a process group killed), and
+    // ^P ^Q back.
+    let out = run(&c, "spawn -d", STEP);
+    let id: u32 = out
+        .lines()
+        .find_map(|l| l.strip_prefix("spawn: ns ")?.split_whitespace().next()?.parse().ok())
+        .unwrap_or_else(|| panic!("no `spawn: ns` line:\n{out}"));
+    ok(c.send(format!("attach {id}\n")));
+    ok(c.expect(&format!("--- ns {id} console"), STEP));
+    ok(c.expect(&format!("ns{id}$ "), STEP));
+    ok(c.send("spin | sh -c 'echo piped; cat'\n"));
+    ok(c.expect("\npiped", STEP));
+    ok(c.send("\x03"));
+    ok(c.expect(&format!("\nns{id}$ "), STEP));
+    ok(c.send("\x10\x11"));
+    ok(c.expect("--- ns 1 console", STEP));
+    ok(c.expect("$ ", STEP));
+    let out = run(&c, "cat /proc/ns", STEP);
+    assert!(out.lines().any(|l| l.starts_with("1 ") && l.ends_with(" 1")), "{out}");
 
     common::poweroff(c);
 }
