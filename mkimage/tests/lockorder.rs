@@ -131,11 +131,16 @@ fn the_system_runs_on_a_debug_kernel_without_an_order_violation() {
     // Consoles: attach to a container (its console made, a shell started on it, the input
     // task switching, the ring replayed), ^C on a pipeline there (a process group killed), and
     // ^P ^Q back.
-    let out = run(&c, "spawn -d", STEP);
-    let id: u32 = out
-        .lines()
-        .find_map(|l| l.strip_prefix("spawn: ns ")?.split_whitespace().next()?.parse().ok())
-        .unwrap_or_else(|| panic!("no `spawn: ns` line:\n{out}"));
+    // (The prompts above may be one behind the commands: wait for spawn's own line.)
+    ok(c.send("spawn -d\n"));
+    ok(c.expect("spawn: ns ", STEP));
+    let line = ok(c.expect("\n", STEP));
+    let id: u32 = line
+        .split_whitespace()
+        .next()
+        .and_then(|w| w.parse().ok())
+        .unwrap_or_else(|| panic!("not `ID init PID`: {line:?}"));
+    ok(c.expect("$ ", STEP));
     ok(c.send(format!("attach {id}\n")));
     ok(c.expect(&format!("--- ns {id} console"), STEP));
     ok(c.expect(&format!("ns{id}$ "), STEP));
@@ -146,8 +151,10 @@ fn the_system_runs_on_a_debug_kernel_without_an_order_violation() {
     ok(c.send("\x10\x11"));
     ok(c.expect("--- ns 1 console", STEP));
     ok(c.expect("$ ", STEP));
-    let out = run(&c, "cat /proc/ns", STEP);
-    assert!(out.lines().any(|l| l.starts_with("1 ") && l.ends_with(" 1")), "{out}");
+    ok(c.send("cat /proc/ns\n"));
+    ok(c.expect("\n1 0 ", STEP));
+    let line = ok(c.expect("\n", STEP));
+    assert!(line.trim_end().ends_with(" 1"), "the root's /proc/ns line: {line:?}");
 
     common::poweroff(c);
 }
