@@ -405,6 +405,15 @@ fn a_container_is_isolated() {
         assert!(says(&out, message), "spawn {args}: {out}");
     }
     assert_eq!(ids(&proc_ns(&c, 1)), [1], "a refused spawn made a namespace");
+    // A container may not turn the machine off: the shell answers the next command.
+    let out = run(&c, "spawn poweroff");
+    assert!(says(&out, "poweroff: operation not permitted"), "spawn poweroff: {out}");
+    let spawned = out.lines().find_map(|l| l.strip_prefix("spawn: ns ")).expect("spawn's line");
+    run(&c, &format!("kill {}", parse_spawned(spawned).1));
+    poll_until(&c, "cat /proc/ns", "the poweroff container gone", |out| {
+        let ids = out.lines().filter_map(|l| l.split_whitespace().next()?.parse::<u32>().ok());
+        ids.count() == 1
+    });
     // No namespace publishes a port: ps shows the table alone.
     let out = run(&c, "ps");
     assert!(!says(&out, " ports "), "ps: {out}");

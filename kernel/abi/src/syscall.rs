@@ -53,7 +53,7 @@ pub mod nr {
     pub const RENAME: usize = 22;
     /// `getcwd(buf, len) -> length` (walks `..` from the cwd up to the process's root)
     pub const GETCWD: usize = 23;
-    /// `poweroff() -> !`
+    /// `poweroff() -> !` (EPERM from inside a container: only the root namespace may)
     pub const POWEROFF: usize = 24;
     /// `setfg(pgid)`: the foreground process group of the caller's console (the one its
     /// descriptor 0, 1 or 2 is open on; ENOTTY without one): ^C kills every process of it;

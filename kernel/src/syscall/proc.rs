@@ -175,7 +175,12 @@ pub fn sys_uptime() -> isize {
     (crate::time::now_ns() / 1_000_000) as isize
 }
 
+/// Only a process of the root namespace may turn the machine off: a container is a guest of
+/// the machine, as a Docker container may not reboot its host (`EPERM`).
 pub fn sys_poweroff() -> isize {
+    if proc::current().ns.home.id != abi::syscall::ns::ROOT {
+        return Errno::EPERM.ret();
+    }
     crate::power::poweroff()
 }
 
