@@ -246,6 +246,21 @@ impl core::ops::Deref for Held {
     }
 }
 
+impl Held {
+    /// The namespaces a process started in this namespace gets (those its members have):
+    /// this one as its home and, per kind, the nearest namespace from here up that isolates
+    /// it. For `nsenter` and the shell `attach` starts.
+    pub fn members_set(&self) -> NsSet {
+        let ns = &self.0;
+        NsSet {
+            home: ns.clone(),
+            pid: ns.nearest(Kinds::pid),
+            fs: ns.nearest(Kinds::fs),
+            net: ns.nearest(Kinds::net),
+        }
+    }
+}
+
 impl Drop for Held {
     fn drop(&mut self) {
         self.0.release();
@@ -328,6 +343,8 @@ fn retire(ns: Arc<Namespace>) {
         if ns.kinds.pid() {
             crate::proc::forget_pid_ns(ns.id);
         }
+        // Its console goes before its id can be taken again (a new one gets a fresh console).
+        crate::file::console::forget(ns.id);
         TABLE.lock()[ns.id as usize] = None;
         if let (Some(dead), Some(parent_root)) = (dead, &parent_root) {
             fsroot::remove_tree(parent_root, dead.as_bytes()).await;
@@ -350,8 +367,9 @@ impl Namespace {
 }
 
 /// The text of `/proc/ns` for a process whose set is `viewer`: its home namespace and every
-/// descendant, one line each (`id parent kinds init members` and the network's columns
-/// `net_columns` gives: `addr ports`), the init's pid as `view_pid` gives it.
+/// descendant, one line each (`id parent kinds init members`, the network's columns
+/// `net_columns` gives: `addr ports`, and last `front`: 1 when its console is the one in
+/// front), the init's pid as `view_pid` gives it.
 pub fn listing(
     viewer: &NsSet,
     view_pid: impl Fn(u32) -> u32,
@@ -359,6 +377,7 @@ pub fn listing(
 ) -> Vec<u8> {
     use core::fmt::Write;
     let mut out = alloc::string::String::new();
+    let front = crate::file::console::front_ns();
     for ns in all() {
         if ns.id != viewer.home.id && !ns.is_below(&viewer.home) {
             continue;
@@ -367,13 +386,14 @@ pub fn listing(
         let init = if ns.kinds.pid() { view_pid(ns.init()) } else { 0 };
         let _ = writeln!(
             out,
-            "{} {} {} {} {} {}",
+            "{} {} {} {} {} {} {}",
             ns.id,
             parent,
             ns.kinds.names(),
             init,
             ns.members(),
-            net_columns(&ns)
+            net_columns(&ns),
+            u8::from(ns.id == front)
         );
     }
     out.into_bytes()
