@@ -29,6 +29,7 @@
 use alloc::sync::Arc;
 use core::sync::atomic::{AtomicU64, Ordering::SeqCst};
 
+#[derive(Debug)]
 pub struct Account {
     parent: Option<Arc<Account>>,
     /// Most processes in it and below (0: no limit).
