@@ -84,7 +84,7 @@ extern "C" fn kernel_main() -> ! {
     let cal = time::init(opts.hz);
     blk::init(&acpi.madt);
     net::e1000::init(&acpi.madt);
-    net::stack::start(opts.ip, opts.gw);
+    net::netns::start(opts.ip, opts.gw);
     let (free, total) = mm::frame::stats();
     kprintln!(
         "memory: {} MiB free of {} MiB; tsc {} MHz; lapic timer {} MHz, tick {} Hz",

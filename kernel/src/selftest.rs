@@ -395,8 +395,8 @@ async fn net_arp(nic: &'static Nic) -> Check {
     let before = nic.stats();
     for _ in 0..5 {
         // With the network stack running, its task owns the receive ring: ask through it.
-        let reply = if crate::net::stack::is_up() {
-            crate::net::stack::arping(GATEWAY_IP).await.ok_or(())
+        let reply = if let Some(root) = crate::net::netns::root() {
+            root.arping(GATEWAY_IP).await.ok_or(())
         } else {
             nic.send(&request).await.map_err(|_| "transmit failed")?;
             timeout_ms(1000, async {
@@ -440,13 +440,15 @@ async fn net_arp(nic: &'static Nic) -> Check {
 async fn net_loopback() -> Check {
     use crate::net::socket::Socket;
     use abi::syscall::net::SockAddrIn;
-    let server = Socket::new(true).map_err(|_| "socket")?;
+    let root = crate::net::netns::root().ok_or("no stack")?;
+    let new = |stream| Socket::new(root.clone(), stream).map_err(|_| "socket");
+    let server = new(true)?;
     server.bind(&SockAddrIn::new([0; 4], 7)).map_err(|_| "bind")?;
-    let dup = Socket::new(true).map_err(|_| "socket")?;
+    let dup = new(true)?;
     ensure(dup.bind(&SockAddrIn::new([0; 4], 7)).is_err(), "second bind to port 7 accepted")?;
     server.listen(4).map_err(|_| "listen")?;
     for target in [[127, 0, 0, 1], GUEST_IP] {
-        let client = Socket::new(true).map_err(|_| "socket")?;
+        let client = new(true)?;
         client.connect_start(&SockAddrIn::new(target, 7)).map_err(|_| "connect")?;
         timeout_ms(5000, client.connected())
             .await
@@ -476,7 +478,7 @@ async fn net_loopback() -> Check {
             .map_err(|_| "recv")?;
         ensure(n == 0, "data after close")?;
     }
-    let refused = Socket::new(true).map_err(|_| "socket")?;
+    let refused = new(true)?;
     refused.connect_start(&SockAddrIn::new([127, 0, 0, 1], 9)).map_err(|_| "connect")?;
     let r = timeout_ms(5000, refused.connected()).await.map_err(|_| "refusal timed out")?;
     ensure(r == Err(abi::syscall::Errno::ECONNREFUSED), "closed port not refused")?;
@@ -521,7 +523,7 @@ pub async fn main() {
         },
         None => kprintln!("selftest: net_arp skipped (no nic)"),
     }
-    if crate::net::stack::is_up() {
+    if crate::net::netns::root().is_some() {
         check!("net_loopback", net_loopback().await);
     }
     match failed {

@@ -2,7 +2,8 @@
 //! lock it takes against the order and panics on a violation, naming both locks: the checker
 //! is on (`fault=lockorder` takes two locks against the order and the kernel panics), and the
 //! shell, pipes, the file system, processes, `poll`, shared sockets, the network (httpd
-//! serving a real curl on the host, ARP) and the kernel's self test all run on it without one.
+//! serving a real curl on the host, ARP), a container with its own network stack behind the
+//! bridge and a published port, and the kernel's self test all run on it without one.
 
 mod common;
 
@@ -54,10 +55,11 @@ fn curl(port: u16, path: &str) -> Option<String> {
 #[test]
 fn the_system_runs_on_a_debug_kernel_without_an_order_violation() {
     let (_dir, image) = common::image_with_programs("lockorder", &[]);
-    let http = free_port();
+    let (http, published) = (free_port(), free_port());
     let mut opts = Options::new(debug_kernel(), "");
     opts.disk = Some(image);
-    opts.network = Network::user(vec![HostForward::tcp(http, 80)]);
+    opts.network =
+        Network::user(vec![HostForward::tcp(http, 80), HostForward::tcp(published, 8081)]);
     let c = common::boot_to_shell(opts);
     assert!(c.output().contains("lock order: checked"), "not a checking kernel:\n{}", c.output());
 
@@ -89,6 +91,31 @@ fn the_system_runs_on_a_debug_kernel_without_an_order_violation() {
     }
     let out = run(&c, "curl 127.0.0.1/about.html | wc; netstat", STEP);
     assert!(out.contains("tcp"), "{out}");
+
+    // A container with its own stack: httpd there, reached from the root across the bridge
+    // and from the host through a published port (the router's translation both ways), then
+    // killed (its stack torn down, its port freed).
+    let out = run(&c, "spawn -d --pid --fs --net httpd -q 80 0.0.0.0 /", STEP);
+    let (id, init) = out
+        .lines()
+        .find_map(|l| {
+            let w: Vec<&str> = l.strip_prefix("spawn: ns ")?.split_whitespace().collect();
+            Some((w.first()?.parse::<u32>().ok()?, w.get(2)?.parse::<u32>().ok()?))
+        })
+        .unwrap_or_else(|| panic!("no `spawn: ns` line:\n{out}"));
+    let out = run(&c, &format!("usertests --publish {id} tcp 8081 80"), STEP);
+    assert!(out.contains("usertests: published"), "{out}");
+    let deadline = Instant::now() + BOOT;
+    while curl(published, "/").is_none_or(|b| !b.contains("Index of /")) {
+        assert!(Instant::now() < deadline, "the container never answered:\n{}", c.output());
+    }
+    let out = run(&c, &format!("curl 192.168.1.{id}/ | grep Index; cat /proc/netall"), STEP);
+    assert!(out.contains("Index of /") && out.contains(&format!("{id} tcp")), "{out}");
+    run(&c, &format!("kill {init}"), STEP);
+    let deadline = Instant::now() + BOOT;
+    while curl(published, "/").is_some() {
+        assert!(Instant::now() < deadline, "the dead container still answers");
+    }
 
     // ARP through the raw path (`arping`), and ^C killing a foreground program from the
     // console's input task.

@@ -79,9 +79,13 @@ ranks! {
     ProcFileOffset,
     /// A socket file's state (`net::socket::Socket`): the stack is taken under it.
     Socket,
-    /// The network stack: smoltcp's interface and sockets, the listeners (`net::stack`).
+    /// One network namespace's stack: its smoltcp interface and sockets, the listeners, its
+    /// ports (`net::stack`). Two stacks' locks are never held at once (one rank: checked).
     Stack,
-    /// ARP replies seen, for `arping` (noted by the network task under the stack lock).
+    /// The in-kernel bridge's ports and queues (`net::bridge`): a stack's device hands frames
+    /// to it under the stack's lock; the bridge takes no stack lock, it notifies wait queues.
+    Bridge,
+    /// ARP replies one stack saw, for `arping` (noted by its device under the stack lock).
     ArpSeen,
     /// The E1000's receive ring (taken by the stack's device under the stack lock).
     NicRx,
@@ -121,6 +125,8 @@ ranks! {
     Current,
     /// The namespace table (`ns::TABLE`): the live namespaces by id.
     NsTable,
+    /// The network stacks by namespace id (`net::netns`).
+    NetStacks,
     /// The process table (`proc::TABLE`).
     ProcTable,
     /// The kernel stacks' slots (`mm::kstack`).

@@ -430,14 +430,11 @@ pub fn nspcopy(src: &str, nsid: u32, dst: Option<&str>, recursive: bool) -> Resu
     check(ret).map(drop)
 }
 
-/// Makes connections to the E1000's address at `hostport` (TCP for `proto` =
-/// `net::SOCK_STREAM`, UDP for `net::SOCK_DGRAM`) reach `port` in the network of namespace
-/// `nsid`, a container of the caller's, until that namespace dies (Docker's `-p`). Only from
-/// the root network namespace (`EPERM`); `EADDRINUSE` when `hostport` is taken.
-pub fn publish(nsid: u32, proto: usize, hostport: u16, port: u16) -> Result<()> {
-    // SAFETY: publish takes no pointer: four numbers.
-    let ret = unsafe {
-        raw::syscall4(nr::PUBLISH, nsid as usize, proto, hostport as usize, port as usize)
-    };
-    check(ret).map(drop)
+/// Publishes the wire's `host_port` to namespace `nsid`'s `port` (`proto`: `net::SOCK_STREAM`
+/// for TCP, `net::SOCK_DGRAM` for UDP) until that namespace dies: connections to the guest's
+/// address at `host_port` reach the container (see `abi::syscall::nr::PUBLISH`).
+pub fn publish(nsid: u32, proto: usize, host_port: u16, port: u16) -> Result<()> {
+    let (ns, hp, p) = (nsid as usize, host_port as usize, port as usize);
+    // SAFETY: publish takes no pointer.
+    check(unsafe { raw::syscall4(nr::PUBLISH, ns, proto, hp, p) }).map(drop)
 }

@@ -66,12 +66,13 @@ pub mod nr {
     pub const NSPCOPY: usize = 27;
     /// `getns() -> id`: the caller's namespace (the one its last `spawn` made; 1: the root)
     pub const GETNS: usize = 28;
-    /// `publish(nsid, proto: net::SOCK_STREAM | net::SOCK_DGRAM, hostport, port)`: connections
-    /// to the E1000's address at `hostport` reach `port` in namespace `nsid`'s network (until
-    /// it dies). EPERM: the caller is not in the root network namespace, or `nsid` is not a
-    /// strict descendant of the caller's home; ESRCH: no such namespace; EINVAL: `nsid` has no
-    /// network namespace of its own, a bad `proto`, a port 0; EADDRINUSE: `hostport` is already
-    /// published or bound in the root stack (publishing reserves it there).
+    /// `publish(nsid, proto = net::SOCK_STREAM | net::SOCK_DGRAM, hostport, port)`: connections
+    /// (datagrams) to the E1000's address at `hostport` reach namespace `nsid`'s `port`, until
+    /// that namespace dies. EPERM: the caller is not in the root network namespace, or `nsid`
+    /// is not a strict descendant of its namespace; ESRCH: no such namespace; EINVAL: `nsid`
+    /// has no network namespace of its own, a bad `proto`, a port 0 or above 65535;
+    /// EADDRINUSE: `hostport` is published or bound already (publishing reserves it in the
+    /// root's port space), or that container port is published already on another host port
     pub const PUBLISH: usize = 29;
     /// `socket(domain = AF_INET, type = SOCK_STREAM | SOCK_DGRAM, protocol = 0) -> fd`
     pub const SOCKET: usize = 30;
@@ -401,12 +402,21 @@ pub mod ns {
     pub const ROOTS_DIR: &str = "/ns";
     /// `/proc/ns`: the namespaces the caller can see (its own and its descendants), one text
     /// line each: `id parent kinds init members addr ports name procs mem_used mem_max
-    /// pids_max front` (kinds: `pid,fs,net` or a subset; init: the pid of its init as the
-    /// caller sees it, 0 without one; addr, ports: its network, `-` for none; name: `-` for
-    /// none; procs: processes in it and below; mem_used, mem_max: bytes charged to it and
-    /// below, and its limit; pids_max: its process limit; a limit of 0 is none; front: 1 when
-    /// its console is in front).
+    /// pids_max` (kinds: `pid,fs,net` or a subset; init: the pid of its init as the caller
+    /// sees it, 0 without one; addr: the namespace's address on the container network,
+    /// `192.168.1.<id>` (the root: `192.168.1.1`), `-` without the network kind; ports: its
+    /// published ports, comma-separated, `-` for none: `HOSTPORT:PORT/tcp` (or `/udp`) to a
+    /// caller in the root's network namespace, `PORT/tcp` to any other; name: `-` for none;
+    /// procs: processes in it and below; mem_used, mem_max: bytes charged to it and below, and
+    /// its limit; pids_max: its process limit; a limit of 0 is none). Readers accept more
+    /// columns after these (the consoles' `front`).
     pub const PROC_PATH: &str = "/proc/ns";
+    /// `/proc/netall`: the sockets of the caller's network namespace and of every network
+    /// namespace below its own, one text line each: `ns proto local:port remote:port STATE`.
+    pub const NETALL_PATH: &str = "/proc/netall";
+    /// `/proc/ifaces`: the interfaces of the caller's network namespace, one text line each:
+    /// `name mac addr/prefix`.
+    pub const IFACES_PATH: &str = "/proc/ifaces";
     /// Longest namespace name ([`SpawnArgs::name`]).
     pub const NAME_MAX: usize = 15;
 

@@ -108,9 +108,16 @@ impl File {
             procfs::Node::Ns => {
                 let me = crate::proc::current();
                 let view = crate::proc::Viewer::of(&me);
-                crate::ns::listing(&me.ns, |global| view.show(global))
+                let published = crate::net::netns::published();
+                crate::ns::listing(
+                    &me.ns,
+                    |global| view.show(global),
+                    |ns| crate::net::netns::ns_columns(ns, &me.ns, &published),
+                )
             }
-            procfs::Node::Net => crate::net::socket::proc_net(),
+            procfs::Node::Net => crate::net::netns::proc_net(&crate::proc::current().ns),
+            procfs::Node::NetAll => crate::net::netns::proc_netall(&crate::proc::current().ns),
+            procfs::Node::Ifaces => crate::net::netns::proc_ifaces(&crate::proc::current().ns),
             procfs::Node::Meminfo => {
                 let (free, total) = crate::mm::frame::stats();
                 let inodes = match crate::rootfs::get() {

@@ -5,13 +5,18 @@
 //!
 //! Contents:
 //! - `/proc`: a directory. Reading it gives 64-byte `abi::fs::Dirent` records, like a disk
-//!   directory: `meminfo`, `net`, `ns`, and one entry per process the reader can see (zombies
+//!   directory: `meminfo`, `net`, `ns`, `netall`, `ifaces`, and one entry per process the
+//!   reader can see (zombies
 //!   included), named by its pid as the reader sees it, in decimal, inode [`pid_ino`]`(pid)`;
 //! - `/proc/<pid>`: the process's `abi::syscall::ProcRecord::encode()` bytes, its pids in the
 //!   reader's view;
 //! - `/proc/meminfo`: `frames_free N\nframes_total N\ninodes_free N\n`;
-//! - `/proc/net`: the sockets;
-//! - `/proc/ns`: the namespaces the reader can see (`abi::syscall::ns::PROC_PATH`).
+//! - `/proc/net`: the sockets of the reader's network namespace;
+//! - `/proc/ns`: the namespaces the reader can see (`abi::syscall::ns::PROC_PATH`);
+//! - `/proc/netall`: the sockets of the reader's network namespace and of those below its
+//!   own, each line after the namespace's id (`abi::syscall::ns::NETALL_PATH`);
+//! - `/proc/ifaces`: the interfaces of the reader's network namespace
+//!   (`abi::syscall::ns::IFACES_PATH`).
 //!
 //! Pids are in the reader's pid namespace: a container's `/proc` lists its own processes, by
 //! its own numbers (`proc::Viewer`).
@@ -37,6 +42,10 @@ pub const MEMINFO_INO: u32 = 2;
 pub const NET_INO: u32 = 3;
 /// `/proc/ns`: the namespaces, one text line each.
 pub const NS_INO: u32 = 4;
+/// `/proc/netall`: the sockets of the reader's and the descendant network namespaces.
+pub const NETALL_INO: u32 = 5;
+/// `/proc/ifaces`: the reader's network interfaces.
+pub const IFACES_INO: u32 = 6;
 const PID_INO_BASE: u32 = 16;
 
 /// The inode number `/proc/<pid>` reports (never 0, never the root's or meminfo's).
@@ -51,6 +60,8 @@ pub enum Node {
     Meminfo,
     Net,
     Ns,
+    NetAll,
+    Ifaces,
     Pid(u32),
 }
 
@@ -61,6 +72,8 @@ impl Node {
             Node::Meminfo => MEMINFO_INO,
             Node::Net => NET_INO,
             Node::Ns => NS_INO,
+            Node::NetAll => NETALL_INO,
+            Node::Ifaces => IFACES_INO,
             Node::Pid(pid) => pid_ino(pid),
         }
     }
@@ -83,14 +96,15 @@ pub fn classify(path: &[u8], cwd_is_root: bool) -> Option<Result<Node, Errno>> {
         (Some(b"meminfo"), None) => Node::Meminfo,
         (Some(b"net"), None) => Node::Net,
         (Some(b"ns"), None) => Node::Ns,
+        (Some(b"netall"), None) => Node::NetAll,
+        (Some(b"ifaces"), None) => Node::Ifaces,
         (Some(name), None) => match parse_pid(name) {
             Some(pid) => Node::Pid(pid),
             None => return Some(Err(Errno::ENOENT)),
         },
         (Some(name), Some(_)) => {
             // Below a file: not a directory; below anything else: nothing there.
-            let is_file =
-                [&b"meminfo"[..], b"net", b"ns"].contains(&name) || parse_pid(name).is_some();
+            let is_file = FILES.iter().any(|(_, n)| *n == name) || parse_pid(name).is_some();
             return Some(Err(if is_file { Errno::ENOTDIR } else { Errno::ENOENT }));
         }
     };
@@ -108,6 +122,15 @@ pub fn parse_pid(name: &[u8]) -> Option<u32> {
     core::str::from_utf8(name).ok()?.parse().ok()
 }
 
+/// The files of `/proc` besides the processes', as its listing gives them.
+const FILES: [(u32, &[u8]); 5] = [
+    (MEMINFO_INO, b"meminfo"),
+    (NET_INO, b"net"),
+    (NS_INO, b"ns"),
+    (NETALL_INO, b"netall"),
+    (IFACES_INO, b"ifaces"),
+];
+
 /// The bytes of the `/proc` directory for these live pids.
 pub fn listing(pids: &[u32]) -> Vec<u8> {
     let mut out = Vec::with_capacity((pids.len() + 1) * DIRENT_SIZE);
@@ -116,9 +139,9 @@ pub fn listing(pids: &[u32]) -> Vec<u8> {
         Dirent::new(ino, name).expect("procfs names are valid").encode(&mut raw);
         out.extend_from_slice(&raw);
     };
-    put(MEMINFO_INO, b"meminfo");
-    put(NET_INO, b"net");
-    put(NS_INO, b"ns");
+    for (ino, name) in FILES {
+        put(ino, name);
+    }
     for &pid in pids {
         put(pid_ino(pid), format!("{pid}").as_bytes());
     }
@@ -147,6 +170,9 @@ mod tests {
         assert_eq!(yes(b"/./proc/.", false), Ok(Root));
         assert_eq!(yes(b"/proc/meminfo", false), Ok(Meminfo));
         assert_eq!(yes(b"/proc/net", false), Ok(Net));
+        assert_eq!(yes(b"/proc/netall", false), Ok(NetAll));
+        assert_eq!(yes(b"/proc/ifaces/", false), Ok(Ifaces));
+        assert_eq!(yes(b"/proc/ifaces/x", false), Err(Errno::ENOTDIR));
         assert_eq!(yes(b"/proc//42/", false), Ok(Pid(42)));
         assert_eq!(yes(b"proc/7", true), Ok(Pid(7)));
         assert_eq!(yes(b"./proc", true), Ok(Root));
@@ -169,7 +195,7 @@ mod tests {
 
     #[test]
     fn inode_numbers_are_distinct_and_nonzero() {
-        let mut inos = vec![ROOT_INO, MEMINFO_INO, NET_INO, NS_INO];
+        let mut inos = vec![ROOT_INO, MEMINFO_INO, NET_INO, NS_INO, NETALL_INO, IFACES_INO];
         inos.extend((1..100).map(pid_ino));
         assert!(!inos.contains(&0));
         let n = inos.len();
@@ -182,7 +208,7 @@ mod tests {
     #[test]
     fn listing_is_dirent_records() {
         let bytes = listing(&[1, 2, 10]);
-        assert_eq!(bytes.len(), 6 * DIRENT_SIZE);
+        assert_eq!(bytes.len(), 8 * DIRENT_SIZE);
         let entries: Vec<(u32, String)> = bytes
             .chunks_exact(DIRENT_SIZE)
             .map(|raw| {
@@ -196,17 +222,19 @@ mod tests {
                 (MEMINFO_INO, "meminfo".into()),
                 (NET_INO, "net".into()),
                 (NS_INO, "ns".into()),
+                (NETALL_INO, "netall".into()),
+                (IFACES_INO, "ifaces".into()),
                 (pid_ino(1), "1".into()),
                 (pid_ino(2), "2".into()),
                 (pid_ino(10), "10".into()),
             ]
         );
         // The raw layout: u32 LE inode number, then the NUL-padded name.
-        let first_pid = 3 * DIRENT_SIZE;
+        let first_pid = 5 * DIRENT_SIZE;
         assert_eq!(&bytes[first_pid..first_pid + 4], &pid_ino(1).to_le_bytes());
         assert_eq!(bytes[first_pid + 4], b'1');
         assert!(bytes[first_pid + 5..first_pid + DIRENT_SIZE].iter().all(|&b| b == 0));
-        assert_eq!(listing(&[]).len(), 3 * DIRENT_SIZE);
+        assert_eq!(listing(&[]).len(), 5 * DIRENT_SIZE);
     }
 
     #[test]

@@ -1,58 +1,191 @@
-//! smoltcp's `phy::Device` over the E1000, with the machine's own addresses looped back.
+//! A stack's device, in layers: each layer is a smoltcp `phy::Device` that owns the layer
+//! below it, and no layer calls up into the stack. From the wire up:
 //!
-//! - Receive: a frame looped back by this device (below) first, else the next frame from the
-//!   NIC's ring, copied out ([`RxFrame`] owns it), that passes the receive filter
-//!   ([`super::filter`]): martians (loopback or our own address claimed by the wire, ARP that
-//!   would map them to a stranger's MAC...) and IP fragments are dropped here, counted
-//!   ([`NicDevice::rx_martians`], [`NicDevice::rx_fragments`]) and reported on the console at
-//!   most once every [`REPORT_MS`] ([`NicDevice::report`]). Looped-back frames are not
-//!   filtered: 127.0.0.1 is legitimate between the machine and itself.
-//! - Transmit: a [`TxFrame`] gets a buffer from smoltcp and hands the frame to the NIC's ring.
-//!   When the ring is full, `transmit` returns `None` and records it ([`NicDevice::tx_full`]):
-//!   the network task then also waits on the NIC's `poll_tx_ready`.
+//! ```text
+//! container n:  Loopback< Snoop< Port(n) > >                                  (+ Gate at poll time)
+//! root:         Loopback< Snoop< Router{ wire: Filter<Wire>, port: Port(1), nat } > > (+ Gate)
+//! ```
 //!
-//! Loopback (127.0.0.0/8 and the interface's own address): smoltcp 0.14 has no internal
-//! delivery to its own addresses, so this device does it. A frame the interface sends to its
-//! own MAC, or an ARP packet asking for one of its own addresses, never reaches the wire: it
-//! goes to a queue that `receive` drains first. So a connection to 127.0.0.1 (or 10.0.2.15)
-//! is an ordinary smoltcp exchange (ARP to itself, then TCP) inside one interface and one
-//! socket set, served by the same task as the NIC; listeners need no second copy.
+//! - [`Wire`]: the E1000's rings. A full transmit ring makes `transmit` say no
+//!   ([`Link::tx_full`]): the task then also waits for a free slot.
+//! - [`Filter`]: the receive filter (`super::filter`): martians and IP fragments from the wire
+//!   are dropped, counted and reported on the console at most every [`REPORT_MS`].
+//! - [`Port`]: the stack's port on the bridge (`super::bridge`): sending hands the frame to the
+//!   bridge, receiving takes from the port's queue.
+//! - `Router` (the root only, `super::router`): the wire and the root's bridge port as one
+//!   link, choosing by destination, with the published ports' translation.
+//! - [`Snoop`]: notes the ARP replies that arrive ([`ArpSeen`]) so that `arping` can wait for
+//!   them (before, the device called up into the stack for this).
+//! - [`Loopback`]: frames for the interface's own MAC, and ARP for its own addresses, are
+//!   queued back instead of sent: smoltcp 0.14 does not deliver to its own addresses.
+//! - `Gate` (`super::listen`): SYNs for listeners that take none now are held back.
+//!
+//! The layers pass owned frames to each other through [`Link`] (one allocation per frame, no
+//! token plumbing through five layers); [`phy_device!`] makes each a `phy::Device` with the
+//! same two tokens ([`Frame`], [`Tx`]), so any of them can be smoltcp's device.
+//!
+//! Everything here runs under its stack's lock (the task's poll, or a system call's socket
+//! operation); below it the layers take the NIC's ring locks, the bridge's, an [`ArpSeen`]'s,
+//! and notify wait queues. Nothing runs in interrupt context.
 
+use super::bridge::BRIDGE;
 use super::e1000::Nic;
 use super::filter::{Local, Verdict};
+use super::router::Router;
 use crate::kprintln;
-use alloc::collections::VecDeque;
+use alloc::collections::{BTreeMap, VecDeque};
 use alloc::vec;
 use alloc::vec::Vec;
+use runtime::lockorder::{Mutex, Rank};
+use runtime::sync::WaitQueue;
 use smoltcp::phy::{self, DeviceCapabilities, Medium};
 use smoltcp::time::Instant;
 
 /// Largest Ethernet frame (no CRC).
 pub const MTU: usize = 1514;
 /// Most looped-back frames queued at once (more are dropped, as a full NIC ring would).
-const LOOP_MAX: usize = 256;
-
-const ETHERTYPE_ARP: [u8; 2] = [0x08, 0x06];
+pub const LOOP_MAX: usize = 256;
 /// The receive filter reports its drops on the console at most this often (a flood of
 /// martians must not become a flood of lines).
 pub const REPORT_MS: i64 = 10_000;
 
-pub struct NicDevice {
-    nic: &'static Nic,
-    mac: [u8; 6],
-    /// The interface's own IPv4 address (127.0.0.0/8 is always local too).
-    ip: [u8; 4],
-    /// The receive filter, which knows the address and the subnet.
-    filter: Local,
-    looped: VecDeque<Vec<u8>>,
-    /// The last `transmit` found the NIC's ring full.
-    pub tx_full: bool,
-    pub loop_dropped: u64,
-    /// Frames from the wire the receive filter dropped since boot: martians, IP fragments.
-    pub rx_martians: u64,
-    pub rx_fragments: u64,
-    report: Report,
+const ETHERTYPE_ARP: [u8; 2] = [0x08, 0x06];
+
+/// One layer of a stack's device (see the module docs).
+pub trait Link {
+    /// The next frame received, if any.
+    fn recv(&mut self, now: Instant) -> Option<Vec<u8>>;
+    /// Whether a frame may be sent now. `false` only for a full NIC ring: smoltcp then keeps
+    /// its frames, and the task waits for a free slot ([`Link::tx_full`]).
+    fn can_send(&mut self) -> bool;
+    /// Send `frame` (one that cannot go now is dropped; TCP retransmits).
+    fn send(&mut self, frame: Vec<u8>);
+    /// Frames wait that no wakeup will announce (looped back): poll again at once.
+    fn pending(&self) -> bool {
+        false
+    }
+    /// The last [`Link::can_send`] found the NIC's transmit ring full.
+    fn tx_full(&self) -> bool {
+        false
+    }
+    /// After every poll: print what is due (the filter's rate-limited report).
+    fn report(&mut self, _now: Instant) {}
 }
+
+/// A received frame, owned (smoltcp's receive token for every layer).
+pub struct Frame(pub Vec<u8>);
+
+impl phy::RxToken for Frame {
+    fn consume<R, F: FnOnce(&[u8]) -> R>(self, f: F) -> R {
+        f(&self.0)
+    }
+}
+
+/// Permission to send one frame through a layer (smoltcp's transmit token for every layer).
+pub struct Tx<'a>(&'a mut (dyn Link + 'a));
+
+impl phy::TxToken for Tx<'_> {
+    fn consume<R, F: FnOnce(&mut [u8]) -> R>(self, len: usize, f: F) -> R {
+        let mut buf = vec![0u8; len];
+        let r = f(&mut buf);
+        self.0.send(buf);
+        r
+    }
+}
+
+/// What every layer tells smoltcp: Ethernet, [`MTU`].
+pub fn capabilities() -> DeviceCapabilities {
+    let mut caps = DeviceCapabilities::default();
+    caps.medium = Medium::Ethernet;
+    caps.max_transmission_unit = MTU;
+    caps
+}
+
+/// `phy::Device` for a [`Link`]: `phy_device!([generics] Type)`.
+macro_rules! phy_device {
+    ([$($g:tt)*] $t:ty) => {
+        impl<$($g)*> smoltcp::phy::Device for $t {
+            type RxToken<'tok>
+                = $crate::net::device::Frame
+            where
+                Self: 'tok;
+            type TxToken<'tok>
+                = $crate::net::device::Tx<'tok>
+            where
+                Self: 'tok;
+
+            fn receive(
+                &mut self,
+                now: smoltcp::time::Instant,
+            ) -> Option<(Self::RxToken<'_>, Self::TxToken<'_>)> {
+                let f = $crate::net::device::Link::recv(self, now)?;
+                // The token for an immediate answer (an ARP reply, a RST): sent whatever the
+                // ring's state, or dropped by the layer that cannot send it.
+                Some(($crate::net::device::Frame(f), $crate::net::device::Tx::new(self)))
+            }
+
+            fn transmit(&mut self, _now: smoltcp::time::Instant) -> Option<Self::TxToken<'_>> {
+                match $crate::net::device::Link::can_send(self) {
+                    true => Some($crate::net::device::Tx::new(self)),
+                    false => None,
+                }
+            }
+
+            fn capabilities(&self) -> smoltcp::phy::DeviceCapabilities {
+                $crate::net::device::capabilities()
+            }
+        }
+    };
+}
+pub(crate) use phy_device;
+
+impl<'a> Tx<'a> {
+    pub fn new(link: &'a mut (dyn Link + 'a)) -> Tx<'a> {
+        Tx(link)
+    }
+}
+
+// ---- the wire ----
+
+/// The E1000's rings.
+pub struct Wire {
+    nic: &'static Nic,
+    tx_full: bool,
+    /// Frames dropped because the transmit ring was full.
+    pub tx_dropped: u64,
+}
+
+impl Wire {
+    pub fn new(nic: &'static Nic) -> Wire {
+        Wire { nic, tx_full: false, tx_dropped: 0 }
+    }
+}
+
+impl Link for Wire {
+    fn recv(&mut self, _now: Instant) -> Option<Vec<u8>> {
+        self.nic.try_receive()
+    }
+
+    fn can_send(&mut self) -> bool {
+        self.tx_full = self.nic.tx_in_flight() >= drivers::e1000::TX_RING - 1;
+        !self.tx_full
+    }
+
+    fn send(&mut self, frame: Vec<u8>) {
+        // Only the stack's task sends through the ring (under the stack lock), and a slot was
+        // free when smoltcp got its token; a failure drops the frame.
+        if self.nic.transmit(&frame).is_err() {
+            self.tx_dropped += 1;
+        }
+    }
+
+    fn tx_full(&self) -> bool {
+        self.tx_full
+    }
+}
+phy_device!([] Wire);
+
+// ---- the receive filter ----
 
 /// The rate limit of the filter's console report.
 #[derive(Default)]
@@ -65,20 +198,19 @@ struct Report {
     last: Option<Verdict>,
 }
 
-impl NicDevice {
-    pub fn new(nic: &'static Nic, ip: [u8; 4], prefix: u8) -> Self {
-        NicDevice {
-            nic,
-            mac: nic.mac(),
-            ip,
-            filter: Local::new(ip, prefix),
-            looped: VecDeque::new(),
-            tx_full: false,
-            loop_dropped: 0,
-            rx_martians: 0,
-            rx_fragments: 0,
-            report: Report::default(),
-        }
+/// The wire's receive filter (`super::filter`): drops martians and IP fragments.
+pub struct Filter<D> {
+    inner: D,
+    local: Local,
+    /// Frames the filter dropped since boot.
+    pub rx_martians: u64,
+    pub rx_fragments: u64,
+    report: Report,
+}
+
+impl<D: Link> Filter<D> {
+    pub fn new(inner: D, local: Local) -> Filter<D> {
+        Filter { inner, local, rx_martians: 0, rx_fragments: 0, report: Report::default() }
     }
 
     /// Count a frame the filter dropped, and report it if the last report is old enough.
@@ -96,13 +228,13 @@ impl NicDevice {
                 r.fragments += 1;
             }
         }
-        self.report(now);
+        self.print_report(now);
     }
 
     /// Print the drops not yet reported, unless a report was printed less than [`REPORT_MS`]
-    /// ago (the first drop is reported at once; the network task calls this after every poll,
-    /// so the rest of a burst is reported once the time has come).
-    pub fn report(&mut self, now: Instant) {
+    /// ago (the first drop is reported at once; the task calls this after every poll, so the
+    /// rest of a burst is reported once the time has come).
+    fn print_report(&mut self, now: Instant) {
         let r = &mut self.report;
         let ms = now.total_millis();
         if r.martians + r.fragments == 0 || r.at.is_some_and(|at| ms < at + REPORT_MS) {
@@ -121,17 +253,204 @@ impl NicDevice {
         );
         *r = Report { at: Some(ms), ..Report::default() };
     }
+}
 
-    /// Looped-back frames wait to be received (the task polls again at once).
-    pub fn loop_pending(&self) -> bool {
-        !self.looped.is_empty()
+impl<D: Link> Link for Filter<D> {
+    fn recv(&mut self, now: Instant) -> Option<Vec<u8>> {
+        loop {
+            let f = self.inner.recv(now)?;
+            match self.local.check(&f) {
+                Verdict::Pass => return Some(f),
+                v => self.dropped(v, now),
+            }
+        }
+    }
+    fn can_send(&mut self) -> bool {
+        self.inner.can_send()
+    }
+    fn send(&mut self, frame: Vec<u8>) {
+        self.inner.send(frame)
+    }
+    fn pending(&self) -> bool {
+        self.inner.pending()
+    }
+    fn tx_full(&self) -> bool {
+        self.inner.tx_full()
+    }
+    fn report(&mut self, now: Instant) {
+        self.print_report(now);
+        self.inner.report(now);
+    }
+}
+phy_device!([D: Link] Filter<D>);
+
+// ---- the bridge port ----
+
+/// A stack's port on the bridge (`super::bridge`).
+pub struct Port {
+    id: u32,
+    /// Frames for this port the bridge dropped (its queue was full), as of the last report,
+    /// and when that was printed (ms of smoltcp time).
+    reported: (u64, Option<i64>),
+}
+
+impl Port {
+    /// Port `id` (the namespace's id), already plugged into the bridge.
+    pub fn new(id: u32) -> Port {
+        Port { id, reported: (0, None) }
+    }
+}
+
+impl Link for Port {
+    fn recv(&mut self, _now: Instant) -> Option<Vec<u8>> {
+        BRIDGE.take(self.id)
+    }
+    fn can_send(&mut self) -> bool {
+        true
+    }
+    fn send(&mut self, frame: Vec<u8>) {
+        BRIDGE.forward(self.id, frame);
+    }
+    /// Frames the bridge dropped for this port, on the console at most every [`REPORT_MS`].
+    fn report(&mut self, now: Instant) {
+        let (last, at) = self.reported;
+        let ms = now.total_millis();
+        if at.is_some_and(|at| ms < at + REPORT_MS) {
+            return;
+        }
+        let Some(stats) = BRIDGE.stats(self.id) else { return };
+        if stats.dropped > last {
+            kprintln!(
+                "net: ns {}: bridge port queue full: {} frames dropped ({} since boot)",
+                self.id,
+                stats.dropped - last,
+                stats.dropped
+            );
+            self.reported = (stats.dropped, Some(ms));
+        }
+    }
+}
+phy_device!([] Port);
+
+// ---- ARP snooping, for arping ----
+
+/// The ARP replies one stack has seen (sender IP -> MAC), for `arping`; at most 64.
+pub struct ArpSeen {
+    seen: Mutex<BTreeMap<[u8; 4], [u8; 6]>>,
+    /// Notified when a reply is noted.
+    pub wait: WaitQueue,
+}
+
+impl Default for ArpSeen {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl ArpSeen {
+    pub const fn new() -> ArpSeen {
+        ArpSeen { seen: Mutex::new(Rank::ArpSeen, BTreeMap::new()), wait: WaitQueue::new() }
+    }
+
+    /// Note `f` if it is an ARP reply.
+    fn note(&self, f: &[u8]) {
+        if f.len() >= 42
+            && f[12..14] == ETHERTYPE_ARP
+            && f[14..22] == [0, 1, 0x08, 0x00, 6, 4, 0, 2]
+        {
+            let ip: [u8; 4] = f[28..32].try_into().expect("4 bytes");
+            let mac: [u8; 6] = f[22..28].try_into().expect("6 bytes");
+            {
+                let mut seen = self.seen.lock();
+                if seen.len() >= 64 {
+                    seen.clear();
+                }
+                seen.insert(ip, mac);
+            }
+            self.wait.notify_all();
+        }
+    }
+
+    pub fn forget(&self, ip: [u8; 4]) {
+        self.seen.lock().remove(&ip);
+    }
+
+    pub fn get(&self, ip: [u8; 4]) -> Option<[u8; 6]> {
+        self.seen.lock().get(&ip).copied()
+    }
+}
+
+/// Notes the ARP replies that arrive from the link below (see [`ArpSeen`]).
+pub struct Snoop<D> {
+    inner: D,
+    arp: alloc::sync::Arc<ArpSeen>,
+}
+
+impl<D> Snoop<D> {
+    pub fn new(inner: D, arp: alloc::sync::Arc<ArpSeen>) -> Snoop<D> {
+        Snoop { inner, arp }
+    }
+
+    pub fn inner_mut(&mut self) -> &mut D {
+        &mut self.inner
+    }
+}
+
+impl<D: Link> Link for Snoop<D> {
+    fn recv(&mut self, now: Instant) -> Option<Vec<u8>> {
+        let f = self.inner.recv(now)?;
+        self.arp.note(&f);
+        Some(f)
+    }
+    fn can_send(&mut self) -> bool {
+        self.inner.can_send()
+    }
+    fn send(&mut self, frame: Vec<u8>) {
+        self.inner.send(frame)
+    }
+    fn pending(&self) -> bool {
+        self.inner.pending()
+    }
+    fn tx_full(&self) -> bool {
+        self.inner.tx_full()
+    }
+    fn report(&mut self, now: Instant) {
+        self.inner.report(now)
+    }
+}
+phy_device!([D: Link] Snoop<D>);
+
+// ---- loopback ----
+
+/// Loopback: a frame the interface sends to its own MAC, or an ARP packet asking for one of
+/// its own addresses (127.0.0.0/8 and `ips`), goes to a queue that `recv` drains first,
+/// instead of to the link below. So a connection to 127.0.0.1, or to the stack's own address,
+/// is an ordinary smoltcp exchange (ARP to itself, then TCP) inside one interface and one
+/// socket set. Looped frames are not filtered: 127.0.0.1 is legitimate between a stack and
+/// itself. They never reach another stack: each stack has its own loopback.
+pub struct Loopback<D> {
+    inner: D,
+    mac: [u8; 6],
+    ips: Vec<[u8; 4]>,
+    looped: VecDeque<Vec<u8>>,
+    /// Frames dropped because [`LOOP_MAX`] were queued.
+    pub dropped: u64,
+}
+
+impl<D> Loopback<D> {
+    pub fn new(inner: D, mac: [u8; 6], ips: Vec<[u8; 4]>) -> Loopback<D> {
+        Loopback { inner, mac, ips, looped: VecDeque::new(), dropped: 0 }
+    }
+
+    pub fn inner_mut(&mut self) -> &mut D {
+        &mut self.inner
     }
 
     fn is_local_ip(&self, ip: &[u8]) -> bool {
-        ip[0] == 127 || ip == self.ip
+        ip[0] == 127 || self.ips.iter().any(|a| a == ip)
     }
 
-    /// Whether this outgoing frame is for this machine itself.
+    /// Whether this outgoing frame is for this stack itself.
     fn is_for_us(&self, f: &[u8]) -> bool {
         if f.len() < 14 {
             return false;
@@ -141,77 +460,95 @@ impl NicDevice {
         }
         f.len() >= 42 && f[12..14] == ETHERTYPE_ARP && self.is_local_ip(&f[38..42])
     }
+}
 
+impl<D: Link> Link for Loopback<D> {
+    fn recv(&mut self, now: Instant) -> Option<Vec<u8>> {
+        match self.looped.pop_front() {
+            Some(f) => Some(f),
+            None => self.inner.recv(now),
+        }
+    }
+    fn can_send(&mut self) -> bool {
+        self.inner.can_send()
+    }
     fn send(&mut self, frame: Vec<u8>) {
-        if self.is_for_us(&frame) {
-            if self.looped.len() < LOOP_MAX {
-                self.looped.push_back(frame);
-            } else {
-                self.loop_dropped += 1;
-            }
+        if !self.is_for_us(&frame) {
+            self.inner.send(frame);
+        } else if self.looped.len() < LOOP_MAX {
+            self.looped.push_back(frame);
         } else {
-            // A slot was free when the token was handed out, and only this task transmits
-            // through the stack; a failure drops the frame (TCP retransmits).
-            let _ = self.nic.transmit(&frame);
+            self.dropped += 1;
+        }
+    }
+    fn pending(&self) -> bool {
+        !self.looped.is_empty() || self.inner.pending()
+    }
+    fn tx_full(&self) -> bool {
+        self.inner.tx_full()
+    }
+    fn report(&mut self, now: Instant) {
+        self.inner.report(now)
+    }
+}
+phy_device!([D: Link] Loopback<D>);
+
+// ---- a stack's device ----
+
+/// The link below a stack's loopback and snooping: the root's router, or a container's port.
+pub enum Below {
+    /// Boxed: a container's stack need not carry a router's room.
+    Root(alloc::boxed::Box<Router>),
+    Container(Port),
+}
+
+impl Link for Below {
+    fn recv(&mut self, now: Instant) -> Option<Vec<u8>> {
+        match self {
+            Below::Root(r) => r.recv(now),
+            Below::Container(p) => p.recv(now),
+        }
+    }
+    fn can_send(&mut self) -> bool {
+        match self {
+            Below::Root(r) => r.can_send(),
+            Below::Container(p) => p.can_send(),
+        }
+    }
+    fn send(&mut self, frame: Vec<u8>) {
+        match self {
+            Below::Root(r) => r.send(frame),
+            Below::Container(p) => p.send(frame),
+        }
+    }
+    fn pending(&self) -> bool {
+        match self {
+            Below::Root(r) => r.pending(),
+            Below::Container(p) => p.pending(),
+        }
+    }
+    fn tx_full(&self) -> bool {
+        match self {
+            Below::Root(r) => r.tx_full(),
+            Below::Container(p) => p.tx_full(),
+        }
+    }
+    fn report(&mut self, now: Instant) {
+        match self {
+            Below::Root(r) => r.report(now),
+            Below::Container(p) => p.report(now),
         }
     }
 }
+phy_device!([] Below);
 
-/// A received frame, owned.
-pub struct RxFrame(Vec<u8>);
+/// A stack's device (the `Gate` is added at poll time).
+pub type Dev = Loopback<Snoop<Below>>;
 
-/// Permission to transmit one frame.
-pub struct TxFrame<'a>(&'a mut NicDevice);
-
-impl phy::RxToken for RxFrame {
-    fn consume<R, F: FnOnce(&[u8]) -> R>(self, f: F) -> R {
-        f(&self.0)
-    }
-}
-
-impl phy::TxToken for TxFrame<'_> {
-    fn consume<R, F: FnOnce(&mut [u8]) -> R>(self, len: usize, f: F) -> R {
-        let mut buf = vec![0u8; len];
-        let r = f(&mut buf);
-        self.0.send(buf);
-        r
-    }
-}
-
-impl phy::Device for NicDevice {
-    type RxToken<'a> = RxFrame;
-    type TxToken<'a> = TxFrame<'a>;
-
-    fn receive(&mut self, now: Instant) -> Option<(RxFrame, TxFrame<'_>)> {
-        let frame = match self.looped.pop_front() {
-            Some(f) => f,
-            None => loop {
-                let f = self.nic.try_receive()?;
-                match self.filter.check(&f) {
-                    Verdict::Pass => {
-                        super::stack::snoop_rx(&f);
-                        break f;
-                    }
-                    v => self.dropped(v, now),
-                }
-            },
-        };
-        Some((RxFrame(frame), TxFrame(self)))
-    }
-
-    fn transmit(&mut self, _now: Instant) -> Option<TxFrame<'_>> {
-        if self.nic.tx_in_flight() >= drivers::e1000::TX_RING - 1 {
-            self.tx_full = true;
-            return None;
-        }
-        self.tx_full = false;
-        Some(TxFrame(self))
-    }
-
-    fn capabilities(&self) -> DeviceCapabilities {
-        let mut caps = DeviceCapabilities::default();
-        caps.medium = Medium::Ethernet;
-        caps.max_transmission_unit = MTU;
-        caps
+/// The root's router in a stack's device (`None` for a container's).
+pub fn router_mut(dev: &mut Dev) -> Option<&mut Router> {
+    match dev.inner_mut().inner_mut() {
+        Below::Root(r) => Some(r),
+        Below::Container(_) => None,
     }
 }

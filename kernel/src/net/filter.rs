@@ -1,6 +1,6 @@
-//! The receive filter: which frames from the wire the NIC device ([`super::device`]) drops
-//! before smoltcp sees them. Pure (it depends only on `smoltcp::wire`), so it is unit-tested
-//! on the host (`mkimage/tests/kernel_net.rs`).
+//! The receive filter: which frames from the wire the wire's device (`super::device::Filter`)
+//! drops before anything else sees them. Pure (it depends only on `smoltcp::wire`), so it is
+//! unit-tested on the host (`mkimage/tests/kernel_net.rs`).
 //!
 //! - **Martians**, as Linux drops them (`ip_route_input_slow`, `arp_process`; without
 //!   `route_localnet` or `accept_local`): an IPv4 packet whose source is loopback
@@ -8,7 +8,10 @@
 //!   client's), multicast, the limited or the subnet's broadcast, or one of our own addresses;
 //!   or whose destination is loopback or 0.0.0.0/8. ARP whose target is loopback or multicast,
 //!   or whose sender is an address no IPv4 source may have (the rules above; 0.0.0.0, an
-//!   address probe, passes). smoltcp would otherwise take a loopback packet from the wire for
+//!   address probe, passes). The container network behind the bridge ([`Local::inside`],
+//!   192.168.1.0/24) is internal: no packet from the wire may come from it or go to it, and no
+//!   ARP from the wire may name an address in it (the root's stack owns 192.168.1.1 too, and
+//!   its neighbor cache must not learn a container's address from a stranger). smoltcp would otherwise take a loopback packet from the wire for
 //!   its own (127.0.0.0/8 is one of the interface's addresses), and fill its neighbor cache
 //!   from such ARP: the wire could then map 127.0.0.1 or our own address to a stranger's MAC,
 //!   and the machine's loopback traffic would go to it.
@@ -36,16 +39,32 @@ pub enum Verdict {
     Fragment,
 }
 
-/// The interface's own IPv4 address and its subnet, as the filter needs them.
+/// The interface's own IPv4 address and its subnet, as the filter needs them, and the
+/// internal network the wire must not reach.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Local {
     pub ip: Ipv4Address,
     pub prefix: u8,
+    /// An internal network (address, prefix): the containers' (none by default).
+    pub inside: Option<(Ipv4Address, u8)>,
 }
 
 impl Local {
     pub fn new(ip: [u8; 4], prefix: u8) -> Local {
-        Local { ip: Ipv4Address::from(ip), prefix: prefix.min(32) }
+        Local { ip: Ipv4Address::from(ip), prefix: prefix.min(32), inside: None }
+    }
+
+    /// The same, with `net/prefix` internal.
+    pub fn with_inside(self, net: [u8; 4], prefix: u8) -> Local {
+        Local { inside: Some((Ipv4Address::from(net), prefix.min(32))), ..self }
+    }
+
+    /// Whether `a` is in the internal network.
+    fn is_inside(&self, a: Ipv4Address) -> bool {
+        self.inside.is_some_and(|(net, prefix)| {
+            let mask = u32::MAX.checked_shl(32 - u32::from(prefix)).unwrap_or(0);
+            u32::from(a) & mask == u32::from(net) & mask
+        })
     }
 
     /// The subnet's directed broadcast address (none for /31 and /32).
@@ -68,11 +87,12 @@ impl Local {
             || src.is_broadcast()
             || Some(src) == self.subnet_broadcast()
             || src == self.ip
+            || self.is_inside(src)
     }
 
     /// Whether no packet from the wire may be for `dst`.
-    fn martian_destination(dst: Ipv4Address) -> bool {
-        dst.octets()[0] == 0 || dst.is_loopback()
+    fn martian_destination(&self, dst: Ipv4Address) -> bool {
+        dst.octets()[0] == 0 || dst.is_loopback() || self.is_inside(dst)
     }
 
     /// What to do with `frame`, just received from the wire.
@@ -82,7 +102,7 @@ impl Local {
             EthernetProtocol::Ipv4 => {
                 let Ok(ip) = Ipv4Packet::new_checked(eth.payload()) else { return Verdict::Pass };
                 let (src, dst) = (ip.src_addr(), ip.dst_addr());
-                if self.martian_source(src, dst) || Self::martian_destination(dst) {
+                if self.martian_source(src, dst) || self.martian_destination(dst) {
                     Verdict::Martian { arp: false, src, dst }
                 } else if ip.more_frags() || ip.frag_offset() != 0 {
                     Verdict::Fragment
@@ -102,7 +122,7 @@ impl Local {
                 else {
                     return Verdict::Pass;
                 };
-                let bad_target = dst.is_loopback() || dst.is_multicast();
+                let bad_target = dst.is_loopback() || dst.is_multicast() || self.is_inside(dst);
                 let bad_sender = !src.is_unspecified() && self.martian_source(src, dst);
                 if bad_target || bad_sender {
                     Verdict::Martian { arp: true, src, dst }
@@ -239,6 +259,31 @@ mod tests {
                 assert!(martian(l.check(&arp(op, spa, tpa))), "{op:?} {spa:?} -> {tpa:?}");
             }
         }
+    }
+
+    #[test]
+    fn the_container_network_is_not_the_wire_s() {
+        let l = local().with_inside([192, 168, 1, 0], 24);
+        let peer = [10, 0, 2, 2];
+        for (src, dst) in [
+            ([192, 168, 1, 2], US),
+            ([192, 168, 1, 1], US),
+            (peer, [192, 168, 1, 1]),
+            (peer, [192, 168, 1, 7]),
+        ] {
+            assert!(martian(l.check(&ipv4(src, dst, (false, 0)))), "{src:?} -> {dst:?}");
+        }
+        for (spa, tpa) in [([192, 168, 1, 9], US), (peer, [192, 168, 1, 1])] {
+            for op in [ArpOperation::Request, ArpOperation::Reply] {
+                assert!(martian(l.check(&arp(op, spa, tpa))), "{op:?} {spa:?} -> {tpa:?}");
+            }
+        }
+        // Next door is not inside.
+        assert_eq!(l.check(&ipv4([192, 168, 2, 1], US, (false, 0))), Verdict::Pass);
+        assert_eq!(l.check(&ipv4(peer, US, (false, 0))), Verdict::Pass);
+        assert_eq!(l.check(&arp(ArpOperation::Request, peer, US)), Verdict::Pass);
+        // Without an internal network, nothing changes.
+        assert_eq!(local().check(&ipv4([192, 168, 1, 2], US, (false, 0))), Verdict::Pass);
     }
 
     #[test]

@@ -1,5 +1,6 @@
-//! Listening TCP ports ([`Listener`], made by `listen`): part of the [`Stack`], because the
-//! network task must tend them between received frames.
+//! Listening TCP ports ([`Listener`], made by `listen`): part of a stack
+//! ([`super::stack::Stack`]'s [`Listeners`]), because its task must tend them between received
+//! frames.
 //!
 //! **One LISTEN socket, re-armed.** smoltcp turns a socket in LISTEN into the connection itself
 //! when a SYN arrives, so a port can take one new connection per LISTEN socket. The interface
@@ -50,17 +51,17 @@
 //! accept queue: its SYNs wait (the clients retransmit) until memory is free, and the
 //! connection then gets in; nothing is reset and nothing panics.
 //!
-//! All of this runs in the network task or a system call, under the stack lock
-//! ([`super::stack::with`]); nothing here blocks or runs in interrupt context.
+//! All of this runs in the stack's task or a system call, under the stack's lock; nothing here
+//! blocks or runs in interrupt context. The stack ([`super::stack::Stack`]) calls these
+//! methods with its socket table ([`Sockets`]); listeners know nothing else of it.
 
-use super::device::NicDevice;
-use super::stack::{new_tcp_socket, now_ms, remove_socket, Stack, TCP_BUF};
+use super::device::{phy_device, Link};
+use super::stack::{Sockets, TCP_BUF};
 use alloc::collections::{BTreeMap, VecDeque};
 use alloc::sync::Arc;
 use alloc::vec::Vec;
 use runtime::sync::WaitQueue;
 use smoltcp::iface::SocketHandle;
-use smoltcp::phy::{self, Device, DeviceCapabilities};
 use smoltcp::socket::tcp;
 use smoltcp::time::Instant;
 use smoltcp::wire::{
@@ -91,7 +92,7 @@ pub fn syn_capacity(backlog: usize) -> usize {
 
 /// A listening TCP port: its SYN queue and accept queue, and the LISTEN socket waiting for the
 /// next SYN. Made by `listen`, owned by the listening [`crate::net::socket::Socket`] (which
-/// holds its id) and tended by the network task.
+/// holds its id) and tended by its stack's task.
 struct Listener {
     ep: IpListenEndpoint,
     /// The accept queue's capacity.
@@ -146,28 +147,28 @@ impl Listeners {
 
     /// The device as smoltcp should see it while receiving: `dev`, minus SYNs to listeners
     /// that take none now.
-    pub fn gate<'a>(&'a self, dev: &'a mut NicDevice) -> Gate<'a> {
+    pub fn gate<'a, D: Link>(&'a self, dev: &'a mut D) -> Gate<'a, D> {
         Gate { dev, full: &self.full }
     }
 
-    /// When the network task must look at the SYN queues again (a half-open connection's
-    /// timeout), in ms; `None`: no half-open connection.
+    /// When the task must look at the SYN queues again (a half-open connection's timeout), in
+    /// ms; `None`: no half-open connection.
     pub fn next_deadline(&self) -> Option<u64> {
         self.next_deadline
     }
-}
 
-impl Stack {
     /// Start listening on `ep` with room for `backlog` connections not yet accepted; `ready`
     /// is notified when one can be accepted. Returns the listener's id.
-    pub fn add_listener(
+    pub fn add(
         &mut self,
+        sockets: &mut Sockets,
         ep: IpListenEndpoint,
         backlog: usize,
         ready: Arc<WaitQueue>,
+        ms: u64,
     ) -> u64 {
-        let id = self.listen.next;
-        self.listen.next += 1;
+        let id = self.next;
+        self.next += 1;
         let l = Listener {
             ep,
             backlog: backlog.max(1),
@@ -177,64 +178,63 @@ impl Stack {
             ready,
             was_ready: false,
         };
-        self.listen.map.insert(id, l);
-        self.tend_listeners(now_ms(), false);
+        self.map.insert(id, l);
+        self.tend(sockets, ms, false);
         id
     }
 
     /// `listen` again on a listening socket: a new backlog (connections already waiting
     /// beyond it stay).
-    pub fn set_backlog(&mut self, id: u64, backlog: usize) {
-        if let Some(l) = self.listen.map.get_mut(&id) {
+    pub fn set_backlog(&mut self, sockets: &mut Sockets, id: u64, backlog: usize, ms: u64) {
+        if let Some(l) = self.map.get_mut(&id) {
             l.backlog = backlog.max(1);
         }
-        self.tend_listeners(now_ms(), false);
+        self.tend(sockets, ms, false);
     }
 
-    /// Stop listening: the connections waiting for `accept` are closed, the half-open ones
-    /// and the LISTEN socket freed.
-    pub fn remove_listener(&mut self, id: u64) {
-        let Some(l) = self.listen.map.remove(&id) else { return };
+    /// Stop listening: the half-open connections and the LISTEN socket are freed; the
+    /// connections waiting for `accept` are returned, for the stack to close.
+    pub fn remove(&mut self, sockets: &mut Sockets, id: u64) -> VecDeque<SocketHandle> {
+        let Some(l) = self.map.remove(&id) else { return VecDeque::new() };
         if let Some(h) = l.armed {
-            remove_socket(&mut self.sockets, &mut self.charges, h);
+            sockets.remove(h);
         }
         for (h, _) in l.syn {
-            remove_socket(&mut self.sockets, &mut self.charges, h);
+            sockets.remove(h);
         }
-        for h in l.accept {
-            self.close_tcp(h);
-        }
+        l.accept
     }
 
     /// Take the oldest acceptable connection of listener `id` (`None`: none yet). Its place
     /// in the accept queue frees at once, so a listener that was full is armed again here.
-    pub fn accept_ready(&mut self, id: u64) -> Option<SocketHandle> {
-        let l = self.listen.map.get_mut(&id)?;
-        let sockets = &self.sockets;
+    pub fn accept_ready(
+        &mut self,
+        sockets: &mut Sockets,
+        id: u64,
+        ms: u64,
+    ) -> Option<SocketHandle> {
+        let l = self.map.get_mut(&id)?;
         let i = l.accept.iter().position(|&h| acceptable(sockets.get::<tcp::Socket>(h).state()))?;
         let h = l.accept.remove(i).expect("index in range");
         l.was_ready = l.accept.iter().any(|&h| acceptable(sockets.get::<tcp::Socket>(h).state()));
-        self.tend_listeners(now_ms(), false);
+        self.tend(sockets, ms, false);
         Some(h)
     }
 
-    /// Give back a connection [`Stack::accept_ready`] returned (`accept` found no free
-    /// descriptor for it): it is first in line again.
-    pub fn requeue(&mut self, id: u64, h: SocketHandle) {
-        match self.listen.map.get_mut(&id) {
-            Some(l) => {
-                l.accept.push_front(h);
-                l.was_ready = true;
-                l.ready.notify_all();
-            }
-            None => self.close_tcp(h),
-        }
+    /// Give back a connection [`Listeners::accept_ready`] returned (`accept` found no free
+    /// descriptor for it): it is first in line again. `Err(h)`: the listener is gone.
+    pub fn requeue(&mut self, id: u64, h: SocketHandle) -> Result<(), SocketHandle> {
+        let l = self.map.get_mut(&id).ok_or(h)?;
+        l.accept.push_front(h);
+        l.was_ready = true;
+        l.ready.notify_all();
+        Ok(())
     }
 
     /// Whether listener `id` has a connection to accept.
-    pub fn listener_ready(&self, id: u64) -> bool {
-        self.listen.map.get(&id).is_some_and(|l| {
-            l.accept.iter().any(|&h| acceptable(self.sockets.get::<tcp::Socket>(h).state()))
+    pub fn is_ready(&self, sockets: &Sockets, id: u64) -> bool {
+        self.map.get(&id).is_some_and(|l| {
+            l.accept.iter().any(|&h| acceptable(sockets.get::<tcp::Socket>(h).state()))
         })
     }
 
@@ -247,11 +247,10 @@ impl Stack {
     /// [`SYN_RECV_MS`] and the connections reset before they were accepted, take back a
     /// half-open one that a RST returned to LISTEN, and notify the listeners that have a
     /// connection to accept since the last look.
-    pub(super) fn tend_listeners(&mut self, ms: u64, full_scan: bool) {
-        let (sockets, charges) = (&mut self.sockets, &mut self.charges);
+    pub fn tend(&mut self, sockets: &mut Sockets, ms: u64, full_scan: bool) {
         let mut next_deadline: Option<u64> = None;
-        self.listen.full.clear();
-        for l in self.listen.map.values_mut() {
+        self.full.clear();
+        for l in self.map.values_mut() {
             // Before a frame only when the finished handshakes could fill the accept queue (so
             // that a full one takes no more SYNs); otherwise the look after the poll will do.
             if full_scan || l.accept.len() + l.syn.len() >= l.backlog {
@@ -267,12 +266,12 @@ impl Stack {
                             if l.armed.is_none() {
                                 l.armed = Some(h);
                             } else {
-                                remove_socket(sockets, charges, h);
+                                sockets.remove(h);
                             }
                         }
                         st if acceptable(st) => l.accept.push_back(h),
                         // Closed, or timed out: dropped without a reset (see the module docs).
-                        _ => remove_socket(sockets, charges, h),
+                        _ => sockets.remove(h),
                     }
                     l.syn.remove(i);
                 }
@@ -285,7 +284,7 @@ impl Stack {
                         // look above took out every finished handshake: a full SYN queue is
                         // never short of the backlog, so the look happened.
                         if let Some((old, _)) = l.syn.pop_front() {
-                            remove_socket(sockets, charges, old);
+                            sockets.remove(old);
                         }
                     }
                     l.syn.push_back((h, ms));
@@ -295,7 +294,7 @@ impl Stack {
                 let mut ready = false;
                 l.accept.retain(|&h| match sockets.get::<tcp::Socket>(h).state() {
                     tcp::State::Closed | tcp::State::TimeWait => {
-                        remove_socket(sockets, charges, h);
+                        sockets.remove(h);
                         false
                     }
                     st => {
@@ -315,7 +314,7 @@ impl Stack {
             if l.accept.len() >= l.backlog {
                 // A full accept queue takes no SYN: without a LISTEN socket, the gate drops them.
                 if let Some(h) = l.armed.take() {
-                    remove_socket(sockets, charges, h);
+                    sockets.remove(h);
                 }
             } else if l.armed.is_none() {
                 let buf = if l.syn_full() {
@@ -327,71 +326,53 @@ impl Stack {
                 };
                 // Refused by the kernel-memory budget: not armed, so the gate holds its SYNs
                 // back (the clients retransmit) until memory is free again.
-                if let Some(h) = new_tcp_socket(sockets, charges, buf) {
+                if let Some(h) = sockets.new_tcp(buf) {
                     let _ = sockets.get_mut::<tcp::Socket>(h).listen(l.ep);
                     l.armed = Some(h);
                 }
             }
             if l.armed.is_none() {
-                self.listen.full.push(l.ep);
+                self.full.push(l.ep);
             }
         }
         if full_scan {
-            self.listen.next_deadline = next_deadline;
+            self.next_deadline = next_deadline;
         }
     }
 }
 
-/// The device as smoltcp sees it while receiving: the NIC, except that a SYN for a listener
-/// that takes none now (its accept queue is full, or the budget refused its socket) arrives as
-/// an empty frame (which smoltcp ignores), instead of reaching smoltcp, which would answer it
-/// with a RST for want of a LISTEN socket.
-pub struct Gate<'a> {
-    dev: &'a mut NicDevice,
+/// The device as smoltcp sees it while receiving: the stack's device, except that a SYN for
+/// a listener that takes none now (its accept queue is full, or the budget refused its socket)
+/// arrives as an empty frame (which smoltcp ignores), instead of reaching smoltcp, which would
+/// answer it with a RST for want of a LISTEN socket. A layer like the others
+/// (`super::device`), over the device it borrows for one poll.
+pub struct Gate<'a, D> {
+    dev: &'a mut D,
     full: &'a [IpListenEndpoint],
 }
 
-pub struct GateRx<'a> {
-    rx: <NicDevice as Device>::RxToken<'a>,
-    full: &'a [IpListenEndpoint],
-}
-
-impl Device for Gate<'_> {
-    type RxToken<'b>
-        = GateRx<'b>
-    where
-        Self: 'b;
-    type TxToken<'b>
-        = <NicDevice as Device>::TxToken<'b>
-    where
-        Self: 'b;
-
-    fn receive(&mut self, t: Instant) -> Option<(Self::RxToken<'_>, Self::TxToken<'_>)> {
-        let (rx, tx) = self.dev.receive(t)?;
-        Some((GateRx { rx, full: self.full }, tx))
+impl<D: Link> Link for Gate<'_, D> {
+    fn recv(&mut self, now: Instant) -> Option<Vec<u8>> {
+        let f = self.dev.recv(now)?;
+        match !self.full.is_empty() && syn_to(&f, self.full) {
+            true => Some(Vec::new()),
+            false => Some(f),
+        }
     }
-
-    fn transmit(&mut self, t: Instant) -> Option<Self::TxToken<'_>> {
-        self.dev.transmit(t)
+    fn can_send(&mut self) -> bool {
+        self.dev.can_send()
     }
-
-    fn capabilities(&self) -> DeviceCapabilities {
-        self.dev.capabilities()
+    fn send(&mut self, frame: Vec<u8>) {
+        self.dev.send(frame)
+    }
+    fn pending(&self) -> bool {
+        self.dev.pending()
+    }
+    fn tx_full(&self) -> bool {
+        self.dev.tx_full()
     }
 }
-
-impl phy::RxToken for GateRx<'_> {
-    fn consume<R, F: FnOnce(&[u8]) -> R>(self, f: F) -> R {
-        let full = self.full;
-        phy::RxToken::consume(self.rx, |frame| {
-            if !full.is_empty() && syn_to(frame, full) {
-                f(&[])
-            } else {
-                f(frame)
-            }
-        })
-    }
-}
+phy_device!(['a, D: Link] Gate<'a, D>);
 
 /// Whether `frame` (Ethernet) is a TCP SYN (no ACK, no RST) for one of `eps`.
 fn syn_to(frame: &[u8], eps: &[IpListenEndpoint]) -> bool {

@@ -1,7 +1,13 @@
-//! Sockets (a [`crate::file::File`] kind): BSD-style TCP and UDP over the smoltcp stack.
+//! Sockets (a [`crate::file::File`] kind): BSD-style TCP and UDP over smoltcp.
 //!
-//! A [`Socket`] holds handles into the stack's socket set. Every operation is a short
-//! section under the stack lock.
+//! A [`Socket`] belongs to the stack of the network namespace it was made in
+//! ([`super::stack::NetStack`], from the caller's `ns.net` at `socket()`), for its whole life:
+//! a descriptor inherited into another namespace still uses it. It holds handles into that
+//! stack's socket table. Every operation is a short section under that stack's lock, and
+//! addresses are that stack's: `bind` takes `0.0.0.0`, `127.0.0.0/8` or one of the stack's
+//! own addresses (`EADDRNOTAVAIL` otherwise); ports are the stack's own (the same port may be
+//! bound in every namespace at once); `127.0.0.1` reaches the stack's own listeners only.
+//! Once the namespace died (`super::netns::destroy`) every operation fails with `ENETUNREACH`.
 //!
 //! # Waiting: two wait queues per socket
 //!
@@ -31,28 +37,28 @@
 //! # Locks, in order
 //!
 //! As in `docs/locks.md` (checked in debug builds): a process's descriptor table (`exit`
-//! closes files under it), the socket's state (`Socket::st`), the stack (`stack::with`), then
-//! a wait queue's internals. smoltcp wakes a notifier inside `iface.poll` (the network task)
+//! closes files under it), the socket's state (`Socket::st`), its stack (`NetStack::with`),
+//! then a wait queue's internals. smoltcp wakes a notifier inside `iface.poll` (the network task)
 //! or inside a socket operation of a system call, the stack lock held, in task context;
 //! `notify_all` holds the queue's spin lock for a few instructions and wakes the waiters
 //! after releasing it, and waking a waiter takes no lock (a process's waker and a task's are
 //! atomics and lock-free queues). Nothing takes the stack lock while holding a queue's lock,
 //! and no interrupt handler takes any of these locks.
 //!
-//! TCP `listen(backlog)` makes a listener in the stack (`stack::Stack::add_listener`): up to
+//! TCP `listen(backlog)` makes a listener in the stack (`Stack::add_listener`): up to
 //! `backlog` connections (at most [`SOMAXCONN`]; [`DEFAULT_BACKLOG`] for a backlog of 0 or
 //! less) complete their handshake before `accept` takes them, and the network task keeps one
 //! smoltcp socket in LISTEN for the next SYN (see `stack`'s module docs). `accept` and `poll`
 //! wait for a listener on its `readable` queue, which the listener notifies (under the stack
 //! lock) when a connection becomes acceptable. `close` is graceful: FIN, and the smoltcp
-//! socket is freed by the network task once its close is done (`stack::Stack::close_tcp`).
+//! socket is freed by the stack's task once its close is done (`Stack::close_tcp`).
 //!
 //! Buffers are charged to the kernel-memory budget (`mm::budget`) when they are made: a TCP
 //! socket's at `connect` (or by its listener, before the SYN), a UDP socket's at `bind` (or its
 //! first datagram). `socket` already fails with ENOMEM when the budget could not pay for them
 //! now, and so do `connect` and `bind` if it no longer can by then.
 
-use super::stack::{self, Stack, TCP_BUF};
+use super::stack::{self, NetStack, Stack, TCP_BUF};
 use crate::file::poll::PollWait;
 use crate::mm::budget::{self, Charge};
 use abi::syscall::net::{SockAddrIn, POLLERR, POLLHUP, POLLIN, POLLOUT, SHUT_RD, SHUT_WR};
@@ -60,7 +66,6 @@ use abi::syscall::Errno;
 use alloc::string::String;
 use alloc::sync::Arc;
 use alloc::vec;
-use alloc::vec::Vec;
 use core::fmt::Write;
 use core::task::Waker;
 use runtime::lockorder::{Mutex, Rank};
@@ -99,6 +104,8 @@ enum State {
 }
 
 pub struct Socket {
+    /// The stack it was made in, for good.
+    net: Arc<NetStack>,
     st: Mutex<State>,
     waits: Waits,
 }
@@ -185,13 +192,9 @@ fn listen_addr(ep: IpListenEndpoint) -> SockAddrIn {
     SockAddrIn::new(a, ep.port)
 }
 
-fn net<R>(f: impl FnOnce(&mut Stack) -> R) -> Result<R, Errno> {
-    stack::with(f).ok_or(Errno::ENETUNREACH)
-}
-
 /// A connection's TCP socket, its buffers charged (ENOMEM: refused by the budget).
 fn new_tcp(s: &mut Stack) -> Result<SocketHandle, Errno> {
-    stack::new_tcp_socket(&mut s.sockets, &mut s.charges, TCP_BUF).ok_or(Errno::ENOMEM)
+    s.sockets.new_tcp(TCP_BUF).ok_or(Errno::ENOMEM)
 }
 
 /// The backlog `listen(fd, n)` gets: `n` up to [`SOMAXCONN`], [`DEFAULT_BACKLOG`] for `n <= 0`.
@@ -213,7 +216,7 @@ fn new_udp(s: &mut Stack) -> Result<SocketHandle, Errno> {
         udp::PacketBuffer::new(vec![udp::PacketMetadata::EMPTY; UDP_PACKETS], vec![0; UDP_BUF]),
         udp::PacketBuffer::new(vec![udp::PacketMetadata::EMPTY; UDP_PACKETS], vec![0; UDP_BUF]),
     );
-    Ok(stack::add_socket(&mut s.sockets, &mut s.charges, u, charge))
+    Ok(s.sockets.add(u, charge))
 }
 
 #[derive(Clone, Copy)]
@@ -226,10 +229,7 @@ impl Socket {
     /// A new socket; its buffers come with `connect`, `bind` or the first datagram. ENOMEM
     /// when the kernel-memory budget could not pay for them now (as Linux's `socket` gives
     /// ENOBUFS or ENOMEM when memory is short; this ABI has no ENOBUFS).
-    pub fn new(stream: bool) -> Result<Socket, Errno> {
-        if !stack::is_up() {
-            return Err(Errno::ENETUNREACH);
-        }
+    pub fn new(net: Arc<NetStack>, stream: bool) -> Result<Socket, Errno> {
         if !budget::admits(if stream { stack::tcp_charge(TCP_BUF) } else { UDP_CHARGE }) {
             return Err(Errno::ENOMEM);
         }
@@ -238,11 +238,17 @@ impl Socket {
         } else {
             State::Udp { h: None, port: None, remote: None }
         };
-        Ok(Socket { st: Mutex::new(Rank::Socket, st), waits: Waits::new() })
+        Ok(Socket { net, st: Mutex::new(Rank::Socket, st), waits: Waits::new() })
     }
 
-    fn conn(h: SocketHandle) -> Socket {
+    /// Run `f` on the socket's stack under its lock (`ENETUNREACH`: its namespace died).
+    fn net<R>(&self, f: impl FnOnce(&mut Stack) -> R) -> Result<R, Errno> {
+        self.net.with(f).ok_or(Errno::ENETUNREACH)
+    }
+
+    fn conn(&self, h: SocketHandle) -> Socket {
         Socket {
+            net: self.net.clone(),
             st: Mutex::new(
                 Rank::Socket,
                 State::Tcp { st: Tcp::Conn { h, shut_rd: false }, port: None },
@@ -265,7 +271,7 @@ impl Socket {
     ) -> Result<T, Errno> {
         let q = self.waits.queue(d);
         loop {
-            let ticket = net(|s| match check(s) {
+            let ticket = self.net(|s| match check(s) {
                 Some(v) => Ok(v),
                 None => {
                     self.waits.arm(s, k, d);
@@ -286,9 +292,9 @@ impl Socket {
             x => Some(x),
         };
         let mut st = self.st.lock();
-        let r = net(|s| {
+        let r = self.net(|s| {
             if let Some(IpAddress::Ipv4(v)) = addr {
-                if !v.is_loopback() && v.octets() != s.ip {
+                if !s.is_own_addr(v) {
                     return Err(Errno::EADDRNOTAVAIL);
                 }
             }
@@ -313,7 +319,7 @@ impl Socket {
                         .bind(IpListenEndpoint { addr, port: p })
                         .is_err()
                     {
-                        stack::remove_socket(&mut s.sockets, &mut s.charges, nh);
+                        s.sockets.remove(nh);
                         s.release_port(false, p);
                         return Err(Errno::EINVAL);
                     }
@@ -340,16 +346,16 @@ impl Socket {
         let ep = match tcp_st {
             Tcp::Fresh { bound: Some(ep) } => *ep,
             Tcp::Fresh { bound: None } => {
-                let p = net(|s| s.reserve_port(true, 0))?.ok_or(Errno::EADDRINUSE)?;
+                let p = self.net(|s| s.reserve_port(true, 0))?.ok_or(Errno::EADDRINUSE)?;
                 *port = Some(p);
                 IpListenEndpoint { addr: None, port: p }
             }
-            Tcp::Listening { id, .. } => return net(|s| s.set_backlog(*id, backlog)),
+            Tcp::Listening { id, .. } => return self.net(|s| s.set_backlog(*id, backlog)),
             Tcp::Conn { .. } => return Err(Errno::EISCONN),
         };
-        let id = net(|s| s.add_listener(ep, backlog, self.waits.readable.clone()))?;
+        let id = self.net(|s| s.add_listener(ep, backlog, self.waits.readable.clone()))?;
         *tcp_st = Tcp::Listening { ep, id };
-        stack::kick();
+        self.net.kick();
         Ok(())
     }
 
@@ -369,14 +375,14 @@ impl Socket {
             // The ticket is taken under the stack lock, in the section that found nothing:
             // the listener makes a connection acceptable under that lock and notifies the
             // queue after, so the notification comes after the ticket and `wait` sees it.
-            match net(|s| s.accept_ready(id).ok_or_else(|| q.ticket()))? {
+            match self.net(|s| s.accept_ready(id).ok_or_else(|| q.ticket()))? {
                 Ok(h) => break h,
                 Err(ticket) => q.wait(ticket).await,
             }
         };
-        stack::kick();
-        let peer = net(|s| addr_of(s.sockets.get::<tcp::Socket>(h).remote_endpoint()))?;
-        Ok((Socket::conn(h), peer))
+        self.net.kick();
+        let peer = self.net(|s| addr_of(s.sockets.get::<tcp::Socket>(h).remote_endpoint()))?;
+        Ok((self.conn(h), peer))
     }
 
     /// Put back a connection [`Socket::accept`] returned, first in line (as if it had never
@@ -390,7 +396,7 @@ impl Socket {
         };
         match self.listener() {
             Ok(id) => {
-                let _ = net(|s| s.requeue(id, h));
+                let _ = self.net(|s| s.requeue(id, h));
             }
             Err(_) => {
                 *conn.st.get_mut() = State::Tcp { st: Tcp::Conn { h, shut_rd: false }, port: None }
@@ -421,7 +427,7 @@ impl Socket {
                     Tcp::Listening { .. } => return Err(Errno::EINVAL),
                     Tcp::Conn { .. } => return Err(Errno::EISCONN),
                 };
-                let h = net(|s| -> Result<SocketHandle, Errno> {
+                let h = self.net(|s| -> Result<SocketHandle, Errno> {
                     // The buffers first: refused, nothing else has changed.
                     let h = new_tcp(s)?;
                     let lport = match local_ep {
@@ -432,26 +438,26 @@ impl Socket {
                                 p
                             }
                             None => {
-                                stack::remove_socket(&mut s.sockets, &mut s.charges, h);
+                                s.sockets.remove(h);
                                 return Err(Errno::EADDRNOTAVAIL);
                             }
                         },
                     };
                     let local =
                         IpListenEndpoint { addr: local_ep.and_then(|e| e.addr), port: lport };
-                    let Stack { iface, sockets, charges, .. } = s;
+                    let Stack { iface, sockets, .. } = s;
                     if sockets
                         .get_mut::<tcp::Socket>(h)
                         .connect(iface.context(), remote, local)
                         .is_err()
                     {
-                        stack::remove_socket(sockets, charges, h);
+                        sockets.remove(h);
                         return Err(Errno::ENETUNREACH);
                     }
                     Ok(h)
                 })??;
                 *tcp_st = Tcp::Conn { h, shut_rd: false };
-                stack::kick();
+                self.net.kick();
                 Ok(())
             }
         }
@@ -479,15 +485,16 @@ impl Socket {
     /// Whether a TCP connect is still in progress.
     pub fn connecting(&self) -> bool {
         self.tcp_handle().is_some_and(|h| {
-            net(|s| s.sockets.get::<tcp::Socket>(h).state() == tcp::State::SynSent).unwrap_or(false)
+            self.net(|s| s.sockets.get::<tcp::Socket>(h).state() == tcp::State::SynSent)
+                .unwrap_or(false)
         })
     }
 
     /// Give up a connection attempt (after a timeout).
     pub fn abort_connect(&self) {
         if let Some(h) = self.tcp_handle() {
-            let _ = net(|s| s.sockets.get_mut::<tcp::Socket>(h).abort());
-            stack::kick();
+            let _ = self.net(|s| s.sockets.get_mut::<tcp::Socket>(h).abort());
+            self.net.kick();
         }
     }
 
@@ -530,7 +537,7 @@ impl Socket {
                     }
                 })
                 .await;
-            stack::kick();
+            self.net.kick();
             return r?;
         }
         let h = self.tcp_handle().ok_or(Errno::ENOTCONN)?;
@@ -549,7 +556,7 @@ impl Socket {
                 None
             })
             .await;
-        stack::kick();
+        self.net.kick();
         r?
     }
 
@@ -595,7 +602,7 @@ impl Socket {
                 }
             })
             .await;
-        stack::kick(); // window update
+        self.net.kick(); // window update
         r?
     }
 
@@ -608,8 +615,8 @@ impl Socket {
             *shut_rd = true;
         }
         if how != SHUT_RD {
-            net(|s| s.sockets.get_mut::<tcp::Socket>(*h).close())?;
-            stack::kick();
+            self.net(|s| s.sockets.get_mut::<tcp::Socket>(*h).close())?;
+            self.net.kick();
         }
         drop(st);
         // `poll` reports POLLIN once the read side is shut: pollers look again.
@@ -621,24 +628,23 @@ impl Socket {
         match &*self.st.lock() {
             State::Tcp { st: Tcp::Fresh { bound: Some(ep) }, .. }
             | State::Tcp { st: Tcp::Listening { ep, .. }, .. } => listen_addr(*ep),
-            State::Tcp { st: Tcp::Conn { h, .. }, .. } => {
-                net(|s| addr_of(s.sockets.get::<tcp::Socket>(*h).local_endpoint()))
-                    .unwrap_or_default()
-            }
-            State::Udp { h: Some(h), .. } => {
-                net(|s| listen_addr(s.sockets.get::<udp::Socket>(*h).endpoint()))
-                    .unwrap_or_default()
-            }
+            State::Tcp { st: Tcp::Conn { h, .. }, .. } => self
+                .net(|s| addr_of(s.sockets.get::<tcp::Socket>(*h).local_endpoint()))
+                .unwrap_or_default(),
+            State::Udp { h: Some(h), .. } => self
+                .net(|s| listen_addr(s.sockets.get::<udp::Socket>(*h).endpoint()))
+                .unwrap_or_default(),
             _ => SockAddrIn::new([0; 4], 0),
         }
     }
 
     pub fn peer_addr(&self) -> Result<SockAddrIn, Errno> {
         match &*self.st.lock() {
-            State::Tcp { st: Tcp::Conn { h, .. }, .. } => net(|s| {
-                s.sockets.get::<tcp::Socket>(*h).remote_endpoint().map(|e| addr_of(Some(e)))
-            })?
-            .ok_or(Errno::ENOTCONN),
+            State::Tcp { st: Tcp::Conn { h, .. }, .. } => self
+                .net(|s| {
+                    s.sockets.get::<tcp::Socket>(*h).remote_endpoint().map(|e| addr_of(Some(e)))
+                })?
+                .ok_or(Errno::ENOTCONN),
             State::Udp { remote: Some(r), .. } => Ok(addr_of(Some(*r))),
             _ => Err(Errno::ENOTCONN),
         }
@@ -655,7 +661,7 @@ impl Socket {
         reg: &mut PollWait<'a>,
     ) -> i16 {
         let st = self.st.lock();
-        net(|s| {
+        self.net(|s| {
             let (rev, k) = match &*st {
                 State::Tcp { st: Tcp::Fresh { .. }, .. } => (POLLOUT & events | POLLHUP, None),
                 // Its `readable` queue is notified by the listener, not by a smoltcp slot.
@@ -717,7 +723,7 @@ impl Socket {
 impl Drop for Socket {
     fn drop(&mut self) {
         let st = self.st.get_mut();
-        let _ = stack::with(|s| match st {
+        let _ = self.net.with(|s| match st {
             State::Tcp { st: tcp_st, port } => {
                 match tcp_st {
                     Tcp::Fresh { .. } => {}
@@ -730,14 +736,19 @@ impl Drop for Socket {
             }
             State::Udp { h, port, .. } => {
                 if let Some(h) = h {
-                    stack::remove_socket(&mut s.sockets, &mut s.charges, *h);
+                    // Datagrams sent just before the close wait in the socket for the task's
+                    // next poll: send them now, as `sendto; close` on Linux has sent them.
+                    if s.sockets.get::<udp::Socket>(*h).send_queue() > 0 {
+                        s.flush();
+                    }
+                    s.sockets.remove(*h);
                 }
                 if let Some(p) = port {
                     s.release_port(false, *p);
                 }
             }
         });
-        stack::kick();
+        self.net.kick();
     }
 }
 
@@ -763,37 +774,34 @@ fn fmt_addr(a: SockAddrIn) -> String {
     o
 }
 
-/// The text of `/proc/net`: `proto local:port remote:port STATE`, one line per socket.
-pub fn proc_net() -> Vec<u8> {
-    let mut out = String::new();
-    let _ = stack::with(|s| {
-        for (_, sock) in s.sockets.iter() {
-            match sock {
-                smoltcp::socket::Socket::Tcp(t) => {
-                    let local = match t.local_endpoint() {
-                        Some(e) => addr_of(Some(e)),
-                        None => listen_addr(t.listen_endpoint()),
-                    };
-                    let _ = writeln!(
-                        out,
-                        "tcp {} {} {}",
-                        fmt_addr(local),
-                        fmt_addr(addr_of(t.remote_endpoint())),
-                        tcp_state_name(t.state())
-                    );
-                }
-                smoltcp::socket::Socket::Udp(u) => {
-                    let _ = writeln!(
-                        out,
-                        "udp {} 0.0.0.0:0 {}",
-                        fmt_addr(listen_addr(u.endpoint())),
-                        if u.is_open() { "OPEN" } else { "CLOSED" }
-                    );
-                }
-                #[allow(unreachable_patterns)]
-                _ => {}
+/// The lines of `/proc/net` for stack `s`, each after `prefix`:
+/// `proto local:port remote:port STATE`, one per socket.
+pub(super) fn socket_lines(s: &Stack, prefix: &str, out: &mut String) {
+    for (_, sock) in s.sockets.iter() {
+        match sock {
+            smoltcp::socket::Socket::Tcp(t) => {
+                let local = match t.local_endpoint() {
+                    Some(e) => addr_of(Some(e)),
+                    None => listen_addr(t.listen_endpoint()),
+                };
+                let _ = writeln!(
+                    out,
+                    "{prefix}tcp {} {} {}",
+                    fmt_addr(local),
+                    fmt_addr(addr_of(t.remote_endpoint())),
+                    tcp_state_name(t.state())
+                );
             }
+            smoltcp::socket::Socket::Udp(u) => {
+                let _ = writeln!(
+                    out,
+                    "{prefix}udp {} 0.0.0.0:0 {}",
+                    fmt_addr(listen_addr(u.endpoint())),
+                    if u.is_open() { "OPEN" } else { "CLOSED" }
+                );
+            }
+            #[allow(unreachable_patterns)]
+            _ => {}
         }
-    });
-    out.into_bytes()
+    }
 }

@@ -1,40 +1,57 @@
-//! The TCP/IP stack: one smoltcp [`Interface`] over the E1000 ([`NicDevice`], which also
-//! loops back the machine's own addresses), one [`SocketSet`], and one executor task that
-//! drives them.
+//! A TCP/IP stack: one per network namespace ([`NetStack`]). Each has its own smoltcp
+//! [`Interface`] over its own device (`super::device`: loopback, ARP snooping, and below them
+//! the root's router or a container's bridge port), its own socket table ([`Sockets`], with
+//! the kernel-memory charge of every socket), port space, listeners, sockets closing, kick
+//! queue and executor task. The registry by namespace id, creation and teardown are in
+//! `super::netns`. [`Stack`] is the data under the stack's lock; all of `impl Stack` is here.
 //!
-//! The task's loop:
-//! 1. take a [`KICK`] ticket, then, under the stack lock, poll the interface with the real
-//!    time ([`crate::time::now_ns`]) and ask smoltcp for its `poll_delay`; free the sockets
-//!    whose graceful close finished;
-//! 2. release the lock and wait for the first of: a received frame (the NIC's receive waker,
-//!    woken by its interrupt), a free transmit slot (only after a `transmit` found the ring
-//!    full), a kick from a system call (data queued, socket closed, connect started...), or
-//!    a timer armed for `poll_delay` (none when smoltcp has nothing timed). It never spins:
-//!    with nothing to do it sleeps on wakers only.
+//! Each stack's task loops:
+//! 1. take its kick and bridge-port tickets, then, under the stack lock, poll the interface
+//!    with the real time ([`crate::time::now_ns`]) and ask smoltcp for its `poll_delay`; free
+//!    the sockets whose graceful close finished;
+//! 2. release the lock and wait for the first of: a frame queued on its bridge port (the
+//!    bridge notifies the port's queue), for the root also a frame from the NIC (its receive
+//!    waker, woken by the interrupt) and a free transmit slot (only after the ring was found
+//!    full), a kick from a system call (data queued, socket closed, connect started...), or a
+//!    timer for `poll_delay` (none when smoltcp has nothing timed). It never spins: with
+//!    nothing to do it sleeps on wakers only. Many stacks share the one executor; no threads.
 //!
 //! Every socket's buffers are charged to the kernel-memory budget (`mm::budget`): the charge
-//! sits in [`Stack::charges`] beside the socket and goes when the socket leaves the set.
+//! sits in [`Sockets`] beside the socket and goes when the socket leaves the table (and all of
+//! them when the stack is torn down). A container's stack is itself charged
+//! ([`STACK_CHARGE`]: its queues' bound), at `spawn`.
 //!
-//! Listening ports are part of the stack too; [`super::listen`] tends them, between received
-//! frames (which is why `poll` takes the interface's poll apart), and the task also wakes for
-//! their half-open connections' timeouts.
+//! Listening ports are part of the stack too ([`super::listen`]); they are tended between
+//! received frames (which is why `poll` takes the interface's poll apart), and the task also
+//! wakes for their half-open connections' timeouts.
 //!
-//! The lock ([`with`]) is a spin lock held for short sections only (one poll, one socket
-//! operation); never across an `await`. Kernel code is not preempted, so a holder always
-//! finishes before anyone else spins on it. Its rank (`Stack` in `docs/locks.md`) comes after
-//! a socket file's state and before what the stack takes: the NIC's rings, `ARP_SEEN`, the
-//! wait queues that smoltcp's wakes notify, the heap, the log.
-//!
-//! `arping` support: every ARP reply received is noted ([`snoop_rx`]) so that
-//! [`arping`] can send its own request on the NIC and wait for the answer.
+//! # Locks
+//! A stack's lock (rank `Stack`, [`NetStack::with`]) is a spin lock held for short sections
+//! only (one poll, one socket operation); never across an `await`. It comes after a socket
+//! file's state (`Socket`) and before what the stack's device and smoltcp take: the bridge
+//! (`Bridge`), its ARP notes (`ArpSeen`), the NIC's rings (`NicRx`, `NicTx`), the wait queues
+//! smoltcp's wakes and the bridge notify (`WaitQueue`), the heap, the log. **A stack never
+//! takes another stack's lock**: they have one rank, and a debug kernel panics if two are held
+//! at once; frames between stacks go through the bridge's queues, and the code that works on
+//! two stacks (`netns::destroy`, `publish`) takes one after the other. Process and task
+//! context only; no interrupt handler takes these locks.
 
-use super::device::NicDevice;
+use super::bridge::{self, BRIDGE};
+use super::device::{
+    self, ArpSeen, Below, Dev, Filter, Loopback, Port, Snoop, Wire, LOOP_MAX, MTU,
+};
 use super::e1000::Nic;
+use super::filter::Local;
 use super::listen::Listeners;
+use super::nat::{self, Nat, PublishError, Published};
+use super::router::Router;
 use crate::exec::{timeout_ms, EXECUTOR};
-use crate::kprintln;
 use crate::mm::budget::Charge;
-use alloc::collections::BTreeMap;
+use abi::syscall::ns::ROOT;
+use abi::syscall::Errno;
+use alloc::boxed::Box;
+use alloc::collections::{BTreeMap, BTreeSet};
+use alloc::sync::Arc;
 use alloc::vec;
 use alloc::vec::Vec;
 use core::future::poll_fn;
@@ -45,9 +62,8 @@ use smoltcp::iface::{
     Config, Interface, PollIngressSingleResult, PollResult, SocketHandle, SocketSet,
 };
 use smoltcp::socket::{tcp, AnySocket};
-use smoltcp::time::Instant;
+use smoltcp::time::{Duration, Instant};
 use smoltcp::wire::{EthernetAddress, HardwareAddress, IpAddress, IpCidr, Ipv4Address};
-use spin::Once;
 
 /// Defaults: QEMU's user network.
 pub const DEFAULT_IP: [u8; 4] = [10, 0, 2, 15];
@@ -62,70 +78,15 @@ const CLOSE_LINGER_MS: u64 = 30_000;
 /// listener ([`super::listen::BURST_BUF`] beyond).
 pub const TCP_BUF: usize = 64 * 1024;
 
-/// The kernel-memory charge (`mm::budget`) of every socket in the set, by handle: its buffers.
-/// A socket is added with its charge ([`add_socket`]) and removed with it ([`remove_socket`]),
-/// so the charge lasts exactly as long as the buffers, whoever holds the handle meanwhile (a
-/// socket file, a listener's backlog, the list of sockets closing).
-pub type Charges = BTreeMap<SocketHandle, Charge>;
+/// What a container's stack is charged to the kernel-memory budget while it lives: its
+/// bridge port's queue and its loopback queue full, and its interface's tables (the neighbor
+/// cache of 256 entries, the socket table).
+pub const STACK_CHARGE: usize = (bridge::QUEUE_MAX + LOOP_MAX) * MTU + 64 * 1024;
 
 /// Bytes charged for a TCP socket with `buf` bytes of buffer each way.
 pub const fn tcp_charge(buf: usize) -> usize {
     2 * buf
 }
-
-/// Add `socket`, whose buffers `charge` pays for.
-pub fn add_socket(
-    sockets: &mut SocketSet<'static>,
-    charges: &mut Charges,
-    socket: impl AnySocket<'static>,
-    charge: Charge,
-) -> SocketHandle {
-    let h = sockets.add(socket);
-    charges.insert(h, charge);
-    h
-}
-
-/// Remove socket `h` (freeing its buffers) and release its charge.
-pub fn remove_socket(sockets: &mut SocketSet<'static>, charges: &mut Charges, h: SocketHandle) {
-    sockets.remove(h);
-    charges.remove(&h);
-}
-
-/// A TCP socket with `buf` bytes of buffer each way, Nagle off; `None` when the kernel-memory
-/// budget refuses its buffers.
-pub fn new_tcp_socket(
-    sockets: &mut SocketSet<'static>,
-    charges: &mut Charges,
-    buf: usize,
-) -> Option<SocketHandle> {
-    let charge = Charge::new(tcp_charge(buf))?;
-    let mut t = tcp::Socket::new(
-        tcp::SocketBuffer::new(vec![0; buf]),
-        tcp::SocketBuffer::new(vec![0; buf]),
-    );
-    t.set_nagle_enabled(false);
-    Some(add_socket(sockets, charges, t, charge))
-}
-
-pub struct Stack {
-    pub iface: Interface,
-    pub dev: NicDevice,
-    pub sockets: SocketSet<'static>,
-    /// The charge of each socket in `sockets` ([`Charges`]).
-    pub charges: Charges,
-    /// Bound ports: (is_tcp, port).
-    ports: BTreeMap<(bool, u16), ()>,
-    next_ephemeral: u16,
-    /// TCP sockets whose file was closed: freed once closed (or at the deadline).
-    pub(super) closing: Vec<(SocketHandle, u64)>,
-    /// Listening ports ([`super::listen`]).
-    pub(super) listen: Listeners,
-    pub ip: [u8; 4],
-}
-
-static STACK: Once<Mutex<Stack>> = Once::new();
-/// System calls kick the task after changing a socket.
-static KICK: WaitQueue = WaitQueue::new();
 
 pub fn now() -> Instant {
     Instant::from_micros((crate::time::now_ns() / 1000) as i64)
@@ -135,34 +96,89 @@ pub(super) fn now_ms() -> u64 {
     crate::time::now_ns() / 1_000_000
 }
 
-/// Run `f` on the stack under its lock (`None`: no network).
-pub fn with<R>(f: impl FnOnce(&mut Stack) -> R) -> Option<R> {
-    STACK.get().map(|m| f(&mut m.lock()))
+/// A stack's smoltcp sockets, each with the kernel-memory charge (`mm::budget`) of its
+/// buffers. A socket is added with its charge ([`Sockets::add`]) and removed with it
+/// ([`Sockets::remove`]), so the charge lasts exactly as long as the buffers, whoever holds
+/// the handle meanwhile (a socket file, a listener's backlog, the list of sockets closing).
+pub struct Sockets {
+    set: SocketSet<'static>,
+    charges: BTreeMap<SocketHandle, Charge>,
 }
 
-pub fn is_up() -> bool {
-    STACK.get().is_some()
+impl Sockets {
+    fn new() -> Sockets {
+        Sockets { set: SocketSet::new(vec![]), charges: BTreeMap::new() }
+    }
+
+    pub fn get<T: AnySocket<'static>>(&self, h: SocketHandle) -> &T {
+        self.set.get(h)
+    }
+
+    pub fn get_mut<T: AnySocket<'static>>(&mut self, h: SocketHandle) -> &mut T {
+        self.set.get_mut(h)
+    }
+
+    /// Add `socket`, whose buffers `charge` pays for.
+    pub fn add(&mut self, socket: impl AnySocket<'static>, charge: Charge) -> SocketHandle {
+        let h = self.set.add(socket);
+        self.charges.insert(h, charge);
+        h
+    }
+
+    /// Remove socket `h` (freeing its buffers) and release its charge.
+    pub fn remove(&mut self, h: SocketHandle) {
+        self.set.remove(h);
+        self.charges.remove(&h);
+    }
+
+    /// A TCP socket with `buf` bytes of buffer each way, Nagle off; `None` when the
+    /// kernel-memory budget refuses its buffers.
+    pub fn new_tcp(&mut self, buf: usize) -> Option<SocketHandle> {
+        let charge = Charge::new(tcp_charge(buf))?;
+        let mut t = tcp::Socket::new(
+            tcp::SocketBuffer::new(vec![0; buf]),
+            tcp::SocketBuffer::new(vec![0; buf]),
+        );
+        t.set_nagle_enabled(false);
+        Some(self.add(t, charge))
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = (SocketHandle, &smoltcp::socket::Socket<'static>)> {
+        self.set.iter()
+    }
 }
 
-/// Make the network task poll soon (a socket changed).
-pub fn kick() {
-    KICK.notify_all();
+/// One stack's data, under its lock ([`NetStack::with`]).
+pub struct Stack {
+    pub iface: Interface,
+    pub dev: Dev,
+    pub sockets: Sockets,
+    /// Bound ports: (is_tcp, port). The root's also holds its published host ports.
+    ports: BTreeSet<(bool, u16)>,
+    next_ephemeral: u16,
+    /// TCP sockets whose file was closed: freed once closed (or at the deadline).
+    closing: Vec<(SocketHandle, u64)>,
+    /// Listening ports ([`super::listen`]).
+    listen: Listeners,
+    /// The stack's own IPv4 addresses (127.0.0.0/8 is always its own too).
+    addrs: Vec<[u8; 4]>,
 }
 
 impl Stack {
+    /// Whether a socket of this stack may bind `a`: 127.0.0.0/8 or one of its addresses.
+    pub fn is_own_addr(&self, a: Ipv4Address) -> bool {
+        a.is_loopback() || self.addrs.contains(&a.octets())
+    }
+
     /// Reserve `port` (0: a free ephemeral one). `None`: in use.
     pub fn reserve_port(&mut self, tcp: bool, port: u16) -> Option<u16> {
         if port != 0 {
-            return match self.ports.insert((tcp, port), ()) {
-                None => Some(port),
-                Some(()) => None,
-            };
+            return self.ports.insert((tcp, port)).then_some(port);
         }
         for _ in 0..16384 {
             let p = self.next_ephemeral;
             self.next_ephemeral = if p == 65535 { 49152 } else { p + 1 };
-            if let alloc::collections::btree_map::Entry::Vacant(e) = self.ports.entry((tcp, p)) {
-                e.insert(());
+            if self.ports.insert((tcp, p)) {
                 return Some(p);
             }
         }
@@ -183,36 +199,78 @@ impl Stack {
         self.closing.push((h, now_ms() + CLOSE_LINGER_MS));
     }
 
+    /// Start listening on `ep` with room for `backlog` connections not yet accepted; `ready`
+    /// is notified when one can be accepted. Returns the listener's id.
+    pub fn add_listener(
+        &mut self,
+        ep: smoltcp::wire::IpListenEndpoint,
+        backlog: usize,
+        ready: Arc<WaitQueue>,
+    ) -> u64 {
+        self.listen.add(&mut self.sockets, ep, backlog, ready, now_ms())
+    }
+
+    /// `listen` again on a listening socket: a new backlog.
+    pub fn set_backlog(&mut self, id: u64, backlog: usize) {
+        self.listen.set_backlog(&mut self.sockets, id, backlog, now_ms())
+    }
+
+    /// Stop listening: the connections waiting for `accept` are closed, the half-open ones
+    /// and the LISTEN socket freed.
+    pub fn remove_listener(&mut self, id: u64) {
+        for h in self.listen.remove(&mut self.sockets, id) {
+            self.close_tcp(h);
+        }
+    }
+
+    /// Take the oldest acceptable connection of listener `id` (`None`: none yet).
+    pub fn accept_ready(&mut self, id: u64) -> Option<SocketHandle> {
+        self.listen.accept_ready(&mut self.sockets, id, now_ms())
+    }
+
+    /// Give back a connection [`Stack::accept_ready`] returned (`accept` found no free
+    /// descriptor for it): it is first in line again (closed if the listener is gone).
+    pub fn requeue(&mut self, id: u64, h: SocketHandle) {
+        if let Err(h) = self.listen.requeue(id, h) {
+            self.close_tcp(h);
+        }
+    }
+
+    /// Whether listener `id` has a connection to accept.
+    pub fn listener_ready(&self, id: u64) -> bool {
+        self.listen.is_ready(&self.sockets, id)
+    }
+
     /// One poll of the interface, then free finished sockets. Returns how long smoltcp may
     /// wait before the next poll (`None`: until something happens).
     ///
     /// This is `Interface::poll` taken apart: received frames one at a time, with the
     /// listeners tended before each (see the module docs), then everything there is to send.
-    fn poll(&mut self) -> Option<smoltcp::time::Duration> {
+    pub(super) fn poll(&mut self) -> Option<Duration> {
         let t = now();
         let ms = now_ms();
         self.iface.poll_maintenance(t);
         loop {
             // Cheap with no listeners (it also forgets the gate's endpoints then).
-            self.tend_listeners(ms, false);
+            self.listen.tend(&mut self.sockets, ms, false);
             let mut gate = self.listen.gate(&mut self.dev);
-            let r = self.iface.poll_ingress_single(t, &mut gate, &mut self.sockets);
+            let r = self.iface.poll_ingress_single(t, &mut gate, &mut self.sockets.set);
             if r == PollIngressSingleResult::None {
                 break;
             }
         }
-        while self.iface.poll_egress(t, &mut self.dev, &mut self.sockets) != PollResult::None {}
-        self.dev.report(t);
+        self.poll_egress(t);
+        device::Link::report(&mut self.dev, t);
         if !self.listen.is_empty() {
-            self.tend_listeners(ms, true);
+            self.listen.tend(&mut self.sockets, ms, true);
         }
-        let (sockets, charges) = (&mut self.sockets, &mut self.charges);
+        let sockets = &mut self.sockets;
         let mut again = false;
         self.closing.retain(|&(h, deadline)| {
             let s = sockets.get_mut::<tcp::Socket>(h);
             match s.state() {
                 tcp::State::Closed | tcp::State::TimeWait => {
-                    remove_socket(sockets, charges, h);
+                    sockets.remove(h);
                     false
                 }
                 _ if ms >= deadline => {
@@ -224,142 +282,302 @@ impl Stack {
             }
         });
         if again {
-            return Some(smoltcp::time::Duration::ZERO);
+            return Some(Duration::ZERO);
         }
-        let delay = self.iface.poll_delay(t, &self.sockets);
+        let delay = self.iface.poll_delay(t, &self.sockets.set);
         // A half-open connection's timeout (smoltcp's own timers may not fall on it).
         match self.listen.next_deadline() {
             Some(at) => {
-                let d = smoltcp::time::Duration::from_millis(at.saturating_sub(ms));
+                let d = Duration::from_millis(at.saturating_sub(ms));
                 Some(delay.map_or(d, |x| x.min(d)))
             }
             None => delay,
         }
     }
+
+    /// Send what the sockets have queued, now (a UDP socket about to be freed).
+    pub fn flush(&mut self) {
+        self.poll_egress(now());
+    }
+
+    /// Everything there is to send.
+    fn poll_egress(&mut self, t: Instant) {
+        while self.iface.poll_egress(t, &mut self.dev, &mut self.sockets.set) != PollResult::None {}
+    }
+
+    /// The stack's namespace is dying: reset every TCP connection (the resets are sent now,
+    /// through the device), stop listening, and free every socket with its charge. Sockets
+    /// files that still name a handle find the stack gone ([`NetStack::with`]).
+    pub(super) fn reset_all(&mut self) {
+        for (_, s) in self.sockets.set.iter_mut() {
+            if let smoltcp::socket::Socket::Tcp(t) = s {
+                t.abort();
+            }
+        }
+        let handles: Vec<SocketHandle> = self.sockets.iter().map(|(h, _)| h).collect();
+        self.poll_egress(now());
+        self.listen = Listeners::default();
+        self.closing.clear();
+        for h in handles {
+            self.sockets.remove(h);
+        }
+    }
+
+    /// The root's router, if this is the root's stack.
+    fn router(&mut self) -> Option<&mut Router> {
+        device::router_mut(&mut self.dev)
+    }
+
+    /// Publish `p` (the root's stack): its host port is reserved in this stack's port space.
+    pub fn publish(&mut self, p: Published) -> Result<(), Errno> {
+        let tcp = p.proto == nat::Proto::Tcp;
+        if self.router().is_none() {
+            return Err(Errno::EPERM);
+        }
+        self.reserve_port(tcp, p.host_port).ok_or(Errno::EADDRINUSE)?;
+        let router = self.router().expect("the root's stack");
+        match router.nat.add(p) {
+            Ok(()) => Ok(()),
+            Err(PublishError::HostPortTaken | PublishError::EndpointTaken) => {
+                self.release_port(tcp, p.host_port);
+                Err(Errno::EADDRINUSE)
+            }
+        }
+    }
+
+    /// Forget the ports published to namespace `ns`, freeing their host ports.
+    pub fn unpublish(&mut self, ns: u32) {
+        let gone = match self.router() {
+            Some(r) => r.nat.remove_ns(ns),
+            None => return,
+        };
+        for p in gone {
+            self.release_port(p.proto == nat::Proto::Tcp, p.host_port);
+        }
+    }
+
+    /// The ports published (the root's stack).
+    pub fn published(&mut self) -> Vec<Published> {
+        self.router().map(|r| r.nat.list().collect()).unwrap_or_default()
+    }
 }
 
-/// Start the stack and its task if there is a NIC. `ip`: address and prefix length.
-pub fn start(ip: Option<([u8; 4], u8)>, gw: Option<[u8; 4]>) {
-    let Some(nic) = super::nic() else { return };
-    let (ip, prefix) = ip.unwrap_or((DEFAULT_IP, DEFAULT_PREFIX));
-    let gw = gw.unwrap_or(DEFAULT_GW);
-    let mut dev = NicDevice::new(nic, ip, prefix);
-    let mut config = Config::new(HardwareAddress::Ethernet(EthernetAddress(nic.mac())));
-    config.random_seed = crate::time::now_ns();
-    let mut iface = Interface::new(config, &mut dev, now());
-    iface.update_ip_addrs(|a| {
-        let _ = a.push(IpCidr::new(IpAddress::v4(ip[0], ip[1], ip[2], ip[3]), prefix));
-        let _ = a.push(IpCidr::new(IpAddress::v4(127, 0, 0, 1), 8));
-    });
-    let _ = iface.routes_mut().add_default_ipv4_route(Ipv4Address::new(gw[0], gw[1], gw[2], gw[3]));
-    STACK.call_once(|| {
-        Mutex::new(
-            Rank::Stack,
-            Stack {
-                iface,
-                dev,
-                sockets: SocketSet::new(vec![]),
-                charges: Charges::new(),
-                ports: BTreeMap::new(),
-                next_ephemeral: 49152 + (crate::time::now_ns() % 8192) as u16,
-                closing: Vec::new(),
-                listen: Listeners::default(),
-                ip,
-            },
-        )
-    });
-    kprintln!(
-        "net: {}.{}.{}.{}/{} gateway {}.{}.{}.{}",
-        ip[0],
-        ip[1],
-        ip[2],
-        ip[3],
-        prefix,
-        gw[0],
-        gw[1],
-        gw[2],
-        gw[3]
-    );
-    crate::exec::spawn(run(nic));
+/// One interface of a stack, as `/proc/ifaces` shows it.
+#[derive(Clone, Copy)]
+pub struct Iface {
+    pub name: &'static str,
+    pub mac: [u8; 6],
+    pub addr: [u8; 4],
+    pub prefix: u8,
 }
 
-/// The network task.
-async fn run(nic: &'static Nic) {
-    loop {
-        let ticket = KICK.ticket();
-        let (delay, tx_full, looped) = with(|s| {
-            let d = s.poll();
-            (d, s.dev.tx_full, s.dev.loop_pending())
+/// A network namespace's stack (see the module docs). Shared: the registry, its task, and
+/// every socket made in the namespace hold it.
+pub struct NetStack {
+    /// The namespace's id (and its bridge port's).
+    pub id: u32,
+    /// `None` once the namespace died (`super::netns::destroy`).
+    stack: Mutex<Option<Stack>>,
+    /// System calls kick the task after changing a socket.
+    kick: WaitQueue,
+    /// Notified by the bridge when a frame is queued for this stack's port.
+    port_ready: Arc<WaitQueue>,
+    /// The ARP replies its device saw, for `arping`.
+    arp: Arc<ArpSeen>,
+    /// The root's NIC.
+    nic: Option<&'static Nic>,
+    pub mac: [u8; 6],
+    pub ifaces: Vec<Iface>,
+    /// The kernel-memory charge of a container's stack ([`STACK_CHARGE`]).
+    _charge: Option<Charge>,
+}
+
+impl NetStack {
+    /// A stack over `dev` with `ifaces`' addresses and 127.0.0.1/8, its default route via
+    /// `gw`.
+    fn new(
+        id: u32,
+        mut dev: Dev,
+        ifaces: Vec<Iface>,
+        gw: [u8; 4],
+        nic: Option<&'static Nic>,
+        arp: Arc<ArpSeen>,
+        charge: Option<Charge>,
+    ) -> Arc<NetStack> {
+        let mac = ifaces[0].mac;
+        let mut config = Config::new(HardwareAddress::Ethernet(EthernetAddress(mac)));
+        config.random_seed = crate::time::now_ns() ^ u64::from(id);
+        let mut iface = Interface::new(config, &mut dev, now());
+        iface.update_ip_addrs(|a| {
+            for i in &ifaces {
+                let _ = a.push(IpCidr::new(IpAddress::Ipv4(Ipv4Address::from(i.addr)), i.prefix));
+            }
+        });
+        let _ = iface.routes_mut().add_default_ipv4_route(Ipv4Address::from(gw));
+        let addrs = ifaces.iter().map(|i| i.addr).filter(|a| a[0] != 127).collect();
+        let stack = Stack {
+            iface,
+            dev,
+            sockets: Sockets::new(),
+            ports: BTreeSet::new(),
+            next_ephemeral: 49152 + (crate::time::now_ns() % 8192) as u16,
+            closing: Vec::new(),
+            listen: Listeners::default(),
+            addrs,
+        };
+        Arc::new(NetStack {
+            id,
+            stack: Mutex::new(Rank::Stack, Some(stack)),
+            kick: WaitQueue::new(),
+            port_ready: Arc::new(WaitQueue::new()),
+            arp,
+            nic,
+            mac,
+            ifaces,
+            _charge: charge,
         })
-        .expect("stack");
-        if looped || delay == Some(smoltcp::time::Duration::ZERO) {
+    }
+
+    /// The root's stack over `nic`: `ip/prefix` on the wire with its gateway `gw`, and
+    /// `192.168.1.1/24` on the bridge, through one interface with the NIC's MAC.
+    pub(super) fn root(nic: &'static Nic, ip: [u8; 4], prefix: u8, gw: [u8; 4]) -> Arc<NetStack> {
+        let mac = nic.mac();
+        let local = Local::new(ip, prefix).with_inside(nat::CONTAINER_NET, nat::CONTAINER_PREFIX);
+        let router = Router::new(
+            Filter::new(Wire::new(nic), local),
+            Port::new(ROOT),
+            Nat::new(ip, prefix, mac),
+        );
+        let bridge_ip = nat::container_ip(ROOT);
+        let arp = Arc::new(ArpSeen::new());
+        let dev = Loopback::new(
+            Snoop::new(Below::Root(Box::new(router)), arp.clone()),
+            mac,
+            vec![ip, bridge_ip],
+        );
+        let ifaces = vec![
+            Iface { name: "eth0", mac, addr: ip, prefix },
+            Iface { name: "br0", mac, addr: bridge_ip, prefix: nat::CONTAINER_PREFIX },
+            Iface { name: "lo", mac: [0; 6], addr: [127, 0, 0, 1], prefix: 8 },
+        ];
+        NetStack::new(ROOT, dev, ifaces, gw, Some(nic), arp, None)
+    }
+
+    /// Namespace `id`'s stack: `192.168.1.<id>/24` on its bridge port, the root its gateway.
+    pub(super) fn container(id: u32, charge: Charge) -> Arc<NetStack> {
+        let (mac, ip) = (nat::container_mac(id), nat::container_ip(id));
+        let arp = Arc::new(ArpSeen::new());
+        let dev =
+            Loopback::new(Snoop::new(Below::Container(Port::new(id)), arp.clone()), mac, vec![ip]);
+        let ifaces = vec![
+            Iface { name: "eth0", mac, addr: ip, prefix: nat::CONTAINER_PREFIX },
+            Iface { name: "lo", mac: [0; 6], addr: [127, 0, 0, 1], prefix: 8 },
+        ];
+        NetStack::new(id, dev, ifaces, nat::container_ip(ROOT), None, arp, Some(charge))
+    }
+
+    /// Plug its port into the bridge and start its task.
+    pub(super) fn start(self: &Arc<Self>) {
+        BRIDGE.plug(self.id, self.port_ready.clone());
+        crate::exec::spawn(run(self.clone()));
+    }
+
+    /// Run `f` on the stack under its lock (`None`: the namespace died).
+    pub fn with<R>(&self, f: impl FnOnce(&mut Stack) -> R) -> Option<R> {
+        self.stack.lock().as_mut().map(f)
+    }
+
+    /// Make the task poll soon (a socket changed).
+    pub fn kick(&self) {
+        self.kick.notify_all();
+    }
+
+    /// The end of the stack (its namespace died, `super::netns::destroy`, after
+    /// [`Stack::reset_all`]): unplug its port, free the stack and end the task.
+    pub(super) fn end(&self) {
+        BRIDGE.unplug(self.id);
+        let stack = self.stack.lock().take();
+        drop(stack); // the interface and the sockets' buffers, outside the lock
+        self.kick(); // the task finds no stack and ends
+    }
+
+    /// Ask the network who has `target`, from this stack (on the bridge for the container
+    /// network or a container's stack, on the wire otherwise); its MAC, or `None` after a
+    /// second.
+    pub async fn arping(&self, target: [u8; 4]) -> Option<[u8; 6]> {
+        let on_bridge = self.nic.is_none() || nat::in_container_net(Ipv4Address::from(target));
+        let from = match on_bridge {
+            true => self
+                .ifaces
+                .iter()
+                .find(|i| i.name != "lo" && nat::in_container_net(Ipv4Address::from(i.addr)))?,
+            false => &self.ifaces[0],
+        };
+        let mut f = [0u8; 42];
+        f[0..6].copy_from_slice(&[0xff; 6]);
+        f[6..12].copy_from_slice(&self.mac);
+        f[12..14].copy_from_slice(&[0x08, 0x06]);
+        f[14..22].copy_from_slice(&[0, 1, 0x08, 0x00, 6, 4, 0, 1]);
+        f[22..28].copy_from_slice(&self.mac);
+        f[28..32].copy_from_slice(&from.addr);
+        f[38..42].copy_from_slice(&target);
+        self.arp.forget(target);
+        match (on_bridge, self.nic) {
+            (false, Some(nic)) => nic.send(&f).await.ok()?,
+            _ => BRIDGE.forward(self.id, f.to_vec()),
+        }
+        timeout_ms(1000, async {
+            loop {
+                let ticket = self.arp.wait.ticket();
+                if let Some(m) = self.arp.get(target) {
+                    return m;
+                }
+                self.arp.wait.wait(ticket).await;
+            }
+        })
+        .await
+        .ok()
+    }
+}
+
+/// A stack's task (see the module docs); it ends once the stack is torn down.
+async fn run(net: Arc<NetStack>) {
+    use futures_util::future::{pending, select, Either};
+    loop {
+        let kick = net.kick.ticket();
+        let port = net.port_ready.ticket();
+        let Some((delay, tx_full, pending_frames)) = net.with(|s| {
+            let d = s.poll();
+            (d, device::Link::tx_full(&s.dev), device::Link::pending(&s.dev))
+        }) else {
+            return;
+        };
+        if pending_frames || delay == Some(Duration::ZERO) {
             // More to do at once (frames looped back to ourselves): but let others run first.
             runtime::yield_now().await;
             continue;
         }
-        // The first of: a kick, a received frame, a free transmit slot (only waited for when
-        // the ring was full), smoltcp's timer (only when it has one). The others are dropped,
-        // which deregisters them.
-        use futures_util::future::{pending, select, Either};
-        let kicked = KICK.wait(ticket);
-        let rx = poll_fn(|cx| nic.poll_rx_ready(cx));
-        let tx = match tx_full {
-            true => Either::Left(poll_fn(|cx| nic.poll_tx_ready(cx))),
-            false => Either::Right(pending()),
+        // The first of: a kick, a frame on the bridge port, a received frame, a free transmit
+        // slot (only waited for when the ring was full), smoltcp's timer (only when it has
+        // one). The others are dropped, which deregisters them.
+        let kicked = net.kick.wait(kick);
+        let bridged = net.port_ready.wait(port);
+        let rx = match net.nic {
+            Some(nic) => Either::Left(poll_fn(move |cx| nic.poll_rx_ready(cx))),
+            None => Either::Right(pending()),
+        };
+        let tx = match (net.nic, tx_full) {
+            (Some(nic), true) => Either::Left(poll_fn(move |cx| nic.poll_tx_ready(cx))),
+            _ => Either::Right(pending()),
         };
         let timer = match delay {
             Some(d) => Either::Left(EXECUTOR.timers().sleep(d.total_micros() * 1000)),
             None => Either::Right(pending()),
         };
-        select(select(pin!(kicked), pin!(rx)), select(pin!(tx), pin!(timer))).await;
+        select(
+            select(pin!(kicked), pin!(bridged)),
+            select(pin!(rx), select(pin!(tx), pin!(timer))),
+        )
+        .await;
     }
-}
-
-// ---- arping ----
-
-static ARP_SEEN: Mutex<BTreeMap<[u8; 4], [u8; 6]>> = Mutex::new(Rank::ArpSeen, BTreeMap::new());
-static ARP_WAIT: WaitQueue = WaitQueue::new();
-
-/// The network task saw `frame` arrive: note ARP replies (sender IP -> MAC).
-pub fn snoop_rx(f: &[u8]) {
-    if f.len() >= 42 && f[12..14] == [0x08, 0x06] && f[14..22] == [0, 1, 0x08, 0x00, 6, 4, 0, 2] {
-        let ip: [u8; 4] = f[28..32].try_into().expect("4 bytes");
-        let mac: [u8; 6] = f[22..28].try_into().expect("6 bytes");
-        {
-            let mut seen = ARP_SEEN.lock();
-            if seen.len() >= 64 {
-                seen.clear();
-            }
-            seen.insert(ip, mac);
-        }
-        ARP_WAIT.notify_all();
-    }
-}
-
-/// Ask the network who has `target`; its MAC, or `None` after a second.
-pub async fn arping(target: [u8; 4]) -> Option<[u8; 6]> {
-    let nic = super::nic()?;
-    let ip = with(|s| s.ip)?;
-    let mac = nic.mac();
-    let mut f = [0u8; 42];
-    f[0..6].copy_from_slice(&[0xff; 6]);
-    f[6..12].copy_from_slice(&mac);
-    f[12..14].copy_from_slice(&[0x08, 0x06]);
-    f[14..22].copy_from_slice(&[0, 1, 0x08, 0x00, 6, 4, 0, 1]);
-    f[22..28].copy_from_slice(&mac);
-    f[28..32].copy_from_slice(&ip);
-    f[38..42].copy_from_slice(&target);
-    ARP_SEEN.lock().remove(&target);
-    nic.send(&f).await.ok()?;
-    timeout_ms(1000, async {
-        loop {
-            let ticket = ARP_WAIT.ticket();
-            if let Some(m) = ARP_SEEN.lock().get(&target) {
-                return *m;
-            }
-            ARP_WAIT.wait(ticket).await;
-        }
-    })
-    .await
-    .ok()
 }

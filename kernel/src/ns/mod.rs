@@ -22,6 +22,8 @@
 //!   to the home namespace's account (`mm::budget`, `proc::vm`).
 //! - **Names**: `spawn2` may name a namespace; a name is unique among the live namespaces
 //!   (`EEXIST`), checked and taken under [`TABLE`] with the id.
+//! - **Networks** (`crate::net::netns`): a network namespace has its own TCP/IP stack,
+//!   `192.168.1.<id>` on the bridge, made at `spawn` and torn down when it retires.
 //!
 //! # Lifetime
 //! A namespace lives while anything holds it: each member process (zombies included, until
@@ -362,14 +364,20 @@ impl Drop for Spawning {
     }
 }
 
-/// `ns` has no member and no child left: tear it down from a kernel task (the root directory
-/// goes through the disk), then free its id and let go of its parent.
+/// `ns` has no member and no child left: tear its network down at once (connections reset,
+/// published ports freed: a new container may publish them right away), then the rest from a
+/// kernel task (the root directory goes through the disk), then free its id and let go of its
+/// parent. Called with no spin lock held (from the reaping `wait`, a task, or a system call
+/// dropping its hold).
 ///
 /// Order: the root directory is renamed out of the way first (one transaction), then the id
 /// is freed (a new namespace may take it and make `/ns/<id>` again at once), then the old
 /// tree is removed, and only then is the parent released: the dead tree lies in the parent's
 /// root, which must outlive the removal.
 fn retire(ns: Arc<Namespace>) {
+    if ns.kinds.net() {
+        crate::net::netns::destroy(ns.id);
+    }
     crate::exec::spawn(async move {
         let root = ns.root.lock().take();
         let parent_root = ns.fs_parent().and_then(|p| p.root_or_disk());
@@ -405,9 +413,14 @@ impl Namespace {
 }
 
 /// The text of `/proc/ns` for a process whose set is `viewer`: its home namespace and every
-/// descendant, one line each (`abi::syscall::ns::PROC_PATH`: `id parent kinds init members
-/// addr ports name procs mem_used mem_max pids_max`, the init's pid as `view_pid` gives it).
-pub fn listing(viewer: &NsSet, view_pid: impl Fn(u32) -> u32) -> Vec<u8> {
+/// descendant, one line each (`abi::syscall::ns::PROC_PATH`: `id parent kinds init members`,
+/// the network's columns `net_columns` gives (`addr ports`), then `name procs mem_used
+/// mem_max pids_max`), the init's pid as `view_pid` gives it.
+pub fn listing(
+    viewer: &NsSet,
+    view_pid: impl Fn(u32) -> u32,
+    net_columns: impl Fn(&Namespace) -> alloc::string::String,
+) -> Vec<u8> {
     use core::fmt::Write;
     let mut out = alloc::string::String::new();
     for ns in all() {
@@ -416,14 +429,22 @@ pub fn listing(viewer: &NsSet, view_pid: impl Fn(u32) -> u32) -> Vec<u8> {
         }
         let parent = ns.parent.as_ref().map_or(0, |p| p.id);
         let init = if ns.kinds.pid() { view_pid(ns.init()) } else { 0 };
-        let _ = write!(out, "{} {} {} {} {}", ns.id, parent, ns.kinds.names(), init, ns.members());
-        // `addr ports`: none until namespaces have networks of their own (issue 11).
-        out.push_str(" - -");
         let a = &ns.account;
         let name = ns.name().and_then(|n| core::str::from_utf8(n).ok()).unwrap_or("-");
-        let (procs, used, mem_max, pids_max) = (a.procs(), a.mem_used(), a.mem_max(), a.pids_max());
-        let _ = write!(out, " {name} {procs} {used} {mem_max} {pids_max}");
-        out.push('\n');
+        let _ = writeln!(
+            out,
+            "{} {} {} {} {} {} {name} {} {} {} {}",
+            ns.id,
+            parent,
+            ns.kinds.names(),
+            init,
+            ns.members(),
+            net_columns(&ns),
+            a.procs(),
+            a.mem_used(),
+            a.mem_max(),
+            a.pids_max(),
+        );
     }
     out.into_bytes()
 }

@@ -39,7 +39,7 @@ impl Kinds {
 }
 
 /// `spawn`'s flags as kinds: `EINVAL` for none, for unknown bits, and for kinds in
-/// `unsupported` (the network kind until the kernel has per-namespace stacks).
+/// `unsupported` (kinds a kernel cannot isolate; none today).
 pub fn spawn_kinds(flags: usize, unsupported: usize) -> Result<Kinds, Errno> {
     let known = NEWPID | NEWFS | NEWNET;
     if flags == 0 || flags & !known != 0 || flags & unsupported != 0 {

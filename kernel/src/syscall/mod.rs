@@ -63,6 +63,7 @@ pub fn dispatch(frame: &mut TrapFrame) {
         nr::SPAWN2 => ns::sys_spawn2(frame, &a),
         nr::NSPCOPY => ns::sys_nspcopy(&a),
         nr::GETNS => ns::sys_getns(),
+        nr::PUBLISH => ns::sys_publish(&a),
         nr::SOCKET => net::sys_socket(&a),
         nr::BIND => net::sys_bind(&a),
         nr::LISTEN => net::sys_listen(&a),

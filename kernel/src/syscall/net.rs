@@ -91,7 +91,8 @@ pub fn sys_socket(a: &[u64; 6]) -> isize {
             t if t & !0xf != 0 => return Err(Errno::EINVAL),
             _ => return Err(Errno::EPROTOTYPE),
         };
-        let f = File::socket(Socket::new(stream)?);
+        let net = crate::net::netns::current().ok_or(Errno::ENETUNREACH)?;
+        let f = File::socket(Socket::new(net, stream)?);
         proc::current().files.lock().alloc(f)
     })())
 }
@@ -360,8 +361,8 @@ pub fn sys_poll(a: &[u64; 6]) -> isize {
 pub fn sys_arping(a: &[u64; 6]) -> isize {
     ret((|| {
         let ip = u32::try_from(a[0]).map_err(|_| Errno::EINVAL)?.to_ne_bytes();
-        let mac = bridge::block_on_interruptible(crate::net::stack::arping(ip))?
-            .ok_or(Errno::ETIMEDOUT)?;
+        let net = crate::net::netns::current().ok_or(Errno::ENETUNREACH)?;
+        let mac = bridge::block_on_interruptible(net.arping(ip))?.ok_or(Errno::ETIMEDOUT)?;
         uaccess::copy_out(a[1], &mac)?;
         Ok(0)
     })())

@@ -1,18 +1,20 @@
-//! Namespace system calls: `spawn`, `spawn2`, `getns`, `nspcopy` (`crate::ns` holds the
-//! mechanism).
+//! Namespace system calls: `spawn`, `spawn2`, `getns`, `nspcopy`, `publish` (`crate::ns` and
+//! `crate::net::netns` hold the mechanism).
 
 use super::proc::{fork_into, ok_or_errno};
 use crate::arch::trap::TrapFrame;
+use crate::net::nat::Published;
+use crate::net::netns;
 use crate::ns::{self, copy, fsroot, rules};
 use crate::proc::{self, bridge, uaccess};
-use abi::syscall::ns::{SpawnArgs, COPY_RECURSIVE, NEWNET};
+use abi::syscall::ns::{SpawnArgs, COPY_RECURSIVE, ROOT};
 use abi::syscall::Errno;
 use core::sync::atomic::Ordering::SeqCst;
 
 const MAX_PATH: usize = 1024;
 
-/// Kinds this kernel cannot isolate yet: the network (each namespace's own TCP/IP stack).
-const UNSUPPORTED: usize = NEWNET;
+/// Kinds this kernel cannot isolate yet: none.
+const UNSUPPORTED: usize = 0;
 
 /// `spawn(flags)`: `spawn2(flags, null)`.
 pub fn sys_spawn(frame: &TrapFrame, a: &[u64; 6]) -> isize {
@@ -44,6 +46,9 @@ pub fn sys_spawn2(frame: &TrapFrame, a: &[u64; 6]) -> isize {
         let p = proc::current();
         // Held until the child joined it; dropped on failure, which retires it at once.
         let spawning = ns::create(&p.ns, kinds, &limits)?;
+        if kinds.net() {
+            netns::create(spawning.ns.id)?;
+        }
         let dirs = if kinds.fs() {
             let parent_root = p.root.lock().clone().ok_or(Errno::ENOENT)?;
             let root = bridge::block_on(fsroot::make(&parent_root, spawning.ns.id))?;
@@ -105,6 +110,38 @@ pub fn sys_nspcopy(a: &[u64; 6]) -> isize {
         // chunks once the caller is killed, removing what it made.
         let killed = || p.killed.load(SeqCst);
         bridge::block_on(copy::run(c, &killed))?;
+        Ok(0)
+    })())
+}
+
+/// A port number argument: 1 to 65535.
+fn port_arg(v: u64) -> Result<u16, Errno> {
+    u16::try_from(v).ok().filter(|&p| p != 0).ok_or(Errno::EINVAL)
+}
+
+/// `publish(nsid, proto, hostport, port)`: connections (datagrams) to the wire address's
+/// `hostport` reach namespace `nsid`'s `port` (see `abi::syscall::nr::PUBLISH` and
+/// `crate::net::nat`), until that namespace dies.
+pub fn sys_publish(a: &[u64; 6]) -> isize {
+    ok_or_errno((|| {
+        let p = proc::current();
+        // The host ports are the wire's, which only the root's network namespace has.
+        if p.ns.net.id != ROOT {
+            return Err(Errno::EPERM);
+        }
+        let proto = netns::proto_of(a[1]).ok_or(Errno::EINVAL)?;
+        let (host_port, port) = (port_arg(a[2])?, port_arg(a[3])?);
+        let nsid = u32::try_from(a[0]).map_err(|_| Errno::ESRCH)?;
+        // Held until the port is published: the namespace cannot retire (and unpublish its
+        // ports) before it is, so nothing outlives it.
+        let target = ns::hold(nsid).ok_or(Errno::ESRCH)?;
+        if !target.is_below(&p.ns.home) {
+            return Err(Errno::EPERM);
+        }
+        if !target.kinds.net() {
+            return Err(Errno::EINVAL);
+        }
+        netns::publish(Published { proto, host_port, ns: nsid, port })?;
         Ok(0)
     })())
 }

@@ -25,10 +25,9 @@ use ulib::uparse::publish::{first_clash, parse_spec, PortMap, Proto};
 
 ulib::entry!(main);
 
-/// What `spawn` isolates without kind flags. It becomes `ns::ALL` (pid, fs and net) when the
-/// kernel's network namespaces land (issue 11): until then the kernel refuses `NEWNET` with
-/// `EINVAL`, so the default stays at the kinds it supports.
-const DEFAULT_KINDS: usize = ns::NEWPID | ns::NEWFS;
+/// What `spawn` isolates without kind flags: everything (pids, files and the network), the
+/// report's all-or-nothing container.
+const DEFAULT_KINDS: usize = ns::ALL;
 
 /// The byte that tells the container to start (anything else, or the end of the pipe, tells
 /// it that spawn gave up).

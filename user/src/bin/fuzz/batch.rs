@@ -169,7 +169,7 @@ fn known_error(ret: isize) -> bool {
     ret == Errno::EIO.ret() || sys::errno_from_ret(ret) != Errno::EIO
 }
 
-const NAMES: [(usize, &str); 46] = [
+const NAMES: [(usize, &str); 47] = [
     (nr::FORK, "fork"),
     (nr::EXIT, "exit"),
     (nr::WAIT, "wait"),
@@ -198,6 +198,7 @@ const NAMES: [(usize, &str); 46] = [
     (nr::SPAWN, "spawn"),
     (nr::NSPCOPY, "nspcopy"),
     (nr::GETNS, "getns"),
+    (nr::PUBLISH, "publish"),
     (nr::SOCKET, "socket"),
     (nr::BIND, "bind"),
     (nr::LISTEN, "listen"),
@@ -256,6 +257,7 @@ const CALLS: &[usize] = &[
     nr::SPAWN,
     nr::NSPCOPY,
     nr::GETNS,
+    nr::PUBLISH,
     nr::SOCKET,
     nr::BIND,
     nr::LISTEN,
@@ -1007,6 +1009,14 @@ impl<'a> Batch<'a> {
                 a[1] = *self.rng.pick(&[0, 1, 2, 5, 10, 64, 1024, 1 << 32, u64::MAX]);
             }
             nr::GETNS => {}
+            nr::PUBLISH => {
+                // Host ports no test serves on: a container the batch made may keep one until
+                // it dies.
+                a[0] = *self.rng.pick(&[0, 1, 2, 3, 64, 65, 1 << 32 | 2, u64::MAX]);
+                a[1] = *self.rng.pick(&[1, 2, 2, 0, 3, 1 << 32 | 1, u64::MAX]);
+                a[2] = *self.rng.pick(&[40_000, 40_001, 0, 65_535, 65_536, u64::MAX]);
+                a[3] = *self.rng.pick(&[80, 7, 0, 65_536, u64::MAX]);
+            }
             nr::NSPCOPY => {
                 // A tree copy only of the scratch directory's names: `-r /` would copy the disk.
                 let recursive = self.rng.chance(1, 4);

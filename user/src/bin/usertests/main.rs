@@ -4,7 +4,9 @@
 //! things behind, cannot take the others down) and reports through a pipe; this process prints
 //! one line per case, `usertests: <case> ok` (with a note in parentheses) or
 //! `usertests: <case> FAILED: <why>`, then `ALL TESTS PASSED` or `SOME TESTS FAILED: <cases>`.
-//! `-l` lists the cases; names given select cases (all by default). Files the cases make are
+//! `-l` lists the cases; names given select cases (all by default). `--publish NSID tcp|udp
+//! HOSTPORT PORT` only calls `publish` (for the tests that drive published ports from the
+//! host: `mkimage/tests/netns.rs`) and says what it did. Files the cases make are
 //! named `/ut-*` and removed by the case that made them. Cases that need the network (a NIC)
 //! pass with a note when there is none.
 
@@ -15,6 +17,7 @@ mod exec;
 mod exhaust;
 mod fs;
 mod mem;
+mod netns;
 mod ns;
 mod overflow;
 mod pointers;
@@ -79,6 +82,9 @@ const CASES: &[Case] = &[
     Case { name: "nspcopy-errors", run: ns::nspcopy_errors },
     Case { name: "wait-forever", run: ns::wait_forever },
     Case { name: "ns-cycles", run: ns::cycles },
+    Case { name: "netns-isolation", run: netns::isolation },
+    Case { name: "netns-reach", run: netns::reach },
+    Case { name: "netns-publish", run: netns::publish },
 ];
 
 /// The write end of the current case's report pipe (in the case's process), which processes
@@ -87,6 +93,9 @@ static REPORT_FD: AtomicI32 = AtomicI32::new(-1);
 
 fn main(args: Args) -> i32 {
     let names: Vec<&str> = args.skip(1).collect();
+    if names.first() == Some(&"--publish") {
+        return netns::publish_command(&names[1..]);
+    }
     if names.contains(&"-l") {
         for c in CASES {
             println!("{}", c.name);

@@ -1,0 +1,374 @@
+//! Network namespaces end to end (issue 11): each container has its own TCP/IP stack,
+//! `192.168.1.<id>` on the in-kernel bridge, its own loopback and ports, and the root
+//! publishes container ports on the E1000's address. Typed at the guest's shell as a user
+//! would, and driven from the host through QEMU's forwarded ports (always `restrict=on`).
+//!
+//! - [`containers_reach_each_other_and_keep_their_loopback`]: the usertests cases on network
+//!   namespaces (bind rules, addresses seen, `publish`'s errors, ports freed at death); two
+//!   containers running `httpd` with their own pages; `curl` from the root and from a third
+//!   container at their addresses, `127.0.0.1` reaching a container's own httpd only.
+//! - [`published_ports_answer_the_host`]: two containers' httpd published on two host ports,
+//!   each answering with its own page, 50 concurrent clients each; a container's `udpecho`
+//!   published for UDP through the relay; bad clients against one leave the other serving;
+//!   killing a container frees its port (the host's client is refused, not left hanging), and a
+//!   new container publishes it at once.
+//! - [`container_cycles_leave_no_memory_behind`]: containers that serve the host and are
+//!   killed, again and again: free frames come back.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::net::{TcpStream, UdpSocket};
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use common::{free_port, kernel, ok, STEP};
+use mkimage::console::Console;
+use mkimage::qemu::{HostForward, Network, Options};
+use mkimage::udprelay::UdpRelay;
+
+/// How long an asynchronous effect (a container gone, a server up) may take to show.
+const SETTLE: Duration = Duration::from_secs(30);
+
+/// The shell prompt of namespace `ns`, as in containers.rs.
+fn prompt(ns: u32) -> String {
+    if ns == 1 {
+        "\n$ ".into()
+    } else {
+        format!("\nns{ns}$ ")
+    }
+}
+
+/// Types `line` at the shell of namespace `ns`; what it printed up to its next prompt.
+fn run_in(c: &Console, ns: u32, line: &str) -> String {
+    ok(c.send(format!("{line}\n")));
+    ok(c.expect(&prompt(ns), STEP)).replace('\r', "")
+}
+
+fn run(c: &Console, line: &str) -> String {
+    run_in(c, 1, line)
+}
+
+/// `ID init PID` after `spawn: ns `.
+fn parse_spawned(line: &str) -> (u32, u32) {
+    let w: Vec<&str> = line.split_whitespace().collect();
+    match w.as_slice() {
+        [id, "init", pid, ..] => (id.parse().unwrap(), pid.parse().unwrap()),
+        _ => panic!("not `ID init PID`: {line:?}"),
+    }
+}
+
+/// `spawn -d --pid --fs --net PROGRAM` at the root's shell: the namespace and its init.
+fn spawn_detached(c: &Console, program: &str) -> (u32, u32) {
+    let out = run(c, &format!("spawn -d --pid --fs --net {program}"));
+    let line = out
+        .lines()
+        .find_map(|l| l.strip_prefix("spawn: ns "))
+        .unwrap_or_else(|| panic!("no `spawn: ns` line:\n{out}"));
+    parse_spawned(line)
+}
+
+/// A container running httpd whose page says `page`: its id and init. httpd serves the
+/// container's root (a fresh one has `/etc` and `/tmp`), whose `index.html` is copied in after
+/// it started: until then it answers with a listing.
+fn httpd_container(c: &Console, page: &str) -> (u32, u32) {
+    let (id, init) = spawn_detached(c, "httpd -q 80 0.0.0.0 /");
+    run(c, &format!("echo {page} > /{page}.html"));
+    let out = run(c, &format!("nspcopy /{page}.html {id} /index.html"));
+    assert!(!out.contains("nspcopy:"), "{out}");
+    (id, init)
+}
+
+/// `curl URL` in the guest at the shell of `ns`, until its body is `want` (httpd may still be
+/// starting).
+fn guest_curl_until(c: &Console, ns: u32, url: &str, want: &str) {
+    let end = Instant::now() + SETTLE;
+    loop {
+        let out = run_in(c, ns, &format!("curl -m 5 {url}"));
+        if out.lines().any(|l| l.trim() == want) {
+            return;
+        }
+        assert!(Instant::now() < end, "curl {url} in ns {ns} never gave {want:?}: {out}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// `curl URL` in the guest at the shell of `ns`, which must find nothing listening: curl's
+/// "connection refused" (its status 7).
+fn guest_curl_refused(c: &Console, ns: u32, url: &str) {
+    let out = run_in(c, ns, &format!("curl -m 5 {url}"));
+    assert!(out.contains("curl: (7)"), "curl {url} in ns {ns}: {out}");
+}
+
+/// Boots the image with a NIC, `forwards` and the UDP relay (if any).
+fn boot(disk: &Path, forwards: Vec<HostForward>, relay: Option<&UdpRelay>) -> Console {
+    let mut opts = Options::new(kernel(), "");
+    opts.disk = Some(disk.to_path_buf());
+    opts.network = Network::User { forwards, frames: relay.map(UdpRelay::frame_port) };
+    common::boot_to_shell(opts)
+}
+
+/// Until namespace `id` is gone from the root's `/proc/ns`.
+fn wait_gone(c: &Console, id: u32) {
+    let end = Instant::now() + SETTLE;
+    loop {
+        let out = run(c, "cat /proc/ns");
+        if !out.lines().any(|l| l.split_whitespace().next() == Some(&id.to_string())) {
+            return;
+        }
+        assert!(Instant::now() < end, "ns {id} still in /proc/ns: {out}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn containers_reach_each_other_and_keep_their_loopback() {
+    let (_dir, img) = common::image_with_programs("netns-guest", &[]);
+    let c = boot(&img, vec![], None);
+
+    let out = run_in(
+        &c,
+        1,
+        "usertests ns-flags netns-isolation netns-reach netns-publish; cat /proc/ifaces",
+    );
+    assert!(out.contains("ALL TESTS PASSED"), "{out}");
+    assert!(!out.contains("skipped"), "{out}");
+    assert!(out.contains("br0 52:54:00:12:34:56 192.168.1.1/24"), "{out}");
+
+    let (a, _) = httpd_container(&c, "page-a");
+    let (b, _) = httpd_container(&c, "page-b");
+    // The root reaches each at its address, and its own 127.0.0.1 has no httpd.
+    guest_curl_until(&c, 1, &format!("192.168.1.{a}"), "page-a");
+    guest_curl_until(&c, 1, &format!("192.168.1.{b}"), "page-b");
+    guest_curl_refused(&c, 1, "127.0.0.1");
+
+    // A third container, with a shell: it reaches both, and its own loopback is its own.
+    ok(c.send("spawn --pid --fs --net sh\n"));
+    ok(c.expect("spawn: ns ", STEP));
+    let line = ok(c.expect("\n", STEP));
+    let (n, _) = parse_spawned(&line);
+    ok(c.expect(prompt(n).trim_start(), STEP));
+    guest_curl_until(&c, n, &format!("192.168.1.{a}"), "page-a");
+    guest_curl_until(&c, n, &format!("http://192.168.1.{b}:80/"), "page-b");
+    guest_curl_refused(&c, n, "127.0.0.1");
+    run_in(&c, n, "mkdir /www; echo page-n > /www/index.html; httpd -q &");
+    guest_curl_until(&c, n, "127.0.0.1", "page-n");
+    guest_curl_until(&c, n, &format!("192.168.1.{n}"), "page-n");
+    let out = run_in(&c, n, "cat /proc/ifaces; cat /proc/net");
+    assert!(out.contains(&format!("eth0 02:00:00:00:01:{n:02x} 192.168.1.{n}/24")), "{out}");
+    assert!(out.contains("tcp 0.0.0.0:80 0.0.0.0:0 LISTEN"), "{out}");
+    // The root reaches it too; its 127.0.0.1 still has no httpd.
+    ok(c.send("exit\n"));
+    ok(c.expect(&prompt(1), STEP));
+    guest_curl_until(&c, 1, &format!("192.168.1.{n}"), "page-n");
+    guest_curl_refused(&c, 1, "127.0.0.1");
+    // Every container's sockets, under its id, from the root.
+    let out = run(&c, "cat /proc/netall");
+    for id in [a, b, n] {
+        assert!(out.contains(&format!("{id} tcp 0.0.0.0:80 0.0.0.0:0 LISTEN")), "{out}");
+    }
+    common::poweroff(c);
+}
+
+/// `usertests --publish ID PROTO HOST PORT` at the root's shell (the kernel's `publish`).
+fn publish(c: &Console, id: u32, proto: &str, host: u16, port: u16) {
+    let out = run(c, &format!("usertests --publish {id} {proto} {host} {port}"));
+    assert!(out.contains("usertests: published"), "{out}");
+}
+
+/// A GET of `/` on the host's `port`, raw HTTP/1.0: (status, body); (0, why) when nothing
+/// answered within 20 s.
+fn get(port: u16) -> (u16, String) {
+    let mut s = match TcpStream::connect(("127.0.0.1", port)) {
+        Ok(s) => s,
+        Err(e) => return (0, format!("connect: {e}")),
+    };
+    s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    if let Err(e) = s.write_all(b"GET / HTTP/1.0\r\n\r\n") {
+        return (0, format!("write: {e}"));
+    }
+    let mut answer = Vec::new();
+    if let Err(e) = s.read_to_end(&mut answer) {
+        return (0, format!("read: {e}"));
+    }
+    let text = String::from_utf8_lossy(&answer).into_owned();
+    let status = text.split_whitespace().nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
+    let body = text.split_once("\r\n\r\n").map_or("", |(_, b)| b).trim().to_string();
+    (status, body)
+}
+
+/// `n` curl processes at once to each of `ports` (a real client, as a user's): every one must
+/// get the page of its port. The deadline is httpd.rs's: slirp takes the host's connections
+/// one at a time, and those its listener's backlog cannot hold wait for the host's SYN
+/// retransmissions, for tens of seconds in a burst (the root's httpd behaves the same).
+fn concurrent_curls(c: &Console, n: usize, ports: &[(u16, &str)]) {
+    let children: Vec<_> = (0..n)
+        .flat_map(|_| ports.iter().copied())
+        .map(|(port, page)| {
+            let child = Command::new("curl")
+                .args(["-s", "-m", "60", "-o", "-", "-w", "\n%{http_code}"])
+                .arg(format!("http://127.0.0.1:{port}/"))
+                .stdout(std::process::Stdio::piped())
+                .spawn()
+                .expect("spawn curl");
+            (child, port, page)
+        })
+        .collect();
+    for (i, (child, port, page)) in children.into_iter().enumerate() {
+        let out = String::from_utf8_lossy(&child.wait_with_output().unwrap().stdout).into_owned();
+        let (body, code) = out.rsplit_once('\n').unwrap_or(("", ""));
+        assert_eq!(
+            (code, body.trim()),
+            ("200", page),
+            "client {i} of port {port}:\n{}",
+            c.output()
+        );
+    }
+}
+
+/// Until `port` on the host answers with `page`.
+fn wait_for_page(c: &Console, port: u16, page: &str) {
+    let end = Instant::now() + SETTLE;
+    loop {
+        let (status, body) = get(port);
+        if status == 200 && body == page {
+            return;
+        }
+        assert!(
+            Instant::now() < end,
+            "port {port} never answered {page:?} (last: {status} {body:?}):\n{}",
+            c.output()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+#[test]
+fn published_ports_answer_the_host() {
+    let (_dir, img) = common::image_with_programs("netns-host", &[]);
+    let (h1, h2) = (free_port(), free_port());
+    let relay = UdpRelay::start(0, 8083).expect("start the UDP relay");
+    let forwards = vec![HostForward::tcp(h1, 8081), HostForward::tcp(h2, 8082)];
+    let c = boot(&img, forwards, Some(&relay));
+
+    let (a, init_a) = httpd_container(&c, "page-a");
+    let (b, _) = httpd_container(&c, "page-b");
+    publish(&c, a, "tcp", 8081, 80);
+    publish(&c, b, "tcp", 8082, 80);
+    let out = run(&c, "cat /proc/ns");
+    assert!(out.contains(&format!("192.168.1.{a} 8081:80/tcp")), "{out}");
+    assert!(out.contains(&format!("192.168.1.{b} 8082:80/tcp")), "{out}");
+    wait_for_page(&c, h1, "page-a");
+    wait_for_page(&c, h2, "page-b");
+
+    // 50 concurrent clients per container, both containers at once: each its own page.
+    concurrent_curls(&c, 50, &[(h1, "page-a"), (h2, "page-b")]);
+
+    // UDP: a container's udpecho published through the relay; the echo comes back.
+    let (u, _) = spawn_detached(&c, "udpecho");
+    ok(c.expect("udpecho: listening on 0.0.0.0:7", STEP));
+    publish(&c, u, "udp", 8083, 7);
+    let client = UdpSocket::bind("127.0.0.1:0").unwrap();
+    client.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+    let mut buf = [0u8; 2048];
+    for i in 0..5u8 {
+        let data = vec![i; 100 + usize::from(i) * 200];
+        // The first may be lost while ARP runs: ask again, a few times.
+        let echoed = (0..5).find_map(|_| {
+            client.send_to(&data, ("127.0.0.1", relay.host_port())).unwrap();
+            client.recv_from(&mut buf).ok()
+        });
+        let (n, _) = echoed.unwrap_or_else(|| panic!("no echo of datagram {i}:\n{}", c.output()));
+        assert!(buf[..n] == data[..], "datagram {i} came back changed");
+    }
+
+    // Bad clients against one container leave the other serving (and itself).
+    let mut idle = TcpStream::connect(("127.0.0.1", h1)).unwrap();
+    idle.write_all(b"GET / HTTP/1.0\r\n").unwrap(); // and never the end of the request
+    for noise in [&b"GARBAGE\r\n\r\n"[..], &[0xff; 3000][..]] {
+        if let Ok(mut s) = TcpStream::connect(("127.0.0.1", h1)) {
+            let _ = s.write_all(noise);
+        }
+    }
+    assert_eq!(get(h2), (200, "page-b".to_string()));
+    assert_eq!(get(h1), (200, "page-a".to_string()));
+
+    // Killing a container resets its connections (the idle client hears of it, no waiting
+    // for a timeout) and frees its published port: the host is refused there, and a new
+    // container publishes it at once.
+    run(&c, &format!("kill {init_a}"));
+    wait_gone(&c, a);
+    idle.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    let start = Instant::now();
+    let mut rest = Vec::new();
+    let ended = idle.read_to_end(&mut rest);
+    assert!(
+        start.elapsed() < Duration::from_secs(15),
+        "the idle client waited {:?} ({ended:?})",
+        start.elapsed()
+    );
+    assert_eq!(get(h1).0, 0, "the dead container's port still answers");
+    assert_eq!(get(h2), (200, "page-b".to_string()));
+    let (a2, _) = httpd_container(&c, "page-a2");
+    publish(&c, a2, "tcp", 8081, 80);
+    wait_for_page(&c, h1, "page-a2");
+    common::poweroff(c);
+}
+
+/// `frames_free` once no container is left (only the root in `/proc/ns`, nothing in `/ns`)
+/// and it stays put between two looks.
+fn quiet_frames(c: &Console) -> u64 {
+    let frames = |c: &Console| {
+        let out = run(c, "cat /proc/meminfo");
+        out.lines()
+            .find_map(|l| l.strip_prefix("frames_free ")?.trim().parse::<u64>().ok())
+            .unwrap_or_else(|| panic!("no frames_free: {out}"))
+    };
+    let end = Instant::now() + SETTLE;
+    loop {
+        let ns = run(c, "cat /proc/ns");
+        let roots = run(c, "ls /ns");
+        let alone = ns.lines().filter(|l| l.contains("pid,fs,net")).count() == 1
+            && !roots.lines().any(|l| l.trim().parse::<u32>().is_ok());
+        let f = frames(c);
+        if alone && frames(c) == f {
+            return f;
+        }
+        assert!(Instant::now() < end, "not quiet after {SETTLE:?}: {ns}\n{roots}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn container_cycles_leave_no_memory_behind() {
+    let (_dir, img) = common::image_with_programs("netns-cycles", &[]);
+    let h1 = free_port();
+    let c = boot(&img, vec![HostForward::tcp(h1, 8081)], None);
+    // A container that serves the host through a published port, then is killed.
+    let cycle = |i: usize| {
+        let page = format!("cycle-{i}");
+        let (id, init) = spawn_detached(&c, "httpd -q 80 0.0.0.0 /");
+        run(&c, &format!("echo {page} > /cycle.html"));
+        let out = run(&c, &format!("nspcopy /cycle.html {id} /index.html"));
+        assert!(!out.contains("nspcopy:"), "{out}");
+        publish(&c, id, "tcp", 8081, 80);
+        wait_for_page(&c, h1, &page);
+        run(&c, &format!("kill {init}"));
+        wait_gone(&c, id);
+    };
+    // Twice to warm the kernel's heap and caches up.
+    cycle(0);
+    cycle(1);
+    let before = quiet_frames(&c);
+    for i in 2..22 {
+        cycle(i);
+    }
+    let after = quiet_frames(&c);
+    println!("free frames: {before} before 20 containers, {after} after");
+    assert!(
+        after + before / 100 >= before,
+        "free frames {before} before 20 containers, {after} after"
+    );
+    common::poweroff(c);
+}
