@@ -11,9 +11,17 @@
 //! the test fails at its deadline; a process switched to by a second CPU before the first saw
 //! it switch away fails an assertion.
 
+extern crate alloc;
+
 #[allow(dead_code)]
 #[path = "../../kernel/src/proc/runstate.rs"]
 mod runstate;
+
+/// The two-level run queue; its own tests (fair turns between groups, racing pushes and
+/// pops on real cores) run from here.
+#[allow(dead_code)]
+#[path = "../../kernel/src/proc/runq.rs"]
+mod runq;
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::SeqCst};

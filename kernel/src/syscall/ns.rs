@@ -47,7 +47,7 @@ pub fn sys_spawn2(frame: &TrapFrame, a: &[u64; 6]) -> isize {
         // Held until the child joined it; dropped on failure, which retires it at once.
         let spawning = ns::create(&p.ns, kinds, &limits)?;
         if kinds.net() {
-            netns::create(spawning.ns.id)?;
+            netns::create(spawning.ns.id, &spawning.ns.account)?;
         }
         let dirs = if kinds.fs() {
             let parent_root = p.root.lock().clone().ok_or(Errno::ENOENT)?;
