@@ -85,13 +85,15 @@ pub fn human(bytes: u64) -> String {
         b if b < K << 20 => (K << 10, 'M'),
         _ => (K << 20, 'G'),
     };
-    let tenths = bytes / (unit / 10);
+    // In u128: bytes * 10 does not fit a u64 near its top, and unit / 10 is not exact.
+    let tenths = (u128::from(bytes) * 10 / u128::from(unit)) as u64;
     format!("{}.{}{name}", tenths / 10, tenths % 10)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::string::ToString;
 
     #[test]
     fn sizes() {
