@@ -116,6 +116,7 @@ fn a_fork_bomb_and_a_memory_hog_leave_the_rest_working() {
     let (used, max): (u64, u64) = (w[9].parse().unwrap(), w[10].parse().unwrap());
     assert_eq!((w[7].as_str(), max), ("hog", 4 << 20), "{w:?}");
     assert!(used <= max && used > max - (128 << 10), "the hog uses {used} of {max}: {w:?}");
+    println!("{}", run(&c, "cat /proc/ns"));
 
     // The root shell answers, and forks (pipelines), within a deadline each time.
     let mut slowest = Duration::ZERO;
