@@ -1,8 +1,8 @@
 //! The kernel console, for when there is no `/bin/init` (or no disk): it reads lines from
-//! the tty ([`crate::file::console`], which owns the keyboard and serial input and does the
-//! line editing: echo, backspace, ^U, ^W, ^C, ^D) and runs each one: `poweroff` powers the
-//! machine off, `ls [path]` / `cat path` read the mounted disk, and anything else is echoed
-//! back as `echo: <line>`.
+//! the root's console ([`crate::file::console`], whose input task owns the keyboard and serial
+//! input; its line discipline does the editing: echo, backspace, ^U, ^W, ^C, ^D) and runs each
+//! one: `poweroff` powers the machine off, `ls [path]` / `cat path` read the mounted disk, and
+//! anything else is echoed back as `echo: <line>`.
 
 use crate::file::{console as tty, ldisc::MAX_LINE};
 use crate::{kprint, kprintln, power};
@@ -60,11 +60,12 @@ async fn run_line(line: &str) {
 
 pub async fn run() {
     tty::start();
+    let vt = tty::root();
     let mut buf = alloc::vec![0u8; MAX_LINE + 1];
     loop {
         kprint!("> ");
         // One read is one whole line: a record is at most MAX_LINE bytes and its newline.
-        let n = tty::read(&mut buf).await;
+        let n = vt.read(&mut buf).await;
         if buf[..n].last() != Some(&b'\n') {
             kprintln!(); // ^D ended the line: nothing was echoed for it
         }

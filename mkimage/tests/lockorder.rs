@@ -3,7 +3,8 @@
 //! is on (`fault=lockorder` takes two locks against the order and the kernel panics), and the
 //! shell, pipes, the file system, processes, `poll`, shared sockets, the network (httpd
 //! serving a real curl on the host, ARP), a container with its own network stack behind the
-//! bridge and a published port, and the kernel's self test all run on it without one.
+//! bridge and a published port, a container's console with `attach`, `^C` and `^P ^Q`, and
+//! the kernel's self test all run on it without one.
 
 mod common;
 
@@ -126,6 +127,34 @@ fn the_system_runs_on_a_debug_kernel_without_an_order_violation() {
     ok(c.send("\x03"));
     ok(c.expect("^C", STEP));
     run(&c, "echo after", STEP);
+
+    // Consoles: attach to a container (its console made, a shell started on it, the input
+    // task switching, the ring replayed), ^C on a pipeline there (a process group killed), and
+    // ^P ^Q back.
+    // (The prompts above may be one behind the commands: wait for spawn's own line.)
+    ok(c.send("spawn -d\n"));
+    ok(c.expect("spawn: ns ", STEP));
+    let line = ok(c.expect("\n", STEP));
+    let id: u32 = line
+        .split_whitespace()
+        .next()
+        .and_then(|w| w.parse().ok())
+        .unwrap_or_else(|| panic!("not `ID init PID`: {line:?}"));
+    ok(c.expect("$ ", STEP));
+    ok(c.send(format!("attach {id}\n")));
+    ok(c.expect(&format!("--- ns {id} console"), STEP));
+    ok(c.expect(&format!("ns{id}$ "), STEP));
+    ok(c.send("spin | sh -c 'echo piped; cat'\n"));
+    ok(c.expect("\npiped", STEP));
+    ok(c.send("\x03"));
+    ok(c.expect(&format!("\nns{id}$ "), STEP));
+    ok(c.send("\x10\x11"));
+    ok(c.expect("--- ns 1 console", STEP));
+    ok(c.expect("$ ", STEP));
+    ok(c.send("cat /proc/ns\n"));
+    ok(c.expect("\n1 0 ", STEP));
+    let line = ok(c.expect("\n", STEP));
+    assert!(line.trim_end().ends_with(" 1"), "the root's /proc/ns line: {line:?}");
 
     common::poweroff(c);
 }

@@ -93,8 +93,14 @@ ranks! {
     NicTx,
     /// A pipe's ring and end counts (`file::pipe`).
     Pipe,
-    /// The console's queue of completed input lines (`file::console`).
+    /// The consoles by namespace (`file::console::VTS`).
+    ConsoleVts,
+    /// The requests to bring a console to the front, for the input task (`file::console`).
+    ConsoleSwitch,
+    /// A console's line discipline and queue of completed input lines (`file::console::Vt`).
     ConsoleInput,
+    /// A console's output: in front (to the screen) or not (into its scrollback ring).
+    ConsoleOutput,
     /// The virtio block device's request slots (`drivers::virtio_blk`).
     VirtioBlk,
     /// The file system's log state (`fs::log`): the buffer cache is pinned under it.
@@ -129,6 +135,8 @@ ranks! {
     NetStacks,
     /// The process table (`proc::TABLE`).
     ProcTable,
+    /// A process's process group (`Process::pgrp`), read and changed under the table's lock.
+    ProcGroup,
     /// The kernel stacks' slots (`mm::kstack`).
     KernelStacks,
     /// PCI configuration space (the 0xCF8/0xCFC port pair).

@@ -388,10 +388,23 @@ pub fn poweroff() -> Result<()> {
     check(unsafe { raw::syscall0(nr::POWEROFF) }).map(drop)
 }
 
-/// Makes `pid` the console's foreground process (the one ^C ends); 0 for none.
-pub fn setfg(pid: Pid) -> Result<()> {
+/// Makes process group `pgid` the foreground of this process's console (the group ^C ends);
+/// 0 for none.
+pub fn setfg(pgid: Pid) -> Result<()> {
     // SAFETY: setfg takes no pointer.
-    check(unsafe { raw::syscall1(nr::SETFG, pid as usize) }).map(drop)
+    check(unsafe { raw::syscall1(nr::SETFG, pgid as usize) }).map(drop)
+}
+
+/// Puts process `pid` (0: this one) into process group `pgid` (0: `pid`'s own number).
+pub fn setpgid(pid: Pid, pgid: Pid) -> Result<()> {
+    // SAFETY: setpgid takes no pointer.
+    check(unsafe { raw::syscall2(nr::SETPGID, pid as usize, pgid as usize) }).map(drop)
+}
+
+/// The process group of `pid` (0: this process).
+pub fn getpgid(pid: Pid) -> Result<Pid> {
+    // SAFETY: getpgid takes no pointer.
+    check(unsafe { raw::syscall1(nr::GETPGID, pid as usize) }).map(|g| g as Pid)
 }
 
 /// `spawn`'s flags (`NEWPID`, `NEWFS`, `NEWNET`, `ALL`) and the namespace limits.
@@ -414,6 +427,20 @@ pub fn spawn2(flags: usize, args: Option<&ns::SpawnArgs>) -> Result<Pid> {
     // SAFETY: the kernel reads `SpawnArgs::SIZE` bytes at `ptr` (or nothing for 0), which
     // `bytes` holds until the call returns; like fork, the child gets a copy of this memory.
     check(unsafe { raw::syscall2(nr::SPAWN2, flags, ptr) }).map(|p| p as Pid)
+}
+
+/// Like [`fork`], with the child in the existing namespace `nsid`, a container below this
+/// process's (`ns exec`): 0 in the child, its pid as this process sees it in the parent.
+pub fn nsenter(nsid: u32) -> Result<Pid> {
+    // SAFETY: nsenter takes no pointer; like fork, the child gets a copy of this address space.
+    check(unsafe { raw::syscall1(nr::NSENTER, nsid as usize) }).map(|p| p as Pid)
+}
+
+/// Brings namespace `nsid`'s console to the front (starting a shell on it if none has it
+/// open); returns once it is there.
+pub fn attach(nsid: u32) -> Result<()> {
+    // SAFETY: attach takes no pointer.
+    check(unsafe { raw::syscall1(nr::ATTACH, nsid as usize) }).map(drop)
 }
 
 /// This process's namespace (`ns::ROOT`, 1, in the root).

@@ -53,9 +53,11 @@ pub mod nr {
     pub const RENAME: usize = 22;
     /// `getcwd(buf, len) -> length` (walks `..` from the cwd up to the process's root)
     pub const GETCWD: usize = 23;
-    /// `poweroff() -> !`
+    /// `poweroff() -> !` (EPERM from inside a container: only the root namespace may)
     pub const POWEROFF: usize = 24;
-    /// `setfg(pid)`: the console's foreground process (^C kills it); 0 = none
+    /// `setfg(pgid)`: the foreground process group of the caller's console (the one its
+    /// descriptor 0, 1 or 2 is open on; ENOTTY without one): ^C kills every process of it;
+    /// 0 = none. The group as the caller numbers it: ESRCH for none it can see, EPERM for 1
     pub const SETFG: usize = 25;
     /// `spawn(flags) -> pid`: `fork`, with the child in new namespaces (`ns::NEW*` flags);
     /// 0 in the child, the child's pid as the caller sees it in the parent
@@ -105,6 +107,26 @@ pub mod nr {
     /// `arping(ip: u32 (network order), mac: *mut [u8; 6])`: ARP request on the NIC, wait
     /// for the reply (ETIMEDOUT after a second)
     pub const ARPING: usize = 44;
+    /// `nsenter(nsid) -> pid`: `fork`, with the child in the existing namespace `nsid` (the
+    /// namespaces its members have; root and working directory: its root). Only into a strict
+    /// descendant of the caller's namespace (EPERM); ESRCH: no such namespace (or retiring);
+    /// ENOMEM: its pid namespace is dying. 0 in the child, its pid as the caller sees it in
+    /// the parent
+    pub const NSENTER: usize = 45;
+    /// `attach(nsid)`: bring namespace `nsid`'s console to the front (keyboard and serial
+    /// input go to it, the screen and the serial port show it), starting `/bin/sh` on it in
+    /// `nsid` if nothing has it open; returns once it is in front. From the root to any
+    /// namespace, from a container to its strict descendants and to the root (1); EPERM
+    /// otherwise, ESRCH for no such namespace. `^P ^Q` typed at the console goes back
+    pub const ATTACH: usize = 46;
+    /// `setpgid(pid, pgid)`: put process `pid` (0: the caller) into process group `pgid`
+    /// (0: `pid`'s own number), both as the caller numbers them: only the caller or its
+    /// children of its pid namespace (ESRCH, EPERM), into a new group of the process's own
+    /// number or one with a process of that pid namespace (EPERM); EINVAL for a bad `pgid`
+    pub const SETPGID: usize = 47;
+    /// `getpgid(pid) -> pgid`: the process group of `pid` (0: the caller) as the caller
+    /// numbers it (0 when its leader is in a pid namespace above the caller's)
+    pub const GETPGID: usize = 48;
     /// `spawn2(flags, args: *const ns::SpawnArgs (may be null)) -> pid`: `spawn`, the new
     /// namespace with the limits and the name of `args` (null: none, as `spawn`). A limit
     /// above the caller's namespace's is cut to it. EINVAL: a bad name or nonzero padding;
@@ -224,6 +246,7 @@ errnos! {
     EINVAL = 22 => "invalid argument",
     ENFILE = 23 => "too many open files in system",
     EMFILE = 24 => "too many open files",
+    ENOTTY = 25 => "not a console",
     EFBIG = 27 => "file too large",
     ENOSPC = 28 => "no space left on device",
     ESPIPE = 29 => "illegal seek",

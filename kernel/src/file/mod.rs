@@ -9,8 +9,10 @@
 //! - an inode of the disk (regular file, or a directory opened for reading, whose `read`
 //!   returns its 64-byte entries), with an offset and the append flag;
 //! - a pipe end ([`pipe`]);
-//! - the console ([`console`]: the tty with its line discipline), reached by opening a device
-//!   inode whose major number is `abi::syscall::dev::CONSOLE`;
+//! - a console ([`console`]: a virtual console with its line discipline), reached by opening
+//!   a device inode whose major number is `abi::syscall::dev::CONSOLE` (the console of the
+//!   caller's namespace, or of the nearest one above with one: the root's at the latest), or
+//!   made by `attach` for the shell it starts;
 //! - a `/proc` file ([`procfs`]), a snapshot taken at open.
 //!
 //! Modules with no kernel dependencies (`ldisc`, `pipe`, `poll`, `procfs`, `fdtable`, `cwd`,
@@ -57,8 +59,8 @@ enum Kind {
     },
     PipeRead(pipe::ReadEnd),
     PipeWrite(pipe::WriteEnd),
-    /// The device inode it was opened through, if any (for `fstat`).
-    Console(Option<Handle>),
+    /// A console, and the device inode it was opened through, if any (for `fstat`).
+    Console(console::Open, Option<Handle>),
     Proc {
         node: procfs::Node,
         data: Vec<u8>,
@@ -79,9 +81,23 @@ impl File {
         File::new(kind, readable, writable)
     }
 
-    /// The console, opened through the device inode `ip`.
-    pub fn console(ip: Option<Ino>, readable: bool, writable: bool) -> Arc<File> {
-        File::new(Kind::Console(ip.map(|ip| Handle(Some(ip)))), readable, writable)
+    /// Console `vt`, opened through the device inode `ip` (`None`: made by the kernel).
+    pub fn console(
+        vt: Arc<console::Vt>,
+        ip: Option<Ino>,
+        readable: bool,
+        writable: bool,
+    ) -> Arc<File> {
+        let kind = Kind::Console(console::Open::new(vt), ip.map(|ip| Handle(Some(ip))));
+        File::new(kind, readable, writable)
+    }
+
+    /// The console this file is open on, if it is one.
+    pub fn console_vt(&self) -> Option<&Arc<console::Vt>> {
+        match &self.kind {
+            Kind::Console(c, _) => Some(c.vt()),
+            _ => None,
+        }
     }
 
     /// A new pipe: `(read end, write end)`, its ring paid for by `charge` (`pipe::PIPE_SIZE`
@@ -189,8 +205,8 @@ impl File {
                 flags(ready, POLLOUT, hup)
             }
             // Output to the console never waits.
-            Kind::Console(_) => {
-                let readable = events & POLLIN != 0 && console::poll_read(w.map(|w| (w, reg)));
+            Kind::Console(c, _) => {
+                let readable = events & POLLIN != 0 && c.vt().poll_read(w.map(|w| (w, reg)));
                 flags(readable, POLLIN, false) | POLLOUT & events
             }
             Kind::Inode { .. } | Kind::Proc { .. } => events & (POLLIN | POLLOUT),
@@ -211,7 +227,7 @@ impl File {
     pub fn is_stream(&self) -> bool {
         matches!(
             self.kind,
-            Kind::PipeRead(_) | Kind::PipeWrite(_) | Kind::Console(_) | Kind::Socket(_)
+            Kind::PipeRead(_) | Kind::PipeWrite(_) | Kind::Console(..) | Kind::Socket(_)
         )
     }
 
@@ -229,7 +245,7 @@ impl File {
                 Ok(n)
             }
             Kind::PipeRead(r) => Ok(r.read(buf).await),
-            Kind::Console(_) => Ok(console::read(buf).await),
+            Kind::Console(c, _) => Ok(c.vt().read(buf).await),
             Kind::Proc { data, off, .. } => {
                 let mut off = off.lock();
                 let n = buf.len().min(data.len() - *off);
@@ -259,8 +275,8 @@ impl File {
                 Ok(n)
             }
             Kind::PipeWrite(w) => w.write(buf).await,
-            Kind::Console(_) => {
-                console::write(buf);
+            Kind::Console(c, _) => {
+                c.vt().write(buf);
                 Ok(buf.len())
             }
             Kind::Socket(s) => s.send(buf, None).await,
@@ -283,10 +299,10 @@ impl File {
     /// console opened without an inode report device 0 and inode 0.
     pub async fn stat(&self) -> Result<Stat, Errno> {
         Ok(match &self.kind {
-            Kind::Inode { ip, .. } | Kind::Console(Some(ip)) => {
+            Kind::Inode { ip, .. } | Kind::Console(_, Some(ip)) => {
                 convert::stat_of_inode(&ip.get().lock().await.map_err(errno)?.stat())
             }
-            Kind::Console(None) => {
+            Kind::Console(_, None) => {
                 Stat { kind: kind::DEVICE, nlink: 1, major: dev::CONSOLE, ..Stat::default() }
             }
             Kind::Socket(_) => Stat { kind: kind::PIPE, nlink: 1, ..Stat::default() },

@@ -300,6 +300,21 @@ impl core::ops::Deref for Held {
     }
 }
 
+impl Held {
+    /// The namespaces a process started in this namespace gets (those its members have):
+    /// this one as its home and, per kind, the nearest namespace from here up that isolates
+    /// it. For `nsenter` and the shell `attach` starts.
+    pub fn members_set(&self) -> NsSet {
+        let ns = &self.0;
+        NsSet {
+            home: ns.clone(),
+            pid: ns.nearest(Kinds::pid),
+            fs: ns.nearest(Kinds::fs),
+            net: ns.nearest(Kinds::net),
+        }
+    }
+}
+
 impl Drop for Held {
     fn drop(&mut self) {
         self.0.release();
@@ -391,6 +406,8 @@ fn retire(ns: Arc<Namespace>) {
         if ns.kinds.pid() {
             crate::proc::forget_pid_ns(ns.id);
         }
+        // Its console goes before its id can be taken again (a new one gets a fresh console).
+        crate::file::console::forget(ns.id);
         TABLE.lock()[ns.id as usize] = None;
         if let (Some(dead), Some(parent_root)) = (dead, &parent_root) {
             fsroot::remove_tree(parent_root, dead.as_bytes()).await;
@@ -415,7 +432,8 @@ impl Namespace {
 /// The text of `/proc/ns` for a process whose set is `viewer`: its home namespace and every
 /// descendant, one line each (`abi::syscall::ns::PROC_PATH`: `id parent kinds init members`,
 /// the network's columns `net_columns` gives (`addr ports`), then `name procs mem_used
-/// mem_max pids_max`), the init's pid as `view_pid` gives it.
+/// mem_max pids_max`, and last `front`: 1 when its console is the one in front), the init's
+/// pid as `view_pid` gives it.
 pub fn listing(
     viewer: &NsSet,
     view_pid: impl Fn(u32) -> u32,
@@ -423,6 +441,7 @@ pub fn listing(
 ) -> Vec<u8> {
     use core::fmt::Write;
     let mut out = alloc::string::String::new();
+    let front = crate::file::console::front_ns();
     for ns in all() {
         if ns.id != viewer.home.id && !ns.is_below(&viewer.home) {
             continue;
@@ -433,7 +452,7 @@ pub fn listing(
         let name = ns.name().and_then(|n| core::str::from_utf8(n).ok()).unwrap_or("-");
         let _ = writeln!(
             out,
-            "{} {} {} {} {} {} {name} {} {} {} {}",
+            "{} {} {} {} {} {} {name} {} {} {} {} {}",
             ns.id,
             parent,
             ns.kinds.names(),
@@ -444,6 +463,7 @@ pub fn listing(
             a.mem_used(),
             a.mem_max(),
             a.pids_max(),
+            u8::from(ns.id == front)
         );
     }
     out.into_bytes()

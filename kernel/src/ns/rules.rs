@@ -64,6 +64,28 @@ pub fn lowest_free_id(taken: impl Fn(u32) -> bool) -> Result<u32, Errno> {
     (ROOT + 1..=MAX_LIVE as u32).find(|&id| !taken(id)).ok_or(Errno::EAGAIN)
 }
 
+/// Who may bring namespace `target`'s console to the front (`attach`), from a process whose
+/// home is `caller`: from the root, any namespace; from a container, its strict descendants
+/// (`below`: `target` is one) and the root, the way back. Never a sibling, an ancestor but
+/// the root, or itself (`EPERM`).
+pub fn may_attach(caller: u32, target: u32, below: bool) -> Result<(), Errno> {
+    if caller == ROOT || target == ROOT || below {
+        Ok(())
+    } else {
+        Err(Errno::EPERM)
+    }
+}
+
+/// Who may start a process in namespace `target` (`nsenter`): only a strict ancestor
+/// (`below`: `target` is a strict descendant of the caller's home), as for `nspcopy`.
+pub fn may_enter(below: bool) -> Result<(), Errno> {
+    if below {
+        Ok(())
+    } else {
+        Err(Errno::EPERM)
+    }
+}
+
 /// Where `exec(path)` looks, in order.
 #[derive(Debug, PartialEq, Eq)]
 pub enum ExecLookup<'a> {
@@ -131,6 +153,19 @@ mod tests {
         assert_eq!(lowest_free_id(|id| id == 3), Ok(2)); // 2 was freed: reused
         assert_eq!(lowest_free_id(|_| true), Err(Errno::EAGAIN));
         assert_eq!(lowest_free_id(|id| id < MAX_LIVE as u32), Ok(MAX_LIVE as u32));
+    }
+
+    #[test]
+    fn attach_from_the_root_anywhere_from_a_container_down_and_home() {
+        assert_eq!(may_attach(ROOT, 5, true), Ok(()));
+        assert_eq!(may_attach(ROOT, ROOT, false), Ok(()), "the root's own console");
+        assert_eq!(may_attach(2, 3, true), Ok(()), "a descendant");
+        assert_eq!(may_attach(2, ROOT, false), Ok(()), "back to the root");
+        assert_eq!(may_attach(2, 3, false), Err(Errno::EPERM), "a sibling");
+        assert_eq!(may_attach(3, 2, false), Err(Errno::EPERM), "its parent, not the root");
+        assert_eq!(may_attach(2, 2, false), Err(Errno::EPERM), "itself");
+        assert_eq!(may_enter(true), Ok(()));
+        assert_eq!(may_enter(false), Err(Errno::EPERM));
     }
 
     #[test]

@@ -31,11 +31,19 @@
 //! held while allocating and freeing. The table holds the processes and the pid map together
 //! (one lock: a lookup and its translation always agree). No interrupt handler takes any of
 //! these: a process's waker only touches its `sched::RunState`. Namespace counts are released
-//! after the table is dropped (`ns::NsSet::leave` may spawn a task).
+//! after the table is dropped (`ns::NsSet::leave` may spawn a task). A process's group
+//! (`pgrp`) is read and changed under the table's lock ([`jobs`]), its own lock under it.
+//!
+//! # Process groups
+//! Every process is in one group (`pgrp`, its leader's pid list): a process made by the
+//! kernel (init, `attach`'s shell) leads a group of its own, a child is in its parent's, and
+//! `setpgid` moves it ([`pgrp`]'s rules, [`jobs`]). A console's `^C` kills a whole group.
 
 pub mod bridge;
 pub mod elf;
+pub mod jobs;
 pub mod load;
+pub mod pgrp;
 mod runq;
 mod runstate;
 pub mod sched;
@@ -79,6 +87,8 @@ pub struct Process {
     pub pids: PidList,
     /// Its namespaces.
     pub ns: NsSet,
+    /// Its process group: the leader's pid list (the leader may be gone). See [`jobs`].
+    pgrp: Mutex<Arc<PidList>>,
     pub name: Mutex<[u8; PROC_NAME_LEN]>,
     /// State, `woken`, `queued`, `on_cpu`: shared with the process's waker (`sched::RunState`).
     pub(crate) run: Arc<sched::RunState>,
@@ -249,7 +259,7 @@ pub fn record(p: &Process, v: Viewer) -> ProcRecord {
 }
 
 /// What a new process starts with besides its address space: its parent (global pid), name,
-/// descriptors, directories and namespaces.
+/// descriptors, directories, namespaces and process group (`None`: a new one it leads).
 pub(crate) struct Spec<'a> {
     pub ppid: Pid,
     pub name: &'a [u8],
@@ -257,6 +267,7 @@ pub(crate) struct Spec<'a> {
     pub cwd: Option<Ino>,
     pub root: Option<Ino>,
     pub ns: NsSet,
+    pub pgrp: Option<Arc<PidList>>,
 }
 
 /// A new process with `vm`, whose first switch lands on `frame` (returned to with `iretq`).
@@ -273,7 +284,7 @@ pub(crate) fn create(
     }
     let kstack = KernelStack::new().ok_or(Errno::ENOMEM)?;
     let ctx = crate::arch::trap::prepare_kernel_stack(kstack.top(), frame);
-    let Spec { ppid, name, files, cwd, root, ns } = spec;
+    let Spec { ppid, name, files, cwd, root, ns, pgrp } = spec;
     let pid_namespaces = ns.pid_namespaces();
     let chain: Vec<u32> = pid_namespaces.iter().map(|n| n.id).collect();
     let mut name_buf = [0u8; PROC_NAME_LEN];
@@ -292,6 +303,7 @@ pub(crate) fn create(
         }
         let pids = t.pids.alloc(&chain).ok_or(Errno::EAGAIN)?;
         let pid = pids.last().expect("the root is in every chain").1;
+        let pgrp = pgrp.unwrap_or_else(|| Arc::new(pids.clone()));
         ns.join();
         let run = Arc::new(sched::RunState::new(pid, ns.home.id));
         let p = Arc::new(Process {
@@ -299,6 +311,7 @@ pub(crate) fn create(
             ppid: AtomicU32::new(ppid),
             pids,
             ns,
+            pgrp: Mutex::new(Rank::ProcGroup, pgrp),
             name: Mutex::new(Rank::ProcName, name_buf),
             run: run.clone(),
             killed: AtomicBool::new(false),
@@ -472,21 +485,33 @@ pub fn user_fault(vector: u8, frame: &TrapFrame) {
 /// Start `/bin/init` as pid 1 (from a kernel task, after the disk is mounted).
 pub async fn spawn_init(fs: &'static crate::rootfs::RootFs) -> Result<Pid, Errno> {
     let root = fs.root().map_err(|_| Errno::EIO)?;
-    let ip = fs.namei(&root, &root, b"/bin/init").await.map_err(|_| Errno::ENOENT)?;
-    let elf = load::read_program(fs, &ip).await?;
-    let ns = NsSet::root();
-    let l = load::load(&elf, &[b"init".to_vec()], Some(ns.home.account.clone()))?;
-    let frame = user_frame(l.entry, l.rsp, l.argc, l.argv);
     let spec = Spec {
         ppid: 0,
         name: b"init",
         files: FdTable::new(),
         cwd: Some(root.clone()),
         root: Some(root),
-        ns,
+        ns: NsSet::root(),
+        pgrp: None,
     };
-    let p = create(spec, l.vm, &frame)?;
+    let p = start_program(fs, b"/bin/init", spec).await?;
     Ok(p.pid)
+}
+
+/// A new process as `spec` says, running program `path` of the disk's (global) `/bin` with
+/// one argument, its name: init, and the shell `attach` starts in a namespace.
+pub(crate) async fn start_program(
+    fs: &'static crate::rootfs::RootFs,
+    path: &[u8],
+    spec: Spec<'_>,
+) -> Result<Arc<Process>, Errno> {
+    let disk = fs.root().map_err(|_| Errno::EIO)?;
+    let ip = fs.namei(&disk, &disk, path).await.map_err(|_| Errno::ENOENT)?;
+    let elf = load::read_program(fs, &ip).await?;
+    // Its pages are charged to the namespace it starts in (ENOMEM past its memory limit).
+    let l = load::load(&elf, &[spec.name.to_vec()], Some(spec.ns.home.account.clone()))?;
+    let frame = user_frame(l.entry, l.rsp, l.argc, l.argv);
+    create(spec, l.vm, &frame)
 }
 
 /// The frame that enters user code at `entry` with `_start(argc, argv)`.

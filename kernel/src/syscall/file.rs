@@ -139,7 +139,10 @@ async fn open_inode(
     match st.kind {
         T_DIR if writable || flags & open::TRUNC != 0 => Err(Errno::EISDIR),
         T_DIR => Ok(File::inode(ip, true, false, false)),
-        T_DEV if st.major == dev::CONSOLE => Ok(File::console(Some(ip), readable, writable)),
+        T_DEV if st.major == dev::CONSOLE => {
+            let vt = file::console::nearest(&proc::current().ns.home);
+            Ok(File::console(vt, Some(ip), readable, writable))
+        }
         T_DEV => Err(Errno::ENODEV),
         _ => {
             // O_TRUNC truncates only when the file is opened for writing.
@@ -399,18 +402,26 @@ pub fn sys_getcwd(a: &[u64; 6]) -> isize {
     })())
 }
 
-/// `setfg(pid)`: the console's foreground process, which `^C` kills (0: none).
+/// `setfg(pgid)`: the foreground process group of the caller's console (the one its
+/// descriptor 0, 1 or 2 is open on: `ENOTTY` without one), which `^C` kills (0: none). The
+/// group is named in the caller's view; one it cannot see (or with no live process) is
+/// `ESRCH`, and 1 `EPERM`: as for `kill`, a namespace's init is not interrupted from inside it.
 pub fn sys_setfg(a: &[u64; 6]) -> isize {
     ret((|| {
-        let pid = u32::try_from(a[0]).map_err(|_| Errno::ESRCH)?;
-        // The console keeps the global pid; the caller names the process in its own view.
-        let global = match pid {
-            0 => 0,
-            // As for `kill`: a namespace's init is not interrupted from inside it.
-            1 => return Err(Errno::EPERM),
-            pid => proc::Viewer::current().find(pid).ok_or(Errno::ESRCH)?.pid,
+        let pgid = u32::try_from(a[0]).map_err(|_| Errno::ESRCH)?;
+        let p = proc::current();
+        let vt = {
+            let files = p.files.lock();
+            (0..3).find_map(|fd| files.get(fd).ok()?.console_vt().cloned())
         };
-        file::console::set_foreground(global);
+        let vt = vt.ok_or(Errno::ENOTTY)?;
+        // The console keeps the group's global number; the caller names it in its own view.
+        let global = match pgid {
+            0 => 0,
+            1 => return Err(Errno::EPERM),
+            pgid => proc::jobs::find_group(proc::Viewer::of(&p), pgid).ok_or(Errno::ESRCH)?,
+        };
+        vt.set_foreground(global);
         Ok(0)
     })())
 }

@@ -1,14 +1,18 @@
-//! Namespace system calls: `spawn`, `spawn2`, `getns`, `nspcopy`, `publish` (`crate::ns` and
-//! `crate::net::netns` hold the mechanism).
+//! Namespace system calls: `spawn`, `spawn2`, `getns`, `nspcopy`, `publish`, `nsenter`,
+//! `attach` (`crate::ns` and `crate::net::netns` hold the mechanism, `crate::file::console` the
+//! consoles).
 
 use super::proc::{fork_into, ok_or_errno};
 use crate::arch::trap::TrapFrame;
+use crate::file::{console, FdTable, File};
 use crate::net::nat::Published;
 use crate::net::netns;
-use crate::ns::{self, copy, fsroot, rules};
-use crate::proc::{self, bridge, uaccess};
+use crate::ns::{self, copy, fsroot, rules, NsSet};
+use crate::proc::{self, bridge, uaccess, Spec};
+use crate::rootfs::Ino;
 use abi::syscall::ns::{SpawnArgs, COPY_RECURSIVE, ROOT};
 use abi::syscall::Errno;
+use alloc::sync::Arc;
 use core::sync::atomic::Ordering::SeqCst;
 
 const MAX_PATH: usize = 1024;
@@ -59,6 +63,81 @@ pub fn sys_spawn2(frame: &TrapFrame, a: &[u64; 6]) -> isize {
         };
         fork_into(frame, spawning.set.clone(), dirs)
     })())
+}
+
+/// Where a process started in the held namespace `target` begins: the namespaces its members
+/// have, its reaper (the init of its pid namespace) and its root directory. `ESRCH` while
+/// that pid namespace has no init yet (its `spawn` is still making it: a process started
+/// now would become its init) or the root is gone.
+fn entry(target: &ns::Held) -> Result<(NsSet, u32, Ino), Errno> {
+    let set = target.members_set();
+    let reaper = set.pid.init();
+    if reaper == 0 {
+        return Err(Errno::ESRCH);
+    }
+    let root = set.fs.root_or_disk().ok_or(Errno::ESRCH)?;
+    Ok((set, reaper, root))
+}
+
+/// `nsenter(nsid)`: `fork` with the child in the existing namespace `nsid`, a strict
+/// descendant of the caller's home (`EPERM` otherwise; `ESRCH` for none or one retiring). Its
+/// root and working directory are the namespace's root; `ENOMEM` when its pid namespace is
+/// dying (`proc::create` checks).
+pub fn sys_nsenter(frame: &TrapFrame, a: &[u64; 6]) -> isize {
+    ok_or_errno((|| {
+        let nsid = u32::try_from(a[0]).map_err(|_| Errno::ESRCH)?;
+        let home = proc::current().ns.home.clone();
+        // Held until the child joined it.
+        let target = ns::hold(nsid).ok_or(Errno::ESRCH)?;
+        rules::may_enter(target.is_below(&home))?;
+        let (set, _, root) = entry(&target)?;
+        fork_into(frame, set, Some((root.clone(), root)))
+    })())
+}
+
+/// `attach(nsid)`: bring namespace `nsid`'s console to the front (see `file::console`),
+/// starting a shell on it first if nothing has it open; returns once the input task has
+/// switched (interruptible: a kill ends the wait, not the switch).
+pub fn sys_attach(a: &[u64; 6]) -> isize {
+    ok_or_errno((|| {
+        let nsid = u32::try_from(a[0]).map_err(|_| Errno::ESRCH)?;
+        let home = proc::current().ns.home.clone();
+        let target = ns::hold(nsid).ok_or(Errno::ESRCH)?;
+        rules::may_attach(home.id, nsid, target.is_below(&home))?;
+        let vt = console::for_namespace(nsid)?;
+        if vt.claim_start() {
+            let started = start_shell(&target, &vt);
+            vt.end_start();
+            started?;
+        }
+        drop(target);
+        let seq = console::request_front(vt)?;
+        bridge::block_on_interruptible(console::switched(seq))?;
+        Ok(0)
+    })())
+}
+
+/// `/bin/sh` in `target` on console `vt` (descriptors 0, 1 and 2), a child of the namespace's
+/// init (which reaps it), in a process group of its own.
+fn start_shell(target: &ns::Held, vt: &Arc<console::Vt>) -> Result<(), Errno> {
+    let (set, reaper, root) = entry(target)?;
+    let fs = crate::rootfs::get().ok_or(Errno::ENOENT)?;
+    let mut files = FdTable::new();
+    let f = File::console(vt.clone(), None, true, true);
+    for _ in 0..3 {
+        files.alloc(f.clone())?;
+    }
+    let spec = Spec {
+        ppid: reaper,
+        name: b"sh",
+        files,
+        cwd: Some(root.clone()),
+        root: Some(root),
+        ns: set,
+        pgrp: None,
+    };
+    bridge::block_on(proc::start_program(fs, b"/bin/sh", spec))?;
+    Ok(())
 }
 
 /// `getns()`: the caller's namespace (its home).

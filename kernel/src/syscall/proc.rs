@@ -1,5 +1,6 @@
-//! Process system calls: fork, exit, wait, kill, exec, getpid, sbrk, sleep, uptime, poweroff.
-//! Every pid they take or give is in the caller's pid namespace (`proc::Viewer`).
+//! Process system calls: fork, exit, wait, kill, exec, getpid, sbrk, sleep, uptime, poweroff,
+//! setpgid, getpgid. Every pid they take or give is in the caller's pid namespace
+//! (`proc::Viewer`).
 
 use crate::arch::trap::TrapFrame;
 use crate::mm::budget::{self, Charge};
@@ -44,7 +45,8 @@ pub(super) fn fork_into(
     };
     let name = p.name_bytes();
     let files = p.files.lock().clone_for_fork();
-    let spec = Spec { ppid: p.pid, name: &name, files, cwd, root, ns };
+    let pgrp = Some(proc::jobs::inherited(&p));
+    let spec = Spec { ppid: p.pid, name: &name, files, cwd, root, ns, pgrp };
     let child = proc::create(spec, vm, &child_frame)?;
     // The child is in the caller's pid namespace or just below it: always visible.
     Ok(Viewer::of(&p).pid_of(&child).unwrap_or(0) as isize)
@@ -103,6 +105,29 @@ pub fn sys_kill(a: &[u64; 6]) -> isize {
     ok_or_errno(proc::kill_in(Viewer::current(), pid).map(|()| 0))
 }
 
+/// `setpgid(pid, pgid)`: see `proc::pgrp` for the rules, `proc::jobs` for the lookups.
+pub fn sys_setpgid(a: &[u64; 6]) -> isize {
+    ok_or_errno((|| {
+        let (pid, pgid) = proc::pgrp::args(a[0], a[1])?;
+        proc::jobs::setpgid(&proc::current(), pid, pgid)?;
+        Ok(0)
+    })())
+}
+
+/// `getpgid(pid)`: `pid`'s process group as the caller numbers it (0: the caller's).
+pub fn sys_getpgid(a: &[u64; 6]) -> isize {
+    ok_or_errno((|| {
+        let pid = u32::try_from(a[0]).map_err(|_| Errno::ESRCH)?;
+        let p = proc::current();
+        let view = Viewer::of(&p);
+        let target = match pid {
+            0 => p,
+            pid => view.find(pid).ok_or(Errno::ESRCH)?,
+        };
+        Ok(proc::jobs::pgid_in(&target, view) as isize)
+    })())
+}
+
 /// `getpid()`: the caller's number in its own pid namespace (1 for a container's init).
 pub fn sys_getpid() -> isize {
     proc::current().pids.first().map_or(0, |&(_, pid)| pid) as isize
@@ -151,7 +176,12 @@ pub fn sys_uptime() -> isize {
     (crate::time::now_ns() / 1_000_000) as isize
 }
 
+/// Only a process of the root namespace may turn the machine off: a container is a guest of
+/// the machine, as a Docker container may not reboot its host (`EPERM`).
 pub fn sys_poweroff() -> isize {
+    if proc::current().ns.home.id != abi::syscall::ns::ROOT {
+        return Errno::EPERM.ret();
+    }
     crate::power::poweroff()
 }
 

@@ -5,9 +5,15 @@
 //! one line. The language (`uparse::shell`): words and quotes, pipelines of any length with `|`,
 //! `<`, `>` and `>>`, `&` for the background (the pid is printed), `;` and newlines between
 //! commands, `#` comments. Built in: `cd [DIR]` (default `/`), `exit [STATUS]`, `wait` (for every
-//! background job). While a foreground job runs, its first live process is the console's foreground
-//! (`setfg`), so ^C ends it and not the shell. The exit status of the shell is that of the last
-//! command.
+//! background job).
+//!
+//! Job control, in an interactive shell only (reading the console; `sh -c` and scripts leave
+//! their commands in their own group, so ^C ends the whole script): each pipeline is a process
+//! group of its own, led by its first command (`setpgid` in the parent and in the child, so the
+//! group exists whichever of them runs first). A foreground pipeline's group is made the
+//! console's foreground (`setfg`) by each child before it runs its program, and by the parent,
+//! so ^C ends all of it and not the shell; the shell takes the foreground back after (none: ^C
+//! at the prompt is an empty line). The exit status of the shell is that of the last command.
 
 #![no_std]
 #![no_main]
@@ -23,6 +29,8 @@ ulib::entry!(main);
 const NOT_FOUND: i32 = 127;
 
 struct Shell {
+    /// Each pipeline in a process group of its own, the foreground one the console's.
+    job_control: bool,
     /// Background jobs not yet reaped.
     background: Vec<Pid>,
     /// The status of the last foreground command.
@@ -31,7 +39,7 @@ struct Shell {
 
 fn main(args: Args) -> i32 {
     let argv = args.to_vec();
-    let mut sh = Shell { background: Vec::new(), status: 0 };
+    let mut sh = Shell { job_control: false, background: Vec::new(), status: 0 };
     match argv.get(1).copied() {
         Some("-c") => {
             let Some(line) = argv.get(2) else { die!("-c needs a command") };
@@ -44,6 +52,7 @@ fn main(args: Args) -> i32 {
         },
         None => {
             let interactive = sys::fstat(STDIN).is_ok_and(|st| st.kind == kind::DEVICE);
+            sh.job_control = interactive;
             sh.run_fd(STDIN, interactive)
         }
     }
@@ -96,8 +105,10 @@ impl Shell {
                 return;
             }
         }
-        let pids = match spawn_pipeline(p) {
-            Ok(pids) => pids,
+        let jobs = self.job_control.then_some(Job { foreground: !p.background });
+        let pids = match spawn_pipeline(p, jobs) {
+            Ok(pids) if !pids.is_empty() => pids,
+            Ok(_) => return,
             Err(e) => {
                 eprintln!("sh: {}", e.message());
                 self.status = NOT_FOUND;
@@ -110,25 +121,23 @@ impl Shell {
             self.background.extend_from_slice(&pids);
             return;
         }
+        if jobs.is_some() {
+            // The pipeline's group (its first command's pid) is what ^C ends (its children set
+            // it too; failing, the group is gone already).
+            let _ = sys::setfg(pids[0]);
+        }
         self.status = self.wait_for(&pids, last);
-        let _ = sys::setfg(0);
+        if jobs.is_some() {
+            let _ = sys::setfg(0);
+        }
     }
 
     /// Waits until every process of `pids` has exited; the status of `last`. Background jobs
     /// that end meanwhile are reaped and reported.
-    ///
-    /// The console's foreground (what ^C ends) is the first process of the pipeline still
-    /// running: ending it gives the next one end of file, so ^C empties a pipeline from the
-    /// left, and a pipeline whose first commands are done (`cat f | sleep 9`) still stops.
     fn wait_for(&mut self, pids: &[Pid], last: Pid) -> i32 {
         let mut left: Vec<Pid> = pids.to_vec();
         let mut status = 0;
-        let mut fg = 0;
-        while let Some(&first) = left.first() {
-            if first != fg {
-                fg = first;
-                let _ = sys::setfg(fg);
-            }
+        while !left.is_empty() {
             match sys::wait() {
                 Ok((pid, st)) => {
                     if let Some(i) = left.iter().position(|&p| p == pid) {
@@ -216,9 +225,17 @@ fn read_line(fd: Fd, line: &mut Vec<u8>) -> sys::Result<bool> {
     }
 }
 
+/// How a pipeline is started under job control.
+#[derive(Clone, Copy)]
+struct Job {
+    /// Its group becomes the console's foreground.
+    foreground: bool,
+}
+
 /// Starts every command of the pipeline, each reading the pipe from the one before; their
-/// pids in order. A command that cannot be started reports it and exits 127 on its own.
-fn spawn_pipeline(p: &Pipeline) -> sys::Result<Vec<Pid>> {
+/// pids in order. A command that cannot be started reports it and exits 127 on its own. With
+/// `jobs`, the commands are a process group of their own, led by the first.
+fn spawn_pipeline(p: &Pipeline, jobs: Option<Job>) -> sys::Result<Vec<Pid>> {
     let mut pids = Vec::with_capacity(p.commands.len());
     // The read end of the previous command's pipe.
     let mut prev: Option<Fd> = None;
@@ -236,8 +253,19 @@ fn spawn_pipeline(p: &Pipeline) -> sys::Result<Vec<Pid>> {
         } else {
             None
         };
+        // The pipeline's group: the first command's pid (0 for the first: a new group).
+        let pgid = pids.first().copied().unwrap_or(0);
         match sys::fork() {
             Ok(0) => {
+                // Before exec: the child is in its group, the console's foreground, before it
+                // runs anything (^C typed once it printed reaches the whole pipeline). EPERM
+                // only if the group is gone, every member exited: stay in the shell's.
+                if let Some(job) = jobs {
+                    let own = if pgid == 0 { sys::getpid() } else { pgid };
+                    if sys::setpgid(0, own).is_ok() && job.foreground {
+                        let _ = sys::setfg(own);
+                    }
+                }
                 if let Some((r, w)) = next {
                     let _ = sys::close(r);
                     move_fd(w, STDOUT);
@@ -247,7 +275,15 @@ fn spawn_pipeline(p: &Pipeline) -> sys::Result<Vec<Pid>> {
                 }
                 run_command(cmd)
             }
-            Ok(pid) => pids.push(pid),
+            Ok(pid) => {
+                // Also here: the parent's next fork and `setfg` find the group made already,
+                // whichever of parent and child ran first. (EACCES after exec does not exist
+                // here; a child already in its group gets Ok.)
+                if jobs.is_some() {
+                    let _ = sys::setpgid(pid, if pgid == 0 { pid } else { pgid });
+                }
+                pids.push(pid);
+            }
             Err(e) => {
                 result = Err(e);
                 if let Some((r, w)) = next {

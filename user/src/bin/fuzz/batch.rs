@@ -40,7 +40,8 @@
 //!
 //! Never called: `poweroff`, `kill` of any process but the batch's own (and the numbers above
 //! the pid range that must name none: `kill(2^32 + 1)` must not end init), `exit` of the batch
-//! itself.
+//! itself, `attach` of a namespace that may be alive (it would bring a new shell to the front
+//! and take the console from the test: only the root's and ids naming none).
 //!
 //! # Files
 //!
@@ -169,7 +170,7 @@ fn known_error(ret: isize) -> bool {
     ret == Errno::EIO.ret() || sys::errno_from_ret(ret) != Errno::EIO
 }
 
-const NAMES: [(usize, &str); 48] = [
+const NAMES: [(usize, &str); 52] = [
     (nr::FORK, "fork"),
     (nr::EXIT, "exit"),
     (nr::WAIT, "wait"),
@@ -215,6 +216,10 @@ const NAMES: [(usize, &str); 48] = [
     (nr::POLL, "poll"),
     (nr::FCNTL, "fcntl"),
     (nr::ARPING, "arping"),
+    (nr::NSENTER, "nsenter"),
+    (nr::ATTACH, "attach"),
+    (nr::SETPGID, "setpgid"),
+    (nr::GETPGID, "getpgid"),
     (0, "nr-0"),
     (usize::MAX, "nr-max"),
     (1 << 32 | nr::GETPID, "nr-2^32+getpid"),
@@ -274,15 +279,19 @@ const CALLS: &[usize] = &[
     nr::POLL,
     nr::FCNTL,
     nr::ARPING,
+    nr::NSENTER,
+    nr::ATTACH,
+    nr::SETPGID,
+    nr::GETPGID,
 ];
 
 /// Numbers that are no system call (each must be ENOSYS): gaps, the ends, and valid numbers
 /// with high bits set (the kernel must not cut the number to fewer bits).
 const INVALID_NUMBERS: [usize; 10] = [
     0,
-    46,
+    63,
     64,
-    45,
+    255,
     1000,
     1 << 16,
     1 << 32 | nr::GETPID,
@@ -877,7 +886,7 @@ impl<'a> Batch<'a> {
         }
         let n = *self.rng.pick(CALLS);
         // A doomed grandchild makes no process of its own: nothing would watch it.
-        if self.doomed && [nr::FORK, nr::SPAWN, nr::WAIT, nr::EXEC].contains(&n) {
+        if self.doomed && [nr::FORK, nr::SPAWN, nr::NSENTER, nr::WAIT, nr::EXEC].contains(&n) {
             return;
         }
         let net_call = (nr::SOCKET..=nr::ARPING).contains(&n) && n != nr::POLL && n != nr::FCNTL;
@@ -892,6 +901,7 @@ impl<'a> Batch<'a> {
         match n {
             nr::FORK => self.fork(),
             nr::SPAWN => self.spawn(),
+            nr::NSENTER => self.nsenter(),
             nr::WAIT => self.wait(),
             nr::PIPE => self.pipe(),
             nr::EXEC => self.exec(),
@@ -1052,6 +1062,29 @@ impl<'a> Batch<'a> {
                     1 << 32 | self.me as u64,
                     u64::MAX,
                 ]);
+            }
+            nr::ATTACH => {
+                // Only what must change nothing: no such namespace (ESRCH), or the root's
+                // console, in front already. A live container's would take the console from
+                // the test (a shell started there, in front).
+                a[0] = *self.rng.pick(&[0, 1, 65, 1000, 1 << 32 | 1, 1 << 32 | 2, u64::MAX]);
+            }
+            nr::SETPGID => {
+                let kid = self.kids.first().map_or(2, |&k| k as u64);
+                a[0] = *self.rng.pick(&[0, 0, self.me as u64, kid, 1, 0x7fff_fff0, 1 << 32]);
+                a[1] = *self.rng.pick(&[
+                    0,
+                    0,
+                    self.me as u64,
+                    kid,
+                    1,
+                    0x7fff_fff0,
+                    1 << 32 | self.me as u64,
+                    u64::MAX,
+                ]);
+            }
+            nr::GETPGID => {
+                a[0] = *self.rng.pick(&[0, self.me as u64, 1, 2, 0x7fff_fff0, 1 << 32, u64::MAX]);
             }
             nr::SOCKET => {
                 a[0] = *self.rng.pick(&[2, 2, 2, 0, 1, 10, 1 << 32 | 2, u64::MAX]);
@@ -1260,6 +1293,26 @@ impl<'a> Batch<'a> {
         match self.rng.below(10) {
             0 => (self.bad(), false),
             _ => (p, bad),
+        }
+    }
+
+    /// `nsenter` into any namespace (one of a batch's containers, the root, none): like
+    /// `fork`, the child exits at once, here in that namespace.
+    fn nsenter(&mut self) {
+        if self.kids.len() >= 16 {
+            self.reap_kids();
+        }
+        let nsid = *self.rng.pick(&[0, 1, 2, 3, 4, 64, 65, 1 << 32 | 2, u64::MAX]);
+        let status = self.rng.below(256) as i32 - 128;
+        self.say(&format!("nsenter({nsid:#x})"));
+        match raw(nr::NSENTER, [nsid, 0, 0, 0, 0, 0]) {
+            0 => sys::exit(status),
+            pid if pid > 0 => self.kids.push(pid as Pid),
+            ret => {
+                if !known_error(ret) {
+                    self.trouble(Trouble::Odd(format!("nsenter: unknown error {ret}")));
+                }
+            }
         }
     }
 

@@ -83,6 +83,7 @@ const CASES: &[Case] = &[
     Case { name: "nspcopy-errors", run: ns::nspcopy_errors },
     Case { name: "wait-forever", run: ns::wait_forever },
     Case { name: "ns-cycles", run: ns::cycles },
+    Case { name: "ns-enter-groups", run: ns::enter_and_groups },
     Case { name: "netns-isolation", run: netns::isolation },
     Case { name: "netns-reach", run: netns::reach },
     Case { name: "netns-publish", run: netns::publish },

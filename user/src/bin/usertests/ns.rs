@@ -879,3 +879,141 @@ fn cycles_case() -> Outcome {
     let took = sys::uptime() - start;
     Ok(format!("{CYCLES} containers in {took} ms"))
 }
+
+/// `nsenter` into a container from its parent: the child is in the container's namespaces
+/// (its id, a pid there other than 1, its root), the parent gets its pid and its status; from
+/// outside the rules hold (only strict descendants: `EPERM` for the root itself, `ESRCH` for
+/// none), and from inside the child neither its own namespace nor the root may be entered.
+/// Then `attach` to namespaces that do not exist, and process groups: `setpgid` and `getpgid`
+/// in parent and child, and their errors.
+pub fn enter_and_groups() -> Outcome {
+    and_retired(enter_and_groups_case)
+}
+
+fn enter_and_groups_case() -> Outcome {
+    let (gate_r, gate_w) = ctx(sys::pipe(), "pipe")?;
+    let (rep_r, rep_w) = ctx(sys::pipe(), "pipe")?;
+    let spawned = start_child(sys::spawn(NEWPID | NEWFS), move || {
+        let _ = sys::close(gate_w);
+        let _ = sys::close(rep_r);
+        let _ = write_all(rep_w, &sys::getns().to_le_bytes());
+        let _ = sys::close(rep_w);
+        wait_on(gate_r); // the container's init, until the gate closes
+        0
+    });
+    let _ = sys::close(gate_r);
+    let _ = sys::close(rep_w);
+    let r = match spawned {
+        Ok(init) => {
+            let mut id = [0u8; 4];
+            let got = read_full(rep_r, &mut id);
+            let r = match got {
+                Ok(4) => entered(u32::from_le_bytes(id)).and_then(|_| groups(init)),
+                other => Err(format!("no namespace id from the container: {other:?}")),
+            };
+            let _ = sys::close(gate_w);
+            wait_pid(init)?;
+            r
+        }
+        Err(e) => {
+            let _ = sys::close(gate_w);
+            Err(format!("spawn: {}", e.message()))
+        }
+    };
+    let _ = sys::close(rep_r);
+    r
+}
+
+/// `nsenter(id)` and its refusals; attach's refusals.
+fn entered(id: u32) -> Outcome {
+    let raw_enter = |nsid: usize| -> isize {
+        // SAFETY: nsenter takes no pointer; a child that starts anyway exits at once.
+        let r = unsafe { ulib::sys::raw::syscall1(nr::NSENTER, nsid) };
+        if r == 0 {
+            sys::exit(0);
+        }
+        if r > 0 {
+            let _ = wait_pid(r as Pid);
+        }
+        r
+    };
+    ensure!(raw_enter(ROOT as usize) == Errno::EPERM.ret(), "nsenter(the root) from the root");
+    ensure!(raw_enter(0) == Errno::ESRCH.ret(), "nsenter(0)");
+    ensure!(raw_enter(MAX_LIVE + 1) == Errno::ESRCH.ret(), "nsenter(MAX_LIVE + 1)");
+    ensure!(raw_enter(1 << 32 | id as usize) == Errno::ESRCH.ret(), "nsenter(2^32 + id)");
+    // Inside: the container's id, a pid of its own there, its root (etc and tmp, no bin).
+    let pid = start_child(sys::nsenter(id), move || {
+        let names = names_in("/").unwrap_or_default();
+        let inside = sys::getns() == id && sys::getpid() > 1 && !names.iter().any(|n| n == "bin");
+        let own = sys::nsenter(id) == Err(Errno::EPERM) && sys::nsenter(ROOT) == Err(Errno::EPERM);
+        match (inside, own) {
+            (true, true) => 0,
+            (false, _) => 10,
+            (true, false) => 11,
+        }
+    });
+    let pid = ctx(pid, "nsenter")?;
+    match wait_pid(pid)? {
+        0 => {}
+        10 => return Err(format!("the nsenter child is not in namespace {id}")),
+        11 => return Err("from inside, nsenter into itself or the root worked".into()),
+        s => return Err(format!("the nsenter child: status {s}")),
+    }
+    // attach: ids that name no namespace (none of these may move the console).
+    for bad in [0, MAX_LIVE as u32 + 1, u32::MAX] {
+        expect_err(sys::attach(bad), Errno::ESRCH, &format!("attach({bad})"))?;
+    }
+    Ok(String::new())
+}
+
+/// `setpgid`/`getpgid` with two children, one of them in a container (`init`).
+fn groups(init: Pid) -> Outcome {
+    let me = sys::getpid();
+    let mine = ctx(sys::getpgid(0), "getpgid(0)")?;
+    ensure!(sys::getpgid(me) == Ok(mine), "getpgid(me) != getpgid(0)");
+    let (gate_r, gate_w) = ctx(sys::pipe(), "pipe")?;
+    let child = |leads: bool| {
+        start_child(sys::fork(), move || {
+            let _ = sys::close(gate_w);
+            if leads && sys::setpgid(0, 0).is_err() {
+                return 1;
+            }
+            wait_on(gate_r);
+            0
+        })
+    };
+    let a = child(true);
+    let b = child(false);
+    let _ = sys::close(gate_r);
+    let r = (|| -> Outcome {
+        let (a, b) = (ctx(a, "fork")?, ctx(b, "fork")?);
+        // The leader's group is its own number (set by both: whichever ran first).
+        ctx(sys::setpgid(a, a), "setpgid(a, a)")?;
+        ensure!(sys::getpgid(a) == Ok(a), "a's group: {:?}", sys::getpgid(a));
+        ensure!(sys::getpgid(b) == Ok(mine), "b starts in its parent's group");
+        ctx(sys::setpgid(b, a), "setpgid(b, a)")?;
+        ensure!(sys::getpgid(b) == Ok(a), "b's group after joining a's: {:?}", sys::getpgid(b));
+        expect_err(sys::setpgid(b, 0x7fff_fff0), Errno::EPERM, "setpgid into no group")?;
+        expect_err(sys::setpgid(1, 0), Errno::ESRCH, "setpgid of init (not a child)")?;
+        expect_err(sys::setpgid(init, 0), Errno::EPERM, "setpgid of a child in a container")?;
+        expect_err(sys::setpgid(0x7fff_fff0, 0), Errno::ESRCH, "setpgid of no process")?;
+        expect_err(sys::getpgid(0x7fff_fff0), Errno::ESRCH, "getpgid of no process")?;
+        // SAFETY: setpgid takes no pointer.
+        let r = unsafe { ulib::sys::raw::syscall2(nr::SETPGID, 0, usize::MAX) };
+        ensure!(r == Errno::EINVAL.ret(), "setpgid(0, -1): {r}");
+        // SAFETY: as above.
+        let r = unsafe { ulib::sys::raw::syscall2(nr::SETPGID, 1 << 32, 0) };
+        ensure!(r == Errno::ESRCH.ret(), "setpgid(2^32, 0): {r}");
+        // setfg: a group that does not exist, and init's.
+        expect_err(sys::setfg(0x7fff_fff0), Errno::ESRCH, "setfg of no group")?;
+        expect_err(sys::setfg(1), Errno::EPERM, "setfg(1)")?;
+        Ok(String::new())
+    })();
+    let _ = sys::close(gate_w);
+    let mut kids = Vec::new();
+    kids.extend(a.iter().copied());
+    kids.extend(b.iter().copied());
+    let statuses = wait_all(&kids)?;
+    ensure!(statuses.iter().all(|&s| s == 0), "children's statuses {statuses:?}");
+    r
+}
