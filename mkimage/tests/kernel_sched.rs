@@ -11,9 +11,17 @@
 //! the test fails at its deadline; a process switched to by a second CPU before the first saw
 //! it switch away fails an assertion.
 
+extern crate alloc;
+
 #[allow(dead_code)]
 #[path = "../../kernel/src/proc/runstate.rs"]
 mod runstate;
+
+/// The two-level run queue; its own tests (fair turns between groups, racing pushes and
+/// pops on real cores) run from here.
+#[allow(dead_code)]
+#[path = "../../kernel/src/proc/runq.rs"]
+mod runq;
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::SeqCst};
@@ -130,7 +138,7 @@ fn no_wakeup_is_lost_and_no_process_runs_on_two_cpus() {
     const EVENTS: u64 = 5_000;
     let deadline = Instant::now() + Duration::from_secs(20);
     let s = Arc::new(Shared {
-        run: RunState::new(PID),
+        run: RunState::new(PID, 1),
         runq: Mutex::new(VecDeque::new()),
         produced: AtomicU64::new(0),
         taken: AtomicU64::new(0),
@@ -184,7 +192,7 @@ fn no_wakeup_is_lost_and_no_process_runs_on_two_cpus() {
 /// The three ways the race between `sleep` and `wake` can go, one at a time.
 #[test]
 fn sleep_and_wake_in_each_order() {
-    let r = RunState::new(PID);
+    let r = RunState::new(PID, 1);
     assert!(r.mark_queued() && r.claim() && r.state() == RUNNING);
 
     // A wake before the sleep (it found the process running): the sleep is taken back.

@@ -25,6 +25,7 @@ const EXPECTED: &[&str] = &[
     "echo",
     "free",
     "grep",
+    "hog",
     "ifconfig",
     "init",
     "kill",

@@ -418,6 +418,17 @@ pub fn spawn(flags: usize) -> Result<Pid> {
     check(unsafe { raw::syscall1(nr::SPAWN, flags) }).map(|p| p as Pid)
 }
 
+/// [`spawn`], the new namespace with `args`' limits and name (`None`: none, as [`spawn`]):
+/// `EAGAIN` past a process limit, `ENOMEM` past a memory limit, `EEXIST` for a name a live
+/// namespace has, `EINVAL` for a bad one.
+pub fn spawn2(flags: usize, args: Option<&ns::SpawnArgs>) -> Result<Pid> {
+    let bytes = args.map(ns::SpawnArgs::encode);
+    let ptr = bytes.as_ref().map_or(0, |b| b.as_ptr() as usize);
+    // SAFETY: the kernel reads `SpawnArgs::SIZE` bytes at `ptr` (or nothing for 0), which
+    // `bytes` holds until the call returns; like fork, the child gets a copy of this memory.
+    check(unsafe { raw::syscall2(nr::SPAWN2, flags, ptr) }).map(|p| p as Pid)
+}
+
 /// Like [`fork`], with the child in the existing namespace `nsid`, a container below this
 /// process's (`ns exec`): 0 in the child, its pid as this process sees it in the parent.
 pub fn nsenter(nsid: u32) -> Result<Pid> {

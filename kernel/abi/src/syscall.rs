@@ -127,6 +127,11 @@ pub mod nr {
     /// `getpgid(pid) -> pgid`: the process group of `pid` (0: the caller) as the caller
     /// numbers it (0 when its leader is in a pid namespace above the caller's)
     pub const GETPGID: usize = 48;
+    /// `spawn2(flags, args: *const ns::SpawnArgs (may be null)) -> pid`: `spawn`, the new
+    /// namespace with the limits and the name of `args` (null: none, as `spawn`). A limit
+    /// above the caller's namespace's is cut to it. EINVAL: a bad name or nonzero padding;
+    /// EEXIST: a live namespace has that name; EFAULT: a bad pointer.
+    pub const SPAWN2: usize = 49;
 }
 
 /// Sockets: Linux's values and layouts.
@@ -349,11 +354,13 @@ pub struct ProcRecord {
     /// Memory size of the process in bytes.
     pub size: u64,
     pub name: [u8; PROC_NAME_LEN],
+    /// CPU time used so far (user and kernel mode), in milliseconds.
+    pub cpu_ms: u64,
 }
 
 impl ProcRecord {
-    /// Encoded size: five u32, one u64, the name.
-    pub const SIZE: usize = 5 * 4 + 8 + PROC_NAME_LEN;
+    /// Encoded size: five u32, one u64, the name, one u64.
+    pub const SIZE: usize = 5 * 4 + 8 + PROC_NAME_LEN + 8;
 
     pub fn name(&self) -> &[u8] {
         let end = self.name.iter().position(|&b| b == 0).unwrap_or(PROC_NAME_LEN);
@@ -367,7 +374,8 @@ impl ProcRecord {
             out[i * 4..i * 4 + 4].copy_from_slice(&v.to_le_bytes());
         }
         out[20..28].copy_from_slice(&self.size.to_le_bytes());
-        out[28..].copy_from_slice(&self.name);
+        out[28..44].copy_from_slice(&self.name);
+        out[44..52].copy_from_slice(&self.cpu_ms.to_le_bytes());
         out
     }
 
@@ -381,7 +389,8 @@ impl ProcRecord {
             ns: u(3),
             ns_pid: u(4),
             size: u64::from_le_bytes(b[20..28].try_into().unwrap()),
-            name: b[28..].try_into().unwrap(),
+            name: b[28..44].try_into().unwrap(),
+            cpu_ms: u64::from_le_bytes(b[44..52].try_into().unwrap()),
         })
     }
 }
@@ -415,12 +424,15 @@ pub mod ns {
     /// Where a file-system namespace's root lives in its parent's view: `/ns/<id>`.
     pub const ROOTS_DIR: &str = "/ns";
     /// `/proc/ns`: the namespaces the caller can see (its own and its descendants), one text
-    /// line each: `id parent kinds init members addr ports` (kinds: `pid,fs,net` or a subset;
-    /// init: the pid of its init as the caller sees it, 0 without one; addr: the namespace's
-    /// address on the container network, `192.168.1.<id>` (the root: `192.168.1.1`), `-`
-    /// without the network kind; ports: its published ports, comma-separated, `-` for none:
-    /// `HOSTPORT:PORT/tcp` (or `/udp`) to a caller in the root's network namespace, `PORT/tcp`
-    /// to any other).
+    /// line each: `id parent kinds init members addr ports name procs mem_used mem_max
+    /// pids_max` (kinds: `pid,fs,net` or a subset; init: the pid of its init as the caller
+    /// sees it, 0 without one; addr: the namespace's address on the container network,
+    /// `192.168.1.<id>` (the root: `192.168.1.1`), `-` without the network kind; ports: its
+    /// published ports, comma-separated, `-` for none: `HOSTPORT:PORT/tcp` (or `/udp`) to a
+    /// caller in the root's network namespace, `PORT/tcp` to any other; name: `-` for none;
+    /// procs: processes in it and below; mem_used, mem_max: bytes charged to it and below, and
+    /// its limit; pids_max: its process limit; a limit of 0 is none). Readers accept more
+    /// columns after these (the consoles' `front`).
     pub const PROC_PATH: &str = "/proc/ns";
     /// `/proc/netall`: the sockets of the caller's network namespace and of every network
     /// namespace below its own, one text line each: `ns proto local:port remote:port STATE`.
@@ -428,6 +440,85 @@ pub mod ns {
     /// `/proc/ifaces`: the interfaces of the caller's network namespace, one text line each:
     /// `name mac addr/prefix`.
     pub const IFACES_PATH: &str = "/proc/ifaces";
+    /// Longest namespace name ([`SpawnArgs::name`]).
+    pub const NAME_MAX: usize = 15;
+
+    /// Whether `name` may name a namespace: 1 to [`NAME_MAX`] bytes of `a-z`, `0-9`, `_`,
+    /// `-`, not all digits (programs take an id or a name in one argument).
+    pub fn name_ok(name: &[u8]) -> bool {
+        (1..=NAME_MAX).contains(&name.len())
+            && name.iter().all(|&b| matches!(b, b'a'..=b'z' | b'0'..=b'9' | b'_' | b'-'))
+            && !name.iter().all(u8::is_ascii_digit)
+    }
+
+    /// `spawn2`'s limits and name for the new namespace (`repr(C)`: `pids_max` at 0, 4 bytes
+    /// of padding that must be zero, `mem_max` at 8, `name` at 16; little endian; encoded
+    /// explicitly by [`SpawnArgs::encode`] and [`SpawnArgs::decode`]).
+    #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+    #[repr(C)]
+    pub struct SpawnArgs {
+        /// Most processes in the namespace and below (0: no limit of its own).
+        pub pids_max: u32,
+        /// Most bytes of memory charged to the namespace and below (0: no limit of its own).
+        pub mem_max: u64,
+        /// NUL-padded; empty: no name.
+        pub name: [u8; NAME_MAX + 1],
+    }
+
+    /// Why [`SpawnArgs::decode`] or [`SpawnArgs::name`] refused the bytes (EINVAL).
+    #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+    pub struct BadArgs;
+
+    impl SpawnArgs {
+        pub const SIZE: usize = 32;
+
+        /// Limits and a name (`None` when the name is not [`name_ok`]; "" for none).
+        pub fn new(pids_max: u32, mem_max: u64, name: &str) -> Option<SpawnArgs> {
+            let mut a = SpawnArgs { pids_max, mem_max, name: [0; NAME_MAX + 1] };
+            if !name.is_empty() {
+                if !name_ok(name.as_bytes()) {
+                    return None;
+                }
+                a.name[..name.len()].copy_from_slice(name.as_bytes());
+            }
+            Some(a)
+        }
+
+        pub fn encode(&self) -> [u8; Self::SIZE] {
+            let mut b = [0u8; Self::SIZE];
+            b[0..4].copy_from_slice(&self.pids_max.to_le_bytes());
+            b[8..16].copy_from_slice(&self.mem_max.to_le_bytes());
+            b[16..32].copy_from_slice(&self.name);
+            b
+        }
+
+        /// The record in `b` (at least [`SpawnArgs::SIZE`] bytes); its padding must be zero.
+        pub fn decode(b: &[u8]) -> Result<SpawnArgs, BadArgs> {
+            let b = b.get(..Self::SIZE).ok_or(BadArgs)?;
+            if b[4..8] != [0; 4] {
+                return Err(BadArgs);
+            }
+            Ok(SpawnArgs {
+                pids_max: u32::from_le_bytes(b[0..4].try_into().unwrap()),
+                mem_max: u64::from_le_bytes(b[8..16].try_into().unwrap()),
+                name: b[16..32].try_into().unwrap(),
+            })
+        }
+
+        /// The name: `None` for none (all NUL); `BadArgs` when the bytes before the first NUL
+        /// are not [`name_ok`], or anything but NUL follows them.
+        pub fn name(&self) -> Result<Option<&[u8]>, BadArgs> {
+            let len = self.name.iter().position(|&b| b == 0).unwrap_or(self.name.len());
+            if self.name[len..].iter().any(|&b| b != 0) {
+                return Err(BadArgs);
+            }
+            match &self.name[..len] {
+                [] => Ok(None),
+                n if name_ok(n) => Ok(Some(n)),
+                _ => Err(BadArgs),
+            }
+        }
+    }
 }
 
 /// `/proc/meminfo`: free and total physical frames and free inodes, as text lines
@@ -471,8 +562,47 @@ mod tests {
     }
 
     #[test]
+    fn spawn_args_bytes_and_names() {
+        use ns::{name_ok, BadArgs, SpawnArgs};
+        let a = SpawnArgs::new(8, 16 << 20, "web-1_x").unwrap();
+        let b = a.encode();
+        assert_eq!(b[0..4], 8u32.to_le_bytes());
+        assert_eq!(b[4..8], [0; 4]);
+        assert_eq!(b[8..16], (16u64 << 20).to_le_bytes());
+        assert_eq!(&b[16..23], b"web-1_x");
+        assert_eq!(SpawnArgs::decode(&b), Ok(a));
+        assert_eq!(a.name(), Ok(Some(&b"web-1_x"[..])));
+        assert_eq!(SpawnArgs::new(0, 0, "").unwrap().name(), Ok(None));
+        assert_eq!(core::mem::size_of::<SpawnArgs>(), SpawnArgs::SIZE);
+        // Short input, nonzero padding, junk after the name's NUL, 16 bytes without a NUL.
+        assert_eq!(SpawnArgs::decode(&b[..31]), Err(BadArgs));
+        let mut pad = b;
+        pad[5] = 1;
+        assert_eq!(SpawnArgs::decode(&pad), Err(BadArgs));
+        let mut junk = b;
+        junk[25] = b'x';
+        assert_eq!(SpawnArgs::decode(&junk).unwrap().name(), Err(BadArgs));
+        let mut long = b;
+        long[16..32].copy_from_slice(b"abcdefghijklmnop");
+        assert_eq!(SpawnArgs::decode(&long).unwrap().name(), Err(BadArgs));
+        for ok in ["a", "web", "a-b_c", "123456789abcdef", "0x", "-"] {
+            assert!(name_ok(ok.as_bytes()), "{ok}");
+        }
+        for bad in ["", "Web", "a b", "a/b", "a.b", "1234567890abcdef", "12", "\u{e9}"] {
+            assert!(!name_ok(bad.as_bytes()), "{bad}");
+            assert!(SpawnArgs::new(0, 0, bad).is_none() || bad.is_empty());
+        }
+    }
+
+    #[test]
     fn proc_record_bytes_round_trip() {
-        let mut r = ProcRecord { pid: 7, ppid: 1, state: state::SLEEPING, ..Default::default() };
+        let mut r = ProcRecord {
+            pid: 7,
+            ppid: 1,
+            state: state::SLEEPING,
+            cpu_ms: 1234,
+            ..Default::default()
+        };
         r.name[..2].copy_from_slice(b"sh");
         let back = ProcRecord::decode(&r.encode()).unwrap();
         assert!(ProcRecord::decode(&[0; 10]).is_none());

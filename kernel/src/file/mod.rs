@@ -100,9 +100,10 @@ impl File {
         }
     }
 
-    /// A new pipe: `(read end, write end)`.
-    pub fn pipe() -> (Arc<File>, Arc<File>) {
-        let (r, w) = pipe::Pipe::new_pair();
+    /// A new pipe: `(read end, write end)`, its ring paid for by `charge` (`pipe::PIPE_SIZE`
+    /// bytes).
+    pub fn pipe(charge: crate::mm::budget::Charge) -> (Arc<File>, Arc<File>) {
+        let (r, w) = pipe::Pipe::new_pair(charge);
         (File::new(Kind::PipeRead(r), true, false), File::new(Kind::PipeWrite(w), false, true))
     }
 

@@ -1,5 +1,6 @@
 //! Pipes: a bounded ring buffer shared by one read end and one write end. The kernel's pipes
-//! ([`Pipe::new_pair`]) charge their ring to the kernel-memory budget (`mm::budget`).
+//! ([`Pipe::new_pair`]) charge their ring to the kernel-memory budget (`mm::budget`) and so to
+//! the namespace of the process that made them.
 //!
 //! No kernel dependencies beyond the async runtime (it is unit-tested on the host:
 //! `mkimage/tests/kernel_file.rs` compiles this file there).
@@ -39,13 +40,7 @@ pub const PIPE_BUF: usize = 4096;
 #[cfg(not(test))]
 use crate::mm::budget::Charge;
 #[cfg(test)]
-struct Charge;
-#[cfg(test)]
-impl Charge {
-    fn unchecked(_bytes: usize) -> Charge {
-        Charge
-    }
-}
+pub struct Charge;
 
 /// A fixed-capacity byte ring.
 pub struct Ring {
@@ -138,11 +133,10 @@ impl Pipe {
         (ReadEnd(pipe.clone()), WriteEnd(pipe))
     }
 
-    /// A new pipe of [`PIPE_SIZE`] bytes, its ring charged to the kernel-memory budget. The
-    /// caller has made sure the budget admits [`PIPE_SIZE`] bytes just before, without an
-    /// `await` in between (`sys_pipe` refuses with ENFILE otherwise).
-    pub fn new_pair() -> (ReadEnd, WriteEnd) {
-        Pipe::make(PIPE_SIZE, Some(Charge::unchecked(PIPE_SIZE)))
+    /// A new pipe of [`PIPE_SIZE`] bytes, its ring paid for by `charge` (of [`PIPE_SIZE`]
+    /// bytes, made by `sys_pipe`), released with the pipe.
+    pub fn new_pair(charge: Charge) -> (ReadEnd, WriteEnd) {
+        Pipe::make(PIPE_SIZE, Some(charge))
     }
 
     /// Bytes buffered now.

@@ -10,8 +10,7 @@
 //! is dropped, with the memory it stands for (it lives next to it: in the stack's table beside a
 //! socket's buffers, in a pipe, in a bounce buffer, beside a program's bytes). Where a charge
 //! cannot follow the memory, the caller only asks [`admits`] first: a `/proc` snapshot (kept by the
-//! open file, which `file` makes), and `pipe`, whose ring `File::pipe` then charges with
-//! [`Charge::unchecked`].
+//! open file, which `file` makes).
 //!
 //! A charge of `n` bytes is granted when both hold:
 //!
@@ -38,6 +37,15 @@
 //! above the user reserve. 8 MiB covers that sum with room to spare, and 16 MiB of user reserve
 //! keeps user pages from eating into it.
 //!
+//! **Namespaces.** A charge made in a process's context is also charged to its home
+//! namespace's account (`ns::limits`) and every ancestor's, each against its memory limit:
+//! beyond one of them the charge is refused, in that container only ([`Refused::Limit`]; the
+//! callers answer ENOMEM, `pipe` too). The charge keeps the account it was made on and gives
+//! the bytes back to it when dropped, whoever drops it (the network task freeing a socket's
+//! buffers after the process exited). A charge made outside any process (a kernel task) goes
+//! to no namespace, unless its maker names one ([`Charge::new_in`]). User pages are charged to
+//! the same accounts by `proc::vm`, but not to this budget: they have their own reserve.
+//!
 //! The charge is decided on the memory actually free, so it holds whoever took the memory
 //! (user pages, uncharged kernel objects): the rule is "charge, then allocate at once" (no
 //! `await` between), and the charge lives as long as the memory. The heap gives large
@@ -46,6 +54,8 @@
 //! when the program lets go of it.
 
 use super::{frame, heap, PAGE_SIZE};
+use crate::ns::Account;
+use alloc::sync::Arc;
 use alloc::vec::Vec;
 use core::ops::{Deref, DerefMut};
 use core::sync::atomic::{AtomicUsize, Ordering};
@@ -72,10 +82,31 @@ pub fn cap() -> usize {
     frame::stats().1 * PAGE_SIZE as usize / CAP_SHARE
 }
 
-/// Whether `bytes` more would be granted now (nothing is charged).
-pub fn admits(bytes: usize) -> bool {
+/// Whether the machine's budget would grant `bytes` more now (nothing is charged).
+fn machine_admits(bytes: usize) -> bool {
     CHARGED.load(Ordering::Relaxed).saturating_add(bytes) <= cap()
         && available().saturating_sub(bytes) >= RESERVE
+}
+
+/// Whether `bytes` more would be granted now to the current process (nothing is charged):
+/// by the machine's budget and by its namespaces' limits.
+pub fn admits(bytes: usize) -> bool {
+    machine_admits(bytes) && current_account().is_none_or(|a| a.mem_room(bytes as u64))
+}
+
+/// The account the current process's charges go to: its home namespace's. `None` outside a
+/// process (a kernel task).
+pub fn current_account() -> Option<Arc<Account>> {
+    crate::proc::try_current().map(|p| p.ns.home.account.clone())
+}
+
+/// Why a charge was refused.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Refused {
+    /// The machine's budget: the floor or the cap.
+    Machine,
+    /// The memory limit of the namespace charged, or of one above it.
+    Limit,
 }
 
 /// Whether a user page may be taken now (see [`USER_RESERVE_FRAMES`]).
@@ -83,32 +114,54 @@ pub fn user_page_ok() -> bool {
     frame::stats().0 >= USER_RESERVE_FRAMES
 }
 
-/// `bytes` of kernel memory charged to the budget; released on drop.
+/// `bytes` of kernel memory charged to the budget, and to a namespace's account; released on
+/// drop, to the same account.
 #[derive(Debug)]
 #[must_use = "a charge is released when dropped: keep it as long as the memory"]
-pub struct Charge(usize);
+pub struct Charge {
+    bytes: usize,
+    account: Option<Arc<Account>>,
+}
 
 impl Charge {
-    /// Charge `bytes`, or `None` (refused) when the floor or the cap would be crossed.
-    ///
-    /// Single CPU, and kernel code is not preempted: nothing runs between the check and the
-    /// charge (interrupt handlers never allocate).
+    /// Charge `bytes` for the current process, or `None` (refused) when the floor or the cap
+    /// would be crossed, or a memory limit of its namespaces.
     pub fn new(bytes: usize) -> Option<Charge> {
-        admits(bytes).then(|| Charge::unchecked(bytes))
+        Self::try_new(bytes).ok()
     }
 
-    /// Charge `bytes` without checking: for a caller that asked [`admits`] just before, in the
-    /// same section without an `await` (the pipe, which `sys_pipe` checks and `File::pipe`
-    /// makes).
-    pub fn unchecked(bytes: usize) -> Charge {
+    /// As [`Charge::new`], saying why it was refused.
+    pub fn try_new(bytes: usize) -> Result<Charge, Refused> {
+        Self::new_in(current_account(), bytes)
+    }
+
+    /// Charge `bytes` to `account` (and its ancestors; `None`: to no namespace): for memory a
+    /// kernel task makes for a namespace.
+    ///
+    /// The machine's check and the charge are two steps: on one CPU nothing runs between them
+    /// (kernel code is not preempted, interrupt handlers never allocate); with several, two
+    /// charges may both pass the floor's check (by at most a charge each; the floor is a
+    /// reserve, not a wall). The accounts' limits are exact on any number of CPUs.
+    pub fn new_in(account: Option<Arc<Account>>, bytes: usize) -> Result<Charge, Refused> {
+        if !machine_admits(bytes) {
+            return Err(Refused::Machine);
+        }
+        if let Some(a) = &account {
+            if !a.charge_mem(bytes as u64) {
+                return Err(Refused::Limit);
+            }
+        }
         CHARGED.fetch_add(bytes, Ordering::Relaxed);
-        Charge(bytes)
+        Ok(Charge { bytes, account })
     }
 }
 
 impl Drop for Charge {
     fn drop(&mut self) {
-        CHARGED.fetch_sub(self.0, Ordering::Relaxed);
+        CHARGED.fetch_sub(self.bytes, Ordering::Relaxed);
+        if let Some(a) = &self.account {
+            a.uncharge_mem(self.bytes as u64);
+        }
     }
 }
 

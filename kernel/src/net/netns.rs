@@ -71,12 +71,13 @@ pub fn current() -> Option<Arc<NetStack>> {
 }
 
 /// Make namespace `id`'s stack (it isolates the network): nothing when the machine has no
-/// network. `ENOMEM` when the kernel-memory budget refuses it.
-pub fn create(id: u32) -> Result<(), Errno> {
+/// network. Its memory is charged to the namespace's own `account` (and those above it):
+/// `ENOMEM` when the kernel-memory budget or one of their memory limits refuses it.
+pub fn create(id: u32, account: &Arc<crate::ns::Account>) -> Result<(), Errno> {
     if root().is_none() {
         return Ok(());
     }
-    let charge = Charge::new(STACK_CHARGE).ok_or(Errno::ENOMEM)?;
+    let charge = Charge::new_in(Some(account.clone()), STACK_CHARGE).map_err(|_| Errno::ENOMEM)?;
     let net = NetStack::container(id, charge);
     STACKS.lock().insert(id, net.clone());
     net.start();

@@ -16,6 +16,12 @@
 //!   nothing may join it any more). See `proc/mod.rs` for reparenting and the kill-all.
 //! - **File systems** ([`fsroot`]): a file-system namespace's root is a directory
 //!   `/ns/<id>` inside its parent's root; the namespace holds its inode.
+//! - **Limits** ([`limits`]): each namespace has an account of its processes and memory, and
+//!   of those below it, against the limits `spawn2` gave it (cut to its parent's). Every
+//!   process is admitted through [`NsSet::admit`] (`proc::create`), every memory charge goes
+//!   to the home namespace's account (`mm::budget`, `proc::vm`).
+//! - **Names**: `spawn2` may name a namespace; a name is unique among the live namespaces
+//!   (`EEXIST`), checked and taken under [`TABLE`] with the id.
 //! - **Networks** (`crate::net::netns`): a network namespace has its own TCP/IP stack,
 //!   `192.168.1.<id>` on the bridge, made at `spawn` and torn down when it retires.
 //!
@@ -39,15 +45,18 @@
 
 pub mod copy;
 pub mod fsroot;
+pub mod limits;
 pub mod pidmap;
 pub mod rules;
 
 use crate::rootfs::Ino;
 use abi::syscall::ns::{MAX_LIVE, ROOT};
 use abi::syscall::Errno;
+use alloc::boxed::Box;
 use alloc::sync::Arc;
 use alloc::vec::Vec;
 use core::sync::atomic::{AtomicBool, AtomicU32, Ordering::SeqCst};
+pub use limits::Account;
 pub use rules::Kinds;
 use runtime::lockorder::{Mutex, Rank};
 
@@ -68,6 +77,18 @@ pub struct Namespace {
     dying: AtomicBool,
     /// File-system kind: its root directory (`None` before `spawn` made it and once retired).
     root: Mutex<Option<Ino>>,
+    /// Its processes and memory, and those of the namespaces below, against its limits.
+    pub account: Arc<Account>,
+    /// Given by `spawn2` (`abi::syscall::ns::name_ok`), unique among live namespaces.
+    name: Option<Box<[u8]>>,
+}
+
+/// What `spawn2` asks of a new namespace: limits (0: none; cut to the parent's) and a name.
+#[derive(Clone, Copy, Default)]
+pub struct Limits<'a> {
+    pub pids_max: u32,
+    pub mem_max: u64,
+    pub name: Option<&'a [u8]>,
 }
 
 /// The live namespaces by id (slot 0 unused). Leaf lock.
@@ -75,7 +96,17 @@ static TABLE: Mutex<[Option<Arc<Namespace>>; MAX_LIVE + 1]> =
     Mutex::new(Rank::NsTable, [const { None }; MAX_LIVE + 1]);
 
 impl Namespace {
-    fn new(id: u32, parent: Option<Arc<Namespace>>, depth: u32, kinds: Kinds) -> Namespace {
+    fn new(
+        id: u32,
+        parent: Option<Arc<Namespace>>,
+        depth: u32,
+        kinds: Kinds,
+        limits: &Limits<'_>,
+    ) -> Namespace {
+        let account = match &parent {
+            Some(p) => Account::child(&p.account, limits.pids_max, limits.mem_max),
+            None => Account::root(),
+        };
         Namespace {
             id,
             parent,
@@ -86,7 +117,14 @@ impl Namespace {
             init: AtomicU32::new(0),
             dying: AtomicBool::new(false),
             root: Mutex::new(Rank::NsRoot, None),
+            account,
+            name: limits.name.map(Box::from),
         }
+    }
+
+    /// Its name (`spawn2`), if it has one.
+    pub fn name(&self) -> Option<&[u8]> {
+        self.name.as_deref()
     }
 
     pub fn members(&self) -> u32 {
@@ -190,6 +228,19 @@ impl NsSet {
         v
     }
 
+    /// Admit one more process with this set: counted in its home namespace's account and
+    /// every ancestor's, `EAGAIN` past one of their process limits (in that container only:
+    /// the namespaces above it have room). Every way of making a process (`fork`, `spawn`,
+    /// `nsenter`) goes through `proc::create`, which calls this first; [`NsSet::leave`] (at
+    /// the reap) gives the place back, or `Account::remove_proc` when the creation failed.
+    pub fn admit(&self) -> Result<(), Errno> {
+        if self.home.account.add_proc() {
+            Ok(())
+        } else {
+            Err(Errno::EAGAIN)
+        }
+    }
+
     /// A new process is a member (called by `proc::create`, through a reference already
     /// held: its parent's membership or `spawn`'s hold).
     pub fn join(&self) {
@@ -199,8 +250,9 @@ impl NsSet {
         }
     }
 
-    /// A member was reaped.
+    /// A member was reaped: it leaves, and its place in the process limits goes back.
     pub fn leave(&self) {
+        self.home.account.remove_proc();
         for ns in self.distinct() {
             ns.members.fetch_sub(1, SeqCst);
             ns.release();
@@ -223,7 +275,9 @@ impl NsSet {
 pub fn root_ns() -> Arc<Namespace> {
     let mut t = TABLE.lock();
     t[ROOT as usize]
-        .get_or_insert_with(|| Arc::new(Namespace::new(ROOT, None, 0, Kinds::ALL)))
+        .get_or_insert_with(|| {
+            Arc::new(Namespace::new(ROOT, None, 0, Kinds::ALL, &Limits::default()))
+        })
         .clone()
 }
 
@@ -272,17 +326,26 @@ pub fn all() -> Vec<Arc<Namespace>> {
     TABLE.lock().iter().flatten().filter(|ns| ns.refs.load(SeqCst) > 0).cloned().collect()
 }
 
-/// A new namespace below `parent.home` isolating `kinds`, and the set a child process in it
-/// gets. The caller holds a reference to it until the child exists ([`Spawning`]).
-pub fn create(parent: &NsSet, kinds: Kinds) -> Result<Spawning, Errno> {
+/// A new namespace below `parent.home` isolating `kinds`, with `limits` and a name, and the
+/// set a child process in it gets. The caller holds a reference to it until the child exists
+/// ([`Spawning`]). `EEXIST`: a live namespace has that name.
+pub fn create(parent: &NsSet, kinds: Kinds, limits: &Limits<'_>) -> Result<Spawning, Errno> {
     let depth = rules::child_depth(parent.home.depth)?;
     let ns = {
         let mut t = TABLE.lock();
+        // Checked and taken in one section: two `spawn2`s of one name cannot both win. A
+        // retiring namespace (count 0) no longer has its name.
+        if let Some(name) = limits.name {
+            let mut live = t.iter().flatten().filter(|n| n.refs.load(SeqCst) > 0);
+            if live.any(|n| n.name() == Some(name)) {
+                return Err(Errno::EEXIST);
+            }
+        }
         let id = rules::lowest_free_id(|id| t[id as usize].is_some())?;
         // The parent is alive (the caller is its member), so holding it here cannot revive a
         // namespace that already retired.
         parent.home.hold();
-        let ns = Arc::new(Namespace::new(id, Some(parent.home.clone()), depth, kinds));
+        let ns = Arc::new(Namespace::new(id, Some(parent.home.clone()), depth, kinds, limits));
         t[id as usize] = Some(ns.clone());
         ns
     };
@@ -367,9 +430,10 @@ impl Namespace {
 }
 
 /// The text of `/proc/ns` for a process whose set is `viewer`: its home namespace and every
-/// descendant, one line each (`id parent kinds init members`, the network's columns
-/// `net_columns` gives: `addr ports`, and last `front`: 1 when its console is the one in
-/// front), the init's pid as `view_pid` gives it.
+/// descendant, one line each (`abi::syscall::ns::PROC_PATH`: `id parent kinds init members`,
+/// the network's columns `net_columns` gives (`addr ports`), then `name procs mem_used
+/// mem_max pids_max`, and last `front`: 1 when its console is the one in front), the init's
+/// pid as `view_pid` gives it.
 pub fn listing(
     viewer: &NsSet,
     view_pid: impl Fn(u32) -> u32,
@@ -384,15 +448,21 @@ pub fn listing(
         }
         let parent = ns.parent.as_ref().map_or(0, |p| p.id);
         let init = if ns.kinds.pid() { view_pid(ns.init()) } else { 0 };
+        let a = &ns.account;
+        let name = ns.name().and_then(|n| core::str::from_utf8(n).ok()).unwrap_or("-");
         let _ = writeln!(
             out,
-            "{} {} {} {} {} {} {}",
+            "{} {} {} {} {} {} {name} {} {} {} {} {}",
             ns.id,
             parent,
             ns.kinds.names(),
             init,
             ns.members(),
             net_columns(&ns),
+            a.procs(),
+            a.mem_used(),
+            a.mem_max(),
+            a.pids_max(),
             u8::from(ns.id == front)
         );
     }

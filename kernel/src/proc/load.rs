@@ -8,8 +8,10 @@ use super::elf;
 use super::vm::AddressSpace;
 use crate::mm::budget::Charge;
 use crate::mm::{phys_to_virt, PAGE_SIZE};
+use crate::ns::Account;
 use crate::rootfs::{Ino, RootFs};
 use abi::syscall::{Errno, USER_END, USER_STACK_SIZE, USER_STACK_TOP};
+use alloc::sync::Arc;
 use alloc::vec;
 use alloc::vec::Vec;
 use core::ops::Deref;
@@ -77,10 +79,11 @@ fn write_user(vm: &AddressSpace, va: u64, data: &[u8]) -> Result<(), Errno> {
     Ok(())
 }
 
-/// Build the address space for the program file `elf` with arguments `args`.
-pub fn load(elf: &[u8], args: &[Vec<u8>]) -> Result<Loaded, Errno> {
+/// Build the address space for the program file `elf` with arguments `args`, its memory
+/// charged to `account` (ENOMEM past its limit).
+pub fn load(elf: &[u8], args: &[Vec<u8>], account: Option<Arc<Account>>) -> Result<Loaded, Errno> {
     let image = elf::parse(elf)?;
-    let mut vm = AddressSpace::new()?;
+    let mut vm = AddressSpace::new(account)?;
     for s in &image.segments {
         for page in s.pages().step_by(PAGE_SIZE as usize) {
             // `parse` lets no two segments share a page; `map_zeroed` would keep the first

@@ -44,6 +44,7 @@ pub mod elf;
 pub mod jobs;
 pub mod load;
 pub mod pgrp;
+mod runq;
 mod runstate;
 pub mod sched;
 pub mod uaccess;
@@ -251,6 +252,7 @@ pub fn record(p: &Process, v: Viewer) -> ProcRecord {
         ns_pid: p.pids.first().map_or(0, |&(_, pid)| pid),
         size: p.vm.lock().size(),
         name: [0; PROC_NAME_LEN],
+        cpu_ms: p.run.cpu_ns() / 1_000_000,
     };
     r.name = *p.name.lock();
     r
@@ -269,8 +271,9 @@ pub(crate) struct Spec<'a> {
 }
 
 /// A new process with `vm`, whose first switch lands on `frame` (returned to with `iretq`).
-/// `EAGAIN` when the table is full; `ENOMEM` without memory for its kernel stack, or when one
-/// of its pid namespaces is dying (its init exited).
+/// `EAGAIN` when the table is full or past a process limit of its namespace or one above it
+/// (`ns::NsSet::admit`: every way of making a process comes here); `ENOMEM` without memory
+/// for its kernel stack, or when one of its pid namespaces is dying (its init exited).
 pub(crate) fn create(
     spec: Spec<'_>,
     vm: vm::AddressSpace,
@@ -287,6 +290,8 @@ pub(crate) fn create(
     let mut name_buf = [0u8; PROC_NAME_LEN];
     let len = name.len().min(PROC_NAME_LEN);
     name_buf[..len].copy_from_slice(&name[..len]);
+    ns.admit()?;
+    let account = ns.home.account.clone();
     // Numbers, the dying check and the insertion in one section: a namespace marked dying
     // after this section finds the process in its kill-all snapshot.
     let made = with_table(|t| {
@@ -300,7 +305,7 @@ pub(crate) fn create(
         let pid = pids.last().expect("the root is in every chain").1;
         let pgrp = pgrp.unwrap_or_else(|| Arc::new(pids.clone()));
         ns.join();
-        let run = Arc::new(sched::RunState::new(pid));
+        let run = Arc::new(sched::RunState::new(pid, ns.home.id));
         let p = Arc::new(Process {
             pid,
             ppid: AtomicU32::new(ppid),
@@ -322,7 +327,8 @@ pub(crate) fn create(
         });
         t.procs.insert(pid, p.clone());
         Ok(p)
-    })?;
+    })
+    .inspect_err(|_| account.remove_proc())?;
     // The first process of a new pid namespace is its init.
     if made.pids[0].1 == 1 {
         made.ns.pid.set_init(made.pid);
@@ -378,9 +384,11 @@ pub fn exit(status: i32) -> ! {
     *p.cwd.lock() = None;
     *p.root.lock() = None;
     {
-        // Replace the address space with an empty one: the old one is freed now, not at reap.
+        // Replace the address space with an empty one: the old one is freed now, not at reap,
+        // and its memory goes back to its namespaces' accounts. (The empty one, a frame, is
+        // charged to none: a zombie must not fail for a limit.)
         let mut vm = p.vm.lock();
-        if let Ok(empty) = vm::AddressSpace::new() {
+        if let Ok(empty) = vm::AddressSpace::new(None) {
             let old = core::mem::replace(&mut *vm, empty);
             drop(old);
         }
@@ -500,7 +508,8 @@ pub(crate) async fn start_program(
     let disk = fs.root().map_err(|_| Errno::EIO)?;
     let ip = fs.namei(&disk, &disk, path).await.map_err(|_| Errno::ENOENT)?;
     let elf = load::read_program(fs, &ip).await?;
-    let l = load::load(&elf, &[spec.name.to_vec()])?;
+    // Its pages are charged to the namespace it starts in (ENOMEM past its memory limit).
+    let l = load::load(&elf, &[spec.name.to_vec()], Some(spec.ns.home.account.clone()))?;
     let frame = user_frame(l.entry, l.rsp, l.argc, l.argv);
     create(spec, l.vm, &frame)
 }

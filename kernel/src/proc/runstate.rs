@@ -7,10 +7,14 @@
 //! runs the protocol between threads (a process, wakers and two schedulers, on real cores).
 
 use abi::syscall::state::{RUNNABLE, RUNNING, SLEEPING};
-use core::sync::atomic::{AtomicBool, AtomicU32, Ordering::SeqCst};
+use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering::SeqCst};
 
 pub struct RunState {
     pid: u32,
+    /// Its group in the run queue (`runq`): its home namespace's id.
+    group: u32,
+    /// CPU time it has had, in nanoseconds (added by the scheduler as it switches away).
+    cpu_ns: AtomicU64,
     /// `abi::syscall::state`: only the process itself leaves `RUNNING`.
     state: AtomicU32,
     /// Set by every wake; cleared before each poll.
@@ -22,10 +26,12 @@ pub struct RunState {
 }
 
 impl RunState {
-    /// A new process's: runnable, not yet queued.
-    pub const fn new(pid: u32) -> RunState {
+    /// A new process's: runnable, not yet queued; scheduled in `group`.
+    pub const fn new(pid: u32, group: u32) -> RunState {
         RunState {
             pid,
+            group,
+            cpu_ns: AtomicU64::new(0),
             state: AtomicU32::new(RUNNABLE),
             woken: AtomicBool::new(false),
             queued: AtomicBool::new(false),
@@ -35,6 +41,20 @@ impl RunState {
 
     pub fn pid(&self) -> u32 {
         self.pid
+    }
+
+    pub fn group(&self) -> u32 {
+        self.group
+    }
+
+    /// CPU time so far (ns).
+    pub fn cpu_ns(&self) -> u64 {
+        self.cpu_ns.load(SeqCst)
+    }
+
+    /// The scheduler ran the process for `ns` nanoseconds.
+    pub fn add_cpu(&self, ns: u64) {
+        self.cpu_ns.fetch_add(ns, SeqCst);
     }
 
     /// The state (`abi::syscall::state`).

@@ -1,12 +1,21 @@
-//! The scheduler: round-robin over runnable processes, with the kernel executor run between
-//! them. It runs on the boot kernel stack (the "scheduler context"); every process switch
-//! goes through it, so kernel tasks (disk completions, timers, the console) get the CPU at
-//! every switch and whenever no process is runnable. The CPU halts only when neither a task
-//! nor a process is ready (`sti; hlt`, see docs/01-foundation.md for why no wakeup is lost).
+//! The scheduler: round-robin over namespaces with runnable processes, then over each
+//! namespace's processes, with the kernel executor run between them. It runs on the boot
+//! kernel stack (the "scheduler context"); every process switch goes through it, so kernel
+//! tasks (disk completions, timers, the console) get the CPU at every switch and whenever no
+//! process is runnable. The CPU halts only when neither a task nor a process is ready
+//! (`sti; hlt`, see docs/01-foundation.md for why no wakeup is lost).
 //!
-//! The run queue is a bounded lock-free queue of pids plus a `queued` flag per process (the
-//! same scheme as the executor's wake queue), because process wakers run in interrupt
-//! handlers: a disk completion wakes the process whose system call waits for it.
+//! The run queue (`runq.rs`) has two levels of bounded lock-free queues: per namespace (its
+//! home namespace's id is a process's group) the pids of its runnable processes, and the line
+//! of namespaces that have some. Each pick takes the namespace whose turn it is and its first
+//! process, which runs for one time slice (or until it blocks): namespaces share the CPU
+//! equally, whatever their number of processes, and a process shares its namespace's turns
+//! with its siblings. A `queued` flag per process (the same scheme as the executor's wake
+//! queue) keeps each pid queued at most once. Lock-free because process wakers run in
+//! interrupt handlers: a disk completion wakes the process whose system call waits for it.
+//!
+//! CPU time: each process's is added up as the scheduler switches away from it
+//! (`RunState::cpu_ns`, shown in `/proc/<pid>`).
 //!
 //! Preemption: only user mode is preempted (the timer interrupt, when it arrives from ring 3,
 //! calls [`preempt`]). Kernel code runs until it blocks, and holds no spin lock when it does
@@ -46,15 +55,16 @@
 //! (`SCHED_RSP`, one per CPU once there are several) must be read on the CPU that then
 //! switches, with nothing run in between on that CPU.
 
+use super::runq::RunQueue;
 pub(crate) use super::runstate::RunState;
-use super::{Pid, Process, State};
+use super::{Process, State};
 use crate::arch::{cpu, gdt};
 use crate::exec::EXECUTOR;
+use abi::syscall::ns::MAX_LIVE;
 use alloc::sync::Arc;
 use conquer_once::noblock::OnceCell;
 use core::arch::naked_asm;
 use core::sync::atomic::{AtomicBool, AtomicU64, Ordering::SeqCst};
-use crossbeam_queue::ArrayQueue;
 use runtime::lockorder::{self, Mutex, Rank};
 use x86_64::instructions::interrupts;
 
@@ -62,8 +72,10 @@ use x86_64::instructions::interrupts;
 pub const NPROC: usize = 256;
 
 /// Made by [`run`] before any process exists; pushed to by process wakers, which may run in
-/// interrupt context: a `noblock` cell, so that path never allocates and never waits.
-static RUNQ: OnceCell<ArrayQueue<u32>> = OnceCell::uninit();
+/// interrupt context: a `noblock` cell, so that path never allocates and never waits. A group
+/// per namespace id (`1..=MAX_LIVE`; a process's namespace lives as long as it does, so its
+/// group is never another namespace's meanwhile).
+static RUNQ: OnceCell<RunQueue> = OnceCell::uninit();
 /// The scheduler context's saved stack pointer while a process runs. (One CPU: per-CPU data
 /// with more.)
 static SCHED_RSP: AtomicU64 = AtomicU64::new(0);
@@ -72,14 +84,14 @@ static SCHED_RSP: AtomicU64 = AtomicU64::new(0);
 /// per-CPU data with more.)
 pub(super) static CURRENT: Mutex<Option<Arc<Process>>> = Mutex::new(Rank::Current, None);
 
-fn runq() -> &'static ArrayQueue<u32> {
+fn runq() -> &'static RunQueue {
     RUNQ.try_get().expect("the run queue is made by sched::run, before any process")
 }
 
 /// Put the process on the run queue unless it is already there. Interrupt safe.
 pub(super) fn enqueue(p: &Process) {
     if p.run.mark_queued() {
-        push(p.run.pid());
+        push(&p.run);
     }
 }
 
@@ -87,12 +99,12 @@ pub(super) fn enqueue(p: &Process) {
 /// for any context (an interrupt handler) on any CPU.
 pub(super) fn wake(run: &RunState) {
     if run.wake() {
-        push(run.pid());
+        push(run);
     }
 }
 
-fn push(pid: Pid) {
-    let _ = runq().push(pid); // cannot fail: each pid is queued at most once
+fn push(run: &RunState) {
+    runq().push(run.group(), run.pid()); // cannot fail: each pid is queued at most once
 }
 
 /// Save callee-saved registers and the stack pointer into `*old`, load `new`, restore.
@@ -131,12 +143,12 @@ fn to_scheduler(p: &Process) {
 /// The scheduler loop, forever, on the boot stack.
 pub fn run() -> ! {
     // Allocate the queue now: interrupt handlers push to it and must not allocate.
-    RUNQ.try_init_once(|| ArrayQueue::new(NPROC + 1)).expect("sched::run runs once");
+    RUNQ.try_init_once(|| RunQueue::new(MAX_LIVE + 1, NPROC)).expect("sched::run runs once");
     loop {
         EXECUTOR.run_until_idle();
         lockorder::assert_none_held("the end of a kernel task's poll");
         interrupts::disable();
-        if let Some(pid) = runq().pop() {
+        if let Some((_, pid)) = runq().pop() {
             if let Some(p) = super::get(pid) {
                 run_one(p);
             }
@@ -172,12 +184,14 @@ fn run_one(p: Arc<Process>) {
     let run = p.run.clone();
     *CURRENT.lock() = Some(p);
     // The end of the time slice, or an earlier kernel timer, interrupts the process.
+    let start = crate::time::now_ns();
     let slice = crate::time::slice_end();
     crate::time::arm(Some(EXECUTOR.timers().next_deadline().map_or(slice, |d| d.min(slice))));
     lockorder::assert_none_held("a switch of process");
     // SAFETY: interrupts are disabled; SCHED_RSP receives this context, ctx the process's,
     // which nothing else reads or writes while it is on this CPU (`switching_to`).
     unsafe { swtch(SCHED_RSP.as_ptr(), *ctx) };
+    run.add_cpu(crate::time::now_ns().saturating_sub(start));
     // The process switched away: its registers are in `ctx`, another CPU may run it now.
     run.switched_away();
     *CURRENT.lock() = None;

@@ -4,9 +4,17 @@
 //!
 //! Page tables are reached through the direct map. Teardown walks the lower half and frees
 //! every user page and every table page, so a process leaves no frame behind.
+//!
+//! Every frame of an address space (its pages, its lower half's page tables, its PML4) is
+//! charged to the account it was made for (`ns::limits`: its process's home namespace, and
+//! those above): past a namespace's memory limit, `sbrk`, `fork` and `exec` get ENOMEM. The
+//! address space keeps the account and what it charged there, and gives it all back when it
+//! is dropped, whoever drops it (`exit`, or the `exec` that replaces it).
 
 use crate::mm::{budget, frame, paging, phys_to_virt, PAGE_SIZE, PHYS_OFFSET};
+use crate::ns::Account;
 use abi::syscall::{Errno, USER_END};
+use alloc::sync::Arc;
 use x86_64::registers::control::{Cr3, Cr3Flags};
 use x86_64::structures::paging::mapper::{MapToError, TranslateResult};
 use x86_64::structures::paging::{
@@ -15,12 +23,45 @@ use x86_64::structures::paging::{
 };
 use x86_64::{PhysAddr, VirtAddr};
 
-struct Frames;
+/// What an address space's frames are charged to.
+struct Charged {
+    account: Option<Arc<Account>>,
+    /// Bytes charged to `account` so far.
+    bytes: u64,
+}
+
+impl Charged {
+    /// Charge one frame (`false`: past a memory limit).
+    fn frame(&mut self) -> bool {
+        let ok = self.account.as_ref().is_none_or(|a| a.charge_mem(PAGE_SIZE));
+        if ok {
+            self.bytes += PAGE_SIZE;
+        }
+        ok
+    }
+
+    fn release_frame(&mut self) {
+        if let Some(a) = &self.account {
+            a.uncharge_mem(PAGE_SIZE);
+        }
+        self.bytes -= PAGE_SIZE;
+    }
+}
+
+/// Page-table frames for the mapper, each charged.
+struct Frames<'a>(&'a mut Charged);
 
 // SAFETY: `frame::alloc` returns unused, zeroed frames.
-unsafe impl FrameAllocator<Size4KiB> for Frames {
+unsafe impl FrameAllocator<Size4KiB> for Frames<'_> {
     fn allocate_frame(&mut self) -> Option<PhysFrame<Size4KiB>> {
-        frame::alloc()
+        if !self.0.frame() {
+            return None;
+        }
+        let f = frame::alloc();
+        if f.is_none() {
+            self.0.release_frame();
+        }
+        f
     }
 }
 
@@ -30,6 +71,7 @@ pub struct AddressSpace {
     pub brk_base: u64,
     /// Current program break (end of the heap).
     pub brk: u64,
+    charged: Charged,
 }
 
 fn table(frame: u64) -> &'static mut PageTable {
@@ -39,24 +81,30 @@ fn table(frame: u64) -> &'static mut PageTable {
 }
 
 impl AddressSpace {
-    /// An empty user half over the shared kernel half.
-    pub fn new() -> Result<AddressSpace, Errno> {
-        let root = frame::alloc().ok_or(Errno::ENOMEM)?;
+    /// An empty user half over the shared kernel half, its frames charged to `account`
+    /// (`None`: to none).
+    pub fn new(account: Option<Arc<Account>>) -> Result<AddressSpace, Errno> {
+        let mut charged = Charged { account, bytes: 0 };
+        if !charged.frame() {
+            return Err(Errno::ENOMEM);
+        }
+        let Some(root) = frame::alloc() else {
+            charged.release_frame();
+            return Err(Errno::ENOMEM);
+        };
         let kernel = table(paging::kernel_root().start_address().as_u64());
         let new = table(root.start_address().as_u64());
         for i in 256..512 {
             new[i] = kernel[i].clone();
         }
-        Ok(AddressSpace { root, brk_base: 0, brk: 0 })
+        Ok(AddressSpace { root, brk_base: 0, brk: 0, charged })
     }
 
-    fn mapper(&mut self) -> OffsetPageTable<'_> {
+    /// The page table at `root` (this address space's, which the caller holds mutably).
+    fn mapper(root: PhysFrame) -> OffsetPageTable<'static> {
         // SAFETY: the root is ours and PHYS_OFFSET maps all page-table frames.
         unsafe {
-            OffsetPageTable::new(
-                table(self.root.start_address().as_u64()),
-                VirtAddr::new(PHYS_OFFSET),
-            )
+            OffsetPageTable::new(table(root.start_address().as_u64()), VirtAddr::new(PHYS_OFFSET))
         }
     }
 
@@ -70,10 +118,13 @@ impl AddressSpace {
         }
         // User memory may not take the last frames (16 MiB): the kernel heap, kernel stacks and
         // the charged kernel memory of `mm::budget` come from them.
-        if !budget::user_page_ok() {
+        if !budget::user_page_ok() || !self.charged.frame() {
             return Err(Errno::ENOMEM);
         }
-        let f = frame::alloc().ok_or(Errno::ENOMEM)?;
+        let Some(f) = frame::alloc() else {
+            self.charged.release_frame();
+            return Err(Errno::ENOMEM);
+        };
         let mut flags = F::PRESENT | F::USER_ACCESSIBLE;
         if writable {
             flags |= F::WRITABLE;
@@ -83,18 +134,21 @@ impl AddressSpace {
         }
         let parent = F::PRESENT | F::WRITABLE | F::USER_ACCESSIBLE;
         let page = Page::<Size4KiB>::containing_address(VirtAddr::new(va));
+        let mut tables = Frames(&mut self.charged);
         // SAFETY: a fresh frame at an unmapped user address of this (inactive or current)
         // address space; no Rust reference points into user memory.
-        match unsafe { self.mapper().map_to_with_table_flags(page, f, flags, parent, &mut Frames) }
-        {
+        let mapped = unsafe {
+            Self::mapper(self.root).map_to_with_table_flags(page, f, flags, parent, &mut tables)
+        };
+        match mapped {
             Ok(flush) => flush.flush(),
-            Err(MapToError::FrameAllocationFailed) => {
+            Err(e) => {
                 frame::free(f);
-                return Err(Errno::ENOMEM);
-            }
-            Err(_) => {
-                frame::free(f);
-                return Err(Errno::EFAULT);
+                self.charged.release_frame();
+                return Err(match e {
+                    MapToError::FrameAllocationFailed => Errno::ENOMEM,
+                    _ => Errno::EFAULT,
+                });
             }
         }
         Ok(f)
@@ -103,9 +157,10 @@ impl AddressSpace {
     /// Unmap and free the page at `va`, if mapped.
     pub fn unmap(&mut self, va: u64) {
         let page = Page::<Size4KiB>::containing_address(VirtAddr::new(va));
-        if let Ok((f, flush)) = self.mapper().unmap(page) {
+        if let Ok((f, flush)) = Self::mapper(self.root).unmap(page) {
             flush.flush();
             frame::free(f);
+            self.charged.release_frame();
         }
     }
 
@@ -169,9 +224,9 @@ impl AddressSpace {
         pages * PAGE_SIZE
     }
 
-    /// A copy for `fork`: every user page duplicated.
-    pub fn fork(&self) -> Result<AddressSpace, Errno> {
-        let mut child = AddressSpace::new()?;
+    /// A copy for `fork`: every user page duplicated, charged to `account` (the child's).
+    pub fn fork(&self, account: Option<Arc<Account>>) -> Result<AddressSpace, Errno> {
+        let mut child = AddressSpace::new(account)?;
         child.brk_base = self.brk_base;
         child.brk = self.brk;
         let mut result = Ok(());
@@ -235,5 +290,9 @@ impl Drop for AddressSpace {
             frame::free(PhysFrame::containing_address(PhysAddr::new(l3f)));
         }
         frame::free(self.root);
+        // Every frame it had was charged: all of it goes back to the same account.
+        if let Some(a) = &self.charged.account {
+            a.uncharge_mem(self.charged.bytes);
+        }
     }
 }

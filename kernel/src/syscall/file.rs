@@ -12,8 +12,8 @@
 //!   long as a pipe waits); no spin lock is held across `block_on` (the process's locks are
 //!   taken only to clone a handle out);
 //! - what a call makes the kernel keep is charged to that budget first: a pipe's ring
-//!   (`pipe` gives ENFILE when refused, as Linux does when it cannot make one), a `/proc`
-//!   snapshot (ENOMEM);
+//!   (`pipe` gives ENFILE when refused, as Linux does when it cannot make one; ENOMEM past
+//!   its namespace's memory limit), a `/proc` snapshot (ENOMEM);
 //! - waits that may last for ever (pipes, the console) are interruptible: a killed process
 //!   gets `EINTR`, or the count of what it already transferred;
 //! - file-system errors become error numbers in one place, `file::convert::errno`.
@@ -261,15 +261,16 @@ pub fn sys_dup(a: &[u64; 6]) -> isize {
     ret(proc::current().files.lock().dup(fd_arg(a[0])))
 }
 
-/// `pipe(fds: *mut [i32; 2])`: `fds[0]` reads, `fds[1]` writes. ENFILE when the
-/// kernel-memory budget cannot pay for the ring (Linux's answer when it cannot make a pipe).
+/// `pipe(fds: *mut [i32; 2])`: `fds[0]` reads, `fds[1]` writes. ENFILE when the machine's
+/// kernel-memory budget cannot pay for the ring (Linux's answer when it cannot make a pipe),
+/// ENOMEM when the memory limit of the caller's namespace (or one above) refuses it.
 pub fn sys_pipe(a: &[u64; 6]) -> isize {
     ret((|| {
-        // `File::pipe` charges the ring (`Pipe::new_pair`) right after this check.
-        if !budget::admits(PIPE_SIZE) {
-            return Err(Errno::ENFILE);
-        }
-        let (r, w) = File::pipe();
+        let charge = budget::Charge::try_new(PIPE_SIZE).map_err(|r| match r {
+            budget::Refused::Machine => Errno::ENFILE,
+            budget::Refused::Limit => Errno::ENOMEM,
+        })?;
+        let (r, w) = File::pipe(charge);
         let p = proc::current();
         let (rfd, wfd) = {
             let mut t = p.files.lock();

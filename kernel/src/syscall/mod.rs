@@ -60,6 +60,7 @@ pub fn dispatch(frame: &mut TrapFrame) {
         nr::GETCWD => file::sys_getcwd(&a),
         nr::SETFG => file::sys_setfg(&a),
         nr::SPAWN => ns::sys_spawn(frame, &a),
+        nr::SPAWN2 => ns::sys_spawn2(frame, &a),
         nr::NSPCOPY => ns::sys_nspcopy(&a),
         nr::GETNS => ns::sys_getns(),
         nr::PUBLISH => ns::sys_publish(&a),

@@ -1,5 +1,5 @@
-//! Namespace system calls: `spawn`, `getns`, `nspcopy`, `publish`, `nsenter`, `attach`
-//! (`crate::ns` and `crate::net::netns` hold the mechanism, `crate::file::console` the
+//! Namespace system calls: `spawn`, `spawn2`, `getns`, `nspcopy`, `publish`, `nsenter`,
+//! `attach` (`crate::ns` and `crate::net::netns` hold the mechanism, `crate::file::console` the
 //! consoles).
 
 use super::proc::{fork_into, ok_or_errno};
@@ -10,7 +10,7 @@ use crate::net::netns;
 use crate::ns::{self, copy, fsroot, rules, NsSet};
 use crate::proc::{self, bridge, uaccess, Spec};
 use crate::rootfs::Ino;
-use abi::syscall::ns::{COPY_RECURSIVE, ROOT};
+use abi::syscall::ns::{SpawnArgs, COPY_RECURSIVE, ROOT};
 use abi::syscall::Errno;
 use alloc::sync::Arc;
 use core::sync::atomic::Ordering::SeqCst;
@@ -20,20 +20,38 @@ const MAX_PATH: usize = 1024;
 /// Kinds this kernel cannot isolate yet: none.
 const UNSUPPORTED: usize = 0;
 
-/// `spawn(flags)`: `fork` with the child in a new namespace isolating `flags`' kinds. For a
-/// new file-system namespace, its root (`/ns/<id>` in the caller's root) is made first; the
-/// child's root and working directory are both that directory. For a new network namespace,
-/// its stack (`crate::net::netns::create`): `192.168.1.<id>` on the bridge, its own loopback
-/// and ports.
+/// `spawn(flags)`: `spawn2(flags, null)`.
 pub fn sys_spawn(frame: &TrapFrame, a: &[u64; 6]) -> isize {
+    sys_spawn2(frame, &[a[0], 0, 0, 0, 0, 0])
+}
+
+/// `spawn2(flags, args)`: `fork` with the child in a new namespace isolating `flags`' kinds,
+/// with the limits and the name of `args` (`abi::syscall::ns::SpawnArgs`; null: none). For a
+/// new file-system namespace, its root (`/ns/<id>` in the caller's root) is made first; the
+/// child's root and working directory are both that directory. The child is the first
+/// process counted against the new namespace's limits (and its ancestors').
+pub fn sys_spawn2(frame: &TrapFrame, a: &[u64; 6]) -> isize {
     ok_or_errno((|| {
         let flags = usize::try_from(a[0]).map_err(|_| Errno::EINVAL)?;
         let kinds = rules::spawn_kinds(flags, UNSUPPORTED)?;
+        let args = match a[1] {
+            0 => SpawnArgs::default(),
+            va => {
+                let mut raw = [0u8; SpawnArgs::SIZE];
+                uaccess::copy_in(va, &mut raw)?;
+                SpawnArgs::decode(&raw).map_err(|_| Errno::EINVAL)?
+            }
+        };
+        let limits = ns::Limits {
+            pids_max: args.pids_max,
+            mem_max: args.mem_max,
+            name: args.name().map_err(|_| Errno::EINVAL)?,
+        };
         let p = proc::current();
         // Held until the child joined it; dropped on failure, which retires it at once.
-        let spawning = ns::create(&p.ns, kinds)?;
+        let spawning = ns::create(&p.ns, kinds, &limits)?;
         if kinds.net() {
-            netns::create(spawning.ns.id)?;
+            netns::create(spawning.ns.id, &spawning.ns.account)?;
         }
         let dirs = if kinds.fs() {
             let parent_root = p.root.lock().clone().ok_or(Errno::ENOENT)?;

@@ -30,7 +30,8 @@ pub(super) fn fork_into(
     dirs: Option<(Ino, Ino)>,
 ) -> Result<isize, Errno> {
     let p = proc::current();
-    let vm = p.vm.lock().fork()?;
+    // Charged to the child's namespace (a new one for `spawn`), against its limits.
+    let vm = p.vm.lock().fork(Some(ns.home.account.clone()))?;
     let mut child_frame = *frame;
     child_frame.rax = 0; // fork returns 0 in the child
     let (root, cwd) = match dirs {
@@ -240,7 +241,9 @@ pub fn sys_exec(frame: &mut TrapFrame, a: &[u64; 6]) -> isize {
             }
             load::read_program(fs, &ip).await
         })?;
-        let l = load::load(&elf, &args)?;
+        // Charged to the caller's namespace while the old address space still is: exec
+        // needs room for both under its limit for a moment.
+        let l = load::load(&elf, &args, Some(p.ns.home.account.clone()))?;
         {
             let mut vm = p.vm.lock();
             l.vm.activate();

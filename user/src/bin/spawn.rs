@@ -1,5 +1,5 @@
-//! spawn [-d] [--pid] [--fs] [--net] [-p HOSTPORT:PORT[/udp]]... [PROGRAM ARGS...]: start a
-//! container. Makes new namespaces (by default [`DEFAULT_KINDS`]; with kind flags, only those)
+//! spawn [-d] [--pid] [--fs] [--net] [--name NAME] [--pids N] [--mem SIZE]
+//! [-p HOSTPORT:PORT[/udp]]... [PROGRAM ARGS...]: start a container. Makes new namespaces (by default [`DEFAULT_KINDS`]; with kind flags, only those)
 //! whose first process runs `nsinit`, pid 1 there, which starts PROGRAM and reaps orphans for
 //! ever. Prints `spawn: ns ID init PID` (PID as this process sees it) before the container
 //! starts. With a PROGRAM and without `-d`, waits for PROGRAM to exit (its status is spawn's);
@@ -12,6 +12,11 @@
 //! container's program starts; if one cannot be (`EADDRINUSE`: the host port is taken), spawn
 //! says which and why (`spawn: publish 8081:80/tcp: address in use`), kills the container's
 //! init and exits with status 1.
+//!
+//! `--name NAME` names the container (`a-z`, `0-9`, `_`, `-`, up to 15; unique among the live
+//! ones), `--pids N` limits its processes (fork past it: `EAGAIN` inside), `--mem SIZE` its
+//! memory (`16M`, `512K`; past it `sbrk`, `fork`, `exec`, pipes and sockets: `ENOMEM` inside).
+//! Both cover the containers it starts, and are cut to the limits of the one spawn runs in.
 
 #![no_std]
 #![no_main]
@@ -22,6 +27,7 @@ use ulib::net::{SOCK_DGRAM, SOCK_STREAM};
 use ulib::prelude::*;
 use ulib::sys::ns;
 use ulib::uparse::publish::{first_clash, parse_spec, PortMap, Proto};
+use ulib::uparse::size::{parse_count, parse_limit};
 
 ulib::entry!(main);
 
@@ -34,7 +40,10 @@ const DEFAULT_KINDS: usize = ns::ALL;
 const GO: u8 = b'g';
 
 fn usage() -> ! {
-    die!("usage: spawn [-d] [--pid] [--fs] [--net] [-p HOSTPORT:PORT[/udp]]... [PROGRAM ARGS...]")
+    die!(
+        "usage: spawn [-d] [--pid] [--fs] [--net] [--name NAME] [--pids N] [--mem SIZE] \
+         [-p HOSTPORT:PORT[/udp]]... [PROGRAM ARGS...]"
+    )
 }
 
 fn main(args: Args) -> i32 {
@@ -42,6 +51,7 @@ fn main(args: Args) -> i32 {
     let mut detach = false;
     let mut kinds = 0;
     let mut ports: Vec<PortMap> = Vec::new();
+    let (mut name, mut pids_max, mut mem_max) = ("", 0u32, 0u64);
     let mut i = 1;
     while let Some(&arg) = argv.get(i) {
         match arg {
@@ -54,6 +64,24 @@ fn main(args: Args) -> i32 {
                 match parse_spec(spec) {
                     Ok(m) => ports.push(m),
                     Err(e) => die!("-p {spec}: {}", e.message()),
+                }
+                i += 1;
+            }
+            "--name" | "--pids" | "--mem" => {
+                let Some(&v) = argv.get(i + 1) else { usage() };
+                match arg {
+                    "--name" if ns::name_ok(v.as_bytes()) => name = v,
+                    "--name" => {
+                        die!("--name {v}: 1 to {} of a-z 0-9 _ -, not all digits", ns::NAME_MAX)
+                    }
+                    "--pids" => {
+                        pids_max =
+                            parse_count(v).unwrap_or_else(|e| die!("--pids {v}: {}", e.message()))
+                    }
+                    _ => {
+                        mem_max =
+                            parse_limit(v).unwrap_or_else(|e| die!("--mem {v}: {}", e.message()))
+                    }
                 }
                 i += 1;
             }
@@ -87,7 +115,8 @@ fn main(args: Args) -> i32 {
         Ok(p) => p,
         Err(e) => die!("pipe: {}", e.message()),
     };
-    let pid = match sys::spawn(kinds) {
+    let args = ns::SpawnArgs::new(pids_max, mem_max, name).unwrap_or_else(|| usage());
+    let pid = match sys::spawn2(kinds, Some(&args)) {
         Ok(0) => {
             let _ = sys::close(go_w);
             let mut b = [0u8; 1];
@@ -100,6 +129,7 @@ fn main(args: Args) -> i32 {
             run_nsinit(status_pipe, program)
         }
         Ok(pid) => pid,
+        Err(Errno::EEXIST) => die!("--name {name}: a container has that name"),
         Err(e) => die!("{}", e.message()),
     };
     let _ = sys::close(go_r);

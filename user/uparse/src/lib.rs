@@ -14,6 +14,7 @@
 //!   (`ps`).
 //! - [`ifaces`]: the text of `/proc/ifaces` (`ifconfig`).
 //! - [`publish`]: published ports: `spawn -p`'s `HOSTPORT:PORT[/udp]` and `/proc/ns`'s list.
+//! - [`size`]: sizes and counts on command lines (`spawn --mem 16M --pids 8`), sizes for people.
 
 #![no_std]
 
@@ -31,3 +32,4 @@ pub mod procnet;
 pub mod procns;
 pub mod publish;
 pub mod shell;
+pub mod size;

@@ -1,17 +1,20 @@
 //! `/proc/ns`: the namespaces the reader can see (its own and those below it), one per line:
-//! `id parent kinds init members addr ports`, e.g.
+//! `id parent kinds init members addr ports name procs mem_used mem_max pids_max`, e.g.
 //!
 //! ```text
-//! 1 0 pid,fs,net 1 3 192.168.1.1 8081:80/tcp,8082:80/tcp
-//! 2 1 pid,fs,net 4 2 192.168.1.2 -
+//! 1 0 pid,fs,net 1 3 192.168.1.1 8081:80/tcp,8082:80/tcp - 9 2297856 0 0
+//! 2 1 pid,fs,net 4 2 192.168.1.2 - web 2 1077248 16777216 8
 //! ```
 //!
 //! `addr` is the namespace's address on the container network, `-` for a namespace without a
 //! network of its own; `ports` its published ports (`-` for none): `HOSTPORT:PORT/tcp` in the
 //! root's view, `PORT/tcp` in a container's view of itself (see [`crate::publish`]). A line
 //! with only the first five columns (a kernel without network namespaces) has no address and
-//! no ports. Columns after `ports` are ignored, so the kernel may add some; a header (first
-//! field `id`, any case) and blank lines are skipped.
+//! no ports. The limits' columns (`spawn --name --pids --mem`): `name` (`-` for none), `procs`
+//! (processes in it and below), `mem_used` and `mem_max` (bytes; a limit of 0 is none) and
+//! `pids_max` (0: none); a line without them (an older kernel) has no [`Limits`]. Columns
+//! after `pids_max` are ignored, so the kernel may add some (the consoles' `front`); a header
+//! (first field `id`, any case) and blank lines are skipped.
 
 use alloc::string::String;
 use alloc::vec::Vec;
@@ -34,6 +37,36 @@ pub struct Namespace {
     /// Its address on the container network; `None` without one (or an older kernel).
     pub addr: Option<[u8; 4]>,
     pub ports: Vec<PortMap>,
+    /// Its name, limits and what it uses; `None` from an older kernel.
+    pub limits: Option<Limits>,
+}
+
+/// A namespace's name, limits and use (`/proc/ns`'s columns after `ports`).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Limits {
+    /// `None`: no name.
+    pub name: Option<String>,
+    /// Processes in it and below.
+    pub procs: u32,
+    /// Bytes charged to it and below.
+    pub mem_used: u64,
+    /// Its memory limit in bytes (0: none).
+    pub mem_max: u64,
+    /// Its process limit (0: none).
+    pub pids_max: u32,
+}
+
+impl Namespace {
+    /// Whether `word` names it: its id in decimal, or its name.
+    pub fn is(&self, word: &str) -> bool {
+        word.parse::<u32>().ok() == Some(self.id)
+            || self.limits.as_ref().and_then(|l| l.name.as_deref()) == Some(word)
+    }
+}
+
+/// The namespace `word` names (an id or a name) among `spaces`.
+pub fn find<'a>(spaces: &'a [Namespace], word: &str) -> Option<&'a Namespace> {
+    spaces.iter().find(|n| n.is(word))
 }
 
 /// What one line holds.
@@ -48,7 +81,7 @@ pub enum Line {
 
 /// Reads one line.
 pub fn parse_line(line: &str) -> Line {
-    let w: Vec<&str> = line.split_whitespace().take(7).collect();
+    let w: Vec<&str> = line.split_whitespace().take(12).collect();
     let Some(first) = w.first() else { return Line::Skip };
     if first.eq_ignore_ascii_case("id") {
         return Line::Skip;
@@ -75,7 +108,40 @@ pub fn parse_line(line: &str) -> Line {
             None => return Line::Bad,
         },
     };
-    Line::Namespace(Namespace { id, parent, kinds: w[2].into(), init, members, addr, ports })
+    let limits = match w.get(7..12) {
+        None if w.len() <= 7 => None,
+        None => return Line::Bad, // some of the limits' columns, not all
+        Some(l) => match parse_limits(l) {
+            Some(l) => Some(l),
+            None => return Line::Bad,
+        },
+    };
+    Line::Namespace(Namespace {
+        id,
+        parent,
+        kinds: w[2].into(),
+        init,
+        members,
+        addr,
+        ports,
+        limits,
+    })
+}
+
+/// `name procs mem_used mem_max pids_max`.
+fn parse_limits(w: &[&str]) -> Option<Limits> {
+    let name = match w[0] {
+        "-" => None,
+        n if word_ok(n) => Some(n.into()),
+        _ => return None,
+    };
+    Some(Limits {
+        name,
+        procs: w[1].parse().ok()?,
+        mem_used: w[2].parse().ok()?,
+        mem_max: w[3].parse().ok()?,
+        pids_max: w[4].parse().ok()?,
+    })
 }
 
 /// Every namespace in `text`, and how many lines were not in the format.
@@ -99,7 +165,16 @@ mod tests {
     use std::vec;
 
     fn ns(id: u32, kinds: &str, addr: Option<[u8; 4]>, ports: Vec<PortMap>) -> Namespace {
-        Namespace { id, parent: 1, kinds: kinds.into(), init: 4, members: 2, addr, ports }
+        Namespace {
+            id,
+            parent: 1,
+            kinds: kinds.into(),
+            init: 4,
+            members: 2,
+            addr,
+            ports,
+            limits: None,
+        }
     }
 
     fn tcp(host: Option<u16>, port: u16) -> PortMap {
@@ -121,6 +196,7 @@ mod tests {
             members: 3,
             addr: Some([192, 168, 1, 1]),
             ports: vec![],
+            limits: None,
         };
         let udp = PortMap { proto: Proto::Udp, host: Some(8081), port: 53 };
         assert_eq!(
@@ -146,14 +222,45 @@ mod tests {
             parse("2 1 pid,fs,net 4 2 192.168.1.2"),
             (vec![ns(2, "pid,fs,net", Some([192, 168, 1, 2]), vec![])], 0)
         );
-        // More columns than seven, a header, blanks, tabs and carriage returns.
+        // More columns than twelve, a header, blanks, tabs and carriage returns.
         let text = "ID PARENT KINDS INIT MEMBERS ADDR PORTS\n\n\
-                    2\t1 pid,fs,net 4 2  192.168.1.2 80/tcp future 1 2\r\n";
+                    2\t1 pid,fs,net 4 2  192.168.1.2 80/tcp - 0 0 0 0 future 1 2\r\n";
         assert_eq!(
             parse(text),
-            (vec![ns(2, "pid,fs,net", Some([192, 168, 1, 2]), vec![tcp(None, 80)])], 0)
+            (
+                vec![Namespace {
+                    limits: Some(Limits::default()),
+                    ..ns(2, "pid,fs,net", Some([192, 168, 1, 2]), vec![tcp(None, 80)])
+                }],
+                0
+            )
         );
         assert_eq!(parse(""), (vec![], 0));
+    }
+
+    #[test]
+    fn names_and_limits() {
+        let text = "1 0 pid,fs,net 1 5 192.168.1.1 - - 9 2297856 0 0\n\
+                    2 1 pid,fs,net 4 2 192.168.1.2 - web 2 1077248 16777216 8 1\n";
+        let (n, bad) = parse(text);
+        assert_eq!(bad, 0);
+        let root = n[0].limits.clone().unwrap();
+        assert_eq!(root, Limits { name: None, procs: 9, mem_used: 2_297_856, ..Limits::default() });
+        let web = n[1].limits.clone().unwrap();
+        assert_eq!(
+            web,
+            Limits {
+                name: Some("web".into()),
+                procs: 2,
+                mem_used: 1_077_248,
+                mem_max: 16 << 20,
+                pids_max: 8
+            }
+        );
+        assert_eq!(find(&n, "web").map(|n| n.id), Some(2));
+        assert_eq!(find(&n, "2").map(|n| n.id), Some(2));
+        assert_eq!(find(&n, "1").map(|n| n.id), Some(1));
+        assert!(find(&n, "db").is_none() && find(&n, "-").is_none() && find(&n, "3").is_none());
     }
 
     #[test]
@@ -169,6 +276,13 @@ mod tests {
             "2 1 pid,fs 4 2 192.168.1.2 0/tcp",
             "2 1 AVERYVERYLONGKINDSLISTINDEED 4 2",
             "99999999999 1 pid 4 2",
+            // The limits' columns: all five or none, numbers where numbers go.
+            "2 1 pid 4 2 - - web",
+            "2 1 pid 4 2 - - web 1 2 3",
+            "2 1 pid 4 2 - - web x 2 3 4",
+            "2 1 pid 4 2 - - web 1 -2 3 4",
+            "2 1 pid 4 2 - - web 1 2 3 4294967296",
+            "2 1 pid 4 2 - - web 1 2 18446744073709551616 4",
         ] {
             assert_eq!(parse_line(bad), Line::Bad, "{bad:?}");
         }

@@ -170,7 +170,7 @@ fn known_error(ret: isize) -> bool {
     ret == Errno::EIO.ret() || sys::errno_from_ret(ret) != Errno::EIO
 }
 
-const NAMES: [(usize, &str); 51] = [
+const NAMES: [(usize, &str); 52] = [
     (nr::FORK, "fork"),
     (nr::EXIT, "exit"),
     (nr::WAIT, "wait"),
@@ -197,6 +197,7 @@ const NAMES: [(usize, &str); 51] = [
     (nr::POWEROFF, "poweroff"),
     (nr::SETFG, "setfg"),
     (nr::SPAWN, "spawn"),
+    (nr::SPAWN2, "spawn2"),
     (nr::NSPCOPY, "nspcopy"),
     (nr::GETNS, "getns"),
     (nr::PUBLISH, "publish"),
@@ -1214,7 +1215,8 @@ impl<'a> Batch<'a> {
     }
 
     /// `spawn` with any flags (valid kinds, none, unknown bits, the network kind that may be
-    /// refused): like `fork`, the child exits at once, here as pid 1 of its namespace.
+    /// refused), or half the time `spawn2` with hostile arguments (`spawn_args`): like
+    /// `fork`, the child exits at once, here as pid 1 of its namespace.
     fn spawn(&mut self) {
         if self.kids.len() >= 16 {
             self.reap_kids();
@@ -1226,15 +1228,71 @@ impl<'a> Batch<'a> {
             _ => 1 + self.rng.below(7),
         };
         let status = self.rng.below(256) as i32 - 128;
-        self.say(&format!("spawn({flags:#x})"));
-        match raw(nr::SPAWN, [flags, 0, 0, 0, 0, 0]) {
+        let (n, args, must_fail) = if self.rng.chance(1, 2) {
+            let (p, bad) = self.spawn_args();
+            (nr::SPAWN2, p, bad)
+        } else {
+            (nr::SPAWN, 0, false)
+        };
+        self.say(&format!("{}({flags:#x}, {args:#x})", name_of(n)));
+        match raw(n, [flags, args, 0, 0, 0, 0]) {
             0 => sys::exit(status),
-            pid if pid > 0 => self.kids.push(pid as Pid),
+            pid if pid > 0 => {
+                self.kids.push(pid as Pid);
+                if must_fail {
+                    self.trouble(Trouble::Odd(format!("spawn2 took bad arguments at {args:#x}")));
+                }
+            }
             ret => {
                 if !known_error(ret) {
                     self.trouble(Trouble::Odd(format!("spawn: unknown error {ret}")));
                 }
             }
+        }
+    }
+
+    /// `spawn2`'s argument: null, a valid `SpawnArgs` (small or huge limits, a name from a
+    /// few, so that two live ones may clash), one with a bad name or nonzero padding, random
+    /// bytes, or a bad pointer. Also whether the kernel must refuse it (EINVAL).
+    fn spawn_args(&mut self) -> (u64, bool) {
+        use ulib::abi::syscall::ns::{name_ok, SpawnArgs, NAME_MAX};
+        const NAMES: [&str; 4] = ["", "fz", "fz-1", "a_very-long-nam"];
+        const MEM: [u64; 6] = [0, 1, 64 << 10, 1 << 20, 64 << 20, u64::MAX];
+        let pids = *self.rng.pick(&[0u32, 1, 2, 3, u32::MAX]);
+        let mem = *self.rng.pick(&MEM);
+        let name = *self.rng.pick(&NAMES);
+        let mut b = SpawnArgs::new(pids, mem, name).expect("valid names").encode();
+        let bad = match self.rng.below(8) {
+            0 => return (0, false),
+            1 => return (self.in_ptr(), false),
+            2 => return (self.edge - 1 - self.rng.below(SpawnArgs::SIZE as u64), false),
+            3 => {
+                // A name of garbage bytes (it may happen to be a good one).
+                let g = self.garbage_name(true);
+                let len = g.len().min(NAME_MAX + 1);
+                b[16..32].fill(0);
+                b[16..16 + len].copy_from_slice(&g[..len]);
+                let end = b[16..32].iter().position(|&c| c == 0).unwrap_or(16);
+                let after_nul = b[16 + end..32].iter().any(|&c| c != 0);
+                end == 16 || after_nul || (end > 0 && !name_ok(&b[16..16 + end]))
+            }
+            4 => {
+                b[4 + self.rng.index(4)] = 1 + self.rng.below(255) as u8;
+                true
+            }
+            5 => {
+                // A good name, then junk after its NUL.
+                b[16..32].fill(0);
+                b[16] = b'q';
+                b[18 + self.rng.index(14)] = b'x';
+                true
+            }
+            _ => false,
+        };
+        let p = self.put(SLOT_ADDR, &b);
+        match self.rng.below(10) {
+            0 => (self.bad(), false),
+            _ => (p, bad),
         }
     }
 

@@ -16,6 +16,7 @@
 mod exec;
 mod exhaust;
 mod fs;
+mod limits;
 mod mem;
 mod netns;
 mod ns;
@@ -86,6 +87,10 @@ const CASES: &[Case] = &[
     Case { name: "netns-isolation", run: netns::isolation },
     Case { name: "netns-reach", run: netns::reach },
     Case { name: "netns-publish", run: netns::publish },
+    Case { name: "limits-pids", run: limits::pids },
+    Case { name: "limits-mem", run: limits::mem },
+    Case { name: "limits-names", run: limits::names },
+    Case { name: "cpu-share", run: limits::cpu_share },
 ];
 
 /// The write end of the current case's report pipe (in the case's process), which processes

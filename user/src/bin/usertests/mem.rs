@@ -19,7 +19,7 @@ extern "C" {
 }
 
 /// `sys::sbrk` for the cases of this file.
-fn move_break(delta: isize) -> sys::Result<usize> {
+pub(crate) fn move_break(delta: isize) -> sys::Result<usize> {
     // SAFETY: these cases move the break by hand only after `settle_allocator`, so the
     // allocator's heap ends below the break they start from and it does not grow meanwhile;
     // what a negative `delta` gives back is memory the case grew itself, which it reaches
@@ -34,7 +34,7 @@ fn initial_break() -> usize {
 
 /// Reserve heap for the allocator first, so that nothing it does moves the break while a case
 /// moves it by hand.
-fn settle_allocator() {
+pub(crate) fn settle_allocator() {
     drop(Vec::<u8>::with_capacity(256 * 1024));
 }
 
