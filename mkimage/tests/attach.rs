@@ -184,6 +184,8 @@ fn attach_type_detach_and_scrollback() {
     attach(&c, n);
     let out = run_in(&c, n, "echo new-shell");
     assert!(out.lines().any(|l| l.trim() == "new-shell"), "{out}");
+    // Only the root may turn the machine off: back to its console first.
+    attach(&c, 1);
     poweroff(c);
 }
 
