@@ -405,6 +405,13 @@ pub fn spawn(flags: usize) -> Result<Pid> {
     check(unsafe { raw::syscall1(nr::SPAWN, flags) }).map(|p| p as Pid)
 }
 
+/// Like [`fork`], with the child in the existing namespace `nsid`, a container below this
+/// process's (`ns exec`): 0 in the child, its pid as this process sees it in the parent.
+pub fn nsenter(nsid: u32) -> Result<Pid> {
+    // SAFETY: nsenter takes no pointer; like fork, the child gets a copy of this address space.
+    check(unsafe { raw::syscall1(nr::NSENTER, nsid as usize) }).map(|p| p as Pid)
+}
+
 /// This process's namespace (`ns::ROOT`, 1, in the root).
 pub fn getns() -> u32 {
     // SAFETY: getns takes no argument and touches no memory.

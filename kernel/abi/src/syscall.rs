@@ -105,6 +105,12 @@ pub mod nr {
     /// `arping(ip: u32 (network order), mac: *mut [u8; 6])`: ARP request on the NIC, wait
     /// for the reply (ETIMEDOUT after a second)
     pub const ARPING: usize = 44;
+    /// `nsenter(nsid) -> pid`: `fork`, with the child in the existing namespace `nsid` (the
+    /// namespaces its members have; root and working directory: its root). Only into a strict
+    /// descendant of the caller's namespace (EPERM); ESRCH: no such namespace (or retiring);
+    /// ENOMEM: its pid namespace is dying. 0 in the child, its pid as the caller sees it in
+    /// the parent
+    pub const NSENTER: usize = 45;
 }
 
 /// Sockets: Linux's values and layouts.
