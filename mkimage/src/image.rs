@@ -462,13 +462,14 @@ const DEMO_RC: &str = "\
 # Edit it to change what starts; a line that fails does not stop the boot.
 #
 # Three containers, web1 to web3, each with its own processes, files and network, running
-# httpd on its port 80, published on the machine's ports 8081 to 8083; each serves its own
-# page, copied from /www/webN into its root.
-spawn --name web1 -d -p 8081:80 httpd 80 0.0.0.0 /
+# httpd on its port 80 (quiet: no line per request on the console), published on the
+# machine's ports 8081 to 8083; each serves its own root, where its page is copied from
+# /www/webN.
+spawn --name web1 -d -p 8081:80 httpd -q 80 0.0.0.0 /
 nspcopy /www/web1/index.html web1 /index.html
-spawn --name web2 -d -p 8082:80 httpd 80 0.0.0.0 /
+spawn --name web2 -d -p 8082:80 httpd -q 80 0.0.0.0 /
 nspcopy /www/web2/index.html web2 /index.html
-spawn --name web3 -d -p 8083:80 httpd 80 0.0.0.0 /
+spawn --name web3 -d -p 8083:80 httpd -q 80 0.0.0.0 /
 nspcopy /www/web3/index.html web3 /index.html
 echo
 echo 'demo: three containers serve their own page (ns lists them):'

@@ -66,6 +66,9 @@ fn stop(arg: &str) -> i32 {
     let Some(target) = spaces.iter().find(|n| n.id == id) else {
         die!("{what}: no such namespace here")
     };
+    if id == sys::ns::ROOT {
+        die!("{what}: the root namespace cannot be stopped (poweroff ends everything)");
+    }
     if id == sys::getns() {
         die!("{what}: ns runs in it; stop it from a namespace above");
     }
