@@ -334,10 +334,13 @@ fn a_container_sees_its_own_tree_and_ends_with_its_init() {
     assert_eq!(root.iter().filter(|r| r.ns != 1).count(), 6, "{root:#?}");
     let lines = proc_ns(&c, 1);
     assert_eq!(ids(&lines), [1, n2, n3, n4], "/proc/ns in the root: {lines:#?}");
-    assert_eq!((lines[1].parent, lines[1].kinds.as_str(), lines[1].init), (1, "pid,fs", init2));
-    // The root is 192.168.1.1 on the container network; a namespace without the network kind
-    // has no address of its own.
-    assert_eq!((lines[0].addr.as_str(), lines[1].addr.as_str()), ("192.168.1.1", "-"));
+    // spawn's default is every kind: each container has its address on the container network,
+    // the root 192.168.1.1.
+    assert_eq!((lines[1].parent, lines[1].kinds.as_str(), lines[1].init), (1, "pid,fs,net", init2));
+    assert_eq!(
+        (lines[0].addr.as_str(), lines[1].addr.clone()),
+        ("192.168.1.1", format!("192.168.1.{n2}"))
+    );
     // Each root inside its parent's: /ns/2, /ns/2/ns/3, /ns/2/ns/3/ns/4.
     assert_eq!(ls(&c, 1, "/ns").unwrap(), [n2.to_string()]);
     assert_eq!(ls(&c, 1, &format!("/ns/{n2}/ns")).unwrap(), [n3.to_string()]);
@@ -366,12 +369,25 @@ fn a_container_is_isolated() {
     let echo_before = ls_line(&c, "/bin/echo");
     // The network kind alone: a namespace with an address of its own (this machine has no
     // NIC, so no stack to reach anything with: tests/netns.rs has one), killed again.
-    let (net, net_init) = spawn_detached(&c, "--net sleep 100000");
+    let (net, _) = spawn_detached(&c, "--net sleep 100000");
     let line = proc_ns(&c, 1).into_iter().find(|l| l.id == net).expect("the network namespace");
     assert_eq!((line.kinds.as_str(), line.addr), ("net", format!("192.168.1.{net}")));
-    run(&c, &format!("kill {net_init}"));
-    poll_until(&c, "cat /proc/ns", "the network namespace gone", |out| {
-        !out.lines().any(|l| l.split_whitespace().next() == Some(&net.to_string()))
+    // Without a pid namespace of its own there is no init whose death ends the others: its
+    // nsinit and sleep are ordinary processes of the root's view, killed one by one.
+    let members: Vec<u32> = ps(&c, 1).iter().filter(|r| r.ns == net).map(|r| r.pid).collect();
+    assert!(!members.is_empty(), "no process in ns {net}");
+    for pid in members {
+        run(&c, &format!("kill {pid}"));
+    }
+    // A namespace with only pids and files has no address on the container network.
+    let (plain, plain_init) = spawn_detached(&c, "--pid --fs sleep 100000");
+    let line = proc_ns(&c, 1).into_iter().find(|l| l.id == plain).expect("the pid,fs namespace");
+    assert_eq!((line.kinds.as_str(), line.addr.as_str()), ("pid,fs", "-"));
+    run(&c, &format!("kill {plain_init}"));
+    poll_until(&c, "cat /proc/ns", "both namespaces gone", |out| {
+        let gone =
+            |id: u32| !out.lines().any(|l| l.split_whitespace().next() == Some(&id.to_string()));
+        gone(net) && gone(plain)
     });
     let out = run(&c, "spawn --bogus");
     assert!(says(&out, "usage: spawn"), "spawn --bogus: {out}");
