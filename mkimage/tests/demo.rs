@@ -315,8 +315,12 @@ fn ns_exec_and_names_across_containers() {
 
     // A program inside, by name and by id: it sees the container's pids and files.
     let out = run(&c, "ns exec alpha ps");
-    let own: Vec<&str> =
-        out.lines().filter(|l| l.ends_with(" ps") || l.ends_with(" nsinit")).collect();
+    // ps's lines (the first field a pid; not the command line typed, which ends in `ps` too).
+    let own: Vec<&str> = out
+        .lines()
+        .filter(|l| l.split_whitespace().next().is_some_and(|w| w.parse::<u32>().is_ok()))
+        .filter(|l| l.ends_with(" ps") || l.ends_with(" nsinit"))
+        .collect();
     assert_eq!(own.len(), 2, "{out}");
     assert!(own.iter().all(|l| l.split_whitespace().nth(1) == Some(&*alpha.to_string())), "{out}");
     // Its init is pid 1 there.
