@@ -471,7 +471,6 @@ spawn --name web2 -d -p 8082:80 httpd -q 80 0.0.0.0 /
 nspcopy /www/web2/index.html web2 /index.html
 spawn --name web3 -d -p 8083:80 httpd -q 80 0.0.0.0 /
 nspcopy /www/web3/index.html web3 /index.html
-echo
 echo 'demo: three containers serve their own page (ns lists them):'
 echo '  http://127.0.0.1:8081/'
 echo '  http://127.0.0.1:8082/'
