@@ -3,6 +3,9 @@
 #                    curl and Chromium for the network tests)
 #   make build       build the kernel ELF
 #   make run         boot it under QEMU; serial console on this terminal (CMDLINE="selftest" ...)
+#   make demo        boot, like make run, the demo disk target/demo.img: its /etc/rc starts three
+#                    containers web1..web3 running httpd, published on ports 8081..8083 (open
+#                    http://127.0.0.1:8081/ .. 8083 on the host); the shell stays usable (ns, ps)
 #   make test        lint, then all host tests (unit tests and QEMU integration tests)
 #   make fuzz        a longer pass of the system-call fuzzer in the guest (SEED=N, default 1;
 #                    CALLS=N, default 20000; JOBS=N batches at once, default 1;
@@ -27,7 +30,7 @@ CALLS ?= 20000
 JOBS ?= 1
 SKIP ?=
 
-.PHONY: all deps deps-bench build run test lint fuzz bench bench-boot bench-fs bench-sys bench-net qemu-gdb image clean
+.PHONY: all deps deps-bench build run demo test lint fuzz bench bench-boot bench-fs bench-sys bench-net qemu-gdb image clean
 
 all: build
 
@@ -58,6 +61,14 @@ target/fs.img: $(USER_SOURCES)
 
 run: deps target/fs.img
 	$(MKIMAGE) run --cmdline '$(CMDLINE)'
+
+# The demo's disk persists like fs.img (edit its /etc/rc in the guest); rebuilt when the user
+# programs or the demo's files (mkimage/src/image.rs) change.
+target/demo.img: $(USER_SOURCES) mkimage/src/image.rs
+	$(MKIMAGE) image --demo --out target/demo.img
+
+demo: deps target/demo.img
+	$(MKIMAGE) run --disk target/demo.img --cmdline '$(CMDLINE)'
 
 lint: deps
 	cargo fmt --all --check

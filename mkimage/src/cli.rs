@@ -42,7 +42,7 @@ commands:
                                                kernel panic or exception, a hang, a crashed or
                                                odd batch, or a shell that no longer answers
   image       [--out PATH] [--size-mb N] [--inodes N] [--add HOSTFILE:/PATH]...
-              [--no-programs]                  build a file system image with the built-in
+              [--no-programs] [--demo]         build a file system image with the built-in
                                                files (README, /etc, /www), the user programs
                                                in /bin (built first) and the --add'ed ones
   fsck        IMAGE                            check a file system image
@@ -65,6 +65,8 @@ options:
   --inodes N      number of inodes, inode 0 included (default 4096)
   --add H:/P      copy host file H into the image as /P (repeatable; replaces a built-in file)
   --no-programs   leave /bin empty (no build of the user programs)
+  --demo          add `make demo`'s files: the boot script /etc/rc starting three web
+                  containers (web1..web3, on ports 8081..8083) and their pages in /www
   --seed N        the fuzzer's seed (replays a pass)
   --calls N       system calls the fuzzer makes (1 to 10000000)
   --jobs N        batches of calls the fuzzer runs at once (1 to 16; default 1)
@@ -132,6 +134,8 @@ pub struct ImageArgs {
     pub add: Vec<(PathBuf, String)>,
     /// Build the user programs and put them in `/bin` (not with `--no-programs`).
     pub programs: bool,
+    /// Add the demo's boot script and pages (`--demo`, `image::DEMO_FILES`).
+    pub demo: bool,
 }
 
 impl Default for ImageArgs {
@@ -142,6 +146,7 @@ impl Default for ImageArgs {
             inodes: DEFAULT_INODES,
             add: Vec::new(),
             programs: true,
+            demo: false,
         }
     }
 }
@@ -477,6 +482,10 @@ fn parse_image(a: &mut Args) -> Result<Command, UsageError> {
                     a.no_value(&name, value)?;
                     args.programs = false;
                 }
+                "demo" => {
+                    a.no_value(&name, value)?;
+                    args.demo = true;
+                }
                 "add" => {
                     let v = a.value(&name, value)?;
                     match v.split_once(":/") {
@@ -682,6 +691,7 @@ mod tests {
                     (PathBuf::from("/host/dir/b"), "/b".into())
                 ],
                 programs: true,
+                demo: false,
             }))
         );
         assert_eq!(
@@ -690,6 +700,15 @@ mod tests {
         );
         assert!(err(&["image", "--no-programs=1"]).contains("--no-programs takes no value"));
         assert!(USAGE.contains("--no-programs"));
+        assert_eq!(
+            p(&["image", "--demo", "--out", "d.img"]),
+            Ok(Command::Image(ImageArgs {
+                demo: true,
+                out: Some(PathBuf::from("d.img")),
+                ..ImageArgs::default()
+            }))
+        );
+        assert!(err(&["image", "--demo=yes"]).contains("--demo takes no value"));
         assert!(err(&["image", "--size-mb", "0"]).contains("--size-mb wants a number"));
         assert!(err(&["image", "--inodes", "1"]).contains("--inodes wants a number"));
         assert!(err(&["image", "--add", "nocolon"]).contains("HOSTFILE:/path"));

@@ -405,6 +405,35 @@ impl Layout<'_> {
     }
 }
 
+/// The page of the demo's container `$name`, published on `$port`.
+macro_rules! demo_page {
+    ($name:literal, $port:literal) => {
+        concat!(
+            r#"<!DOCTYPE html>
+<html lang="en">
+<head>
+  <meta charset="utf-8">
+  <title>"#,
+            $name,
+            r#" on rustix</title>
+</head>
+<body>
+  <h1>"#,
+            $name,
+            r#"</h1>
+  <p>This page comes from the container <code>"#,
+            $name,
+            r#"</code>: its own httpd, in its own pid, file and network namespaces, its port 80
+  published on the machine's port "#,
+            $port,
+            r#".</p>
+</body>
+</html>
+"#
+        )
+    };
+}
+
 /// The built-in files of `mkimage image` (path, contents); `/bin` is created empty besides.
 pub const STANDARD_FILES: &[(&str, &str)] = &[
     ("/README", README),
@@ -415,6 +444,38 @@ pub const STANDARD_FILES: &[(&str, &str)] = &[
     ("/www/style.css", STYLE_CSS),
     ("/www/docs/filesystem.html", FS_HTML),
 ];
+
+/// What `mkimage image --demo` adds for `make demo`: the boot script `/etc/rc`, which init
+/// runs before the shell, and a page for each of its three web containers.
+pub const DEMO_FILES: &[(&str, &str)] = &[
+    ("/etc/rc", DEMO_RC),
+    ("/www/web1/index.html", demo_page!("web1", "8081")),
+    ("/www/web2/index.html", demo_page!("web2", "8082")),
+    ("/www/web3/index.html", demo_page!("web3", "8083")),
+];
+
+/// Each container gets its own pid, file and network namespaces (`spawn`'s default), a name,
+/// its port 80 published on the machine's 8081 to 8083 (which `make demo` forwards from the
+/// host), and its page copied into its root, where its httpd serves it.
+const DEMO_RC: &str = "\
+# /etc/rc: init runs this script with sh at boot, before the shell on the console.
+# Edit it to change what starts; a line that fails does not stop the boot.
+#
+# Three containers, web1 to web3, each with its own processes, files and network, running
+# httpd on its port 80 (quiet: no line per request on the console), published on the
+# machine's ports 8081 to 8083; each serves its own root, where its page is copied from
+# /www/webN.
+spawn --name web1 -d -p 8081:80 httpd -q 80 0.0.0.0 /
+nspcopy /www/web1/index.html web1 /index.html
+spawn --name web2 -d -p 8082:80 httpd -q 80 0.0.0.0 /
+nspcopy /www/web2/index.html web2 /index.html
+spawn --name web3 -d -p 8083:80 httpd -q 80 0.0.0.0 /
+nspcopy /www/web3/index.html web3 /index.html
+echo 'demo: three containers serve their own page (ns lists them):'
+echo '  http://127.0.0.1:8081/'
+echo '  http://127.0.0.1:8082/'
+echo '  http://127.0.0.1:8083/'
+";
 
 const README: &str = "\
 rustix

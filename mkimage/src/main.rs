@@ -158,6 +158,11 @@ fn make_image(args: &ImageArgs) -> mkimage::Result<ExitCode> {
     let mut builder = Builder::standard(args.size_mb << 20, args.inodes)?;
     let programs = if args.programs { programs::build_and_read()? } else { Vec::new() };
     programs::add_to(&mut builder, &programs)?;
+    if args.demo {
+        for (path, contents) in image::DEMO_FILES {
+            builder.add_file(path, contents.as_bytes())?;
+        }
+    }
     for (host, path) in &args.add {
         let bytes =
             std::fs::read(host).map_err(|e| Error::io(format!("reading {}", host.display()), e))?;

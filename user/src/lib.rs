@@ -9,6 +9,7 @@
 //! - [`dir`]: directory entries; [`time`]: the cycle counter.
 //! - [`net`]: sockets (TCP and UDP over IPv4), `poll`, non-blocking descriptors, ARP, and
 //!   address helpers.
+//! - [`nslist`]: the namespaces in `/proc/ns`; a namespace given by id or by name.
 //!
 //! The system-call ABI (numbers, errors, `Stat`, `/proc` records) is `abi::syscall`, re-exported
 //! here as [`abi`].
@@ -22,6 +23,7 @@ pub mod dir;
 pub mod heap;
 pub mod io;
 pub mod net;
+pub mod nslist;
 pub mod rt;
 pub mod sys;
 pub mod time;

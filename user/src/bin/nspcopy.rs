@@ -1,11 +1,13 @@
-//! nspcopy [-r] FILE NSID [DEST]: copy FILE, as this process sees it, into the root of the
-//! container (namespace) NSID, at DEST there (default: `/` and FILE's last name). Only an
-//! ancestor may copy into a namespace. `-r` copies a directory and everything below it. The
-//! copy is whole or not at all: a copy that runs out of space leaves nothing behind.
+//! nspcopy [-r] FILE NSID|NAME [DEST]: copy FILE, as this process sees it, into the root of
+//! the container (namespace) NSID, or the one named NAME (looked up in `/proc/ns`), at DEST
+//! there (default: `/` and FILE's last name). Only an ancestor may copy into a namespace. `-r`
+//! copies a directory and everything below it. The copy is whole or not at all: a copy that
+//! runs out of space leaves nothing behind.
 
 #![no_std]
 #![no_main]
 
+use ulib::nslist;
 use ulib::prelude::*;
 
 ulib::entry!(main);
@@ -19,11 +21,11 @@ fn main(args: Args) -> i32 {
     let (file, nsid, dest) = match rest {
         [file, nsid] => (*file, *nsid, None),
         [file, nsid, dest] => (*file, *nsid, Some(*dest)),
-        _ => die!("usage: nspcopy [-r] FILE NSID [DEST]"),
+        _ => die!("usage: nspcopy [-r] FILE NSID|NAME [DEST]"),
     };
-    let Ok(id) = nsid.parse::<u32>() else { die!("{nsid}: not a namespace id") };
+    let id = nslist::resolve(nsid).unwrap_or_else(|e| die!("{e}"));
     match sys::nspcopy(file, id, dest, recursive) {
         Ok(()) => 0,
-        Err(e) => die!("{file} -> ns {id}: {}", e.message()),
+        Err(e) => die!("{file} -> {}: {}", nslist::describe(nsid, id), e.message()),
     }
 }

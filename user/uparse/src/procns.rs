@@ -1,9 +1,9 @@
 //! `/proc/ns`: the namespaces the reader can see (its own and those below it), one per line:
-//! `id parent kinds init members addr ports name procs mem_used mem_max pids_max`, e.g.
+//! `id parent kinds init members addr ports name procs mem_used mem_max pids_max front`, e.g.
 //!
 //! ```text
-//! 1 0 pid,fs,net 1 3 192.168.1.1 8081:80/tcp,8082:80/tcp - 9 2297856 0 0
-//! 2 1 pid,fs,net 4 2 192.168.1.2 - web 2 1077248 16777216 8
+//! 1 0 pid,fs,net 1 3 192.168.1.1 8081:80/tcp,8082:80/tcp - 9 2297856 0 0 1
+//! 2 1 pid,fs,net 4 2 192.168.1.2 - web 2 1077248 16777216 8 0
 //! ```
 //!
 //! `addr` is the namespace's address on the container network, `-` for a namespace without a
@@ -12,11 +12,16 @@
 //! with only the first five columns (a kernel without network namespaces) has no address and
 //! no ports. The limits' columns (`spawn --name --pids --mem`): `name` (`-` for none), `procs`
 //! (processes in it and below), `mem_used` and `mem_max` (bytes; a limit of 0 is none) and
-//! `pids_max` (0: none); a line without them (an older kernel) has no [`Limits`]. Columns
-//! after `pids_max` are ignored, so the kernel may add some (the consoles' `front`); a header
-//! (first field `id`, any case) and blank lines are skipped.
+//! `pids_max` (0: none); a line without them (an older kernel) has no [`Limits`]. Then the
+//! consoles' `front`: 1 when the namespace's console is the one in front (`None` without the
+//! column). Columns after `front` are ignored, so the kernel may add some; a header (first
+//! field `id`, any case) and blank lines are skipped.
+//!
+//! [`find`] looks a namespace up by id or name; [`table`] is the `ns` program's listing, which
+//! shows `-` for every column an older kernel does not give.
 
-use alloc::string::String;
+use alloc::format;
+use alloc::string::{String, ToString};
 use alloc::vec::Vec;
 
 use crate::inet::parse_ipv4;
@@ -39,6 +44,8 @@ pub struct Namespace {
     pub ports: Vec<PortMap>,
     /// Its name, limits and what it uses; `None` from an older kernel.
     pub limits: Option<Limits>,
+    /// Whether its console is the one in front; `None` from a kernel without consoles.
+    pub front: Option<bool>,
 }
 
 /// A namespace's name, limits and use (`/proc/ns`'s columns after `ports`).
@@ -81,7 +88,7 @@ pub enum Line {
 
 /// Reads one line.
 pub fn parse_line(line: &str) -> Line {
-    let w: Vec<&str> = line.split_whitespace().take(12).collect();
+    let w: Vec<&str> = line.split_whitespace().take(13).collect();
     let Some(first) = w.first() else { return Line::Skip };
     if first.eq_ignore_ascii_case("id") {
         return Line::Skip;
@@ -116,6 +123,12 @@ pub fn parse_line(line: &str) -> Line {
             None => return Line::Bad,
         },
     };
+    let front = match w.get(12) {
+        None => None,
+        Some(&"0") => Some(false),
+        Some(&"1") => Some(true),
+        Some(_) => return Line::Bad,
+    };
     Line::Namespace(Namespace {
         id,
         parent,
@@ -125,6 +138,7 @@ pub fn parse_line(line: &str) -> Line {
         addr,
         ports,
         limits,
+        front,
     })
 }
 
@@ -158,6 +172,86 @@ pub fn parse(text: &str) -> (Vec<Namespace>, usize) {
     (out, bad)
 }
 
+/// The `ns` program's table: a header and one line per namespace, `ID NAME PARENT KINDS INIT
+/// PROCS MEM LIMIT ADDR PORTS FRONT`, each column as wide as its widest cell. `-` stands for
+/// nothing (no name, no init, no limit, no address, no port, not in front) and for what the
+/// kernel does not say. PROCS is `N/MAX` under a process limit; MEM and LIMIT are in bytes,
+/// KiB or MiB ([`size`]); FRONT is `*` for the console in front.
+pub fn table(spaces: &[Namespace]) -> String {
+    const HEAD: [&str; 11] = [
+        "ID", "NAME", "PARENT", "KINDS", "INIT", "PROCS", "MEM", "LIMIT", "ADDR", "PORTS", "FRONT",
+    ];
+    let dash = || String::from("-");
+    let mut rows: Vec<[String; 11]> = Vec::with_capacity(spaces.len() + 1);
+    rows.push(HEAD.map(String::from));
+    for n in spaces {
+        let l = n.limits.as_ref();
+        let procs = match l {
+            None => dash(),
+            Some(l) if l.pids_max == 0 => l.procs.to_string(),
+            Some(l) => format!("{}/{}", l.procs, l.pids_max),
+        };
+        let addr = n.addr.map_or_else(dash, |a| format!("{}.{}.{}.{}", a[0], a[1], a[2], a[3]));
+        let ports = if n.ports.is_empty() {
+            dash()
+        } else {
+            n.ports.iter().map(ToString::to_string).collect::<Vec<_>>().join(",")
+        };
+        rows.push([
+            n.id.to_string(),
+            l.and_then(|l| l.name.clone()).unwrap_or_else(dash),
+            if n.parent == 0 { dash() } else { n.parent.to_string() },
+            n.kinds.clone(),
+            if n.init == 0 { dash() } else { n.init.to_string() },
+            procs,
+            l.map_or_else(dash, |l| size(l.mem_used)),
+            l.filter(|l| l.mem_max != 0).map_or_else(dash, |l| size(l.mem_max)),
+            addr,
+            ports,
+            if n.front == Some(true) { String::from("*") } else { dash() },
+        ]);
+    }
+    let mut widths = [0usize; 11];
+    for row in &rows {
+        for (w, cell) in widths.iter_mut().zip(row) {
+            *w = (*w).max(cell.len());
+        }
+    }
+    let mut out = String::new();
+    for row in &rows {
+        let mut line = String::new();
+        for (i, (cell, w)) in row.iter().zip(widths).enumerate() {
+            if i > 0 {
+                line.push(' ');
+            }
+            line.push_str(cell);
+            line.extend(core::iter::repeat_n(' ', w - cell.len()));
+        }
+        out.push_str(line.trim_end());
+        out.push('\n');
+    }
+    out
+}
+
+/// A byte count as `512`, `64K`, `1.5M` or `160M`: in the largest unit it reaches, with one
+/// decimal (rounded down) below 100 of it unless that decimal is 0.
+pub fn size(bytes: u64) -> String {
+    const K: u64 = 1024;
+    const M: u64 = K * K;
+    let (unit, suffix) = match bytes {
+        b if b >= M => (M, 'M'),
+        b if b >= K => (K, 'K'),
+        b => return b.to_string(),
+    };
+    let whole = bytes / unit;
+    let tenth = (bytes % unit) * 10 / unit;
+    if tenth == 0 || whole >= 100 {
+        format!("{whole}{suffix}")
+    } else {
+        format!("{whole}.{tenth}{suffix}")
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -174,6 +268,7 @@ mod tests {
             addr,
             ports,
             limits: None,
+            front: None,
         }
     }
 
@@ -197,6 +292,7 @@ mod tests {
             addr: Some([192, 168, 1, 1]),
             ports: vec![],
             limits: None,
+            front: None,
         };
         let udp = PortMap { proto: Proto::Udp, host: Some(8081), port: 53 };
         assert_eq!(
@@ -222,14 +318,15 @@ mod tests {
             parse("2 1 pid,fs,net 4 2 192.168.1.2"),
             (vec![ns(2, "pid,fs,net", Some([192, 168, 1, 2]), vec![])], 0)
         );
-        // More columns than twelve, a header, blanks, tabs and carriage returns.
+        // More columns than thirteen, a header, blanks, tabs and carriage returns.
         let text = "ID PARENT KINDS INIT MEMBERS ADDR PORTS\n\n\
-                    2\t1 pid,fs,net 4 2  192.168.1.2 80/tcp - 0 0 0 0 future 1 2\r\n";
+                    2\t1 pid,fs,net 4 2  192.168.1.2 80/tcp - 0 0 0 0 1 future 1 2\r\n";
         assert_eq!(
             parse(text),
             (
                 vec![Namespace {
                     limits: Some(Limits::default()),
+                    front: Some(true),
                     ..ns(2, "pid,fs,net", Some([192, 168, 1, 2]), vec![tcp(None, 80)])
                 }],
                 0
@@ -257,6 +354,7 @@ mod tests {
                 pids_max: 8
             }
         );
+        assert_eq!((n[0].front, n[1].front), (None, Some(true)));
         assert_eq!(find(&n, "web").map(|n| n.id), Some(2));
         assert_eq!(find(&n, "2").map(|n| n.id), Some(2));
         assert_eq!(find(&n, "1").map(|n| n.id), Some(1));
@@ -283,10 +381,56 @@ mod tests {
             "2 1 pid 4 2 - - web 1 -2 3 4",
             "2 1 pid 4 2 - - web 1 2 3 4294967296",
             "2 1 pid 4 2 - - web 1 2 18446744073709551616 4",
+            // `front` is 0 or 1.
+            "2 1 pid 4 2 - - web 1 2 3 4 2",
+            "2 1 pid 4 2 - - web 1 2 3 4 yes",
         ] {
             assert_eq!(parse_line(bad), Line::Bad, "{bad:?}");
         }
         let (n, bad) = parse("2 1 pid,fs 4 2\ngarbage\n3 1 pid 5 1 - 0:0/tcp\n");
         assert_eq!((n.len(), bad), (1, 2));
+    }
+
+    #[test]
+    fn sizes() {
+        for (bytes, text) in [
+            (0, "0"),
+            (1023, "1023"),
+            (1024, "1K"),
+            (1536, "1.5K"),
+            (65536, "64K"),
+            (1 << 20, "1M"),
+            ((1 << 20) + (1 << 19), "1.5M"),
+            ((1 << 20) + 1000, "1M"),
+            (160 << 20, "160M"),
+            ((100 << 20) + (1 << 19), "100M"),
+            (u64::MAX, "17592186044415M"),
+        ] {
+            assert_eq!(size(bytes), text, "{bytes}");
+        }
+    }
+
+    #[test]
+    fn the_table() {
+        // Today's kernel (seven columns): `-` for what it does not say.
+        let (old, _) = parse("1 0 pid,fs,net 1 3 192.168.1.1 -\n2 1 pid,fs 4 2 - -\n");
+        assert_eq!(
+            table(&old),
+            "ID NAME PARENT KINDS      INIT PROCS MEM LIMIT ADDR        PORTS FRONT\n\
+             1  -    -      pid,fs,net 1    -     -   -     192.168.1.1 -     -\n\
+             2  -    1      pid,fs     4    -     -   -     -           -     -\n"
+        );
+        // Issue 12's: names, processes under a limit, memory, the console in front.
+        let text = "1 0 pid,fs,net 1 9 192.168.1.1 - - 12 3145728 0 0 0\n\
+                    2 1 pid,fs,net 0 2 192.168.1.2 8081:80/tcp,8082:53/udp web1 2 1572864 \
+                    16777216 8 1\n";
+        let (new, _) = parse(text);
+        assert_eq!(
+            table(&new),
+            "ID NAME PARENT KINDS      INIT PROCS MEM  LIMIT ADDR        PORTS                   FRONT\n\
+             1  -    -      pid,fs,net 1    12    3M   -     192.168.1.1 -                       -\n\
+             2  web1 1      pid,fs,net -    2/8   1.5M 16M   192.168.1.2 8081:80/tcp,8082:53/udp *\n"
+        );
+        assert_eq!(table(&[]), "ID NAME PARENT KINDS INIT PROCS MEM LIMIT ADDR PORTS FRONT\n");
     }
 }
