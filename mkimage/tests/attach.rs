@@ -204,9 +204,9 @@ fn attach_rules() {
     assert!(out.contains("attach: 60: no such process"), "{out}");
     let out = run_in(&c, a, "attach 0");
     assert!(out.contains("attach: 0: no such process"), "{out}");
-    // A name: none is known (the kernel has no `name` column yet, or no such name).
+    // A name that no namespace it can see has.
     let out = run_in(&c, a, "attach web");
-    assert!(out.contains("web: no such container"), "{out}");
+    assert!(out.contains("web: no such namespace"), "{out}");
     // A container of its own below it: allowed, and ^P ^Q comes back here.
     let out = run_in(&c, a, "spawn -d");
     let inner: u32 = out
