@@ -110,6 +110,13 @@ impl Account {
         self.release(bytes, &|a| &a.mem_used);
     }
 
+    /// Whether one more process would fit now, here and above (nothing is counted): a cheap
+    /// early answer for `fork`, which would otherwise copy a whole address space before
+    /// [`Account::add_proc`] refused it. Only a hint: `add_proc` decides.
+    pub fn proc_room(&self) -> bool {
+        self.chain().all(|a| a.pids_max == 0 || a.procs() < a.pids_max)
+    }
+
     /// Whether `bytes` more would fit now, here and above (nothing is charged).
     pub fn mem_room(&self, bytes: u64) -> bool {
         self.chain().all(|a| {
@@ -197,6 +204,7 @@ mod tests {
         assert!(a.add_proc());
         assert!(b.add_proc() && b.add_proc());
         assert!(!b.add_proc() && !a.add_proc());
+        assert!(!b.proc_room() && !a.proc_room() && root.proc_room(), "the hint agrees");
         assert_eq!((b.procs(), a.procs(), root.procs()), (2, 3, 3));
         assert!(root.add_proc());
         b.remove_proc();

@@ -30,6 +30,10 @@ pub(super) fn fork_into(
     dirs: Option<(Ino, Ino)>,
 ) -> Result<isize, Errno> {
     let p = proc::current();
+    // A fork bomb at its process limit is refused before its address space is copied.
+    if !ns.home.account.proc_room() {
+        return Err(Errno::EAGAIN);
+    }
     // Charged to the child's namespace (a new one for `spawn`), against its limits.
     let vm = p.vm.lock().fork(Some(ns.home.account.clone()))?;
     let mut child_frame = *frame;
