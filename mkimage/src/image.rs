@@ -456,21 +456,24 @@ pub const DEMO_FILES: &[(&str, &str)] = &[
 
 /// Each container gets its own pid, file and network namespaces (`spawn`'s default), a name,
 /// its port 80 published on the machine's 8081 to 8083 (which `make demo` forwards from the
-/// host), and its page copied into its root, where its httpd serves it.
+/// host), its page directory copied into its root as `/www`, and then its httpd, started
+/// inside with `ns exec -d` (httpd wants its directory there when it starts).
 const DEMO_RC: &str = "\
 # /etc/rc: init runs this script with sh at boot, before the shell on the console.
 # Edit it to change what starts; a line that fails does not stop the boot.
 #
-# Three containers, web1 to web3, each with its own processes, files and network, running
-# httpd on its port 80 (quiet: no line per request on the console), published on the
-# machine's ports 8081 to 8083; each serves its own root, where its page is copied from
-# /www/webN.
-spawn --name web1 -d -p 8081:80 httpd -q 80 0.0.0.0 /
-nspcopy /www/web1/index.html web1 /index.html
-spawn --name web2 -d -p 8082:80 httpd -q 80 0.0.0.0 /
-nspcopy /www/web2/index.html web2 /index.html
-spawn --name web3 -d -p 8083:80 httpd -q 80 0.0.0.0 /
-nspcopy /www/web3/index.html web3 /index.html
+# Three containers, web1 to web3, each with its own processes, files and network, its port
+# 80 published on the machine's ports 8081 to 8083. Each gets its own /www (a copy of
+# /www/webN), then httpd runs inside it (quiet: no line per request on the console).
+spawn --name web1 -d -p 8081:80
+nspcopy -r /www/web1 web1 /www
+ns exec -d web1 httpd -q 80 0.0.0.0 /www
+spawn --name web2 -d -p 8082:80
+nspcopy -r /www/web2 web2 /www
+ns exec -d web2 httpd -q 80 0.0.0.0 /www
+spawn --name web3 -d -p 8083:80
+nspcopy -r /www/web3 web3 /www
+ns exec -d web3 httpd -q 80 0.0.0.0 /www
 echo 'demo: three containers serve their own page (ns lists them):'
 echo '  http://127.0.0.1:8081/'
 echo '  http://127.0.0.1:8082/'

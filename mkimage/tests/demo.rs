@@ -281,9 +281,11 @@ fn the_demo_serves_three_pages() {
     assert_eq!(out.matches(" httpd").count(), 3, "{out}");
 
     // A file copied in by name is served at once.
-    let out = run(&c, "nspcopy /etc/hostname web1 /host.txt");
+    let out = run(&c, "nspcopy /etc/hostname web1 /www/host.txt");
     assert!(!out.contains("nspcopy:"), "{out}");
     assert_eq!(curl(f.host(8081), "/host.txt"), (200, "rustix\n".into()));
+    // httpd serves the container's /www, not the rest of its root.
+    assert_eq!(curl(f.host(8081), "/etc/rc").0, 404);
 
     // Stopping web2 by name: its URL no longer answers, the two others still do.
     let out = run(&c, "ns stop web2");

@@ -6,9 +6,11 @@
 //!   (`uparse::procns::table`; `-` for nothing, or for what the kernel does not tell).
 //! - `ns stop ID|NAME`: kills the namespace's init, which ends every process in it and below,
 //!   then waits until the namespace is gone from `/proc/ns` (at most [`STOP_DEADLINE_MS`]).
-//! - `ns exec ID|NAME PROG ARGS...`: runs PROG inside the namespace (`nsenter`, then `exec`)
-//!   and waits for it, like a command at the shell; its exit status is `ns`'s. Only from an
-//!   ancestor of that namespace: the kernel refuses a sibling or a parent (`EPERM`).
+//! - `ns exec [-d] ID|NAME PROG ARGS...`: runs PROG inside the namespace (`nsenter`, then
+//!   `exec`) and waits for it, like a command at the shell; its exit status is `ns`'s. With
+//!   `-d` (`docker exec -d`) it does not wait: the program lives on as an orphan of the
+//!   container, which its init reaps. Only from an ancestor of that namespace: the kernel
+//!   refuses a sibling or a parent (`EPERM`).
 //!
 //! A namespace is named by its id or by its name (`spawn --name`), looked up in `/proc/ns`.
 
@@ -21,7 +23,7 @@ use ulib::uparse::procns::{self, Namespace};
 
 ulib::entry!(main);
 
-const USAGE: &str = "usage: ns | ns stop ID|NAME | ns exec ID|NAME PROGRAM [ARGS...]";
+const USAGE: &str = "usage: ns | ns stop ID|NAME | ns exec [-d] ID|NAME PROGRAM [ARGS...]";
 
 /// How long `ns stop` waits for the namespace to be gone: its processes must exit and be
 /// reaped, and its root be moved aside, which takes a few transactions on the disk.
@@ -34,7 +36,8 @@ fn main(args: Args) -> i32 {
     match argv.get(1..).unwrap_or(&[]) {
         [] => list(),
         ["stop", ns] => stop(ns),
-        ["exec", ns, program @ ..] if !program.is_empty() => exec(ns, program),
+        ["exec", "-d", ns, program @ ..] if !program.is_empty() => exec(ns, program, false),
+        ["exec", ns, program @ ..] if !program.is_empty() => exec(ns, program, true),
         _ => die!("{USAGE}"),
     }
 }
@@ -99,7 +102,7 @@ fn stop(arg: &str) -> i32 {
     }
 }
 
-fn exec(arg: &str, program: &[&str]) -> i32 {
+fn exec(arg: &str, program: &[&str], wait: bool) -> i32 {
     let id = resolve(arg);
     let what = nslist::describe(arg, id);
     let pid = match sys::nsenter(id) {
@@ -118,6 +121,10 @@ fn exec(arg: &str, program: &[&str]) -> i32 {
         Err(Errno::ENOSYS) => die!("exec in {what}: this kernel has no nsenter"),
         Err(e) => die!("exec in {what}: {}", e.message()),
     };
+    if !wait {
+        // ns exits: the program becomes an orphan of its own namespace, whose init reaps it.
+        return 0;
+    }
     // ns has no other child: the first one that ends is the program (orphans go to inits).
     loop {
         match sys::wait() {
