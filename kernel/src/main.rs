@@ -24,6 +24,7 @@ mod proc;
 mod pvh;
 mod rootfs;
 mod selftest;
+mod stats;
 mod syscall;
 mod time;
 

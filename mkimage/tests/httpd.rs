@@ -50,6 +50,20 @@ impl Guest {
         common::run(&self.console, line)
     }
 
+    /// `/proc/stat`: the kernel's event counters by name.
+    fn stat(&self) -> std::collections::HashMap<String, u64> {
+        let out = self.run("cat /proc/stat");
+        let counters: std::collections::HashMap<String, u64> = out
+            .lines()
+            .filter_map(|l| {
+                let (name, n) = l.trim().split_once(' ')?;
+                Some((name.to_string(), n.parse().ok()?))
+            })
+            .collect();
+        assert_eq!(counters.len(), 4, "/proc/stat:\n{out}");
+        counters
+    }
+
     fn poweroff(self) {
         common::poweroff(self.console);
     }
@@ -90,6 +104,17 @@ fn httpd_serves_files_listings_and_errors_to_curl() {
     assert!(body.contains("Index of /docs"), "no directory listing: {body}");
     let (code, body) = curl(g.http, "/no-such-file");
     assert_eq!(code, 404, "{body}");
+
+    // /proc/stat's counters grow with the work: ten requests take interrupts (the NIC's),
+    // polls of the stack, and wakeups of httpd.
+    let before = g.stat();
+    for _ in 0..10 {
+        assert_eq!(curl(g.http, "/index.html").0, 200);
+    }
+    let after = g.stat();
+    for name in ["interrupts", "context_switches", "wakeups", "stack_polls"] {
+        assert!(after[name] >= before[name] + 10, "{name}: {before:?} then {after:?}");
+    }
 
     // 50 connections at once, each answered in full.
     let children: Vec<_> = (0..50)

@@ -116,6 +116,9 @@ extern "C" fn trap_dispatch(frame: &mut TrapFrame) -> &mut TrapFrame {
     // A trap from user mode interrupts no kernel code: it is the process's own kernel entry,
     // which holds nothing yet (and may switch to another process, as a system call may).
     let _irq = (!from_user(frame)).then(runtime::lockorder::enter_interrupt);
+    if frame.vector >= 32 {
+        crate::stats::count(crate::stats::Counter::Interrupts);
+    }
     match frame.vector as u8 {
         v @ 0..=31 if from_user(frame) => crate::proc::user_fault(v, frame),
         v @ 0..=31 => super::fault::report_and_stop(v, frame),

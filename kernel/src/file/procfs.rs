@@ -5,7 +5,7 @@
 //!
 //! Contents:
 //! - `/proc`: a directory. Reading it gives 64-byte `abi::fs::Dirent` records, like a disk
-//!   directory: `meminfo`, `net`, `ns`, `netall`, `ifaces`, and one entry per process the
+//!   directory: `meminfo`, `net`, `ns`, `netall`, `ifaces`, `stat`, and one entry per process the
 //!   reader can see (zombies
 //!   included), named by its pid as the reader sees it, in decimal, inode [`pid_ino`]`(pid)`;
 //! - `/proc/<pid>`: the process's `abi::syscall::ProcRecord::encode()` bytes, its pids in the
@@ -16,7 +16,9 @@
 //! - `/proc/netall`: the sockets of the reader's network namespace and of those below its
 //!   own, each line after the namespace's id (`abi::syscall::ns::NETALL_PATH`);
 //! - `/proc/ifaces`: the interfaces of the reader's network namespace
-//!   (`abi::syscall::ns::IFACES_PATH`).
+//!   (`abi::syscall::ns::IFACES_PATH`);
+//! - `/proc/stat`: the kernel's event counters (interrupts, context switches, wakeups, stack
+//!   polls), a `name value` line each, the machine's whatever the reader's namespace.
 //!
 //! Pids are in the reader's pid namespace: a container's `/proc` lists its own processes, by
 //! its own numbers (`proc::Viewer`).
@@ -46,6 +48,8 @@ pub const NS_INO: u32 = 4;
 pub const NETALL_INO: u32 = 5;
 /// `/proc/ifaces`: the reader's network interfaces.
 pub const IFACES_INO: u32 = 6;
+/// `/proc/stat`: the kernel's event counters (`stats`), a `name value` line each.
+pub const STAT_INO: u32 = 7;
 const PID_INO_BASE: u32 = 16;
 
 /// The inode number `/proc/<pid>` reports (never 0, never the root's or meminfo's).
@@ -62,6 +66,7 @@ pub enum Node {
     Ns,
     NetAll,
     Ifaces,
+    Stat,
     Pid(u32),
 }
 
@@ -74,6 +79,7 @@ impl Node {
             Node::Ns => NS_INO,
             Node::NetAll => NETALL_INO,
             Node::Ifaces => IFACES_INO,
+            Node::Stat => STAT_INO,
             Node::Pid(pid) => pid_ino(pid),
         }
     }
@@ -98,6 +104,7 @@ pub fn classify(path: &[u8], cwd_is_root: bool) -> Option<Result<Node, Errno>> {
         (Some(b"ns"), None) => Node::Ns,
         (Some(b"netall"), None) => Node::NetAll,
         (Some(b"ifaces"), None) => Node::Ifaces,
+        (Some(b"stat"), None) => Node::Stat,
         (Some(name), None) => match parse_pid(name) {
             Some(pid) => Node::Pid(pid),
             None => return Some(Err(Errno::ENOENT)),
@@ -123,12 +130,13 @@ pub fn parse_pid(name: &[u8]) -> Option<u32> {
 }
 
 /// The files of `/proc` besides the processes', as its listing gives them.
-const FILES: [(u32, &[u8]); 5] = [
+const FILES: [(u32, &[u8]); 6] = [
     (MEMINFO_INO, b"meminfo"),
     (NET_INO, b"net"),
     (NS_INO, b"ns"),
     (NETALL_INO, b"netall"),
     (IFACES_INO, b"ifaces"),
+    (STAT_INO, b"stat"),
 ];
 
 /// The bytes of the `/proc` directory for these live pids.
@@ -173,6 +181,7 @@ mod tests {
         assert_eq!(yes(b"/proc/netall", false), Ok(NetAll));
         assert_eq!(yes(b"/proc/ifaces/", false), Ok(Ifaces));
         assert_eq!(yes(b"/proc/ifaces/x", false), Err(Errno::ENOTDIR));
+        assert_eq!(yes(b"/proc/stat", false), Ok(Stat));
         assert_eq!(yes(b"/proc//42/", false), Ok(Pid(42)));
         assert_eq!(yes(b"proc/7", true), Ok(Pid(7)));
         assert_eq!(yes(b"./proc", true), Ok(Root));
@@ -195,7 +204,8 @@ mod tests {
 
     #[test]
     fn inode_numbers_are_distinct_and_nonzero() {
-        let mut inos = vec![ROOT_INO, MEMINFO_INO, NET_INO, NS_INO, NETALL_INO, IFACES_INO];
+        let mut inos =
+            vec![ROOT_INO, MEMINFO_INO, NET_INO, NS_INO, NETALL_INO, IFACES_INO, STAT_INO];
         inos.extend((1..100).map(pid_ino));
         assert!(!inos.contains(&0));
         let n = inos.len();
@@ -208,7 +218,7 @@ mod tests {
     #[test]
     fn listing_is_dirent_records() {
         let bytes = listing(&[1, 2, 10]);
-        assert_eq!(bytes.len(), 8 * DIRENT_SIZE);
+        assert_eq!(bytes.len(), 9 * DIRENT_SIZE);
         let entries: Vec<(u32, String)> = bytes
             .chunks_exact(DIRENT_SIZE)
             .map(|raw| {
@@ -224,17 +234,18 @@ mod tests {
                 (NS_INO, "ns".into()),
                 (NETALL_INO, "netall".into()),
                 (IFACES_INO, "ifaces".into()),
+                (STAT_INO, "stat".into()),
                 (pid_ino(1), "1".into()),
                 (pid_ino(2), "2".into()),
                 (pid_ino(10), "10".into()),
             ]
         );
         // The raw layout: u32 LE inode number, then the NUL-padded name.
-        let first_pid = 5 * DIRENT_SIZE;
+        let first_pid = FILES.len() * DIRENT_SIZE;
         assert_eq!(&bytes[first_pid..first_pid + 4], &pid_ino(1).to_le_bytes());
         assert_eq!(bytes[first_pid + 4], b'1');
         assert!(bytes[first_pid + 5..first_pid + DIRENT_SIZE].iter().all(|&b| b == 0));
-        assert_eq!(listing(&[]).len(), 5 * DIRENT_SIZE);
+        assert_eq!(listing(&[]).len(), FILES.len() * DIRENT_SIZE);
     }
 
     #[test]

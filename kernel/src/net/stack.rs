@@ -247,6 +247,7 @@ impl Stack {
     /// This is `Interface::poll` taken apart: received frames one at a time, with the
     /// listeners tended before each (see the module docs), then everything there is to send.
     pub(super) fn poll(&mut self) -> Option<Duration> {
+        crate::stats::count(crate::stats::Counter::StackPolls);
         let t = now();
         let ms = now_ms();
         self.iface.poll_maintenance(t);

@@ -99,6 +99,7 @@ pub(super) fn enqueue(p: &Process) {
 /// for any context (an interrupt handler) on any CPU.
 pub(super) fn wake(run: &RunState) {
     if run.wake() {
+        crate::stats::count(crate::stats::Counter::Wakeups);
         push(run);
     }
 }
@@ -182,6 +183,7 @@ fn run_one(p: Arc<Process>) {
     crate::arch::syscall::set_kernel_stack(top);
     let ctx = p.ctx.get();
     let run = p.run.clone();
+    crate::stats::count(crate::stats::Counter::ContextSwitches);
     *CURRENT.lock() = Some(p);
     // The end of the time slice, or an earlier kernel timer, interrupts the process.
     let start = crate::time::now_ns();
