@@ -165,6 +165,9 @@ mod tests {
             Arc::new((0..PIDS).map(|_| AtomicBool::new(false)).collect());
         let pushed = Arc::new(AtomicU64::new(0));
         let popped = Arc::new(AtomicU64::new(0));
+        // Set once every waker has returned: before that a waker may still be between counting
+        // a push and making it (two wakers can both pass the `WAKES` check at the end).
+        let wakers_done = Arc::new(AtomicBool::new(false));
         let per_group: Arc<Vec<AtomicU64>> =
             Arc::new((0..GROUPS).map(|_| AtomicU64::new(0)).collect());
         let group_of = |pid: usize| (pid % GROUPS) as u32;
@@ -188,6 +191,7 @@ mod tests {
             .map(|_| {
                 let (q, queued, pushed, popped, per_group) =
                     (q.clone(), queued.clone(), pushed.clone(), popped.clone(), per_group.clone());
+                let wakers_done = wakers_done.clone();
                 std::thread::spawn(move || loop {
                     match q.pop() {
                         Some((g, pid)) => {
@@ -200,7 +204,7 @@ mod tests {
                             popped.fetch_add(1, SeqCst);
                             per_group[g as usize].fetch_add(1, SeqCst);
                         }
-                        None if pushed.load(SeqCst) >= WAKES
+                        None if wakers_done.load(SeqCst)
                             && popped.load(SeqCst) == pushed.load(SeqCst) =>
                         {
                             return
@@ -213,6 +217,7 @@ mod tests {
         for t in wakers {
             t.join().unwrap();
         }
+        wakers_done.store(true, SeqCst);
         // A stranded pid would keep `popped` below `pushed` for ever: the schedulers would
         // not return, and the deadline below catches it.
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
