@@ -411,7 +411,8 @@ mod tests {
         let a = strings(&opts);
         assert_network_rule(&a);
         let netdevs = values(&a, "-netdev");
-        let users: Vec<&&str> = netdevs.iter().filter(|n| n.starts_with("user,")).collect();
+        let users: Vec<&&str> =
+            netdevs.iter().filter(|n| n.split(',').next() == Some("user")).collect();
         assert_eq!(users.len(), 1, "one slirp carries every TCP forward: {netdevs:?}");
         let fwds: Vec<&str> =
             users[0].split(',').filter_map(|kv| kv.strip_prefix("hostfwd=")).collect();
