@@ -16,7 +16,7 @@ mod common;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use common::{ok, poweroff, programs, run, shell, BOOT, STEP};
+use common::{ok, parse_spawned, poweroff, programs, prompt, run, run_in, shell, BOOT, STEP};
 use mkimage::console::{Console, TempDir};
 use mkimage::image::Builder;
 use mkimage::imgread::Image;
@@ -24,26 +24,6 @@ use mkimage::imgread::Image;
 /// How long an asynchronous effect (a container's root removed, its processes reaped) may
 /// take to show.
 const SETTLE: Duration = Duration::from_secs(30);
-
-/// The shell prompt of namespace `ns` at the start of a line: the root's `$ `, a container's
-/// `ns<ID>$ `.
-fn prompt(ns: u32) -> String {
-    if ns == 1 {
-        "\n$ ".into()
-    } else {
-        format!("\nns{ns}$ ")
-    }
-}
-
-/// Types `line` at the shell of namespace `ns` and returns what it printed up to its next
-/// prompt, without carriage returns.
-fn run_in(c: &Console, ns: u32, line: &str) -> String {
-    if ns == 1 {
-        return run(c, line);
-    }
-    ok(c.send(format!("{line}\n")));
-    ok(c.expect(&prompt(ns), STEP)).replace('\r', "")
-}
 
 /// Types `spawn ARGS` at the shell of namespace `ns`, whose program is an interactive `sh`:
 /// returns the new namespace's id and its init's pid as `ns` sees it, once the new shell
@@ -57,15 +37,6 @@ fn enter(c: &Console, ns: u32, args: &str) -> (u32, u32) {
     ok(c.expect(prompt(id).trim_start(), STEP));
     assert!(id != ns, "spawn from ns {ns} made ns {id}");
     (id, init)
-}
-
-/// `ID init PID` after `spawn: ns `.
-fn parse_spawned(line: &str) -> (u32, u32) {
-    let w: Vec<&str> = line.split_whitespace().collect();
-    match w.as_slice() {
-        [id, "init", pid] => (id.parse().unwrap(), pid.parse().unwrap()),
-        _ => panic!("not `ID init PID`: {line:?}"),
-    }
 }
 
 /// Types `spawn -d ARGS` at the root's shell: the new namespace and its init's pid.

@@ -20,35 +20,15 @@ mod common;
 
 use std::collections::HashMap;
 use std::path::Path;
-use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::{kernel, ok, Forwards, STEP};
+use common::{curl, kernel, ok, prompt, run, run_in, Forwards, STEP};
 use mkimage::console::Console;
 use mkimage::image::DEMO_FILES;
 use mkimage::qemu::{Network, Options};
 
 /// How long an asynchronous effect (a container gone, a server up) may take to show.
 const SETTLE: Duration = Duration::from_secs(30);
-
-/// The shell prompt of namespace `ns`.
-fn prompt(ns: u32) -> String {
-    if ns == 1 {
-        "\n$ ".into()
-    } else {
-        format!("\nns{ns}$ ")
-    }
-}
-
-/// Types `line` at the shell of namespace `ns`; what it printed up to its next prompt.
-fn run_in(c: &Console, ns: u32, line: &str) -> String {
-    ok(c.send(format!("{line}\n")));
-    ok(c.expect(&prompt(ns), STEP)).replace('\r', "")
-}
-
-fn run(c: &Console, line: &str) -> String {
-    run_in(c, 1, line)
-}
 
 /// `spawn ARGS` at the root's shell, detached: the new namespace's id and its init's pid.
 fn spawn(c: &Console, args: &str) -> (u32, u32) {
@@ -89,19 +69,6 @@ fn ns_row(out: &str, id: u32) -> HashMap<String, String> {
         .into_iter()
         .find(|r| r["ID"] == id.to_string())
         .unwrap_or_else(|| panic!("ns {id} is not listed:\n{out}"))
-}
-
-/// A GET of `path` on the host's `port` with curl, a real client: (HTTP status, body); status
-/// 0 when nothing answered. Bounded in time.
-fn curl(port: u16, path: &str) -> (u16, String) {
-    let url = format!("http://127.0.0.1:{port}{path}");
-    let out = Command::new("curl")
-        .args(["-s", "-m", "20", "-o", "-", "-w", "\n%{http_code}", &url])
-        .output()
-        .expect("run curl");
-    let text = String::from_utf8_lossy(&out.stdout).into_owned();
-    let (body, code) = text.rsplit_once('\n').unwrap_or(("", "0"));
-    (code.trim().parse().unwrap_or(0), body.to_string())
 }
 
 /// Until the host's `port` answers `/` with 200 and a body containing `want` (a container's

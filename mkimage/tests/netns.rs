@@ -26,40 +26,12 @@ use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::{free_port, kernel, ok, Forwards, STEP};
+use common::{free_port, kernel, ok, parse_spawned, prompt, run, run_in, Forwards, STEP};
 use mkimage::console::Console;
 use mkimage::qemu::{HostForward, Network, Options};
 
 /// How long an asynchronous effect (a container gone, a server up) may take to show.
 const SETTLE: Duration = Duration::from_secs(30);
-
-/// The shell prompt of namespace `ns`, as in containers.rs.
-fn prompt(ns: u32) -> String {
-    if ns == 1 {
-        "\n$ ".into()
-    } else {
-        format!("\nns{ns}$ ")
-    }
-}
-
-/// Types `line` at the shell of namespace `ns`; what it printed up to its next prompt.
-fn run_in(c: &Console, ns: u32, line: &str) -> String {
-    ok(c.send(format!("{line}\n")));
-    ok(c.expect(&prompt(ns), STEP)).replace('\r', "")
-}
-
-fn run(c: &Console, line: &str) -> String {
-    run_in(c, 1, line)
-}
-
-/// `ID init PID` after `spawn: ns `.
-fn parse_spawned(line: &str) -> (u32, u32) {
-    let w: Vec<&str> = line.split_whitespace().collect();
-    match w.as_slice() {
-        [id, "init", pid, ..] => (id.parse().unwrap(), pid.parse().unwrap()),
-        _ => panic!("not `ID init PID`: {line:?}"),
-    }
-}
 
 /// `spawn -d --pid --fs --net PROGRAM` at the root's shell: the namespace and its init.
 fn spawn_detached(c: &Console, program: &str) -> (u32, u32) {
@@ -319,7 +291,16 @@ fn published_ports_answer_the_host() {
 
     // UDP: a container's udpecho published through the relay; the echo comes back.
     let (u, _) = spawn_detached_with(&c, "-p 8084:7/udp", "udpecho");
-    ok(c.expect("udpecho: listening on 0.0.0.0:7", STEP));
+    // udpecho's "listening" line races spawn's return to the prompt: wait for its socket.
+    let end = Instant::now() + SETTLE;
+    let bound = |out: &str| {
+        let want = [u.to_string(), "udp".into(), "0.0.0.0:7".into()];
+        out.lines().any(|l| l.split_whitespace().take(3).eq(want.iter().map(String::as_str)))
+    };
+    while !bound(&run(&c, "cat /proc/netall")) {
+        assert!(Instant::now() < end, "udpecho never bound in ns {u}:\n{}", c.output());
+        std::thread::sleep(Duration::from_millis(100));
+    }
     let client = UdpSocket::bind("127.0.0.1:0").unwrap();
     client.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
     let mut buf = [0u8; 2048];

@@ -86,6 +86,45 @@ pub fn run(c: &Console, line: &str) -> String {
     ok(c.expect("\n$ ", STEP)).replace('\r', "")
 }
 
+/// The shell prompt of namespace `ns` at the start of a line: the root's `$ `, a container's
+/// `ns<ID>$ ` (`sh` shows its namespace when it is not the root).
+pub fn prompt(ns: u32) -> String {
+    if ns == 1 {
+        "\n$ ".into()
+    } else {
+        format!("\nns{ns}$ ")
+    }
+}
+
+/// Types `line` at the shell of namespace `ns` (the one reading the console now) and returns
+/// what it printed up to its next prompt, without carriage returns.
+pub fn run_in(c: &Console, ns: u32, line: &str) -> String {
+    ok(c.send(format!("{line}\n")));
+    ok(c.expect(&prompt(ns), STEP)).replace('\r', "")
+}
+
+/// A GET of `path` on the host's `port` with curl, a real client: (HTTP status, body); status
+/// 0 when nothing answered. Bounded in time.
+pub fn curl(port: u16, path: &str) -> (u16, String) {
+    let url = format!("http://127.0.0.1:{port}{path}");
+    let out = Command::new("curl")
+        .args(["-s", "-m", "20", "-o", "-", "-w", "\n%{http_code}", &url])
+        .output()
+        .expect("run curl");
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let (body, code) = text.rsplit_once('\n').unwrap_or(("", "0"));
+    (code.trim().parse().unwrap_or(0), body.to_string())
+}
+
+/// `ID init PID` (what `spawn` prints after `spawn: ns `): the namespace and its init's pid.
+pub fn parse_spawned(line: &str) -> (u32, u32) {
+    let w: Vec<&str> = line.split_whitespace().collect();
+    match w.as_slice() {
+        [id, "init", pid, ..] => (id.parse().unwrap(), pid.parse().unwrap()),
+        _ => panic!("not `ID init PID`: {line:?}"),
+    }
+}
+
 /// Waits for the machine to power off (the kernel's `poweroff`, or the end of a self test)
 /// and checks that it did: any other exit fails with the serial output.
 pub fn expect_poweroff(c: &Console) -> ExitStatus {
