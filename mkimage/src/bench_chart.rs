@@ -52,15 +52,21 @@ pub fn write_svg(path: &Path, title: &str, y_desc: &str, series: &[Series]) -> R
     let (x_lo, x_hi) = if x_lo > x_hi { (1.0, 128.0) } else { (x_lo, x_hi) };
     let (y_lo, y_hi) = if y_lo > y_hi { (1.0, 10.0) } else { (y_lo, y_hi) };
 
-    let root = SVGBackend::new(path, (900, 560)).into_drawing_area();
+    // Ticks at the measured x values (the connections), not at powers of ten.
+    let mut x_keys: Vec<f64> = all().map(|&(x, _)| x).collect();
+    x_keys.sort_by(f64::total_cmp);
+    x_keys.dedup();
+    let root = SVGBackend::new(path, (960, 540)).into_drawing_area();
     root.fill(&WHITE).map_err(plot_error)?;
-    let mut chart = ChartBuilder::on(&root)
+    // The legend gets a column of its own, right of the plot, so that it never hides a line.
+    let (plot, legend) = root.split_horizontally(720);
+    let mut chart = ChartBuilder::on(&plot)
         .caption(title, ("sans-serif", 20))
         .margin(16)
         .x_label_area_size(44)
         .y_label_area_size(72)
         .build_cartesian_2d(
-            (x_lo / 1.25..x_hi * 1.25).log_scale(),
+            (x_lo / 1.25..x_hi * 1.25).log_scale().with_key_points(x_keys),
             (y_lo / 1.5..y_hi * 1.5).log_scale(),
         )
         .map_err(plot_error)?;
@@ -76,22 +82,18 @@ pub fn write_svg(path: &Path, title: &str, y_desc: &str, series: &[Series]) -> R
         let colour = COLOURS[i % COLOURS.len()];
         chart
             .draw_series(LineSeries::new(s.points.iter().copied(), colour.stroke_width(2)))
-            .map_err(plot_error)?
-            .label(s.label.as_str())
-            .legend(move |(x, y)| {
-                PathElement::new(vec![(x, y), (x + 20, y)], colour.stroke_width(2))
-            });
+            .map_err(plot_error)?;
         chart
             .draw_series(s.points.iter().map(|&p| Circle::new(p, 3, colour.filled())))
             .map_err(plot_error)?;
+        let y = 60 + 24 * i as i32;
+        legend
+            .draw(&PathElement::new(vec![(8, y), (32, y)], colour.stroke_width(2)))
+            .map_err(plot_error)?;
+        legend
+            .draw(&Text::new(s.label.as_str(), (40, y - 7), ("sans-serif", 14)))
+            .map_err(plot_error)?;
     }
-    chart
-        .configure_series_labels()
-        .position(SeriesLabelPosition::UpperRight)
-        .background_style(WHITE.mix(0.85))
-        .border_style(BLACK)
-        .draw()
-        .map_err(plot_error)?;
     root.present().map_err(plot_error)?;
     Ok(())
 }
