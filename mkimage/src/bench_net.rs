@@ -481,7 +481,8 @@ pub fn markdown(columns: &[Column]) -> String {
         t.push('\n');
     };
     type Pick = fn(&Wrk) -> Option<f64>;
-    let tables: [(&str, Pick, fn(Option<f64>) -> String); 3] = [
+    type Show = fn(Option<f64>) -> String;
+    let tables: [(&str, Pick, Show); 3] = [
         (
             "requests/s (async / this: above 1, ours serves more)",
             |w| Some(w.requests_per_sec),

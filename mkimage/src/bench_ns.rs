@@ -242,7 +242,7 @@ pub fn ours(kernel: &Path) -> Result<Ours> {
 /// The Linux peer's figures, or why there are none.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Peer {
-    Ran { single: [Wrk; 3], many: Many },
+    Ran { single: Box<[Wrk; 3]>, many: Many },
     Skipped(String),
 }
 
@@ -294,7 +294,7 @@ pub fn linux_peer() -> Result<Peer> {
             r?;
         }
         let many = measure_at_once(&ports, "/index.html")?;
-        Ok(Peer::Ran { single, many })
+        Ok(Peer::Ran { single: Box::new(single), many })
     })();
     for pid in pids {
         stop_peer(pid);
@@ -420,11 +420,11 @@ mod tests {
     #[test]
     fn tables_with_the_peer() {
         let peer = Peer::Ran {
-            single: [
+            single: Box::new([
                 w(200.0),
                 w(600.0),
                 Wrk { requests_per_sec: 10.0, bytes_per_sec: 40e6, ..Default::default() },
-            ],
+            ]),
             many: Many { one: vec![w(150.0); 3], many: vec![w(300.0); 3] },
         };
         let t = markdown_table(&ours(), &peer);
