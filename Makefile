@@ -17,8 +17,8 @@
 #   make bench-net   the network designs compared under wrk: ours async and sleep (net=sleep),
 #                    the xv6+lwIP peer, Linux with busybox httpd and nginx (with and without
 #                    keep-alive); tables, and SVG charts in target/bench/ (about 5 minutes;
-#                    SHARED_BENCH=DIR names the peer scripts' folder, default ../shared/bench;
-#                    a missing script skips its system: mkimage/src/bench_net.rs)
+#                    SHARED_BENCH=DIR names the peer scripts' folder; a missing script
+#                    skips its system: mkimage/src/bench_net.rs)
 #   make bench-ns    httpd against the Linux peer, and three containers' httpd at once against
 #                    one root httpd and three peers (LINUX_PEER=SCRIPT: mkimage/src/bench_ns.rs)
 #   make qemu-gdb    boot stopped, waiting for gdb on 127.0.0.1:1234

@@ -67,7 +67,7 @@ pub fn write_svg(path: &Path, title: &str, y_desc: &str, series: &[Series]) -> R
         .y_label_area_size(72)
         .build_cartesian_2d(
             (x_lo / 1.25..x_hi * 1.25).log_scale().with_key_points(x_keys),
-            (y_lo / 1.5..y_hi * 1.5).log_scale(),
+            (y_lo / 1.5..y_hi * 1.5).log_scale().with_key_points(ticks_125(y_lo / 1.5, y_hi * 1.5)),
         )
         .map_err(plot_error)?;
     chart
@@ -96,6 +96,23 @@ pub fn write_svg(path: &Path, title: &str, y_desc: &str, series: &[Series]) -> R
     }
     root.present().map_err(plot_error)?;
     Ok(())
+}
+
+/// Ticks at 1, 2 and 5 times the powers of ten in `lo..=hi` (plotters' own logarithmic
+/// ticks leave most decades unlabelled).
+fn ticks_125(lo: f64, hi: f64) -> Vec<f64> {
+    let mut ticks = Vec::new();
+    let mut decade = 10f64.powi(lo.log10().floor() as i32);
+    while decade <= hi {
+        for m in [1.0, 2.0, 5.0] {
+            let t = decade * m;
+            if (lo..=hi).contains(&t) {
+                ticks.push(t);
+            }
+        }
+        decade *= 10.0;
+    }
+    ticks
 }
 
 #[cfg(test)]
@@ -136,6 +153,12 @@ mod tests {
                 .count();
             assert_eq!(lines, 2, "series {i} ({stroke}): line and legend sample");
         }
+    }
+
+    #[test]
+    fn ticks_at_one_two_five() {
+        assert_eq!(ticks_125(120.0, 4000.0), [200.0, 500.0, 1000.0, 2000.0]);
+        assert_eq!(ticks_125(0.5, 3.0), [0.5, 1.0, 2.0]);
     }
 
     #[test]

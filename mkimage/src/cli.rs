@@ -651,6 +651,13 @@ mod tests {
     }
 
     #[test]
+    fn bench_net_and_ns() {
+        assert_eq!(p(&["bench-net"]), Ok(Command::BenchNet { release: true }));
+        assert_eq!(p(&["bench-ns", "--debug"]), Ok(Command::BenchNs { release: false }));
+        assert!(err(&["bench-ns", "--runs", "3"]).contains("unknown option --runs"));
+    }
+
+    #[test]
     fn bench_boot() {
         assert_eq!(p(&["bench-boot"]), Ok(Command::BenchBoot { runs: 5, release: true }));
         assert_eq!(
