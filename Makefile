@@ -12,10 +12,15 @@
 #                    SKIP=elf,rename,... leaves groups out); exits
 #                    non-zero on a kernel panic, a hang or an odd result
 #   make bench       benchmarks: boot time (RUNS=N boots, default 5), the file system against
-#                    the host's, system calls (and a container's spawn+exit+wait) and httpd
-#                    under wrk against Linux (the Linux peer), as tables; bench-net also runs
-#                    three containers' httpd at once against one root httpd and three peers
-#                    (LINUX_PEER=SCRIPT names the peer script: mkimage/src/bench_net.rs)
+#                    the host's, system calls (and a container's spawn+exit+wait), bench-ns and
+#                    bench-net, as tables
+#   make bench-net   the network designs compared under wrk: ours async and sleep (net=sleep),
+#                    the xv6+lwIP peer, Linux with busybox httpd and nginx (with and without
+#                    keep-alive); tables, and SVG charts in target/bench/ (about 5 minutes;
+#                    SHARED_BENCH=DIR names the peer scripts' folder; a missing script
+#                    skips its system: mkimage/src/bench_net.rs)
+#   make bench-ns    httpd against the Linux peer, and three containers' httpd at once against
+#                    one root httpd and three peers (LINUX_PEER=SCRIPT: mkimage/src/bench_ns.rs)
 #   make qemu-gdb    boot stopped, waiting for gdb on 127.0.0.1:1234
 #   make image       build the file system image target/fs.img with the user programs in /bin
 #                    (mkimage image; check it with mkimage fsck target/fs.img)
@@ -30,7 +35,7 @@ CALLS ?= 20000
 JOBS ?= 1
 SKIP ?=
 
-.PHONY: all deps deps-bench build run demo test lint fuzz bench bench-boot bench-fs bench-sys bench-net qemu-gdb image clean
+.PHONY: all deps deps-bench build run demo test lint fuzz bench bench-boot bench-fs bench-sys bench-net bench-ns qemu-gdb image clean
 
 all: build
 
@@ -82,7 +87,7 @@ test: lint
 fuzz: deps
 	$(MKIMAGE) fuzz --seed $(SEED) --calls $(CALLS) --jobs $(JOBS) $(if $(SKIP),--skip $(SKIP))
 
-bench: bench-boot bench-fs bench-sys bench-net
+bench: bench-boot bench-fs bench-sys bench-ns bench-net
 
 # The Linux peer of bench-sys: Debian's kernel and a static busybox.
 deps-bench: deps
@@ -103,6 +108,9 @@ bench-sys: deps
 
 bench-net: deps-bench
 	$(MKIMAGE) bench-net
+
+bench-ns: deps-bench
+	$(MKIMAGE) bench-ns
 
 bench-boot: deps
 	$(MKIMAGE) bench-boot --runs $(RUNS)

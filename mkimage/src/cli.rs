@@ -26,7 +26,14 @@ commands:
                                                print the QEMU command `run` would use
   bench-boot  [--runs N] [--release|--debug]   boot N times (default 5); print a table of the
                                                time from starting QEMU to the line `ready`
-  bench-net   [--release|--debug]              httpd under wrk (small file at 1 and 32
+  bench-net   [--release|--debug]              httpd under wrk, network designs compared:
+                                               ours async and sleep (net=sleep), the xv6+lwIP
+                                               peer, Linux busybox and nginx (small file at 1
+                                               to 128 connections, latency, 1 MiB file, idle
+                                               CPU, our counters per request); tables, and
+                                               SVG charts in target/bench/ (SHARED_BENCH=DIR:
+                                               the peer scripts' folder)
+  bench-ns    [--release|--debug]              httpd under wrk (small file at 1 and 32
                                                connections, 1 MiB file) against the Linux peer;
                                                three containers' httpd (published ports) at
                                                once against one root httpd and three peers
@@ -116,6 +123,7 @@ pub enum Command {
     BenchFs { release: bool },
     BenchSys { release: bool },
     BenchNet { release: bool },
+    BenchNs { release: bool },
     Fuzz(FuzzArgs),
     Image(ImageArgs),
     Fsck { image: PathBuf },
@@ -287,6 +295,12 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Command, UsageE
         "bench-net" => ("bench-net", |a| {
             parse_bench_fs(a).map(|c| match c {
                 Command::BenchFs { release } => Command::BenchNet { release },
+                other => other,
+            })
+        }),
+        "bench-ns" => ("bench-ns", |a| {
+            parse_bench_fs(a).map(|c| match c {
+                Command::BenchFs { release } => Command::BenchNs { release },
                 other => other,
             })
         }),
@@ -634,6 +648,13 @@ mod tests {
         assert!(err(&["build", "--disk", "a"]).contains("unknown option --disk"));
         assert!(err(&["bench-boot", "--no-disk"]).contains("unknown option --no-disk"));
         assert!(USAGE.contains("--disk PATH") && USAGE.contains("--no-disk"));
+    }
+
+    #[test]
+    fn bench_net_and_ns() {
+        assert_eq!(p(&["bench-net"]), Ok(Command::BenchNet { release: true }));
+        assert_eq!(p(&["bench-ns", "--debug"]), Ok(Command::BenchNs { release: false }));
+        assert!(err(&["bench-ns", "--runs", "3"]).contains("unknown option --runs"));
     }
 
     #[test]

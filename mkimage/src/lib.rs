@@ -13,8 +13,10 @@
 //! - [`cli`]: the command line of the `mkimage` binary.
 
 pub mod bench;
+pub mod bench_chart;
 pub mod bench_fs;
 pub mod bench_net;
+pub mod bench_ns;
 pub mod bench_sys;
 pub mod build;
 pub mod cli;

@@ -9,7 +9,8 @@ use mkimage::image::{self, Builder};
 use mkimage::imgread::{self, Image};
 use mkimage::qemu::Outcome;
 use mkimage::{
-    bench, bench_fs, bench_net, bench_sys, build, fsck, fuzz, programs, qemu, run, shell, Error,
+    bench, bench_fs, bench_net, bench_ns, bench_sys, build, fsck, fuzz, programs, qemu, run, shell,
+    Error,
 };
 
 /// Exit status for wrong use of the command line.
@@ -71,18 +72,27 @@ fn execute(command: Command) -> mkimage::Result<ExitCode> {
             print!("{}", bench_fs::markdown_table(&guest, &host));
             Ok(ExitCode::SUCCESS)
         }
+        Command::BenchNs { release } => {
+            let elf = build::kernel(release)?;
+            let ours = bench_ns::ours(&elf)?;
+            // Our figures stand without the peer's: a peer that fails is reported, not fatal.
+            let linux = bench_ns::linux_peer()
+                .unwrap_or_else(|e| bench_ns::Peer::Skipped(format!("it failed: {e}")));
+            if let bench_ns::Peer::Skipped(why) = &linux {
+                eprintln!("mkimage: bench-ns: the Linux peer is skipped: {why}");
+            }
+            print!("{}", bench_ns::markdown_table(&ours, &linux));
+            println!();
+            print!("{}", bench_ns::markdown_table_many(&ours, &linux));
+            Ok(ExitCode::SUCCESS)
+        }
         Command::BenchNet { release } => {
             let elf = build::kernel(release)?;
-            let ours = bench_net::ours(&elf)?;
-            // Our figures stand without the peer's: a peer that fails is reported, not fatal.
-            let linux = bench_net::linux_peer()
-                .unwrap_or_else(|e| bench_net::Peer::Skipped(format!("it failed: {e}")));
-            if let bench_net::Peer::Skipped(why) = &linux {
-                eprintln!("mkimage: bench-net: the Linux peer is skipped: {why}");
-            }
-            print!("{}", bench_net::markdown_table(&ours, &linux));
-            println!();
-            print!("{}", bench_net::markdown_table_many(&ours, &linux));
+            // Every system is measured or skipped with its reason: none is fatal to the others.
+            let columns = bench_net::measure_all(&elf);
+            print!("{}", bench_net::markdown(&columns));
+            let [rps, p99] = bench_net::write_charts(&columns)?;
+            println!("\nCharts: {} and {}", rps.display(), p99.display());
             Ok(ExitCode::SUCCESS)
         }
         Command::BenchSys { release } => {
