@@ -316,3 +316,45 @@ fn a_client_that_never_reads_holds_no_one_up() {
     drop(stuck);
     common::poweroff(g.console);
 }
+
+/// `sendfile`'s own cases (usertests, over loopback in the guest): bounds, bad descriptors
+/// and pointers, a file changing under it, a peer that goes. Then httpd, which sends big files
+/// with it: a client that resets in the middle of one on a kept connection, and the file
+/// served whole afterwards, twice on one connection.
+#[test]
+fn sendfile_cases_and_a_reset_in_the_middle_of_a_file() {
+    let (_dir, img) = image("ka-sendfile");
+    let g = boot_httpd(&img);
+    ok(g.console.send("usertests sendfile\n"));
+    let out = ok(g.console.expect("TESTS", STEP * 2));
+    assert!(out.contains("usertests: sendfile ok"), "{out}");
+
+    let big = testkit::Rng::new(11).bytes(200 * 1024);
+    {
+        let mut c = Conn::open(g.http);
+        c.send(get("/a.txt").as_bytes());
+        assert_eq!(c.response(false).unwrap().body, A);
+        c.send(get("/big.bin").as_bytes());
+        let mut first = [0u8; 4096];
+        let _ = c.s.read(&mut first);
+        let linger = libc::linger { l_onoff: 1, l_linger: 0 };
+        // SAFETY: setsockopt reads `size_of::<linger>()` bytes from `linger`, a live local, on
+        // a descriptor `c.s` owns. (SO_LINGER 0 makes close send a reset.)
+        unsafe {
+            libc::setsockopt(
+                std::os::fd::AsRawFd::as_raw_fd(&c.s),
+                libc::SOL_SOCKET,
+                libc::SO_LINGER,
+                &linger as *const _ as *const libc::c_void,
+                std::mem::size_of::<libc::linger>() as libc::socklen_t,
+            );
+        }
+    }
+    let mut c = Conn::open(g.http);
+    for _ in 0..2 {
+        c.send(get("/big.bin").as_bytes());
+        let r = c.response(false).expect("big.bin after the reset");
+        assert!(r.body == big, "big.bin arrived changed ({} bytes)", r.body.len());
+    }
+    common::poweroff(g.console);
+}

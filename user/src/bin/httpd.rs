@@ -22,8 +22,8 @@
 //! reading a request (at most 8 KiB of head, with a deadline), writing the reply a piece at a
 //! time as the socket takes it, then either reading the next request or closing gently
 //! (shutting down its sending side and discarding what the client still sends, for at most two
-//! seconds). Files up to 64 KiB are read whole when answered; larger ones are sent 16 KiB at a
-//! time from the open file. A client gets at most [`ROUND_REQUESTS`] replies and a few chunks
+//! seconds). Files up to 64 KiB are read whole when answered; larger ones go from the open
+//! file to the socket with `sendfile` (never through this process's memory). A client gets at most [`ROUND_REQUESTS`] replies and a few chunks
 //! per round of `poll`, so that one pipelining or fast client cannot hold up the others.
 //!
 //! A client that never sends keeps its slot until [`IDLE_MS`] without holding up the others;
@@ -62,11 +62,11 @@ const SMALL_FILE: u64 = 64 * 1024;
 /// Connections the kernel completes and queues for us beyond those being served: as many as
 /// are served at once, so a burst of that size is not kept waiting for SYN retransmissions.
 const BACKLOG: usize = MAX_CLIENTS;
-/// Bytes of a file read (and sent) at a time.
-const CHUNK: usize = 16 * 1024;
+/// Bytes of a file sent by one `sendfile` at most (the kernel's most).
+const CHUNK: usize = 64 * 1024;
 /// The most one client may send in one round of `poll`, so that a fast client on a big file
 /// cannot hold up the others however much the socket takes.
-const ROUND_BYTES: usize = 4 * CHUNK;
+const ROUND_BYTES: usize = 64 * 1024;
 /// After the last response: how long, and how much, the client's leftovers are read and
 /// dropped.
 const LINGER_MS: u64 = 2000;
@@ -91,9 +91,18 @@ enum State {
     /// The head is in, but the answer needs a descriptor and none is free: tried again every
     /// round (descriptors free as other clients finish).
     Waiting { head: Vec<u8> },
-    /// Sending `out[pos..]`, then `left` more bytes of `file`; then the next request if
-    /// `keep`, else closing. Closed when nothing was sent for [`STALL_MS`] (by `until`).
-    Writing { out: Vec<u8>, pos: usize, file: Option<File>, left: u64, keep: bool, until: u64 },
+    /// Sending `out[pos..]`, then `left` more bytes of `file` from `off` (by `sendfile`: they
+    /// never pass through this process); then the next request if `keep`, else closing.
+    /// Closed when nothing was sent for [`STALL_MS`] (by `until`).
+    Writing {
+        out: Vec<u8>,
+        pos: usize,
+        file: Option<File>,
+        off: u64,
+        left: u64,
+        keep: bool,
+        until: u64,
+    },
     /// Last response sent and our side shut: dropping what still comes until EOF or `until`.
     Lingering { until: u64, budget: usize },
 }
@@ -386,7 +395,7 @@ fn step(c: &mut Client, revents: i16, root: &str) -> Next {
         };
         // The socket is most likely writable now: the loop writes without waiting for poll.
         let until = sys::uptime() + STALL_MS;
-        c.state = State::Writing { out, pos: 0, file, left, keep, until };
+        c.state = State::Writing { out, pos: 0, file, off: 0, left, keep, until };
     }
 }
 
@@ -455,35 +464,41 @@ enum Wrote {
     Failed,
 }
 
-/// Sends what the socket takes, at most [`ROUND_BYTES`] this round.
+/// Sends what the socket takes, at most [`ROUND_BYTES`] this round: the head (and a small
+/// body) from `out`, then a file's bytes with `sendfile`.
 ///
 /// A hang-up does not end this early: a peer that shut only its sending side still reads,
 /// and one that is really gone makes `send` fail.
 fn write_response(c: &mut Client) -> Wrote {
     let fd = c.sock.fd();
-    let State::Writing { out, pos, file, left, keep, until } = &mut c.state else {
+    let State::Writing { out, pos, file, off, left, keep, until } = &mut c.state else {
         return Wrote::Failed;
     };
     let mut sent = 0;
     loop {
-        if *pos == out.len() {
-            // Refill from the file, or finish.
-            let Some(f) = file.as_ref().filter(|_| *left > 0) else { break };
-            out.resize(CHUNK.min(*left as usize), 0);
-            match f.read(out) {
-                Ok(n) if n > 0 => {
-                    out.truncate(n);
-                    *pos = 0;
+        let r = if *pos < out.len() {
+            net::send(fd, &out[*pos..])
+        } else if let Some(f) = file.as_ref().filter(|_| *left > 0) {
+            let want = (*left).min(CHUNK as u64) as usize;
+            match net::sendfile(fd, f.fd(), Some(off), want) {
+                // The file shrank: the client sees a short body, and the connection closes
+                // (its framing is lost).
+                Ok(0) => return Wrote::Failed,
+                Ok(n) => {
                     *left -= n as u64;
+                    Ok(n)
                 }
-                // The file shrank, or broke: the client sees a short body.
-                _ => return Wrote::Failed,
+                Err(e) => Err(e),
             }
-        }
-        match net::send(fd, &out[*pos..]) {
+        } else {
+            break;
+        };
+        match r {
             Ok(0) => return Wrote::Failed,
             Ok(n) => {
-                *pos += n;
+                if *pos < out.len() {
+                    *pos += n;
+                }
                 sent += n;
                 *until = sys::uptime() + STALL_MS;
                 if sent >= ROUND_BYTES && (*pos < out.len() || *left > 0) {
