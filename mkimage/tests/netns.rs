@@ -325,11 +325,13 @@ fn published_ports_answer_the_host() {
             assert_eq!(get(port), (200, page.to_string()), "port {port}:\n{}", c.output());
         }
     };
-    let mut idle = common::bad_clients(h1, BIG, &all_serve);
+    drop(common::bad_clients(h1, BIG, &all_serve));
 
     // Killing a container resets its connections (the idle client hears of it, no waiting
     // for a timeout) and frees its published port: the host is refused there, the others
-    // still serve, and a new container publishes it at once.
+    // still serve, and a new container publishes it at once. The idle client connects just
+    // before, well inside httpd's own idle timeout (5 s), which would close it too.
+    let mut idle = TcpStream::connect(("127.0.0.1", h1)).expect("connect");
     run(&c, &format!("kill {init_a}"));
     wait_gone(&c, a);
     idle.set_read_timeout(Some(Duration::from_secs(20))).unwrap();

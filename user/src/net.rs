@@ -91,6 +91,17 @@ pub fn send_all(fd: Fd, mut buf: &[u8]) -> Result<()> {
     Ok(())
 }
 
+/// Sends up to `count` bytes of the regular file `input` on the connected TCP socket `out`
+/// without copying them through this process: from `*offset`, which advances by what went,
+/// or with `None` from the file's own offset (which advances). At most 64 KiB, and no more
+/// than the socket takes at once; 0 at the end of the file.
+pub fn sendfile(out: Fd, input: Fd, offset: Option<&mut u64>, count: usize) -> Result<usize> {
+    let p = offset.map_or(0, |o| o as *mut u64 as usize);
+    // SAFETY: the kernel reads and writes the 8 bytes at `p`, a live `u64` we hold mutably,
+    // or nothing when it is null.
+    check(unsafe { raw::syscall4(nr::SENDFILE, out as usize, input as usize, p, count) })
+}
+
 /// Receives up to `buf.len()` bytes; 0 when the peer has closed its side.
 pub fn recv(fd: Fd, buf: &mut [u8]) -> Result<usize> {
     // SAFETY: the kernel writes at most `buf.len()` bytes to `buf`, which we hold mutably.

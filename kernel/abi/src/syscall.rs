@@ -132,6 +132,16 @@ pub mod nr {
     /// above the caller's namespace's is cut to it. EINVAL: a bad name or nonzero padding;
     /// EEXIST: a live namespace has that name; EFAULT: a bad pointer.
     pub const SPAWN2: usize = 49;
+    /// `sendfile(out_fd, in_fd, offset: *mut u64 (may be null), count) -> n`: up to `count`
+    /// bytes (at most 64 KiB, and no more than the socket takes now) of the regular file
+    /// `in_fd` from `*offset` (null: from its own offset, which advances) to the connected
+    /// TCP socket `out_fd`, without passing through user memory; `*offset` advances by `n`.
+    /// 0 at the end of the file. Waits for room in the socket unless it is non-blocking
+    /// (EAGAIN). EBADF: a bad descriptor or `in_fd` not open for reading; EINVAL: `in_fd` not
+    /// a regular file, `out_fd` not a TCP socket, an offset above `i64::MAX`; ENOTCONN: not
+    /// connected; EPIPE: the socket can send no more (the peer reset, or it was shut);
+    /// EFAULT: a bad `offset` pointer (checked before anything moves)
+    pub const SENDFILE: usize = 50;
 }
 
 /// Sockets: Linux's values and layouts.

@@ -259,6 +259,36 @@ impl File {
         }
     }
 
+    /// `sendfile`'s source: the offset of a regular file open for reading, locked (held while
+    /// its bytes are read and sent, as `read` holds it). EBADF: not open for reading; EINVAL:
+    /// not a regular file (a directory, a pipe, a socket, a console, a `/proc` file).
+    pub async fn file_offset(&self) -> Result<runtime::sync::MutexGuard<'_, u64>, Errno> {
+        if !self.readable {
+            return Err(Errno::EBADF);
+        }
+        match &self.kind {
+            Kind::Inode { ip, off, .. } => {
+                if ip.get().lock().await.map_err(errno)?.stat().kind != kind::FILE {
+                    return Err(Errno::EINVAL);
+                }
+                Ok(off.lock().await)
+            }
+            _ => Err(Errno::EINVAL),
+        }
+    }
+
+    /// Reads a regular file at `at` without moving its offset (after [`File::file_offset`]
+    /// said it is one); 0 at or past the end.
+    pub async fn read_at(&self, at: u64, buf: &mut [u8]) -> Result<usize, Errno> {
+        match &self.kind {
+            Kind::Inode { ip, .. } if self.readable => {
+                let ip = ip.get();
+                ip.fs().read(ip, at, buf).await.map_err(errno)
+            }
+            _ => Err(Errno::EINVAL),
+        }
+    }
+
     /// Write at the file's offset (at its end with append), or into the stream.
     pub async fn write(&self, buf: &[u8]) -> Result<usize, Errno> {
         if !self.writable {

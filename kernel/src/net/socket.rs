@@ -560,6 +560,27 @@ impl Socket {
         r?
     }
 
+    /// For `sendfile`: waits until a connected TCP socket can take bytes and says how many it
+    /// takes now, so that no more is read from the file than is sent. EINVAL for UDP,
+    /// ENOTCONN before `connect` or `accept`, EPIPE once it can send no more.
+    pub async fn send_room(&self) -> Result<usize, Errno> {
+        if self.is_udp() {
+            return Err(Errno::EINVAL);
+        }
+        let h = self.tcp_handle().ok_or(Errno::ENOTCONN)?;
+        self.wait(Sock::Tcp(h), Dir::Send, |s| {
+            let t = s.sockets.get_mut::<tcp::Socket>(h);
+            if !t.may_send() {
+                return match t.state() {
+                    tcp::State::SynSent | tcp::State::SynReceived => None,
+                    _ => Some(Err(Errno::EPIPE)),
+                };
+            }
+            t.can_send().then(|| Ok(t.send_capacity() - t.send_queue()))
+        })
+        .await?
+    }
+
     /// Receive: TCP bytes (0 at the peer's FIN); UDP one datagram and its sender.
     pub async fn recv(&self, buf: &mut [u8]) -> Result<(usize, SockAddrIn), Errno> {
         if self.is_udp() {

@@ -83,6 +83,7 @@ pub fn dispatch(frame: &mut TrapFrame) {
         nr::POLL => net::sys_poll(&a),
         nr::FCNTL => net::sys_fcntl(&a),
         nr::ARPING => net::sys_arping(&a),
+        nr::SENDFILE => net::sys_sendfile(&a),
         _ => Errno::ENOSYS.ret(),
     };
     if frame.rax as usize != nr::EXEC || ret < 0 {

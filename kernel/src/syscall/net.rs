@@ -184,6 +184,53 @@ pub fn sys_sendto(a: &[u64; 6]) -> isize {
     })())
 }
 
+/// `sendfile(out_fd, in_fd, offset, count)`: one piece, from the file through a kernel
+/// buffer into the socket. The socket's room is known before the file is read, so the
+/// piece read is the piece sent (another sender on the same socket can only make the send
+/// short: the offset then advances by what went). The file's offset (when used) stays
+/// locked from the read to the send, as `read` holds it.
+pub fn sys_sendfile(a: &[u64; 6]) -> isize {
+    ret((|| {
+        let out = file(a[0])?;
+        let input = file(a[1])?;
+        let (ptr, count) = (a[2], a[3] as usize);
+        let s = out.as_socket().ok_or(Errno::EINVAL)?;
+        if !out.writable() {
+            return Err(Errno::EBADF);
+        }
+        let mut off = bridge::block_on(input.file_offset())?;
+        let at = if ptr == 0 {
+            *off
+        } else {
+            // Both ways now: the offset is written back only after bytes went.
+            uaccess::check(ptr, 8, true)?;
+            let mut b = [0u8; 8];
+            uaccess::copy_in(ptr, &mut b)?;
+            u64::from_le_bytes(b)
+        };
+        if at > i64::MAX as u64 {
+            return Err(Errno::EINVAL);
+        }
+        if count == 0 {
+            return Ok(0);
+        }
+        let room = run(out.nonblock(), s.send_room())?;
+        let mut buf = super::bounce(&input, count.min(room).max(1))?;
+        let n = bridge::block_on(input.read_at(at, &mut buf))?;
+        if n == 0 {
+            return Ok(0); // the end of the file
+        }
+        let sent = run(out.nonblock(), s.send(&buf[..n], None))?;
+        let next = at + sent as u64;
+        if ptr == 0 {
+            *off = next;
+        } else {
+            uaccess::copy_out(ptr, &next.to_le_bytes())?;
+        }
+        Ok(sent)
+    })())
+}
+
 fn recv_common(a: &[u64; 6], from: Option<(u64, u64)>) -> Result<usize, Errno> {
     let f = file(a[0])?;
     let s = f.as_socket().ok_or(Errno::ENOTSOCK)?;

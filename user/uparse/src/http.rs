@@ -1,4 +1,4 @@
-//! HTTP/1.0 as text, for `curl` and `httpd`: URLs, request and status lines, header blocks,
+//! HTTP/1.x as text, for `curl` and `httpd`: URLs, request and status lines, header blocks,
 //! request paths (percent-decoding, `.`/`..` without escaping the root), MIME types, response
 //! heads, error pages and directory listings.
 //!
@@ -329,6 +329,36 @@ pub fn parse_request(head: &[u8]) -> Result<Request<'_>, HeadError> {
     Ok(Request { method, target, version, headers: parse_header_lines(rest)? })
 }
 
+impl Request<'_> {
+    /// Whether the client asks for the connection to stay open after the response (RFC 9112
+    /// 9.3): HTTP/1.1 unless a `Connection` header lists `close`; HTTP/1.0 only when one lists
+    /// `keep-alive`. Tokens count in any case, from every `Connection` header.
+    pub fn keep_alive(&self) -> bool {
+        let listed = |token: &str| {
+            self.headers
+                .0
+                .iter()
+                .filter(|(n, _)| n.eq_ignore_ascii_case("connection"))
+                .flat_map(|(_, v)| v.split(','))
+                .any(|t| t.trim_matches([' ', '\t']).eq_ignore_ascii_case(token))
+        };
+        if listed("close") {
+            return false;
+        }
+        self.version >= (1, 1) || listed("keep-alive")
+    }
+
+    /// Whether a body follows the head: a `Content-Length` above 0, or any
+    /// `Transfer-Encoding`. A server that reads no bodies cannot tell where the next request
+    /// on the connection starts after one, so it answers and closes.
+    pub fn has_body(&self) -> Result<bool, HeadError> {
+        if self.headers.get("transfer-encoding").is_some() {
+            return Ok(true);
+        }
+        Ok(self.headers.content_length()?.is_some_and(|n| n > 0))
+    }
+}
+
 /// The methods `httpd` serves.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Method {
@@ -569,13 +599,32 @@ pub fn reason(code: u16) -> &'static str {
 /// The server's name in `Server:`.
 pub const SERVER: &str = "rustix-httpd";
 
-/// A response head: `HTTP/1.0`, `Server`, `Content-Type`, `Content-Length`,
-/// `Connection: close`, then `extra` headers.
-pub fn response_head(code: u16, content_type: &str, length: u64, extra: &[(&str, &str)]) -> String {
+/// How a response goes on its connection: the version of its status line and whether the
+/// connection stays open after it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Framing {
+    /// `HTTP/1.minor`: the request's own (0 or 1), so that an HTTP/1.0 client reads an
+    /// HTTP/1.0 answer.
+    pub minor: u8,
+    /// `Connection: keep-alive` (more requests may follow) or `Connection: close`.
+    pub keep_alive: bool,
+}
+
+/// A response head: the status line, `Server`, `Content-Type`, `Content-Length`,
+/// `Connection`, then `extra` headers.
+pub fn response_head(
+    code: u16,
+    content_type: &str,
+    length: u64,
+    framing: Framing,
+    extra: &[(&str, &str)],
+) -> String {
     let mut s = String::with_capacity(160);
+    let connection = if framing.keep_alive { "keep-alive" } else { "close" };
     let _ = write!(
         s,
-        "HTTP/1.0 {code} {}\r\nServer: {SERVER}\r\nContent-Type: {content_type}\r\nContent-Length: {length}\r\nConnection: close\r\n",
+        "HTTP/1.{} {code} {}\r\nServer: {SERVER}\r\nContent-Type: {content_type}\r\nContent-Length: {length}\r\nConnection: {connection}\r\n",
+        framing.minor.min(1),
         reason(code)
     );
     for (name, value) in extra {
@@ -795,6 +844,57 @@ mod tests {
     }
 
     #[test]
+    fn keep_alive_and_bodies() {
+        let keeps = |head: &str| parse_request(head.as_bytes()).unwrap().keep_alive();
+        assert!(keeps("GET / HTTP/1.1\r\n\r\n"));
+        assert!(keeps("GET / HTTP/1.1\r\nConnection: keep-alive\r\n\r\n"));
+        assert!(!keeps("GET / HTTP/1.1\r\nConnection: close\r\n\r\n"));
+        assert!(!keeps("GET / HTTP/1.1\r\nconnection: Upgrade, CLOSE\r\n\r\n"));
+        assert!(!keeps("GET / HTTP/1.1\r\nConnection: x\r\nConnection: close\r\n\r\n"));
+        assert!(keeps("GET / HTTP/1.1\r\nConnection: closed, x-close\r\n\r\n"));
+        assert!(!keeps("GET / HTTP/1.0\r\n\r\n"));
+        assert!(keeps("GET / HTTP/1.0\r\nConnection: Keep-Alive\r\n\r\n"));
+        assert!(keeps("GET / HTTP/1.0\r\nConnection: te,\tkeep-alive \r\n\r\n"));
+        assert!(!keeps("GET / HTTP/1.0\r\nConnection: keep-alive, close\r\n\r\n"));
+        assert!(!keeps("GET / HTTP/1.0\r\nKeep-Alive: timeout=5\r\n\r\n"));
+        // HTTP/1.9 is a later HTTP/1.x: persistent by default too.
+        assert!(keeps("GET / HTTP/1.9\r\n\r\n"));
+
+        let body = |head: &str| parse_request(head.as_bytes()).unwrap().has_body();
+        assert_eq!(body("GET / HTTP/1.1\r\n\r\n"), Ok(false));
+        assert_eq!(body("GET / HTTP/1.1\r\nContent-Length: 0\r\n\r\n"), Ok(false));
+        assert_eq!(body("POST / HTTP/1.1\r\nContent-Length: 12\r\n\r\n"), Ok(true));
+        assert_eq!(body("POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n"), Ok(true));
+        assert_eq!(
+            body("GET / HTTP/1.1\r\nTransfer-Encoding: x\r\nContent-Length: 0\r\n\r\n"),
+            Ok(true)
+        );
+        assert_eq!(
+            body("GET / HTTP/1.1\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n"),
+            Err(HeadError::BadContentLength)
+        );
+        assert_eq!(
+            body("GET / HTTP/1.1\r\nContent-Length: -0\r\n\r\n"),
+            Err(HeadError::BadContentLength)
+        );
+    }
+
+    /// Pipelined requests: each head is found in turn at the front of what is left.
+    #[test]
+    fn pipelined_heads() {
+        let mut buf: &[u8] =
+            b"GET /a HTTP/1.1\r\n\r\nHEAD /b HTTP/1.1\nHost: x\n\nGET /c HTTP/1.1\r\n";
+        let mut targets = Vec::new();
+        while let Scan::Complete(n) = scan_head(buf, MAX_REQUEST_HEAD) {
+            let r = parse_request(&buf[..n]).unwrap();
+            targets.push((r.method, r.target));
+            buf = &buf[n..];
+        }
+        assert_eq!(targets, [("GET", "/a"), ("HEAD", "/b")]);
+        assert_eq!(buf, b"GET /c HTTP/1.1\r\n");
+    }
+
+    #[test]
     fn status_lines_and_responses() {
         let s = parse_status_line("HTTP/1.1 404 Not Found").unwrap();
         assert_eq!((s.version, s.code, s.reason), ((1, 1), 404, "Not Found"));
@@ -914,12 +1014,19 @@ mod tests {
 
     #[test]
     fn response_heads_and_pages() {
-        let h = response_head(200, "text/html", 42, &[]);
+        let close = Framing { minor: 0, keep_alive: false };
+        let h = response_head(200, "text/html", 42, close, &[]);
         assert_eq!(
             h,
             "HTTP/1.0 200 OK\r\nServer: rustix-httpd\r\nContent-Type: text/html\r\nContent-Length: 42\r\nConnection: close\r\n\r\n"
         );
-        let h = response_head(405, "text/html", 0, &[("Allow", "GET, HEAD")]);
+        let h = response_head(200, "text/css", 7, Framing { minor: 1, keep_alive: true }, &[]);
+        assert!(h.starts_with("HTTP/1.1 200 OK\r\n"), "{h}");
+        assert!(h.contains("\r\nContent-Length: 7\r\nConnection: keep-alive\r\n"), "{h}");
+        // A version the server does not speak is answered as HTTP/1.1.
+        let h = response_head(200, "text/css", 7, Framing { minor: 9, keep_alive: true }, &[]);
+        assert!(h.starts_with("HTTP/1.1 200 OK\r\n"), "{h}");
+        let h = response_head(405, "text/html", 0, close, &[("Allow", "GET, HEAD")]);
         assert!(h.starts_with("HTTP/1.0 405 Method Not Allowed\r\n"));
         assert!(h.ends_with("Allow: GET, HEAD\r\n\r\n"));
         // curl reads what httpd writes.

@@ -7,7 +7,7 @@
 //! - [`meminfo`]: the text of `/proc/meminfo`.
 //! - [`duration`]: `sleep`'s argument.
 //! - [`inet`]: IPv4 addresses, ports and `address:port` as text (and MAC addresses).
-//! - [`http`]: HTTP/1.0 for `curl` and `httpd`: URLs, request and status lines, headers,
+//! - [`http`]: HTTP/1.x for `curl` and `httpd`: URLs, request and status lines, headers,
 //!   request paths, MIME types, response heads, error pages, directory listings.
 //! - [`procnet`]: the text of `/proc/net` and `/proc/netall` (`netstat`).
 //! - [`procns`]: the text of `/proc/ns`, with each namespace's address and published ports

@@ -24,6 +24,7 @@ mod overflow;
 mod pointers;
 mod poll;
 mod proc;
+mod sendfile;
 mod sockshare;
 
 use core::sync::atomic::{AtomicI32, Ordering};
@@ -66,6 +67,7 @@ const CASES: &[Case] = &[
     Case { name: "shared-tcp-recv", run: sockshare::tcp_recv },
     Case { name: "shared-tcp-poll", run: sockshare::tcp_poll },
     Case { name: "shared-tcp-accept", run: sockshare::tcp_accept },
+    Case { name: "sendfile", run: sendfile::sendfile },
     Case { name: "orphans", run: proc::orphans },
     Case { name: "kill-sleeper", run: proc::kill_sleeper },
     Case { name: "exit-with-children", run: proc::exit_with_children },
