@@ -219,7 +219,7 @@ impl Csum {
     fn fits(&self, len: usize) -> bool {
         let (start, at, end) = (self.start as usize, self.at as usize, self.end as usize);
         let last = if end == 0 { len - 1 } else { end };
-        start <= at && at + 1 <= last && last < len
+        start <= at && at < last && last < len
     }
 }
 
