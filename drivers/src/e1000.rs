@@ -28,6 +28,26 @@
 //!   is reused once its `DD` is back. At most `TX_RING - 1` are in flight (`TDT == TDH` means
 //!   "empty" to the device).
 //!
+//!   `TDT` moves once per batch: [`E1000::queue`] fills descriptors, [`E1000::flush_tx`] hands
+//!   all of them over with one register write (under QEMU each `TDT` write runs the device's
+//!   transmit loop and raises a `TXDW` interrupt). [`E1000::transmit`] is both at once.
+//!
+//! # Checksum offload
+//!
+//! - **transmit** ([`TxOffload`]): the device fills the IPv4 header checksum and the TCP/UDP
+//!   checksum as it sends. The offsets travel in a *context descriptor* (a descriptor slot of
+//!   its own, which the device remembers), the frame in an *extended data descriptor* whose
+//!   `POPTS` says which sums to insert (`IXSM`, `TXSM`). A context is written only when it
+//!   changes (TCP and UDP differ), so a frame usually takes one slot, at most two. The device
+//!   sums from the start offset to the end and stores the complement: the caller zeroes the
+//!   IPv4 checksum and seeds the TCP/UDP one with the pseudo-header's sum (the device knows no
+//!   protocol). QEMU emulates this (`TXSUM`), not the legacy descriptor's `CSO`/`CSS`.
+//! - **receive** ([`RxCsum`]): with `RXCSUM.IPOFL | TUOFL` the device verifies the IPv4 and
+//!   TCP/UDP checksums and reports `IPCS`/`TCPCS` (checked) with `IPE`/`TCPE` (bad). A frame
+//!   it found bad is dropped here and counted; a frame it did not check (`IXSM`: "ignore the
+//!   checksum indication", which QEMU sets on every frame, or the bits clear) comes with no
+//!   verdict, and the caller verifies it.
+//!
 //! # Interrupts and wakers
 //!
 //! [`E1000::handle_irq`] reads `ICR`, which returns the pending causes and acknowledges them
@@ -94,6 +114,7 @@ const TDBAH: u32 = 0x3804;
 const TDLEN: u32 = 0x3808;
 const TDH: u32 = 0x3810;
 const TDT: u32 = 0x3818;
+const ITR: u32 = 0x00c4;
 const RXCSUM: u32 = 0x5000;
 const MTA: u32 = 0x5200;
 const MTA_ENTRIES: u32 = 128;
@@ -132,17 +153,40 @@ const TCTL_COLD: u32 = 0x40 << 12; // full duplex
 /// IPGT 10, IPGR1 8, IPGR2 6: the 82540EM's values for IEEE 802.3.
 const TIPG_VALUE: u32 = 10 | 8 << 10 | 6 << 20;
 
+/// RXCSUM: verify IPv4 header checksums (IPOFL) and TCP/UDP checksums (TUOFL) on receive.
+const RXCSUM_IPOFL: u32 = 1 << 8;
+const RXCSUM_TUOFL: u32 = 1 << 9;
+
 // Descriptor fields.
 const RX_STATUS_DD: u8 = 1 << 0;
 const RX_STATUS_EOP: u8 = 1 << 1;
+/// Ignore the checksum indication: the device did not check this frame's checksums.
+const RX_STATUS_IXSM: u8 = 1 << 2;
+/// The device checked the TCP/UDP checksum (TCPCS), the IPv4 header checksum (IPCS).
+const RX_STATUS_TCPCS: u8 = 1 << 5;
+const RX_STATUS_IPCS: u8 = 1 << 6;
 /// Receive errors that make a frame bad: CRC/alignment (CE), symbol (SE), sequence (SEQ),
 /// carrier extension (CXE), data (RXE). The checksum-offload bits (IPE, TCPE) are not frame
-/// errors (and checksum offload is off anyway).
+/// errors: they count only with IPCS/TCPCS and without IXSM ([`RxCsum`]).
 const RX_ERRORS_FATAL: u8 = 0x97;
+const RX_ERROR_TCPE: u8 = 1 << 5;
+const RX_ERROR_IPE: u8 = 1 << 6;
 const TX_CMD_EOP: u8 = 1 << 0;
 const TX_CMD_IFCS: u8 = 1 << 1;
 const TX_CMD_RS: u8 = 1 << 3;
+/// Extended descriptor (a context or a data descriptor, not the legacy layout).
+const TX_CMD_DEXT: u8 = 1 << 5;
+/// DTYP in the byte before the command: 0 context, 1 data (extended descriptors only).
+const TX_DTYP_DATA: u8 = 1 << 4;
 const TX_STATUS_DD: u8 = 1 << 0;
+/// POPTS of a data descriptor: insert the IPv4 checksum (IXSM), the TCP/UDP one (TXSM).
+const TX_POPTS_IXSM: u8 = 1 << 0;
+const TX_POPTS_TXSM: u8 = 1 << 1;
+
+/// Interrupt throttling (ITR, in 256 ns units; 0: off). QEMU holds any interrupt raised
+/// less than 128 us (its floor) after the last anyway, so a larger value only adds latency
+/// to a lone request (measured in docs/04-network.md).
+const ITR_VALUE: u32 = 0;
 
 /// Bounded wait for the reset and EEPROM reads to finish (QEMU: at once).
 const SPIN_LIMIT: u32 = 1_000_000;
@@ -155,6 +199,64 @@ pub enum TxError {
     Full,
     /// Empty, or longer than [`MAX_FRAME`].
     BadLength,
+    /// A [`TxOffload`] offset outside the frame.
+    BadOffload,
+}
+
+/// One checksum the device inserts as it sends: the ones' complement sum of the frame's bytes
+/// from `start` to `end` (inclusive; 0: to the end of the frame), complemented, stored
+/// big-endian at `at`. The bytes at `at` are part of the sum: the caller puts there what the
+/// sum must include besides (zero for IPv4, the pseudo-header's sum for TCP and UDP).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Csum {
+    pub start: u8,
+    pub at: u8,
+    pub end: u16,
+}
+
+impl Csum {
+    /// Whether the sum and its place lie inside a frame of `len` bytes.
+    fn fits(&self, len: usize) -> bool {
+        let (start, at, end) = (self.start as usize, self.at as usize, self.end as usize);
+        let last = if end == 0 { len - 1 } else { end };
+        start <= at && at < last && last < len
+    }
+}
+
+/// The checksums the device fills in for one frame (see the module docs).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct TxOffload {
+    /// The IPv4 header checksum.
+    pub ip: Option<Csum>,
+    /// The TCP or UDP checksum.
+    pub l4: Option<Csum>,
+}
+
+/// What the device found of a received frame's checksums: only what it checked and found
+/// good (a frame it found bad never reaches the caller). Both `false` when it checked nothing
+/// (QEMU's e1000 never checks).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct RxCsum {
+    /// The IPv4 header checksum is right.
+    pub ip: bool,
+    /// The TCP or UDP checksum is right.
+    pub l4: bool,
+}
+
+impl RxCsum {
+    /// The device's verdict from a descriptor's status and errors: `None` for a frame it
+    /// found bad.
+    fn from_desc(status: u8, errors: u8) -> Option<RxCsum> {
+        if status & RX_STATUS_IXSM != 0 {
+            return Some(RxCsum::default());
+        }
+        let ip = status & RX_STATUS_IPCS != 0;
+        let l4 = status & RX_STATUS_TCPCS != 0;
+        if (ip && errors & RX_ERROR_IPE != 0) || (l4 && errors & RX_ERROR_TCPE != 0) {
+            return None;
+        }
+        Some(RxCsum { ip, l4 })
+    }
 }
 
 /// Why the device could not be set up.
@@ -262,12 +364,16 @@ impl Ring {
     }
 }
 
-// Descriptor field offsets (legacy receive and transmit layouts).
+// Descriptor field offsets (legacy receive and transmit layouts). Byte 10 of a transmit
+// descriptor is CSO in the legacy layout, DTYP (high nibble) in an extended one; byte 13 is
+// CSS in the legacy layout, POPTS in a data descriptor.
 const D_ADDR: usize = 0;
 const D_LEN: usize = 8;
+const TX_DTYP: usize = 10;
 const TX_CMD: usize = 11;
 const D_STATUS: usize = 12;
 const RX_ERRORS: usize = 13;
+const TX_POPTS: usize = 13;
 
 struct RxState {
     ring: Ring,
@@ -280,11 +386,16 @@ struct RxState {
 
 struct TxState {
     ring: Ring,
-    /// The next descriptor to fill (equal to what we last wrote to TDT).
+    /// The next descriptor to fill.
     tail: usize,
-    /// Descriptors handed to the device whose DD we have not yet seen; the oldest is
+    /// What we last wrote to TDT: the descriptors from it to `tail` are filled and not yet
+    /// the device's (the batch [`E1000::flush_tx`] hands over).
+    pushed: usize,
+    /// Descriptors filled whose DD we have not yet seen (handed over or not); the oldest is
     /// `tail - in_flight`.
     in_flight: usize,
+    /// The offload context the device holds (the last context descriptor queued).
+    ctx: Option<TxOffload>,
 }
 
 // SAFETY: the raw pointers point at DMA memory this driver owns for good; each state is only
@@ -307,6 +418,13 @@ pub struct Stats {
     pub rx_dropped: u64,
     /// Transmit attempts that found the ring full.
     pub tx_full: u64,
+    /// Received frames the device found with a bad IPv4 or TCP/UDP checksum (dropped; also
+    /// in `rx_dropped`).
+    pub rx_bad_csum: u64,
+    /// Transmit context descriptors written (a change of offload offsets).
+    pub tx_contexts: u64,
+    /// TDT writes (batches of descriptors handed over).
+    pub tx_batches: u64,
     /// Interrupts that were ours (ICR not zero).
     pub irqs: u64,
 }
@@ -327,6 +445,9 @@ pub struct E1000<R: Regs> {
     tx_bytes: AtomicU64,
     rx_dropped: AtomicU64,
     tx_full: AtomicU64,
+    rx_bad_csum: AtomicU64,
+    tx_contexts: AtomicU64,
+    tx_batches: AtomicU64,
     irqs: AtomicU64,
 }
 
@@ -382,7 +503,8 @@ impl<R: Regs> E1000<R> {
         }
         fence(Ordering::SeqCst);
 
-        regs.write(RXCSUM, 0);
+        regs.write(RXCSUM, RXCSUM_IPOFL | RXCSUM_TUOFL);
+        regs.write(ITR, ITR_VALUE);
         regs.write(RDBAL, rx_phys as u32);
         regs.write(RDBAH, (rx_phys >> 32) as u32);
         regs.write(RDLEN, (DESC_SIZE * RX_RING) as u32);
@@ -403,7 +525,10 @@ impl<R: Regs> E1000<R> {
             regs,
             mac,
             rx: Mutex::new(Rank::NicRx, RxState { ring: rx, next: 0, discarding: false }),
-            tx: Mutex::new(Rank::NicTx, TxState { ring: tx, tail: 0, in_flight: 0 }),
+            tx: Mutex::new(
+                Rank::NicTx,
+                TxState { ring: tx, tail: 0, pushed: 0, in_flight: 0, ctx: None },
+            ),
             rx_waker: IrqWaker::new(),
             tx_waker: IrqWaker::new(),
             causes: AtomicU32::new(0),
@@ -413,6 +538,9 @@ impl<R: Regs> E1000<R> {
             tx_bytes: AtomicU64::new(0),
             rx_dropped: AtomicU64::new(0),
             tx_full: AtomicU64::new(0),
+            rx_bad_csum: AtomicU64::new(0),
+            tx_contexts: AtomicU64::new(0),
+            tx_batches: AtomicU64::new(0),
             irqs: AtomicU64::new(0),
         })
     }
@@ -441,6 +569,9 @@ impl<R: Regs> E1000<R> {
             tx_bytes: r(&self.tx_bytes),
             rx_dropped: r(&self.rx_dropped),
             tx_full: r(&self.tx_full),
+            rx_bad_csum: r(&self.rx_bad_csum),
+            tx_contexts: r(&self.tx_contexts),
+            tx_batches: r(&self.tx_batches),
             irqs: r(&self.irqs),
         }
     }
@@ -470,33 +601,96 @@ impl<R: Regs> E1000<R> {
 
     // ---- transmit ----
 
-    /// Queue `frame` (destination MAC first, no CRC) for sending. Returns at once:
-    /// `Err(Full)` when every slot is in flight (wait with [`E1000::tx_ready`]).
+    /// Queue `frame` (destination MAC first, no CRC) for sending, and hand it to the device
+    /// at once. Returns at once: `Err(Full)` when every slot is in flight (wait with
+    /// [`E1000::tx_ready`]).
     pub fn transmit(&self, frame: &[u8]) -> Result<(), TxError> {
+        let r = self.queue(frame, None);
+        self.flush_tx();
+        r
+    }
+
+    /// Fill descriptors for `frame`, with the checksums `offload` asks the device to insert,
+    /// without handing them to the device yet: [`E1000::flush_tx`] does, for the whole batch.
+    /// `Err(Full)` when the frame's one or two slots are not free (flush, then wait with
+    /// [`E1000::tx_ready`]).
+    pub fn queue(&self, frame: &[u8], offload: Option<TxOffload>) -> Result<(), TxError> {
         if frame.is_empty() || frame.len() > MAX_FRAME {
             return Err(TxError::BadLength);
         }
+        let offload = offload.filter(|o| o.ip.is_some() || o.l4.is_some());
+        if let Some(o) = offload {
+            if !o.ip.iter().chain(&o.l4).all(|c| c.fits(frame.len())) {
+                return Err(TxError::BadOffload);
+            }
+        }
         let mut tx = self.tx.lock();
         reclaim(&mut tx);
-        if tx.in_flight == TX_RING - 1 {
+        let new_ctx = offload.is_some_and(|o| tx.ctx != Some(o));
+        if tx.in_flight + 1 + new_ctx as usize > TX_RING - 1 {
             self.tx_full.fetch_add(1, Ordering::Relaxed);
             return Err(TxError::Full);
+        }
+        if let (true, Some(o)) = (new_ctx, offload) {
+            let i = tx.tail;
+            write_context(&tx.ring, i, &o);
+            tx.tail = (i + 1) % TX_RING;
+            tx.in_flight += 1;
+            tx.ctx = Some(o);
+            self.tx_contexts.fetch_add(1, Ordering::Relaxed);
         }
         let i = tx.tail;
         let ring = &tx.ring;
         // SAFETY: buffer i is ours (its DD was set: reclaimed), BUF_SIZE >= MAX_FRAME.
         unsafe { ptr::copy_nonoverlapping(frame.as_ptr(), ring.buf(i), frame.len()) };
+        // The slot may have held a context descriptor, which has no address.
+        ring.write64(i, D_ADDR, ring.buf_phys(i));
         ring.write16(i, D_LEN, frame.len() as u16);
-        ring.write8(i, TX_CMD, TX_CMD_EOP | TX_CMD_IFCS | TX_CMD_RS);
         ring.write8(i, D_STATUS, 0);
-        // Descriptor and data visible before the tail moves over them.
-        fence(Ordering::SeqCst);
+        match offload {
+            None => {
+                ring.write8(i, TX_DTYP, 0);
+                ring.write8(i, TX_CMD, TX_CMD_EOP | TX_CMD_IFCS | TX_CMD_RS);
+                ring.write8(i, TX_POPTS, 0);
+            }
+            Some(o) => {
+                // An extended data descriptor: length in bits 0..20, DTYP above it.
+                ring.write8(i, TX_DTYP, TX_DTYP_DATA);
+                ring.write8(i, TX_CMD, TX_CMD_EOP | TX_CMD_IFCS | TX_CMD_RS | TX_CMD_DEXT);
+                let popts = match (o.ip, o.l4) {
+                    (Some(_), Some(_)) => TX_POPTS_IXSM | TX_POPTS_TXSM,
+                    (Some(_), None) => TX_POPTS_IXSM,
+                    _ => TX_POPTS_TXSM,
+                };
+                ring.write8(i, TX_POPTS, popts);
+            }
+        }
         tx.tail = (i + 1) % TX_RING;
         tx.in_flight += 1;
-        self.regs.write(TDT, tx.tail as u32);
         self.tx_packets.fetch_add(1, Ordering::Relaxed);
         self.tx_bytes.fetch_add(frame.len() as u64, Ordering::Relaxed);
         Ok(())
+    }
+
+    /// Hand every queued descriptor to the device: one TDT write for the batch (none if
+    /// nothing was queued since the last).
+    pub fn flush_tx(&self) {
+        let mut tx = self.tx.lock();
+        if tx.pushed == tx.tail {
+            return;
+        }
+        // Descriptors and data visible before the tail moves over them.
+        fence(Ordering::SeqCst);
+        tx.pushed = tx.tail;
+        self.regs.write(TDT, tx.tail as u32);
+        self.tx_batches.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Transmit descriptors free now (a frame takes one, or two with a new offload context).
+    pub fn tx_room(&self) -> usize {
+        let mut tx = self.tx.lock();
+        reclaim(&mut tx);
+        TX_RING - 1 - tx.in_flight
     }
 
     /// Frames handed to the device and not yet reported sent.
@@ -537,10 +731,10 @@ impl<R: Regs> E1000<R> {
         }
     }
 
+    /// Room for a frame with a new offload context (two slots): what a sender that waited
+    /// may need.
     fn tx_slot_free(&self) -> bool {
-        let mut tx = self.tx.lock();
-        reclaim(&mut tx);
-        tx.in_flight < TX_RING - 1
+        self.tx_room() >= 2
     }
 
     // ---- receive ----
@@ -549,6 +743,12 @@ impl<R: Regs> E1000<R> {
     /// call; `f` must not call back into this driver's receive side). Bad descriptors on the
     /// way are dropped, counted and given back. Returns whether a frame was delivered.
     pub fn receive_one<T>(&self, f: impl FnOnce(&[u8]) -> T) -> Option<T> {
+        self.receive_one_csum(|d, _| f(d))
+    }
+
+    /// [`E1000::receive_one`], with what the device found of the frame's checksums. A frame
+    /// whose checksum the device found bad is dropped and counted (`rx_bad_csum`).
+    pub fn receive_one_csum<T>(&self, f: impl FnOnce(&[u8], RxCsum) -> T) -> Option<T> {
         let mut rx = self.rx.lock();
         let mut f = Some(f);
         loop {
@@ -575,13 +775,18 @@ impl<R: Regs> E1000<R> {
                 rx.discarding = false; // its last piece; already counted
             } else if errors & RX_ERRORS_FATAL != 0 || len == 0 || len > MAX_FRAME {
                 self.rx_dropped.fetch_add(1, Ordering::Relaxed);
-            } else if let Some(f) = f.take() {
-                // SAFETY: the device has finished with buffer i (DD), and will not touch it
-                // until RDT moves onto it below; len <= MAX_FRAME <= BUF_SIZE.
-                let data = unsafe { core::slice::from_raw_parts(rx.ring.buf(i), len) };
-                self.rx_packets.fetch_add(1, Ordering::Relaxed);
-                self.rx_bytes.fetch_add(len as u64, Ordering::Relaxed);
-                out = Some(f(data));
+            } else if let Some(csum) = RxCsum::from_desc(status, errors) {
+                if let Some(f) = f.take() {
+                    // SAFETY: the device has finished with buffer i (DD), and will not touch
+                    // it until RDT moves onto it below; len <= MAX_FRAME <= BUF_SIZE.
+                    let data = unsafe { core::slice::from_raw_parts(rx.ring.buf(i), len) };
+                    self.rx_packets.fetch_add(1, Ordering::Relaxed);
+                    self.rx_bytes.fetch_add(len as u64, Ordering::Relaxed);
+                    out = Some(f(data, csum));
+                }
+            } else {
+                self.rx_bad_csum.fetch_add(1, Ordering::Relaxed);
+                self.rx_dropped.fetch_add(1, Ordering::Relaxed);
             }
             // Done with its buffer: cleared for the device, which gets it back with the others
             // once we have caught up (the next one not done), all at once (module docs).
@@ -609,6 +814,11 @@ impl<R: Regs> E1000<R> {
     /// The next received frame, copied out, if there is one.
     pub fn try_receive(&self) -> Option<Vec<u8>> {
         self.receive_one(|d| d.to_vec())
+    }
+
+    /// [`E1000::try_receive`], with the device's checksum verdict.
+    pub fn try_receive_csum(&self) -> Option<(Vec<u8>, RxCsum)> {
+        self.receive_one_csum(|d, c| (d.to_vec(), c))
     }
 
     /// Whether a completed receive descriptor (good or bad) is waiting.
@@ -670,6 +880,26 @@ impl<R: Regs> Drop for Recv<'_, R> {
             self.dev.rx_waker.clear();
         }
     }
+}
+
+/// Write a transmit context descriptor (offsets of the checksums to insert) in slot `i`:
+/// IPCSS, IPCSO, IPCSE, TUCSS, TUCSO, TUCSE, then the command (DEXT, RS: its DD comes back
+/// like a frame's, which is how the slot is reclaimed) with DTYP 0 (context).
+fn write_context(ring: &Ring, i: usize, o: &TxOffload) {
+    let none = Csum { start: 0, at: 0, end: 0 };
+    let (ip, l4) = (o.ip.unwrap_or(none), o.l4.unwrap_or(none));
+    ring.write8(i, 0, ip.start);
+    ring.write8(i, 1, ip.at);
+    ring.write16(i, 2, ip.end);
+    ring.write8(i, 4, l4.start);
+    ring.write8(i, 5, l4.at);
+    ring.write16(i, 6, l4.end);
+    ring.write16(i, D_LEN, 0);
+    ring.write8(i, TX_DTYP, 0);
+    ring.write8(i, TX_CMD, TX_CMD_DEXT | TX_CMD_RS);
+    ring.write8(i, D_STATUS, 0);
+    ring.write8(i, 13, 0);
+    ring.write16(i, 14, 0);
 }
 
 /// Count transmit descriptors the device has finished with (DD set), oldest first.
@@ -747,6 +977,10 @@ mod tests {
         queue: std::collections::VecDeque<Vec<u8>>,
         /// Queued frames dropped at an RDT write for want of a descriptor (RXO).
         dropped: usize,
+        /// The transmit context (IPCSS, IPCSO, IPCSE, TUCSS, TUCSO, TUCSE) the device holds,
+        /// and how many context descriptors it read.
+        ctx: [u16; 6],
+        contexts: usize,
     }
 
     /// An 82540EM in memory: frames arrive and transmit descriptors are processed only when
@@ -826,7 +1060,9 @@ mod tests {
             }
         }
 
-        /// The device sends every descriptor from TDH to TDT. Returns how many.
+        /// The device sends every descriptor from TDH to TDT, as QEMU's e1000 does: a
+        /// context descriptor sets the offsets, a data descriptor's POPTS inserts the TCP/UDP
+        /// then the IPv4 checksum. Returns how many frames.
         fn send_all(&self) -> usize {
             let n = self.reg(TDLEN) / 16;
             let mut count = 0;
@@ -834,23 +1070,110 @@ mod tests {
                 let head = self.reg(TDH);
                 let d = self.desc(TDBAL, TDBAH, head);
                 // SAFETY: a descriptor in the driver's ring, then its buffer.
-                let frame = unsafe {
+                let (cmd, dtyp, popts, addr, len) = unsafe {
                     let cmd = *d.add(11);
-                    assert_eq!(cmd, TX_CMD_EOP | TX_CMD_IFCS | TX_CMD_RS);
-                    let addr = ptr::read(d as *const u64);
-                    let len = ptr::read(d.add(8) as *const u16) as usize;
-                    let frame = std::slice::from_raw_parts(self.mem.at(addr, len), len).to_vec();
-                    *d.add(12) |= TX_STATUS_DD;
-                    frame
+                    assert_ne!(cmd & TX_CMD_RS, 0, "every descriptor reports its DD");
+                    let w = |o: usize| ptr::read(d.add(o) as *const u16);
+                    let len = w(8) as usize | (*d.add(10) as usize & 0xf) << 16;
+                    (cmd, *d.add(10) >> 4, *d.add(13), ptr::read(d as *const u64), len)
                 };
                 let mut st = self.st.lock().unwrap();
-                st.sent.push(frame);
+                if cmd & TX_CMD_DEXT != 0 && dtyp == 0 {
+                    // SAFETY: as above.
+                    let b = |o: usize| unsafe { *d.add(o) } as u16;
+                    // SAFETY: as above.
+                    let w = |o: usize| unsafe { ptr::read(d.add(o) as *const u16) };
+                    st.ctx = [b(0), b(1), w(2), b(4), b(5), w(6)];
+                    st.contexts += 1;
+                } else {
+                    // SAFETY: the data descriptor's buffer.
+                    let mut frame =
+                        unsafe { std::slice::from_raw_parts(self.mem.at(addr, len), len) }.to_vec();
+                    if cmd & TX_CMD_DEXT != 0 {
+                        assert_eq!(dtyp, 1, "a data descriptor");
+                        assert_eq!(cmd, TX_CMD_EOP | TX_CMD_IFCS | TX_CMD_RS | TX_CMD_DEXT);
+                        let c = st.ctx;
+                        if popts & TX_POPTS_TXSM != 0 {
+                            putsum(&mut frame, c[4], c[3], c[5]);
+                        }
+                        if popts & TX_POPTS_IXSM != 0 {
+                            putsum(&mut frame, c[1], c[0], c[2]);
+                        }
+                    } else {
+                        assert_eq!(cmd, TX_CMD_EOP | TX_CMD_IFCS | TX_CMD_RS);
+                        assert_eq!((dtyp, popts), (0, 0), "legacy CSO and CSS unused");
+                    }
+                    st.sent.push(frame);
+                    count += 1;
+                }
+                // SAFETY: the descriptor's status byte.
+                unsafe { *d.add(12) |= TX_STATUS_DD };
                 st.regs.insert(TDH, (head + 1) % n);
                 st.icr |= INT_TXDW;
-                count += 1;
             }
             count
         }
+    }
+
+    /// Ones' complement sum of `data` (big-endian 16-bit words), not folded.
+    fn sum(data: &[u8]) -> u32 {
+        data.chunks(2).map(|c| u32::from(c[0]) << 8 | u32::from(*c.get(1).unwrap_or(&0))).sum()
+    }
+
+    fn fold(mut s: u32) -> u16 {
+        while s > 0xffff {
+            s = (s & 0xffff) + (s >> 16);
+        }
+        s as u16
+    }
+
+    /// QEMU's `putsum`: the complemented sum of bytes `css..=cse` (0: to the end), stored at
+    /// `cso` (0xffff for a zero).
+    fn putsum(f: &mut [u8], cso: u16, css: u16, cse: u16) {
+        let end = if cse == 0 { f.len() } else { cse as usize + 1 };
+        let c = match !fold(sum(&f[css as usize..end])) {
+            0 => 0xffff,
+            c => c,
+        };
+        f[cso as usize..cso as usize + 2].copy_from_slice(&c.to_be_bytes());
+    }
+
+    /// An Ethernet frame with an IPv4 header (checksum zero) and a TCP (6) or UDP (17)
+    /// segment carrying `payload`, its checksum seeded with the pseudo-header's sum, as a
+    /// caller that offloads prepares it; with the offsets to ask for.
+    fn ip_frame(proto: u8, payload: &[u8]) -> (Vec<u8>, TxOffload) {
+        let l4_hdr = if proto == 6 { 20 } else { 8 };
+        let l4_len = l4_hdr + payload.len();
+        let mut f = vec![0u8; 14 + 20];
+        f[12..14].copy_from_slice(&[0x08, 0x00]);
+        f[14] = 0x45;
+        f[16..18].copy_from_slice(&((20 + l4_len) as u16).to_be_bytes());
+        f[22] = 64;
+        f[23] = proto;
+        f[26..30].copy_from_slice(&[10, 0, 2, 15]);
+        f[30..34].copy_from_slice(&[10, 0, 2, 2]);
+        let mut l4 = vec![0u8; l4_hdr];
+        l4[0..4].copy_from_slice(&[0x1f, 0x90, 0xc3, 0x50]);
+        if proto == 6 {
+            l4[12] = 5 << 4;
+        } else {
+            l4[4..6].copy_from_slice(&(l4_len as u16).to_be_bytes());
+        }
+        l4.extend_from_slice(payload);
+        let at = if proto == 6 { 16 } else { 6 };
+        let pseudo = fold(sum(&f[26..34]) + proto as u32 + l4_len as u32);
+        l4[at..at + 2].copy_from_slice(&pseudo.to_be_bytes());
+        f.extend_from_slice(&l4);
+        let ip = Csum { start: 14, at: 24, end: 33 };
+        let l4 = Csum { start: 34, at: 34 + at as u8, end: 0 };
+        (f, TxOffload { ip: Some(ip), l4: Some(l4) })
+    }
+
+    /// Whether the IPv4 header and TCP/UDP checksums of `f` verify (as a receiver checks).
+    fn checksums_verify(f: &[u8]) -> bool {
+        let l4 = &f[34..];
+        let pseudo = sum(&f[26..34]) + f[23] as u32 + l4.len() as u32;
+        fold(sum(&f[14..34])) == 0xffff && fold(pseudo + sum(l4)) == 0xffff
     }
 
     struct FakeRegs(Arc<Fake>);
@@ -941,6 +1264,7 @@ mod tests {
         assert_eq!(fake.reg(RDBAL) as u64, fake.mem.regions()[0].phys);
         assert_eq!(fake.reg(TDBAL), fake.reg(RDBAL) + 16 * RX_RING as u32);
         assert_eq!(fake.reg(RAH0) & RAH_AV, RAH_AV);
+        assert_eq!(fake.reg(RXCSUM), RXCSUM_IPOFL | RXCSUM_TUOFL, "receive checksums checked");
         dev.enable_interrupts();
         assert_eq!(fake.reg(IMS), INT_RXT0 | INT_RXO | INT_RXDMT0 | INT_TXDW | INT_LSC);
         assert!(dev.link_up());
@@ -1024,7 +1348,7 @@ mod tests {
         fake.deliver_raw(&[], dd_eop, 0); // empty
         fake.deliver_raw(&frame(4, 2048), RX_STATUS_DD, 0); // one frame over two buffers
         fake.deliver_raw(&frame(5, 100), dd_eop, 0);
-        fake.deliver_raw(&frame(6, 60), dd_eop, 0x20); // TCP checksum flag only: kept
+        fake.deliver_raw(&frame(6, 60), dd_eop, 0x20); // TCPE without TCPCS: not a verdict
         fake.deliver(&frame(7, MAX_FRAME));
         let mut got = Vec::new();
         assert_eq!(dev.receive(&mut |f: &[u8]| got.push(f.to_vec())), 3);
@@ -1105,6 +1429,123 @@ mod tests {
         let flag = t.wakes.clone();
         drop(t);
         assert_eq!(Arc::strong_count(&flag), 1, "no waker kept after the wait");
+    }
+
+    #[test]
+    fn offloaded_checksums_are_inserted_and_a_context_is_written_only_when_it_changes() {
+        let (fake, dev) = device();
+        let (tcp, tcp_off) = ip_frame(6, b"GET / HTTP/1.0\r\n\r\n");
+        let (tcp2, _) = ip_frame(6, &[0x55; 1000]);
+        let (udp, udp_off) = ip_frame(17, b"odd"); // an odd length: the last byte padded
+        for (f, o) in [(&tcp, tcp_off), (&tcp2, tcp_off), (&udp, udp_off), (&tcp, tcp_off)] {
+            assert!(!checksums_verify(f), "the caller leaves the sums to the device");
+            dev.queue(f, Some(o)).unwrap();
+        }
+        dev.queue(&frame(1, 60), None).unwrap(); // ARP, say: a legacy descriptor
+        assert_eq!(fake.st.lock().unwrap().tdt_writes, [0], "nothing handed over (set up: 0)");
+        dev.flush_tx();
+        // TCP context, 2 frames, UDP context, 1 frame, TCP context, 1 frame, 1 plain frame.
+        assert_eq!(fake.st.lock().unwrap().tdt_writes, [0, 8], "one TDT write for the batch");
+        assert_eq!(fake.send_all(), 5);
+        let st = fake.st.lock().unwrap();
+        assert_eq!(st.contexts, 3);
+        assert!(st.sent[..4].iter().all(|f| checksums_verify(f)), "every sum right");
+        assert_eq!(st.sent[4], frame(1, 60));
+        drop(st);
+        assert_eq!(dev.tx_in_flight(), 0);
+        let s = dev.stats();
+        assert_eq!((s.tx_packets, s.tx_contexts, s.tx_batches), (5, 3, 1));
+        // The same context again: no context descriptor; only the IPv4 sum: another.
+        dev.transmit(&tcp).unwrap_or_else(|e| panic!("{e:?}"));
+        dev.queue(&tcp, Some(tcp_off)).unwrap();
+        dev.queue(&tcp, Some(TxOffload { ip: tcp_off.ip, l4: None })).unwrap();
+        dev.flush_tx();
+        dev.flush_tx(); // nothing new: no write
+        assert_eq!(fake.send_all(), 3);
+        let st = fake.st.lock().unwrap();
+        assert_eq!((st.contexts, &st.tdt_writes[2..]), (4, &[9, 12][..]));
+        assert!(checksums_verify(&st.sent[6]));
+        assert_eq!(fold(sum(&st.sent[7][14..34])), 0xffff, "the IPv4 sum alone");
+        assert!(!checksums_verify(&st.sent[7]), "TCP's left as it was");
+    }
+
+    #[test]
+    fn offsets_outside_the_frame_are_refused() {
+        let (fake, dev) = device();
+        let (f, o) = ip_frame(6, b"x");
+        let bad = |c: Csum| TxOffload { ip: None, l4: Some(c) };
+        let len = f.len() as u16;
+        for c in [
+            Csum { start: 34, at: len as u8 - 1, end: 0 }, // the sum's 2 bytes past the end
+            Csum { start: 34, at: 50, end: len },          // the end past the frame
+            Csum { start: 51, at: 50, end: 0 },            // stored before its start
+        ] {
+            assert_eq!(dev.queue(&f, Some(bad(c))), Err(TxError::BadOffload), "{c:?}");
+        }
+        dev.queue(&f, Some(o)).unwrap();
+        // Nothing offloaded is nothing to offload: a legacy descriptor.
+        dev.queue(&f, Some(TxOffload::default())).unwrap();
+        dev.flush_tx();
+        assert_eq!(fake.send_all(), 2);
+        assert_eq!(fake.st.lock().unwrap().contexts, 1);
+    }
+
+    #[test]
+    fn a_new_context_needs_its_own_slot() {
+        let (fake, dev) = device();
+        let (tcp, tcp_off) = ip_frame(6, b"x");
+        let (udp, udp_off) = ip_frame(17, b"y");
+        // TCP's context and 29 frames: one slot left of the 31 the device may hold.
+        for _ in 0..TX_RING - 3 {
+            dev.queue(&tcp, Some(tcp_off)).unwrap();
+        }
+        assert_eq!(dev.tx_room(), 1);
+        assert_eq!(dev.queue(&udp, Some(udp_off)), Err(TxError::Full), "UDP's context and it");
+        dev.queue(&tcp, Some(tcp_off)).unwrap();
+        assert_eq!(dev.queue(&tcp, Some(tcp_off)), Err(TxError::Full));
+        dev.flush_tx();
+        assert_eq!(fake.send_all(), TX_RING - 2);
+        assert_eq!(dev.tx_room(), TX_RING - 1);
+        dev.queue(&udp, Some(udp_off)).unwrap();
+        dev.flush_tx();
+        assert_eq!(fake.send_all(), 1);
+        assert!(fake.st.lock().unwrap().sent.iter().all(|f| checksums_verify(f)));
+        // A slot that held a context descriptor carries a frame again, to the right buffer.
+        for s in 0..TX_RING as u32 {
+            dev.transmit(&frame(s, 64)).unwrap();
+            assert_eq!(fake.send_all(), 1);
+            assert_eq!(fake.st.lock().unwrap().sent.last(), Some(&frame(s, 64)));
+        }
+    }
+
+    #[test]
+    fn the_devices_receive_checksum_verdict_is_honoured() {
+        let (fake, dev) = device();
+        let dd_eop = RX_STATUS_DD | RX_STATUS_EOP;
+        let (ixsm, ipcs, tcpcs) = (RX_STATUS_IXSM, RX_STATUS_IPCS, RX_STATUS_TCPCS);
+        let cases: [(u8, u8, Option<RxCsum>); 7] = [
+            (ixsm, 0, Some(RxCsum::default())), // not checked (QEMU)
+            (ipcs | tcpcs, 0, Some(RxCsum { ip: true, l4: true })),
+            (ipcs, 0, Some(RxCsum { ip: true, l4: false })), // not TCP or UDP
+            (ipcs | tcpcs, RX_ERROR_IPE, None),
+            (ipcs | tcpcs, RX_ERROR_TCPE, None),
+            (ipcs, RX_ERROR_TCPE, Some(RxCsum { ip: true, l4: false })), // TCPE not checked
+            (ixsm | ipcs | tcpcs, RX_ERROR_IPE | RX_ERROR_TCPE, Some(RxCsum::default())),
+        ];
+        for (s, (status, errors, _)) in cases.iter().enumerate() {
+            fake.deliver_raw(&frame(s as u32, 60), dd_eop | status, *errors);
+        }
+        let mut got = Vec::new();
+        while let Some((f, c)) = dev.try_receive_csum() {
+            got.push((f, c));
+        }
+        let want: Vec<(Vec<u8>, RxCsum)> = (cases.iter().enumerate())
+            .filter_map(|(s, (_, _, c))| Some((frame(s as u32, 60), (*c)?)))
+            .collect();
+        assert_eq!(got, want);
+        let s = dev.stats();
+        assert_eq!((s.rx_packets, s.rx_dropped, s.rx_bad_csum), (5, 2, 2));
+        assert_eq!(fake.st.lock().unwrap().rdt_writes[1..], [6], "the bad ones given back too");
     }
 
     #[test]

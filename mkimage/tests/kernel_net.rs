@@ -3,7 +3,8 @@
 //! and the container network the wire must not reach), the root router's published ports
 //! (`nat.rs`: the rewrite from the wire to a container and back, checksums included), and the
 //! bridge between the namespaces' stacks (`bridge.rs`: learning, flooding, bounded queues,
-//! notifications).
+//! notifications), and the checksums filled, offloaded and verified around the NIC
+//! (`csum.rs`).
 
 extern crate alloc;
 
@@ -18,3 +19,7 @@ mod nat;
 #[allow(dead_code)]
 #[path = "../../kernel/src/net/bridge.rs"]
 mod bridge;
+
+#[allow(dead_code)]
+#[path = "../../kernel/src/net/csum.rs"]
+mod csum;

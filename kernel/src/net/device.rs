@@ -24,6 +24,23 @@
 //! token plumbing through five layers); [`phy_device!`] makes each a `phy::Device` with the
 //! same two tokens ([`Frame`], [`Tx`]), so any of them can be smoltcp's device.
 //!
+//! # Checksums
+//!
+//! A layer whose [`Link::offloads`] is true takes frames whose IPv4, TCP and UDP checksums are
+//! not filled in, and gives frames whose checksums are verified: the stack above computes and
+//! checks none (smoltcp's `ChecksumCapabilities`, [`capabilities`]). Only the root's stack has
+//! such a device, because only the wire has a NIC to compute them:
+//!
+//! - [`Wire`] asks the E1000 to insert them (`super::csum::prepare`), and verifies what arrives
+//!   unless the E1000 already did (QEMU's never does).
+//! - [`Loopback`] fills them in software for what it loops back (`super::csum::fill`): no NIC
+//!   sees those frames. They come back unverified: they were filled a moment ago by this code.
+//! - The root's `Router` fills them for the frames it hands to the bridge (the containers'
+//!   stacks verify in software as always), and verifies the frames the bridge gives the root.
+//!   The frames it rewrites (published ports) keep `nat`'s own software sums, and on the way
+//!   to the wire are offloaded like the root's own.
+//! - A container's [`Port`] offloads nothing: its stack computes and verifies in software.
+//!
 //! Everything here runs under its stack's lock (the task's poll, or a system call's socket
 //! operation); below it the layers take the NIC's ring locks, the bridge's, an [`ArpSeen`]'s,
 //! and notify wait queues. Nothing runs in interrupt context.
@@ -36,9 +53,10 @@ use crate::kprintln;
 use alloc::collections::{BTreeMap, VecDeque};
 use alloc::vec;
 use alloc::vec::Vec;
+use drivers::e1000::{Csum, TxOffload};
 use runtime::lockorder::{Mutex, Rank};
 use runtime::sync::WaitQueue;
-use smoltcp::phy::{self, DeviceCapabilities, Medium};
+use smoltcp::phy::{self, Checksum, DeviceCapabilities, Medium};
 use smoltcp::time::Instant;
 
 /// Largest Ethernet frame (no CRC).
@@ -70,6 +88,14 @@ pub trait Link {
     }
     /// After every poll: print what is due (the filter's rate-limited report).
     fn report(&mut self, _now: Instant) {}
+    /// Whether this link computes the IPv4, TCP and UDP checksums of what it sends and
+    /// verifies those of what it gives (module docs, "Checksums"): the stack then does not.
+    fn offloads(&self) -> bool {
+        false
+    }
+    /// Hand what was sent to the hardware now (the NIC's tail register moves once per batch):
+    /// after every batch of sends (the stack's egress).
+    fn flush(&mut self) {}
 }
 
 /// A received frame, owned (smoltcp's receive token for every layer).
@@ -93,11 +119,17 @@ impl phy::TxToken for Tx<'_> {
     }
 }
 
-/// What every layer tells smoltcp: Ethernet, [`MTU`].
-pub fn capabilities() -> DeviceCapabilities {
+/// What a layer tells smoltcp: Ethernet, [`MTU`], and the IPv4, TCP and UDP checksums left
+/// to the layers below if they `offload` ([`Link::offloads`]; ICMP's stay in software).
+pub fn capabilities(offload: bool) -> DeviceCapabilities {
     let mut caps = DeviceCapabilities::default();
     caps.medium = Medium::Ethernet;
     caps.max_transmission_unit = MTU;
+    if offload {
+        caps.checksum.ipv4 = Checksum::None;
+        caps.checksum.tcp = Checksum::None;
+        caps.checksum.udp = Checksum::None;
+    }
     caps
 }
 
@@ -132,7 +164,7 @@ macro_rules! phy_device {
             }
 
             fn capabilities(&self) -> smoltcp::phy::DeviceCapabilities {
-                $crate::net::device::capabilities()
+                $crate::net::device::capabilities($crate::net::device::Link::offloads(self))
             }
         }
     };
@@ -147,40 +179,85 @@ impl<'a> Tx<'a> {
 
 // ---- the wire ----
 
+/// Whether the wire's checksums are the E1000's (module docs, "Checksums"); false: the root's
+/// stack computes and verifies them in software, as a container's does.
+const OFFLOAD: bool = true;
+
 /// The E1000's rings.
 pub struct Wire {
     nic: &'static Nic,
     tx_full: bool,
     /// Frames dropped because the transmit ring was full.
     pub tx_dropped: u64,
+    /// Frames from the wire dropped for a bad IPv4, TCP or UDP checksum found here (those the
+    /// E1000 finds bad are in its own `rx_bad_csum`).
+    pub rx_bad_csum: u64,
 }
 
 impl Wire {
     pub fn new(nic: &'static Nic) -> Wire {
-        Wire { nic, tx_full: false, tx_dropped: 0 }
+        Wire { nic, tx_full: false, tx_dropped: 0, rx_bad_csum: 0 }
     }
 }
 
+/// A frame takes one transmit slot, two with a new offload context.
+const SLOTS_PER_FRAME: usize = 2;
+
 impl Link for Wire {
     fn recv(&mut self, _now: Instant) -> Option<Vec<u8>> {
-        self.nic.try_receive()
+        loop {
+            let (f, nic) = self.nic.try_receive_csum()?;
+            // The NIC's verdict only for what it checked; the rest is checked here.
+            if !OFFLOAD || (nic.ip && nic.l4) || super::csum::verify(&f) {
+                return Some(f);
+            }
+            self.rx_bad_csum += 1;
+        }
     }
 
     fn can_send(&mut self) -> bool {
-        self.tx_full = self.nic.tx_in_flight() >= drivers::e1000::TX_RING - 1;
+        if self.nic.tx_room() < SLOTS_PER_FRAME {
+            // The batch not yet handed over may be what fills the ring.
+            self.nic.flush_tx();
+        }
+        self.tx_full = self.nic.tx_room() < SLOTS_PER_FRAME;
         !self.tx_full
     }
 
-    fn send(&mut self, frame: Vec<u8>) {
+    fn send(&mut self, mut frame: Vec<u8>) {
+        let offload = match OFFLOAD {
+            true => super::csum::prepare(&mut frame),
+            false => None,
+        };
+        if OFFLOAD && offload.is_none() {
+            super::csum::fill(&mut frame); // not a frame the NIC can sum (a fragment, say)
+        }
+        let offload = offload.map(|o| {
+            let c = |s: super::csum::Sum| Csum {
+                start: s.start as u8,
+                at: s.at as u8,
+                end: s.end.unwrap_or(0) as u16,
+            };
+            TxOffload { ip: Some(c(o.ip)), l4: o.l4.map(c) }
+        });
         // Only the stack's task sends through the ring (under the stack lock), and a slot was
-        // free when smoltcp got its token; a failure drops the frame.
-        if self.nic.transmit(&frame).is_err() {
+        // free when smoltcp got its token; a failure drops the frame. Handed to the device at
+        // the end of the batch (`flush`).
+        if self.nic.queue(&frame, offload).is_err() {
             self.tx_dropped += 1;
         }
     }
 
     fn tx_full(&self) -> bool {
         self.tx_full
+    }
+
+    fn offloads(&self) -> bool {
+        OFFLOAD
+    }
+
+    fn flush(&mut self) {
+        self.nic.flush_tx();
     }
 }
 phy_device!([] Wire);
@@ -280,6 +357,12 @@ impl<D: Link> Link for Filter<D> {
     fn report(&mut self, now: Instant) {
         self.print_report(now);
         self.inner.report(now);
+    }
+    fn offloads(&self) -> bool {
+        self.inner.offloads()
+    }
+    fn flush(&mut self) {
+        self.inner.flush()
     }
 }
 phy_device!([D: Link] Filter<D>);
@@ -417,6 +500,12 @@ impl<D: Link> Link for Snoop<D> {
     fn report(&mut self, now: Instant) {
         self.inner.report(now)
     }
+    fn offloads(&self) -> bool {
+        self.inner.offloads()
+    }
+    fn flush(&mut self) {
+        self.inner.flush()
+    }
 }
 phy_device!([D: Link] Snoop<D>);
 
@@ -472,10 +561,14 @@ impl<D: Link> Link for Loopback<D> {
     fn can_send(&mut self) -> bool {
         self.inner.can_send()
     }
-    fn send(&mut self, frame: Vec<u8>) {
+    fn send(&mut self, mut frame: Vec<u8>) {
         if !self.is_for_us(&frame) {
             self.inner.send(frame);
         } else if self.looped.len() < LOOP_MAX {
+            // No NIC sees a looped frame: the sums the stack left to the link are filled here.
+            if self.inner.offloads() {
+                super::csum::fill(&mut frame);
+            }
             self.looped.push_back(frame);
         } else {
             self.dropped += 1;
@@ -489,6 +582,12 @@ impl<D: Link> Link for Loopback<D> {
     }
     fn report(&mut self, now: Instant) {
         self.inner.report(now)
+    }
+    fn offloads(&self) -> bool {
+        self.inner.offloads()
+    }
+    fn flush(&mut self) {
+        self.inner.flush()
     }
 }
 phy_device!([D: Link] Loopback<D>);
@@ -537,6 +636,18 @@ impl Link for Below {
         match self {
             Below::Root(r) => r.report(now),
             Below::Container(p) => p.report(now),
+        }
+    }
+    fn offloads(&self) -> bool {
+        match self {
+            Below::Root(r) => r.offloads(),
+            Below::Container(p) => p.offloads(),
+        }
+    }
+    fn flush(&mut self) {
+        match self {
+            Below::Root(r) => r.flush(),
+            Below::Container(p) => p.flush(),
         }
     }
 }

@@ -371,6 +371,12 @@ impl<D: Link> Link for Gate<'_, D> {
     fn tx_full(&self) -> bool {
         self.dev.tx_full()
     }
+    fn offloads(&self) -> bool {
+        self.dev.offloads()
+    }
+    fn flush(&mut self) {
+        self.dev.flush()
+    }
 }
 phy_device!(['a, D: Link] Gate<'a, D>);
 

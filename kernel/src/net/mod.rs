@@ -7,9 +7,11 @@
 //! published ports' translation ([`nat`]); a stack and its task ([`stack`]); listening ports
 //! with their SYN and accept queues and the SYN gate ([`listen`]); the stacks by namespace,
 //! their birth and death, `publish` and the `/proc` files ([`netns`]); sockets as files
-//! ([`socket`]). docs/04-network.md follows a frame through them.
+//! ([`socket`]); the checksums the NIC computes for the wire and software for every other
+//! path ([`csum`]). docs/04-network.md follows a frame through them.
 
 pub mod bridge;
+pub mod csum;
 pub mod device;
 pub mod e1000;
 pub mod filter;

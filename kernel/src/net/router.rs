@@ -22,6 +22,7 @@
 //! [`Port`]) and the NIC's rings, never a stack's lock.
 
 use super::bridge::BRIDGE;
+use super::csum;
 use super::device::{phy_device, Filter, Link, Port, Wire};
 use super::nat::{self, Inbound, Nat};
 use abi::syscall::ns::ROOT;
@@ -51,6 +52,8 @@ pub struct RouterStats {
     pub outbound: u64,
     pub refused: u64,
     pub dropped: u64,
+    /// Frames from the bridge for the root with a bad checksum.
+    pub bad_csum: u64,
 }
 
 impl Router {
@@ -74,6 +77,11 @@ impl Router {
     /// A frame from the bridge: `Some` if it is the stack's.
     fn take_from_bridge(&mut self, mut f: Vec<u8>) -> Option<Vec<u8>> {
         if self.nat.for_root(&f) {
+            // The stack above verifies nothing when the wire offloads (`device`, "Checksums").
+            if self.wire.offloads() && !csum::verify(&f) {
+                self.stats.bad_csum += 1;
+                return None;
+            }
             return Some(f);
         }
         if !self.nat.outbound(&mut f) {
@@ -140,8 +148,12 @@ impl Link for Router {
         self.wire.can_send()
     }
 
-    fn send(&mut self, frame: Vec<u8>) {
+    fn send(&mut self, mut frame: Vec<u8>) {
         if nat::to_bridge(&frame) {
+            // No NIC on the bridge: the sums the stack left to the wire are filled here.
+            if self.wire.offloads() {
+                csum::fill(&mut frame);
+            }
             self.port.send(frame);
         } else {
             self.wire.send(frame);
@@ -159,6 +171,14 @@ impl Link for Router {
     fn report(&mut self, now: Instant) {
         self.wire.report(now);
         self.port.report(now);
+    }
+
+    fn offloads(&self) -> bool {
+        self.wire.offloads()
+    }
+
+    fn flush(&mut self) {
+        self.wire.flush()
     }
 }
 phy_device!([] Router);

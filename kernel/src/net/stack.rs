@@ -304,6 +304,8 @@ impl Stack {
     /// Everything there is to send.
     fn poll_egress(&mut self, t: Instant) {
         while self.iface.poll_egress(t, &mut self.dev, &mut self.sockets.set) != PollResult::None {}
+        // What ingress answered and egress sent, handed to the NIC in one batch.
+        device::Link::flush(&mut self.dev);
     }
 
     /// The stack's namespace is dying: reset every TCP connection (the resets are sent now,
