@@ -36,7 +36,7 @@ use crate::kprintln;
 use alloc::collections::{BTreeMap, VecDeque};
 use alloc::vec;
 use alloc::vec::Vec;
-use runtime::lockorder::{Mutex, Rank};
+use runtime::lockorder::{IrqMutex, Rank};
 use runtime::sync::WaitQueue;
 use smoltcp::phy::{self, DeviceCapabilities, Medium};
 use smoltcp::time::Instant;
@@ -336,7 +336,7 @@ phy_device!([] Port);
 
 /// The ARP replies one stack has seen (sender IP -> MAC), for `arping`; at most 64.
 pub struct ArpSeen {
-    seen: Mutex<BTreeMap<[u8; 4], [u8; 6]>>,
+    seen: IrqMutex<BTreeMap<[u8; 4], [u8; 6]>>,
     /// Notified when a reply is noted.
     pub wait: WaitQueue,
 }
@@ -349,7 +349,7 @@ impl Default for ArpSeen {
 
 impl ArpSeen {
     pub const fn new() -> ArpSeen {
-        ArpSeen { seen: Mutex::new(Rank::ArpSeen, BTreeMap::new()), wait: WaitQueue::new() }
+        ArpSeen { seen: IrqMutex::new(Rank::ArpSeen, BTreeMap::new()), wait: WaitQueue::new() }
     }
 
     /// Note `f` if it is an ARP reply.
