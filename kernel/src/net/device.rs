@@ -367,7 +367,8 @@ impl ArpSeen {
                 }
                 seen.insert(ip, mac);
             }
-            self.wait.notify_all();
+            // Under the stack lock: the sleep design may take no wait queue here.
+            super::drive::notify(&self.wait);
         }
     }
 

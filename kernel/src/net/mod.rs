@@ -11,6 +11,7 @@
 
 pub mod bridge;
 pub mod device;
+pub mod drive;
 pub mod e1000;
 pub mod filter;
 pub mod listen;

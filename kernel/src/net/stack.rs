@@ -45,7 +45,7 @@ use super::filter::Local;
 use super::listen::Listeners;
 use super::nat::{self, Nat, PublishError, Published};
 use super::router::Router;
-use crate::exec::{timeout_ms, EXECUTOR};
+use super::drive::{self, How, StackGuard, StackLock};
 use crate::mm::budget::Charge;
 use abi::syscall::ns::ROOT;
 use abi::syscall::Errno;
@@ -54,9 +54,6 @@ use alloc::collections::{BTreeMap, BTreeSet};
 use alloc::sync::Arc;
 use alloc::vec;
 use alloc::vec::Vec;
-use core::future::poll_fn;
-use core::pin::pin;
-use runtime::lockorder::{Mutex, Rank};
 use runtime::sync::WaitQueue;
 use smoltcp::iface::{
     Config, Interface, PollIngressSingleResult, PollResult, SocketHandle, SocketSet,
@@ -377,16 +374,17 @@ pub struct Iface {
 pub struct NetStack {
     /// The namespace's id (and its bridge port's).
     pub id: u32,
-    /// `None` once the namespace died (`super::netns::destroy`).
-    stack: Mutex<Option<Stack>>,
-    /// System calls kick the task after changing a socket.
-    kick: WaitQueue,
+    /// `None` once the namespace died (`super::netns::destroy`). Its kind is the design's
+    /// (`super::drive`).
+    stack: StackLock,
+    /// The event design: system calls kick the task after changing a socket.
+    pub(super) kick_queue: WaitQueue,
     /// Notified by the bridge when a frame is queued for this stack's port.
-    port_ready: Arc<WaitQueue>,
+    pub(super) port_ready: Arc<WaitQueue>,
     /// The ARP replies its device saw, for `arping`.
     arp: Arc<ArpSeen>,
     /// The root's NIC.
-    nic: Option<&'static Nic>,
+    pub(super) nic: Option<&'static Nic>,
     pub mac: [u8; 6],
     pub ifaces: Vec<Iface>,
     /// The kernel-memory charge of a container's stack ([`STACK_CHARGE`]).
@@ -428,8 +426,8 @@ impl NetStack {
         };
         Arc::new(NetStack {
             id,
-            stack: Mutex::new(Rank::Stack, Some(stack)),
-            kick: WaitQueue::new(),
+            stack: drive::lock(stack),
+            kick_queue: WaitQueue::new(),
             port_ready: Arc::new(WaitQueue::new()),
             arp,
             nic,
@@ -477,10 +475,9 @@ impl NetStack {
         NetStack::new(id, dev, ifaces, nat::container_ip(ROOT), None, arp, Some(charge))
     }
 
-    /// Plug its port into the bridge and start its task.
+    /// Start driving it (`super::drive`: its task, or its interrupts).
     pub(super) fn start(self: &Arc<Self>) {
-        BRIDGE.plug(self.id, self.port_ready.clone());
-        crate::exec::spawn(run(self.clone()));
+        drive::start(self);
     }
 
     /// Run `f` on the stack under its lock (`None`: the namespace died).
@@ -488,9 +485,14 @@ impl NetStack {
         self.stack.lock().as_mut().map(f)
     }
 
-    /// Make the task poll soon (a socket changed).
+    /// The stack's lock, held (`None` inside: the namespace died).
+    pub(super) fn lock(&self) -> StackGuard<'_> {
+        self.stack.lock()
+    }
+
+    /// Make the stack poll soon, or now (a socket changed; `super::drive`).
     pub fn kick(&self) {
-        self.kick.notify_all();
+        drive::kick(self);
     }
 
     /// The end of the stack (its namespace died, `super::netns::destroy`, after
@@ -503,15 +505,19 @@ impl NetStack {
     }
 
     /// Ask the network who has `target`, from this stack (on the bridge for the container
-    /// network or a container's stack, on the wire otherwise); its MAC, or `None` after a
-    /// second.
-    pub async fn arping(&self, target: [u8; 4]) -> Option<[u8; 6]> {
+    /// network or a container's stack, on the wire otherwise): send the request (`false`:
+    /// it could not be sent) after forgetting any reply seen before.
+    pub fn arp_request(&self, target: [u8; 4]) -> bool {
         let on_bridge = self.nic.is_none() || nat::in_container_net(Ipv4Address::from(target));
         let from = match on_bridge {
-            true => self
+            true => match self
                 .ifaces
                 .iter()
-                .find(|i| i.name != "lo" && nat::in_container_net(Ipv4Address::from(i.addr)))?,
+                .find(|i| i.name != "lo" && nat::in_container_net(Ipv4Address::from(i.addr)))
+            {
+                Some(i) => i,
+                None => return false,
+            },
             false => &self.ifaces[0],
         };
         let mut f = [0u8; 42];
@@ -524,61 +530,30 @@ impl NetStack {
         f[38..42].copy_from_slice(&target);
         self.arp.forget(target);
         match (on_bridge, self.nic) {
-            (false, Some(nic)) => nic.send(&f).await.ok()?,
-            _ => BRIDGE.forward(self.id, f.to_vec()),
-        }
-        timeout_ms(1000, async {
-            loop {
-                let ticket = self.arp.wait.ticket();
-                if let Some(m) = self.arp.get(target) {
-                    return m;
-                }
-                self.arp.wait.wait(ticket).await;
+            // Not waiting for a free transmit slot (a full ring counts as no answer): no
+            // waker, in either design.
+            (false, Some(nic)) => nic.transmit(&f).is_ok(),
+            _ => {
+                BRIDGE.forward(self.id, f.to_vec());
+                true
             }
-        })
-        .await
-        .ok()
-    }
-}
-
-/// A stack's task (see the module docs); it ends once the stack is torn down.
-async fn run(net: Arc<NetStack>) {
-    use futures_util::future::{pending, select, Either};
-    loop {
-        let kick = net.kick.ticket();
-        let port = net.port_ready.ticket();
-        let Some((delay, tx_full, pending_frames)) = net.with(|s| {
-            let d = s.poll();
-            (d, device::Link::tx_full(&s.dev), device::Link::pending(&s.dev))
-        }) else {
-            return;
-        };
-        if pending_frames || delay == Some(Duration::ZERO) {
-            // More to do at once (frames looped back to ourselves): but let others run first.
-            runtime::yield_now().await;
-            continue;
         }
-        // The first of: a kick, a frame on the bridge port, a received frame, a free transmit
-        // slot (only waited for when the ring was full), smoltcp's timer (only when it has
-        // one). The others are dropped, which deregisters them.
-        let kicked = net.kick.wait(kick);
-        let bridged = net.port_ready.wait(port);
-        let rx = match net.nic {
-            Some(nic) => Either::Left(poll_fn(move |cx| nic.poll_rx_ready(cx))),
-            None => Either::Right(pending()),
-        };
-        let tx = match (net.nic, tx_full) {
-            (Some(nic), true) => Either::Left(poll_fn(move |cx| nic.poll_tx_ready(cx))),
-            _ => Either::Right(pending()),
-        };
-        let timer = match delay {
-            Some(d) => Either::Left(EXECUTOR.timers().sleep(d.total_micros() * 1000)),
-            None => Either::Right(pending()),
-        };
-        select(
-            select(pin!(kicked), pin!(bridged)),
-            select(pin!(rx), select(pin!(tx), pin!(timer))),
-        )
-        .await;
+    }
+
+    /// The reply to an [`NetStack::arp_request`] for `target`, if seen yet.
+    pub fn arp_reply(&self, target: [u8; 4]) -> Option<[u8; 6]> {
+        self.arp.get(target)
+    }
+
+    /// `arping`: [`NetStack::arp_request`], then wait for the reply; its MAC, or `None` after
+    /// a second. `EINTR` once the caller is killed. A system call's (it blocks the process).
+    pub fn arping(&self, target: [u8; 4]) -> Result<Option<[u8; 6]>, Errno> {
+        if !self.arp_request(target) {
+            return Ok(None);
+        }
+        // The device notes replies under the stack lock (`ArpSeen::note`, through
+        // `drive::notify`): the check is made under it too.
+        let arp = self.arp.clone();
+        drive::wait(self, &arp.wait, |_| {}, How::Within(1000), |_| arp.get(target))
     }
 }
