@@ -131,6 +131,7 @@ fn httpd_serves_files_listings_and_errors_to_curl_on(design: &str) {
     let after = g.stat();
     for name in ["interrupts", "context_switches", "wakeups", "stack_polls"] {
         assert!(after[name] >= before[name] + 10, "{name}: {before:?} then {after:?}");
+        eprintln!("{design:?}: {name} per request: {}", (after[name] - before[name]) / 10);
     }
 
     // 50 connections at once, each answered in full.
@@ -150,6 +151,28 @@ fn httpd_serves_files_listings_and_errors_to_curl_on(design: &str) {
         .collect();
     assert!(codes.iter().all(|c| c == "200"), "not all 50 answered 200: {codes:?}");
     g.poweroff();
+}
+
+/// The counters explain the designs' difference (docs/06-async-vs-sleep.md): the sleep design
+/// polls the stack in every system call that changes a socket and in every NIC interrupt,
+/// where the event design's task folds them into fewer polls.
+#[test]
+fn designs_differ_in_stack_polls_per_request() {
+    let polls = |design: &str| {
+        let (_dir, img) = image(&format!("polls{design}"));
+        let g = boot(&img, design);
+        g.run("httpd &");
+        wait_for_http(g.http);
+        let before = g.stat();
+        for _ in 0..20 {
+            assert_eq!(curl(g.http, "/index.html").0, 200);
+        }
+        let after = g.stat();
+        g.poweroff();
+        after["stack_polls"] - before["stack_polls"]
+    };
+    let (event, sleep) = (polls(""), polls("net=sleep"));
+    assert!(sleep > event, "stack polls for 20 requests: event {event}, sleep {sleep}");
 }
 
 fn random_bytes(seed: u64, len: usize) -> Vec<u8> {
