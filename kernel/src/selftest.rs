@@ -13,10 +13,10 @@
 use crate::blk::{Disk, IoError};
 use crate::exec::{sleep_ms, spawn, timeout_ms};
 use crate::mm::{frame, heap, kstack::KernelStack, paging, phys_to_virt, HEAP_START};
-use crate::net::{e1000::MacFmt, Nic};
 use crate::net::drive::How;
-use abi::syscall::Errno;
+use crate::net::{e1000::MacFmt, Nic};
 use crate::{kprintln, log, power};
+use abi::syscall::Errno;
 use alloc::boxed::Box;
 use alloc::sync::Arc;
 use alloc::vec::Vec;
@@ -488,7 +488,8 @@ async fn net_loopback() -> Check {
             retry(5000, || client.recv(&mut buf, How::NoWait)).await.map_err(|_| "recv")?;
         ensure(&buf[..n] == b"pong", "wrong reply")?;
         drop(client);
-        let (n, _) = retry(5000, || conn.recv(&mut buf, How::NoWait)).await.map_err(|_| "no FIN")?;
+        let (n, _) =
+            retry(5000, || conn.recv(&mut buf, How::NoWait)).await.map_err(|_| "no FIN")?;
         ensure(n == 0, "data after close")?;
     }
     let refused = new(true)?;

@@ -105,7 +105,11 @@ fn wait_for_http(port: u16) {
     }
 }
 
-both_designs!(httpd_serves_files_listings_and_errors_to_curl, sleep_design_httpd_serves_files_listings_and_errors_to_curl, httpd_serves_files_listings_and_errors_to_curl_on);
+both_designs!(
+    httpd_serves_files_listings_and_errors_to_curl,
+    sleep_design_httpd_serves_files_listings_and_errors_to_curl,
+    httpd_serves_files_listings_and_errors_to_curl_on
+);
 
 fn httpd_serves_files_listings_and_errors_to_curl_on(design: &str) {
     let (_dir, img) = image(&format!("httpd{design}"));
@@ -179,7 +183,11 @@ fn random_bytes(seed: u64, len: usize) -> Vec<u8> {
     testkit::Rng::new(seed).bytes(len)
 }
 
-both_designs!(tcpecho_returns_every_byte, sleep_design_tcpecho_returns_every_byte, tcpecho_returns_every_byte_on);
+both_designs!(
+    tcpecho_returns_every_byte,
+    sleep_design_tcpecho_returns_every_byte,
+    tcpecho_returns_every_byte_on
+);
 
 fn tcpecho_returns_every_byte_on(design: &str) {
     let (_dir, img) = image(&format!("echo{design}"));
@@ -209,7 +217,11 @@ fn tcpecho_returns_every_byte_on(design: &str) {
     g.poweroff();
 }
 
-both_designs!(udpecho_returns_every_datagram, sleep_design_udpecho_returns_every_datagram, udpecho_returns_every_datagram_on);
+both_designs!(
+    udpecho_returns_every_datagram,
+    sleep_design_udpecho_returns_every_datagram,
+    udpecho_returns_every_datagram_on
+);
 
 /// UDP through the relay: random payloads from empty to the largest that fits one frame,
 /// each echoed byte for byte, to two clients whose datagrams interleave.
@@ -244,7 +256,11 @@ fn udpecho_returns_every_datagram_on(design: &str) {
     g.poweroff();
 }
 
-both_designs!(forwarded_guest_ports_reach_their_own_servers, sleep_design_forwarded_guest_ports_reach_their_own_servers, forwarded_guest_ports_reach_their_own_servers_on);
+both_designs!(
+    forwarded_guest_ports_reach_their_own_servers,
+    sleep_design_forwarded_guest_ports_reach_their_own_servers,
+    forwarded_guest_ports_reach_their_own_servers_on
+);
 
 /// The forwards a test gives the ports containers publish (`make run`'s `PUBLISH_PORTS`): any
 /// guest port, TCP and UDP, each from its own host port. Here the root's servers stand in for
@@ -271,7 +287,11 @@ fn forwarded_guest_ports_reach_their_own_servers_on(design: &str) {
     g.poweroff();
 }
 
-both_designs!(guest_curl_reaches_httpd_over_loopback_and_its_own_address, sleep_design_guest_curl_reaches_httpd_over_loopback_and_its_own_address, guest_curl_reaches_httpd_over_loopback_and_its_own_address_on);
+both_designs!(
+    guest_curl_reaches_httpd_over_loopback_and_its_own_address,
+    sleep_design_guest_curl_reaches_httpd_over_loopback_and_its_own_address,
+    guest_curl_reaches_httpd_over_loopback_and_its_own_address_on
+);
 
 fn guest_curl_reaches_httpd_over_loopback_and_its_own_address_on(design: &str) {
     let (_dir, img) = image(&format!("loopback{design}"));
@@ -293,7 +313,11 @@ fn guest_curl_reaches_httpd_over_loopback_and_its_own_address_on(design: &str) {
     g.poweroff();
 }
 
-both_designs!(httpd_survives_bad_clients, sleep_design_httpd_survives_bad_clients, httpd_survives_bad_clients_on);
+both_designs!(
+    httpd_survives_bad_clients,
+    sleep_design_httpd_survives_bad_clients,
+    httpd_survives_bad_clients_on
+);
 
 /// Bad clients never stop httpd: after each, a normal request is still answered.
 fn httpd_survives_bad_clients_on(design: &str) {

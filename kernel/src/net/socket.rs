@@ -61,7 +61,7 @@
 use super::drive::{self, Design, How};
 use super::stack::{self, NetStack, Stack, TCP_BUF};
 use crate::file::poll::PollWait;
-use crate::mm::budget::{self, Charge};
+use crate::mm::budget;
 use abi::syscall::net::{SockAddrIn, POLLERR, POLLHUP, POLLIN, POLLOUT, SHUT_RD, SHUT_WR};
 use abi::syscall::Errno;
 use alloc::string::String;
@@ -212,7 +212,7 @@ const UDP_CHARGE: usize = 2 * (UDP_BUF + UDP_PACKETS * size_of::<udp::PacketMeta
 
 /// A UDP socket, its buffers charged (ENOMEM: refused by the budget).
 fn new_udp(s: &mut Stack) -> Result<SocketHandle, Errno> {
-    let charge = Charge::new(UDP_CHARGE).ok_or(Errno::ENOMEM)?;
+    let charge = s.sockets.charge(UDP_CHARGE).ok_or(Errno::ENOMEM)?;
     let u = udp::Socket::new(
         udp::PacketBuffer::new(vec![udp::PacketMetadata::EMPTY; UDP_PACKETS], vec![0; UDP_BUF]),
         udp::PacketBuffer::new(vec![udp::PacketMetadata::EMPTY; UDP_PACKETS], vec![0; UDP_BUF]),
@@ -244,7 +244,7 @@ impl Socket {
 
     /// Run `f` on the socket's stack under its lock (`ENETUNREACH`: its namespace died).
     fn net<R>(&self, f: impl FnOnce(&mut Stack) -> R) -> Result<R, Errno> {
-        self.net.with(f).ok_or(Errno::ENETUNREACH)
+        self.net.with_caller(f).ok_or(Errno::ENETUNREACH)
     }
 
     fn conn(&self, h: SocketHandle) -> Socket {
@@ -502,9 +502,8 @@ impl Socket {
     pub fn connected(&self, ms: u64) -> Result<(), Errno> {
         let Some(h) = self.tcp_handle() else { return Ok(()) };
         // A change of state wakes both of smoltcp's slots.
-        let r = self.wait(Some(Sock::Tcp(h)), Dir::Send, How::Within(ms), |s| {
-            Self::connect_check(s, h)
-        })?;
+        let r = self
+            .wait(Some(Sock::Tcp(h)), Dir::Send, How::Within(ms), |s| Self::connect_check(s, h))?;
         match r {
             Some(r) => r,
             None => {
@@ -560,32 +559,30 @@ impl Socket {
             if buf.len() > UDP_BUF {
                 return Err(Errno::EMSGSIZE);
             }
-            let r = self
-                .wait_for(Some(Sock::Udp(h)), Dir::Send, how, |s| {
-                    match s.sockets.get_mut::<udp::Socket>(h).send_slice(buf, dest) {
-                        Ok(()) => Some(Ok(buf.len())),
-                        Err(udp::SendError::BufferFull) => None,
-                        Err(udp::SendError::Unaddressable) => Some(Err(Errno::ENETUNREACH)),
-                    }
-                });
+            let r = self.wait_for(Some(Sock::Udp(h)), Dir::Send, how, |s| {
+                match s.sockets.get_mut::<udp::Socket>(h).send_slice(buf, dest) {
+                    Ok(()) => Some(Ok(buf.len())),
+                    Err(udp::SendError::BufferFull) => None,
+                    Err(udp::SendError::Unaddressable) => Some(Err(Errno::ENETUNREACH)),
+                }
+            });
             self.net.kick();
             return r?;
         }
         let h = self.tcp_handle().ok_or(Errno::ENOTCONN)?;
-        let r = self
-            .wait_for(Some(Sock::Tcp(h)), Dir::Send, how, |s| {
-                let t = s.sockets.get_mut::<tcp::Socket>(h);
-                if !t.may_send() {
-                    return Some(match t.state() {
-                        tcp::State::SynSent | tcp::State::SynReceived => return None,
-                        _ => Err(Errno::EPIPE),
-                    });
-                }
-                if t.can_send() {
-                    return Some(t.send_slice(buf).map_err(|_| Errno::EPIPE));
-                }
-                None
-            });
+        let r = self.wait_for(Some(Sock::Tcp(h)), Dir::Send, how, |s| {
+            let t = s.sockets.get_mut::<tcp::Socket>(h);
+            if !t.may_send() {
+                return Some(match t.state() {
+                    tcp::State::SynSent | tcp::State::SynReceived => return None,
+                    _ => Err(Errno::EPIPE),
+                });
+            }
+            if t.can_send() {
+                return Some(t.send_slice(buf).map_err(|_| Errno::EPIPE));
+            }
+            None
+        });
         self.net.kick();
         r?
     }
@@ -594,17 +591,16 @@ impl Socket {
     pub fn recv(&self, buf: &mut [u8], how: How) -> Result<(usize, SockAddrIn), Errno> {
         if self.is_udp() {
             let h = self.udp_autobind()?;
-            return self
-                .wait_for(Some(Sock::Udp(h)), Dir::Recv, how, |s| {
-                    let u = s.sockets.get_mut::<udp::Socket>(h);
-                    if !u.can_recv() {
-                        return None;
-                    }
-                    Some(match u.recv_slice(buf) {
-                        Ok((n, meta)) => Ok((n, addr_of(Some(meta.endpoint)))),
-                        Err(_) => Err(Errno::EMSGSIZE),
-                    })
-                })?;
+            return self.wait_for(Some(Sock::Udp(h)), Dir::Recv, how, |s| {
+                let u = s.sockets.get_mut::<udp::Socket>(h);
+                if !u.can_recv() {
+                    return None;
+                }
+                Some(match u.recv_slice(buf) {
+                    Ok((n, meta)) => Ok((n, addr_of(Some(meta.endpoint)))),
+                    Err(_) => Err(Errno::EMSGSIZE),
+                })
+            })?;
         }
         let (h, shut_rd) = match &*self.st.lock() {
             State::Tcp { st: Tcp::Conn { h, shut_rd }, .. } => (*h, *shut_rd),
@@ -613,23 +609,20 @@ impl Socket {
         if shut_rd {
             return Ok((0, SockAddrIn::default()));
         }
-        let r = self
-            .wait_for(Some(Sock::Tcp(h)), Dir::Recv, how, |s| {
-                let t = s.sockets.get_mut::<tcp::Socket>(h);
-                let peer = addr_of(t.remote_endpoint());
-                if t.can_recv() {
-                    return Some(
-                        t.recv_slice(buf).map(|n| (n, peer)).map_err(|_| Errno::ECONNRESET),
-                    );
-                }
-                match t.state() {
-                    tcp::State::SynSent | tcp::State::SynReceived => None,
-                    _ if t.may_recv() => None,
-                    // Reset by the peer (never saw its FIN) vs. an orderly end.
-                    tcp::State::Closed => Some(Ok((0, peer))),
-                    _ => Some(Ok((0, peer))),
-                }
-            });
+        let r = self.wait_for(Some(Sock::Tcp(h)), Dir::Recv, how, |s| {
+            let t = s.sockets.get_mut::<tcp::Socket>(h);
+            let peer = addr_of(t.remote_endpoint());
+            if t.can_recv() {
+                return Some(t.recv_slice(buf).map(|n| (n, peer)).map_err(|_| Errno::ECONNRESET));
+            }
+            match t.state() {
+                tcp::State::SynSent | tcp::State::SynReceived => None,
+                _ if t.may_recv() => None,
+                // Reset by the peer (never saw its FIN) vs. an orderly end.
+                tcp::State::Closed => Some(Ok((0, peer))),
+                _ => Some(Ok((0, peer))),
+            }
+        });
         self.net.kick(); // window update
         r?
     }

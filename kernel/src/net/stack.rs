@@ -40,13 +40,14 @@ use super::bridge::{self, BRIDGE};
 use super::device::{
     self, ArpSeen, Below, Dev, Filter, Loopback, Port, Snoop, Wire, LOOP_MAX, MTU,
 };
+use super::drive::{self, How, StackGuard, StackLock};
 use super::e1000::Nic;
 use super::filter::Local;
 use super::listen::Listeners;
 use super::nat::{self, Nat, PublishError, Published};
 use super::router::Router;
-use super::drive::{self, How, StackGuard, StackLock};
 use crate::mm::budget::Charge;
+use crate::ns::Account;
 use abi::syscall::ns::ROOT;
 use abi::syscall::Errno;
 use alloc::boxed::Box;
@@ -100,11 +101,16 @@ pub(super) fn now_ms() -> u64 {
 pub struct Sockets {
     set: SocketSet<'static>,
     charges: BTreeMap<SocketHandle, Charge>,
+    /// Whom the buffers made now are charged to: the calling process's account (taken
+    /// before the stack's lock by [`NetStack::with`]: finding the process takes a lock of
+    /// lower rank, and an interrupt handler's poll must not charge the process it
+    /// interrupted), `None` in a task's or an interrupt handler's poll.
+    pub(super) account: Option<Arc<Account>>,
 }
 
 impl Sockets {
     fn new() -> Sockets {
-        Sockets { set: SocketSet::new(vec![]), charges: BTreeMap::new() }
+        Sockets { set: SocketSet::new(vec![]), charges: BTreeMap::new(), account: None }
     }
 
     pub fn get<T: AnySocket<'static>>(&self, h: SocketHandle) -> &T {
@@ -113,6 +119,11 @@ impl Sockets {
 
     pub fn get_mut<T: AnySocket<'static>>(&mut self, h: SocketHandle) -> &mut T {
         self.set.get_mut(h)
+    }
+
+    /// Charge `bytes` to [`Sockets::account`] (`None`: refused by the budget).
+    pub fn charge(&self, bytes: usize) -> Option<Charge> {
+        Charge::new_in(self.account.clone(), bytes).ok()
     }
 
     /// Add `socket`, whose buffers `charge` pays for.
@@ -131,7 +142,7 @@ impl Sockets {
     /// A TCP socket with `buf` bytes of buffer each way, Nagle off; `None` when the
     /// kernel-memory budget refuses its buffers.
     pub fn new_tcp(&mut self, buf: usize) -> Option<SocketHandle> {
-        let charge = Charge::new(tcp_charge(buf))?;
+        let charge = self.charge(tcp_charge(buf))?;
         let mut t = tcp::Socket::new(
             tcp::SocketBuffer::new(vec![0; buf]),
             tcp::SocketBuffer::new(vec![0; buf]),
@@ -481,8 +492,22 @@ impl NetStack {
     }
 
     /// Run `f` on the stack under its lock (`None`: the namespace died).
+    /// Buffers made in `f` are charged to no namespace ([`NetStack::with_caller`] charges
+    /// the calling process's).
     pub fn with<R>(&self, f: impl FnOnce(&mut Stack) -> R) -> Option<R> {
         self.stack.lock().as_mut().map(f)
+    }
+
+    /// [`NetStack::with`] for a system call: buffers made in `f` are charged to the calling
+    /// process's account. Not under a lock ranked after `Current` (it finds the process).
+    pub fn with_caller<R>(&self, f: impl FnOnce(&mut Stack) -> R) -> Option<R> {
+        let account = crate::mm::budget::current_account();
+        let mut g = self.stack.lock();
+        let s = g.as_mut()?;
+        s.sockets.account = account;
+        let r = f(s);
+        s.sockets.account = None;
+        Some(r)
     }
 
     /// The stack's lock, held (`None` inside: the namespace died).

@@ -7,8 +7,8 @@
 use super::bounce;
 use crate::file::{fdtable, File, PollWait};
 use crate::mm::budget::Charge;
-use crate::net::socket::{self, Socket, CONNECT_TIMEOUT_MS};
 use crate::net::drive::{self, Design, How};
+use crate::net::socket::{self, Socket, CONNECT_TIMEOUT_MS};
 use crate::proc::bridge;
 use crate::proc::{self, uaccess};
 use abi::syscall::net::{
@@ -366,8 +366,9 @@ fn poll_sleeping<'a>(
 ) -> Result<usize, Errno> {
     let p = proc::current();
     let waker = p.waker();
-    let deadline =
-        u64::try_from(timeout).ok().map(|ms| crate::time::now_ns().saturating_add(ms * 1_000_000));
+    let deadline = u64::try_from(timeout)
+        .ok()
+        .map(|ms| crate::time::now_ns().saturating_add(ms.saturating_mul(1_000_000)));
     loop {
         // Clears `woken`, then registers: a wake from here on is not lost.
         let reg = drive::sleep::register(&p, deadline);

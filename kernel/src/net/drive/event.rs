@@ -51,7 +51,7 @@ impl Drive for Event {
         let f = async {
             loop {
                 let r = net
-                    .with(|s| match check(s) {
+                    .with_caller(|s| match check(s) {
                         Some(v) => Ok(v),
                         None => {
                             arm(s);

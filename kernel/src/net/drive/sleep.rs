@@ -141,24 +141,30 @@ impl Drive for Sleep {
         mut check: impl FnMut(&mut Stack) -> Option<T>,
     ) -> Result<Option<T>, Errno> {
         let deadline = match how {
-            How::Within(ms) => Some(crate::time::now_ns().saturating_add(ms * 1_000_000)),
+            How::Within(ms) => {
+                Some(crate::time::now_ns().saturating_add(ms.saturating_mul(1_000_000)))
+            }
             _ => None,
         };
-        // Before the stack lock: finding the running process takes a lock of lower rank.
-        let p = crate::proc::current();
+        // Before the stack lock: finding the running process takes a lock of lower rank. (A
+        // kernel task may only ask without waiting: it has no process.)
+        let p = (how != How::NoWait).then(crate::proc::current);
+        let account = crate::mm::budget::current_account();
         loop {
             let mut g = net.lock();
             let s = g.as_mut().ok_or(Errno::ENETUNREACH)?;
-            if let Some(v) = check(s) {
+            // Buffers the check makes (a listener's next socket) are the caller's.
+            s.sockets.account = account.clone();
+            let found = check(s);
+            s.sockets.account = None;
+            if let Some(v) = found {
                 return Ok(Some(v));
             }
-            if how == How::NoWait {
-                return Err(Errno::EAGAIN);
-            }
+            let Some(p) = &p else { return Err(Errno::EAGAIN) };
             if deadline.is_some_and(|d| d <= crate::time::now_ns()) {
                 return Ok(None);
             }
-            crate::proc::sleep::sleep(&p, chan(net), g, deadline)?;
+            crate::proc::sleep::sleep(p, chan(net), g, deadline)?;
         }
     }
 
@@ -174,6 +180,9 @@ impl Drive for Sleep {
 /// registration is dropped: `poll`'s wait over several sockets registers before its scan
 /// (see `syscall::net::sys_poll`). Without a network, on a channel nobody wakes (the
 /// registration still carries the deadline).
-pub fn register(p: &crate::proc::Process, deadline: Option<u64>) -> crate::proc::sleep::Registration {
+pub fn register(
+    p: &crate::proc::Process,
+    deadline: Option<u64>,
+) -> crate::proc::sleep::Registration {
     crate::proc::sleep::register(p, root().map_or(0, |r| chan(r)), deadline)
 }
