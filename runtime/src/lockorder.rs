@@ -134,10 +134,11 @@ ranks! {
     PciConfig,
     /// The interrupt descriptor table (written at boot).
     Idt,
-    /// Reserved (issue 13, not built yet): one network stack's lock in the sleep design
-    /// (`net=sleep`), where the E1000's and the timer's interrupt handlers run the stack, so
-    /// it is interrupt-safe and everything under it is too (the bridge, the NIC's rings, the
-    /// sleep table, the heap). The event design's stacks use `Stack`. Never two stacks at once (one rank: checked).
+    /// The network stack's lock in the sleep design (`net=sleep`, `net::drive::sleep`), where
+    /// the E1000's and the timer's interrupt handlers run the stack, so it is interrupt-safe
+    /// and everything under it is too (the bridge, the NIC's rings, the sleep table, the
+    /// heap). The event design's stacks use `Stack`. Never two stacks at once (one rank:
+    /// checked).
     StackIrq,
     /// The in-kernel bridge's ports and queues (`net::bridge`): a stack's device hands frames
     /// to it under the stack's lock; the bridge takes no stack lock, and notifies a port's
@@ -149,8 +150,8 @@ ranks! {
     NicRx,
     /// The E1000's transmit ring.
     NicTx,
-    /// Reserved (issue 13, not built yet): the sleep design's table of processes asleep on a
-    /// channel; `wakeup` runs in interrupt handlers, under the stack lock.
+    /// The sleep design's table of processes asleep on a channel (`proc::sleep`): `sleep`
+    /// registers under the stack lock, `wakeup` runs in interrupt handlers.
     SleepChans,
     /// The heap's region of large blocks (`mm::heap`).
     HeapLarge,

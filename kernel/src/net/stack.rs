@@ -1,11 +1,13 @@
 //! A TCP/IP stack: one per network namespace ([`NetStack`]). Each has its own smoltcp
 //! [`Interface`] over its own device (`super::device`: loopback, ARP snooping, and below them
 //! the root's router or a container's bridge port), its own socket table ([`Sockets`], with
-//! the kernel-memory charge of every socket), port space, listeners, sockets closing, kick
-//! queue and executor task. The registry by namespace id, creation and teardown are in
-//! `super::netns`. [`Stack`] is the data under the stack's lock; all of `impl Stack` is here.
+//! the kernel-memory charge of every socket), port space, listeners, sockets closing, and
+//! what drives it (`super::drive`: in the default event design a kick queue and an executor
+//! task, in the sleep design, `net=sleep`, the interrupts). The registry by namespace id,
+//! creation and teardown are in `super::netns`. [`Stack`] is the data under the stack's lock;
+//! all of `impl Stack` is here.
 //!
-//! Each stack's task loops:
+//! In the event design each stack's task (`super::drive::event::run`) loops:
 //! 1. take its kick and bridge-port tickets, then, under the stack lock, poll the interface
 //!    with the real time ([`crate::time::now_ns`]) and ask smoltcp for its `poll_delay`; free
 //!    the sockets whose graceful close finished;
@@ -26,6 +28,8 @@
 //! wakes for their half-open connections' timeouts.
 //!
 //! # Locks
+//! (The sleep design's lock is interrupt-safe, rank `StackIrq`, and is also taken in the
+//! E1000's and the timer's interrupt handlers: `super::drive::sleep`.)
 //! A stack's lock (rank `Stack`, [`NetStack::with`]) is a spin lock held for short sections
 //! only (one poll, one socket operation); never across an `await`. It comes after a socket
 //! file's state (`Socket`) and before what the stack's device and smoltcp take: the bridge
@@ -33,8 +37,8 @@
 //! smoltcp's wakes and the bridge notify (`WaitQueue`), the heap, the log. **A stack never
 //! takes another stack's lock**: they have one rank, and a debug kernel panics if two are held
 //! at once; frames between stacks go through the bridge's queues, and the code that works on
-//! two stacks (`netns::destroy`, `publish`) takes one after the other. Process and task
-//! context only; no interrupt handler takes these locks.
+//! two stacks (`netns::destroy`, `publish`) takes one after the other. In the event design,
+//! process and task context only; no interrupt handler takes these locks.
 
 use super::bridge::{self, BRIDGE};
 use super::device::{
