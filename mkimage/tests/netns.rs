@@ -318,8 +318,14 @@ fn published_ports_answer_the_host() {
     assert_eq!(get(h2), (200, "page-b".to_string()));
 
     // UDP: a container's udpecho published through the relay; the echo comes back.
-    let (u, _) = spawn_detached_with(&c, "-p 8084:7/udp", "udpecho");
-    ok(c.expect("udpecho: listening on 0.0.0.0:7", STEP));
+    // The container's first line races the shell's prompt: it may come before (then `run`
+    // has read it) or after.
+    let out = run(&c, "spawn -d -p 8084:7/udp udpecho");
+    let line = out.lines().find_map(|l| l.strip_prefix("spawn: ns "));
+    let (u, _) = parse_spawned(line.unwrap_or_else(|| panic!("no `spawn: ns` line:\n{out}")));
+    if !out.contains("udpecho: listening on 0.0.0.0:7") {
+        ok(c.expect("udpecho: listening on 0.0.0.0:7", STEP));
+    }
     let client = UdpSocket::bind("127.0.0.1:0").unwrap();
     client.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
     let mut buf = [0u8; 2048];
