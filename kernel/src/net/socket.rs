@@ -34,6 +34,12 @@
 //! `bind`), which notify the queues themselves after the change. Wakeups may be spurious
 //! (every waiter on a queue is woken, one takes the datagram): waiters loop.
 //!
+//! That is the event design's waiting. Every operation that may wait takes a `drive::How`
+//! (not at all for a non-blocking descriptor, until done, or with a time limit) and waits
+//! through [`Socket::wait`] -> `super::drive::wait`, so the same checks serve the sleep design
+//! (`net=sleep`), where the queues and smoltcp's slots are left alone and the waiter sleeps on
+//! the stack's channel instead (`super::drive::sleep`).
+//!
 //! # Locks, in order
 //!
 //! As in `docs/locks.md` (checked in debug builds): a process's descriptor table (`exit`
