@@ -72,7 +72,7 @@ use core::ptr;
 use core::sync::atomic::{fence, AtomicU32, AtomicU64, Ordering};
 use core::task::{Context, Poll};
 use runtime::irq::IrqWaker;
-use runtime::lockorder::{Mutex, Rank};
+use runtime::lockorder::{IrqMutex as Mutex, Rank};
 
 use crate::dma::{DmaRegion, PAGE};
 

@@ -37,6 +37,8 @@ pub struct Options {
     pub ip: Option<([u8; 4], u8)>,
     /// `gw=A.B.C.D`: the default gateway (default 10.0.2.2).
     pub gw: Option<[u8; 4]>,
+    /// `net=event|sleep`: how the network is driven (`net::drive`; default `event`).
+    pub net: crate::net::drive::Design,
 }
 
 fn parse_ipv4(v: &str) -> Option<[u8; 4]> {
@@ -51,7 +53,14 @@ fn parse_ipv4(v: &str) -> Option<[u8; 4]> {
 pub const DEFAULT_HZ: u32 = 100;
 
 pub fn parse(line: &str) -> Options {
-    let mut o = Options { mode: Mode::Console, fault: None, hz: DEFAULT_HZ, ip: None, gw: None };
+    let mut o = Options {
+        mode: Mode::Console,
+        fault: None,
+        hz: DEFAULT_HZ,
+        ip: None,
+        gw: None,
+        net: crate::net::drive::Design::Event,
+    };
     for word in line.split_ascii_whitespace() {
         match word.split_once('=') {
             None if word == "selftest" => o.mode = Mode::SelfTest,
@@ -81,6 +90,9 @@ pub fn parse(line: &str) -> Options {
                 Some(gw) => o.gw = Some(gw),
                 None => kprintln!("cmdline: gw={v} is not A.B.C.D; ignoring"),
             },
+            Some(("net", "event")) => o.net = crate::net::drive::Design::Event,
+            Some(("net", "sleep")) => o.net = crate::net::drive::Design::Sleep,
+            Some(("net", v)) => kprintln!("cmdline: net={v} is not event or sleep; using event"),
             _ => kprintln!("cmdline: ignoring unknown option '{word}'"),
         }
     }

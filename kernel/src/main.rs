@@ -85,6 +85,7 @@ extern "C" fn kernel_main() -> ! {
     let cal = time::init(opts.hz);
     blk::init(&acpi.madt);
     net::e1000::init(&acpi.madt);
+    net::drive::set(opts.net);
     net::netns::start(opts.ip, opts.gw);
     let (free, total) = mm::frame::stats();
     kprintln!(

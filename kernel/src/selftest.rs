@@ -13,8 +13,10 @@
 use crate::blk::{Disk, IoError};
 use crate::exec::{sleep_ms, spawn, timeout_ms};
 use crate::mm::{frame, heap, kstack::KernelStack, paging, phys_to_virt, HEAP_START};
+use crate::net::drive::How;
 use crate::net::{e1000::MacFmt, Nic};
 use crate::{kprintln, log, power};
+use abi::syscall::Errno;
 use alloc::boxed::Box;
 use alloc::sync::Arc;
 use alloc::vec::Vec;
@@ -396,7 +398,13 @@ async fn net_arp(nic: &'static Nic) -> Check {
     for _ in 0..5 {
         // With the network stack running, its task owns the receive ring: ask through it.
         let reply = if let Some(root) = crate::net::netns::root() {
-            root.arping(GATEWAY_IP).await.ok_or(())
+            // A kernel task cannot block as a process does: it looks every few ms.
+            match root.arp_request(GATEWAY_IP) {
+                true => retry(1000, || root.arp_reply(GATEWAY_IP).ok_or(Errno::EAGAIN))
+                    .await
+                    .map_err(drop),
+                false => Err(()),
+            }
         } else {
             nic.send(&request).await.map_err(|_| "transmit failed")?;
             timeout_ms(1000, async {
@@ -435,6 +443,22 @@ async fn net_arp(nic: &'static Nic) -> Check {
     Err("no ARP reply from the gateway in 5 s")
 }
 
+/// Call `f` until it gives something other than `EAGAIN`, every few milliseconds, for at
+/// most `ms` (then `ETIMEDOUT`): a kernel task has no process to block, so it polls the
+/// sockets' non-blocking operations (in either network design).
+async fn retry<T>(ms: u64, mut f: impl FnMut() -> Result<T, Errno>) -> Result<T, Errno> {
+    let end = crate::time::now_ns() + ms * 1_000_000;
+    loop {
+        match f() {
+            Err(Errno::EAGAIN) if crate::time::now_ns() < end => {
+                crate::exec::EXECUTOR.timers().sleep(2_000_000).await
+            }
+            Err(Errno::EAGAIN) => return Err(Errno::ETIMEDOUT),
+            r => return r,
+        }
+    }
+}
+
 /// TCP over the stack's loopback: a listener on 127.0.0.1:7, a client connecting to it (and
 /// one to 10.0.2.15), bytes both ways, graceful close.
 async fn net_loopback() -> Check {
@@ -450,38 +474,33 @@ async fn net_loopback() -> Check {
     for target in [[127, 0, 0, 1], GUEST_IP] {
         let client = new(true)?;
         client.connect_start(&SockAddrIn::new(target, 7)).map_err(|_| "connect")?;
-        timeout_ms(5000, client.connected())
+        retry(5000, || client.connect_result().unwrap_or(Err(Errno::EAGAIN)))
             .await
-            .map_err(|_| "connect timed out")?
-            .map_err(|_| "connect refused")?;
-        let (conn, _peer) = timeout_ms(5000, server.accept())
-            .await
-            .map_err(|_| "accept timed out")?
-            .map_err(|_| "accept")?;
-        client.send(b"ping", None).await.map_err(|_| "send")?;
+            .map_err(|_| "connect timed out or refused")?;
+        let (conn, _peer) =
+            retry(5000, || server.accept(How::NoWait)).await.map_err(|_| "accept")?;
+        client.send(b"ping", None, How::NoWait).map_err(|_| "send")?;
         let mut buf = [0u8; 16];
-        let (n, _) = timeout_ms(5000, conn.recv(&mut buf))
-            .await
-            .map_err(|_| "recv timed out")?
-            .map_err(|_| "recv")?;
+        let (n, _) = retry(5000, || conn.recv(&mut buf, How::NoWait)).await.map_err(|_| "recv")?;
         ensure(&buf[..n] == b"ping", "wrong bytes")?;
-        conn.send(b"pong", None).await.map_err(|_| "send back")?;
-        let (n, _) = timeout_ms(5000, client.recv(&mut buf))
-            .await
-            .map_err(|_| "recv timed out")?
-            .map_err(|_| "recv")?;
+        conn.send(b"pong", None, How::NoWait).map_err(|_| "send back")?;
+        let (n, _) =
+            retry(5000, || client.recv(&mut buf, How::NoWait)).await.map_err(|_| "recv")?;
         ensure(&buf[..n] == b"pong", "wrong reply")?;
         drop(client);
-        let (n, _) = timeout_ms(5000, conn.recv(&mut buf))
-            .await
-            .map_err(|_| "no FIN")?
-            .map_err(|_| "recv")?;
+        let (n, _) =
+            retry(5000, || conn.recv(&mut buf, How::NoWait)).await.map_err(|_| "no FIN")?;
         ensure(n == 0, "data after close")?;
     }
     let refused = new(true)?;
     refused.connect_start(&SockAddrIn::new([127, 0, 0, 1], 9)).map_err(|_| "connect")?;
-    let r = timeout_ms(5000, refused.connected()).await.map_err(|_| "refusal timed out")?;
-    ensure(r == Err(abi::syscall::Errno::ECONNREFUSED), "closed port not refused")?;
+    let r = retry(5000, || match refused.connect_result() {
+        None => Err(Errno::EAGAIN),
+        Some(r) => Ok(r),
+    })
+    .await
+    .map_err(|_| "refusal timed out")?;
+    ensure(r == Err(Errno::ECONNREFUSED), "closed port not refused")?;
     Ok(())
 }
 

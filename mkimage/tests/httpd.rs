@@ -31,18 +31,34 @@ struct Guest {
 
 /// Boot with user networking (restrict=on, added by qemu.rs), free host ports forwarded to
 /// guest ports 80 and 7 and to `more` (TCP through slirp, UDP through the relay); wait for
-/// the shell.
-fn boot_with(disk: &Path, more: &[u16]) -> Guest {
+/// the shell. `design`: the kernel command line's network design (`""` is the default,
+/// the event design; `"net=sleep"`, docs/06-async-vs-sleep.md).
+fn boot_with(disk: &Path, more: &[u16], design: &str) -> Guest {
     let fw = Forwards::new(&[&[80, 7], more].concat());
-    let mut opts = Options::new(kernel(), "");
+    let mut opts = Options::new(kernel(), design);
     opts.disk = Some(disk.to_path_buf());
     opts.network = fw.network();
     let console = common::boot_to_shell(opts);
     Guest { console, http: fw.host(80), echo: fw.host(7), fw }
 }
 
-fn boot(disk: &Path) -> Guest {
-    boot_with(disk, &[])
+fn boot(disk: &Path, design: &str) -> Guest {
+    boot_with(disk, &[], design)
+}
+
+/// The default design's test `$name` and the sleep design's `sleep_design_$name`, both
+/// running `$body(design)`.
+macro_rules! both_designs {
+    ($name:ident, $sleep:ident, $body:ident) => {
+        #[test]
+        fn $name() {
+            $body("");
+        }
+        #[test]
+        fn $sleep() {
+            $body("net=sleep");
+        }
+    };
 }
 
 impl Guest {
@@ -89,10 +105,15 @@ fn wait_for_http(port: u16) {
     }
 }
 
-#[test]
-fn httpd_serves_files_listings_and_errors_to_curl() {
-    let (_dir, img) = image("httpd");
-    let g = boot(&img);
+both_designs!(
+    httpd_serves_files_listings_and_errors_to_curl,
+    sleep_design_httpd_serves_files_listings_and_errors_to_curl,
+    httpd_serves_files_listings_and_errors_to_curl_on
+);
+
+fn httpd_serves_files_listings_and_errors_to_curl_on(design: &str) {
+    let (_dir, img) = image(&format!("httpd{design}"));
+    let g = boot(&img, design);
     g.run("httpd &");
     wait_for_http(g.http);
 
@@ -114,6 +135,7 @@ fn httpd_serves_files_listings_and_errors_to_curl() {
     let after = g.stat();
     for name in ["interrupts", "context_switches", "wakeups", "stack_polls"] {
         assert!(after[name] >= before[name] + 10, "{name}: {before:?} then {after:?}");
+        eprintln!("{design:?}: {name} per request: {}", (after[name] - before[name]) / 10);
     }
 
     // 50 connections at once, each answered in full.
@@ -135,14 +157,41 @@ fn httpd_serves_files_listings_and_errors_to_curl() {
     g.poweroff();
 }
 
+/// The counters explain the designs' difference (docs/06-async-vs-sleep.md): the sleep design
+/// polls the stack in every system call that changes a socket and in every NIC interrupt,
+/// where the event design's task folds them into fewer polls.
+#[test]
+fn designs_differ_in_stack_polls_per_request() {
+    let polls = |design: &str| {
+        let (_dir, img) = image(&format!("polls{design}"));
+        let g = boot(&img, design);
+        g.run("httpd &");
+        wait_for_http(g.http);
+        let before = g.stat();
+        for _ in 0..20 {
+            assert_eq!(curl(g.http, "/index.html").0, 200);
+        }
+        let after = g.stat();
+        g.poweroff();
+        after["stack_polls"] - before["stack_polls"]
+    };
+    let (event, sleep) = (polls(""), polls("net=sleep"));
+    assert!(sleep > event, "stack polls for 20 requests: event {event}, sleep {sleep}");
+}
+
 fn random_bytes(seed: u64, len: usize) -> Vec<u8> {
     testkit::Rng::new(seed).bytes(len)
 }
 
-#[test]
-fn tcpecho_returns_every_byte() {
-    let (_dir, img) = image("echo");
-    let g = boot(&img);
+both_designs!(
+    tcpecho_returns_every_byte,
+    sleep_design_tcpecho_returns_every_byte,
+    tcpecho_returns_every_byte_on
+);
+
+fn tcpecho_returns_every_byte_on(design: &str) {
+    let (_dir, img) = image(&format!("echo{design}"));
+    let g = boot(&img, design);
     g.run("tcpecho &");
     // TCP: payloads up to 1 MiB, compared byte for byte.
     let deadline = std::time::Instant::now() + STEP;
@@ -168,12 +217,17 @@ fn tcpecho_returns_every_byte() {
     g.poweroff();
 }
 
+both_designs!(
+    udpecho_returns_every_datagram,
+    sleep_design_udpecho_returns_every_datagram,
+    udpecho_returns_every_datagram_on
+);
+
 /// UDP through the relay: random payloads from empty to the largest that fits one frame,
 /// each echoed byte for byte, to two clients whose datagrams interleave.
-#[test]
-fn udpecho_returns_every_datagram() {
-    let (_dir, img) = image("udpecho");
-    let g = boot(&img);
+fn udpecho_returns_every_datagram_on(design: &str) {
+    let (_dir, img) = image(&format!("udpecho{design}"));
+    let g = boot(&img, design);
     ok(g.console.send("udpecho &\n"));
     ok(g.console.expect("udpecho: listening on 0.0.0.0:7", STEP));
     let to = ("127.0.0.1", g.fw.host(7));
@@ -202,13 +256,18 @@ fn udpecho_returns_every_datagram() {
     g.poweroff();
 }
 
+both_designs!(
+    forwarded_guest_ports_reach_their_own_servers,
+    sleep_design_forwarded_guest_ports_reach_their_own_servers,
+    forwarded_guest_ports_reach_their_own_servers_on
+);
+
 /// The forwards a test gives the ports containers publish (`make run`'s `PUBLISH_PORTS`): any
 /// guest port, TCP and UDP, each from its own host port. Here the root's servers stand in for
 /// the containers': httpd on 8081 and udpecho on 8082, both reached from the host.
-#[test]
-fn forwarded_guest_ports_reach_their_own_servers() {
-    let (_dir, img) = image("forwards");
-    let g = boot_with(&img, &[8081, 8082]);
+fn forwarded_guest_ports_reach_their_own_servers_on(design: &str) {
+    let (_dir, img) = image(&format!("forwards{design}"));
+    let g = boot_with(&img, &[8081, 8082], design);
     g.run("httpd -q 8081 &");
     ok(g.console.send("udpecho 8082 &\n"));
     ok(g.console.expect("udpecho: listening on 0.0.0.0:8082", STEP));
@@ -228,10 +287,15 @@ fn forwarded_guest_ports_reach_their_own_servers() {
     g.poweroff();
 }
 
-#[test]
-fn guest_curl_reaches_httpd_over_loopback_and_its_own_address() {
-    let (_dir, img) = image("loopback");
-    let g = boot(&img);
+both_designs!(
+    guest_curl_reaches_httpd_over_loopback_and_its_own_address,
+    sleep_design_guest_curl_reaches_httpd_over_loopback_and_its_own_address,
+    guest_curl_reaches_httpd_over_loopback_and_its_own_address_on
+);
+
+fn guest_curl_reaches_httpd_over_loopback_and_its_own_address_on(design: &str) {
+    let (_dir, img) = image(&format!("loopback{design}"));
+    let g = boot(&img, design);
     g.run("httpd &");
     wait_for_http(g.http);
     for addr in ["127.0.0.1", "10.0.2.15"] {
@@ -249,11 +313,16 @@ fn guest_curl_reaches_httpd_over_loopback_and_its_own_address() {
     g.poweroff();
 }
 
+both_designs!(
+    httpd_survives_bad_clients,
+    sleep_design_httpd_survives_bad_clients,
+    httpd_survives_bad_clients_on
+);
+
 /// Bad clients never stop httpd: after each, a normal request is still answered.
-#[test]
-fn httpd_survives_bad_clients() {
-    let (_dir, img) = image("badclients");
-    let g = boot(&img);
+fn httpd_survives_bad_clients_on(design: &str) {
+    let (_dir, img) = image(&format!("badclients{design}"));
+    let g = boot(&img, design);
     g.run("httpd &");
     wait_for_http(g.http);
     let still_serving = || assert_eq!(curl(g.http, "/index.html").0, 200, "httpd stopped");
@@ -268,7 +337,7 @@ fn httpd_survives_bad_clients() {
 #[test]
 fn chromium_renders_the_directory_listing() {
     let (_dir, img) = image("chromium");
-    let g = boot(&img);
+    let g = boot(&img, "");
     g.run("httpd &");
     wait_for_http(g.http);
     let tmp = ok(TempDir::new("chromium"));

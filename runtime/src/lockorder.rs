@@ -82,15 +82,6 @@ ranks! {
     /// One network namespace's stack: its smoltcp interface and sockets, the listeners, its
     /// ports (`net::stack`). Two stacks' locks are never held at once (one rank: checked).
     Stack,
-    /// The in-kernel bridge's ports and queues (`net::bridge`): a stack's device hands frames
-    /// to it under the stack's lock; the bridge takes no stack lock, it notifies wait queues.
-    Bridge,
-    /// ARP replies one stack saw, for `arping` (noted by its device under the stack lock).
-    ArpSeen,
-    /// The E1000's receive ring (taken by the stack's device under the stack lock).
-    NicRx,
-    /// The E1000's transmit ring.
-    NicTx,
     /// A pipe's ring and end counts (`file::pipe`).
     Pipe,
     /// The consoles by namespace (`file::console::VTS`).
@@ -143,6 +134,25 @@ ranks! {
     PciConfig,
     /// The interrupt descriptor table (written at boot).
     Idt,
+    /// The network stack's lock in the sleep design (`net=sleep`, `net::drive::sleep`), where
+    /// the E1000's and the timer's interrupt handlers run the stack, so it is interrupt-safe
+    /// and everything under it is too (the bridge, the NIC's rings, the sleep table, the
+    /// heap). The event design's stacks use `Stack`. Never two stacks at once (one rank:
+    /// checked).
+    StackIrq,
+    /// The in-kernel bridge's ports and queues (`net::bridge`): a stack's device hands frames
+    /// to it under the stack's lock; the bridge takes no stack lock, and notifies a port's
+    /// wait queue after releasing its own lock. Interrupt-safe (the sleep design's handlers).
+    Bridge,
+    /// ARP replies one stack saw, for `arping` (noted by its device under the stack lock).
+    ArpSeen,
+    /// The E1000's receive ring (taken by the stack's device under the stack lock).
+    NicRx,
+    /// The E1000's transmit ring.
+    NicTx,
+    /// The sleep design's table of processes asleep on a channel (`proc::sleep`): `sleep`
+    /// registers under the stack lock, `wakeup` runs in interrupt handlers.
+    SleepChans,
     /// The heap's region of large blocks (`mm::heap`).
     HeapLarge,
     /// The heap's small objects (`mm::heap`): taken under almost everything.
@@ -174,7 +184,20 @@ impl Rank {
     /// May an interrupt handler take it? Then it is taken with interrupts disabled only, and
     /// only interrupt-safe locks are taken under it (module docs, "Interrupts").
     pub const fn irq_safe(self) -> bool {
-        matches!(self, Rank::Log)
+        matches!(
+            self,
+            Rank::StackIrq
+                | Rank::Bridge
+                | Rank::ArpSeen
+                | Rank::NicRx
+                | Rank::NicTx
+                | Rank::SleepChans
+                | Rank::HeapLarge
+                | Rank::Heap
+                | Rank::KernelPageTable
+                | Rank::Frames
+                | Rank::Log
+        )
     }
 
     #[cfg(debug_assertions)]
@@ -487,6 +510,108 @@ impl<T: ?Sized> Drop for MutexGuard<'_, T> {
     }
 }
 
+/// How the platform turns this CPU's interrupts off and back on, nested (xv6's
+/// `push_off`/`pop_off`: the first `off` saves the flag, the matching last `on` restores it).
+pub trait Interrupts: Sync {
+    /// Interrupts off (the first of a nest saves whether they were on).
+    fn push_off(&self);
+    /// One fewer: the last of a nest turns them back on if they were.
+    fn pop_off(&self);
+}
+
+static INTERRUPTS: spin::Once<&'static dyn Interrupts> = spin::Once::new();
+
+/// Install the platform's interrupt control for [`IrqMutex`] (the first call wins). Until
+/// then (and on the host) an [`IrqMutex`] is a plain [`Mutex`].
+pub fn install_interrupts(i: &'static dyn Interrupts) {
+    INTERRUPTS.call_once(|| i);
+}
+
+/// Interrupts off on this CPU while it lives (nested: see [`Interrupts`]).
+struct IrqOff(Option<&'static dyn Interrupts>);
+
+impl IrqOff {
+    fn new() -> IrqOff {
+        let i = INTERRUPTS.get().copied();
+        if let Some(i) = i {
+            i.push_off();
+        }
+        IrqOff(i)
+    }
+}
+
+impl Drop for IrqOff {
+    fn drop(&mut self) {
+        if let Some(i) = self.0 {
+            i.pop_off();
+        }
+    }
+}
+
+/// A spin lock of an interrupt-safe [`Rank`] ([`Rank::irq_safe`]): [`Mutex`] taken with this
+/// CPU's interrupts off, which stay off until the guard is dropped (rule 2 of the module docs,
+/// enforced rather than only checked). An interrupt handler may take it: it can never find it
+/// held by the code it interrupted.
+pub struct IrqMutex<T: ?Sized> {
+    inner: Mutex<T>,
+}
+
+impl<T> IrqMutex<T> {
+    /// An unlocked mutex of the interrupt-safe class `rank` holding `value`.
+    pub const fn new(rank: Rank, value: T) -> Self {
+        IrqMutex { inner: Mutex::new(rank, value) }
+    }
+}
+
+impl<T: ?Sized> IrqMutex<T> {
+    /// Interrupts off, then spin until the lock is ours (checked as [`Mutex::lock`]).
+    #[cfg_attr(debug_assertions, track_caller)]
+    pub fn lock(&self) -> IrqMutexGuard<'_, T> {
+        let off = IrqOff::new();
+        IrqMutexGuard { guard: self.inner.lock(), _off: off }
+    }
+
+    /// Whether someone holds the lock now (a snapshot).
+    pub fn is_locked(&self) -> bool {
+        self.inner.is_locked()
+    }
+
+    /// The value, through exclusive access to the mutex (no locking).
+    pub fn get_mut(&mut self) -> &mut T {
+        self.inner.get_mut()
+    }
+
+    /// See [`Mutex::force_unlock`].
+    ///
+    /// # Safety
+    /// As [`Mutex::force_unlock`].
+    pub unsafe fn force_unlock(&self) {
+        // SAFETY: passed on to the caller.
+        unsafe { self.inner.force_unlock() }
+    }
+}
+
+/// The lock is held, and interrupts are off, while this lives. Fields drop in order: the
+/// lock is released before interrupts may come back.
+#[must_use = "dropping the guard unlocks the mutex at once"]
+pub struct IrqMutexGuard<'a, T: ?Sized> {
+    guard: MutexGuard<'a, T>,
+    _off: IrqOff,
+}
+
+impl<T: ?Sized> Deref for IrqMutexGuard<'_, T> {
+    type Target = T;
+    fn deref(&self) -> &T {
+        &self.guard
+    }
+}
+
+impl<T: ?Sized> DerefMut for IrqMutexGuard<'_, T> {
+    fn deref_mut(&mut self) -> &mut T {
+        &mut self.guard
+    }
+}
+
 // Release builds: the lock and its guard are spin's, not a byte more.
 #[cfg(not(debug_assertions))]
 #[allow(clippy::disallowed_types)]
@@ -562,14 +687,14 @@ mod tests {
     fn locks_in_increasing_rank_pass_and_are_recorded() {
         checked();
         let (socket, stack) = (Mutex::new(Rank::Socket, 1), Mutex::new(Rank::Stack, 2));
-        let (queue, heap) = (Mutex::new(Rank::WaitQueue, 3), Mutex::new(Rank::Heap, 4));
+        let (queue, heap) = (Mutex::new(Rank::WaitQueue, 3), Mutex::new(Rank::Timers, 4));
         {
             let a = socket.lock();
             let b = stack.lock();
             let c = queue.lock();
             let d = heap.lock();
             assert_eq!(*a + *b + *c + *d, 10);
-            assert_eq!(held(), [Rank::Socket, Rank::Stack, Rank::WaitQueue, Rank::Heap]);
+            assert_eq!(held(), [Rank::Socket, Rank::Stack, Rank::WaitQueue, Rank::Timers]);
         }
         assert_eq!(held(), []);
     }
@@ -603,16 +728,16 @@ mod tests {
         checked();
         let files = Mutex::new(Rank::ProcFiles, ());
         let stack = Mutex::new(Rank::Stack, ());
-        let heap = Mutex::new(Rank::Heap, ());
+        let heap = Mutex::new(Rank::Timers, ());
         drop(heap.lock());
         drop(files.lock()); // the heap was released: a lower rank is fine again
                             // Released out of order: what is still held still counts.
         let s = stack.lock();
         let h = heap.lock();
         drop(s);
-        assert_eq!(held(), [Rank::Heap]);
+        assert_eq!(held(), [Rank::Timers]);
         let msg = panic_of(|| drop(stack.lock()));
-        assert!(msg.contains("Stack taken while holding Heap"), "{msg}");
+        assert!(msg.contains("Stack taken while holding Timers"), "{msg}");
         drop(h);
         drop(files.lock());
         drop(stack.lock());
@@ -648,7 +773,7 @@ mod tests {
     #[test]
     fn an_interrupt_handler_takes_interrupt_safe_locks_only() {
         checked();
-        let heap = Mutex::new(Rank::Heap, ());
+        let heap = Mutex::new(Rank::Timers, ());
         let msg = panic_of(|| {
             irqs_off(|| {
                 let _irq = enter_interrupt();
@@ -656,9 +781,52 @@ mod tests {
             })
         });
         IRQS_ON.with(|c| c.set(true));
-        assert!(msg.contains("Heap taken in an interrupt handler"), "{msg}");
+        assert!(msg.contains("Timers taken in an interrupt handler"), "{msg}");
         assert!(!HELD.with(|h| h.in_interrupt()), "unwinding left the handler");
         drop(heap.lock());
+    }
+
+    #[test]
+    fn an_irq_mutex_turns_interrupts_off_while_held_nested() {
+        use core::sync::atomic::AtomicU32;
+        struct Flag;
+        static OFF: AtomicU32 = AtomicU32::new(0);
+        impl Interrupts for Flag {
+            fn push_off(&self) {
+                OFF.fetch_add(1, Relaxed);
+                IRQS_ON.with(|c| c.set(false));
+            }
+            fn pop_off(&self) {
+                if OFF.fetch_sub(1, Relaxed) == 1 {
+                    IRQS_ON.with(|c| c.set(true));
+                }
+            }
+        }
+        checked();
+        install_interrupts(&Flag);
+        let (stack, heap) = (IrqMutex::new(Rank::StackIrq, 1), IrqMutex::new(Rank::Heap, 2));
+        {
+            let s = stack.lock();
+            assert!(!IRQS_ON.with(Cell::get), "interrupts off under an interrupt-safe lock");
+            let h = heap.lock();
+            drop(h);
+            assert!(!IRQS_ON.with(Cell::get), "still off: the outer lock is held");
+            assert_eq!(*s, 1);
+        }
+        assert!(IRQS_ON.with(Cell::get), "back on once the last one is released");
+        // An interrupt handler may take them.
+        irqs_off(|| {
+            let _irq = enter_interrupt();
+            drop(stack.lock());
+        });
+        // A plain lock under an interrupt-safe one is against the order (rule 3).
+        let pipe = Mutex::new(Rank::Pipe, ());
+        let msg = panic_of(|| {
+            let _s = stack.lock();
+            drop(pipe.lock());
+        });
+        assert!(msg.contains("Pipe taken while holding StackIrq"), "{msg}");
+        assert!(IRQS_ON.with(Cell::get), "unwinding turned them back on");
     }
 
     #[test]
@@ -701,7 +869,7 @@ mod tests {
     #[test]
     fn each_cpu_has_its_own_set() {
         let h = checked();
-        let heap = std::sync::Arc::new(Mutex::new(Rank::Heap, 0));
+        let heap = std::sync::Arc::new(Mutex::new(Rank::Timers, 0));
         let g = heap.lock();
         let other = std::thread::spawn(|| {
             // Another "CPU" holding nothing may take a low rank while this one holds the heap.
@@ -709,7 +877,7 @@ mod tests {
             held()
         });
         assert_eq!(other.join().unwrap(), []);
-        assert_eq!(h.highest(), Some(Rank::Heap));
+        assert_eq!(h.highest(), Some(Rank::Timers));
         drop(g);
         assert_eq!(h.highest(), None);
     }
@@ -717,10 +885,10 @@ mod tests {
     #[test]
     fn the_mutex_is_a_mutex() {
         checked();
-        let mut m = Mutex::new(Rank::Frames, std::vec![1]);
+        let mut m = Mutex::new(Rank::ExecutorTasks, std::vec![1]);
         m.lock().push(2);
         m.get_mut().push(3);
-        assert_eq!(m.rank(), Some(Rank::Frames));
+        assert_eq!(m.rank(), Some(Rank::ExecutorTasks));
         assert_eq!(std::format!("{:?}", m.lock()), "[1, 2, 3]");
         assert_eq!(m.into_inner(), [1, 2, 3]);
     }

@@ -1,7 +1,9 @@
 //! Small CPU primitives not covered by the `x86_64` crate, and this CPU's held-lock set for
 //! the lock-order checker (`runtime::lockorder`, debug builds).
 
+use core::sync::atomic::{AtomicBool, AtomicU32, Ordering::Relaxed};
 use runtime::lockorder::{self, HeldLocks};
+use x86_64::instructions::interrupts;
 
 /// The spin locks held on this CPU. One CPU today, so one set; with more, each CPU will find
 /// its own through its per-CPU data (the GS base), as the scheduler's stack pointer will.
@@ -19,9 +21,36 @@ impl lockorder::Context for LockContext {
     }
 }
 
-/// Start checking the lock order (debug builds; nothing in release builds). Boot calls it once
-/// the log is up, so that a violation can be reported.
+/// Interrupts turned off by interrupt-safe locks (`runtime::lockorder::IrqMutex`), nested:
+/// how many are held, and whether interrupts were enabled before the first (xv6's `ncli` and
+/// `intena`). One CPU today, so one of each; with more, per-CPU data as [`HELD`].
+static NOFF: AtomicU32 = AtomicU32::new(0);
+static INTENA: AtomicBool = AtomicBool::new(false);
+
+struct IrqControl;
+
+impl lockorder::Interrupts for IrqControl {
+    fn push_off(&self) {
+        let was = interrupts::are_enabled();
+        interrupts::disable();
+        if NOFF.fetch_add(1, Relaxed) == 0 {
+            INTENA.store(was, Relaxed);
+        }
+    }
+
+    fn pop_off(&self) {
+        debug_assert!(!interrupts::are_enabled(), "pop_off with interrupts enabled");
+        if NOFF.fetch_sub(1, Relaxed) == 1 && INTENA.load(Relaxed) {
+            interrupts::enable();
+        }
+    }
+}
+
+/// Start checking the lock order (debug builds; nothing in release builds), and let
+/// interrupt-safe locks turn interrupts off (every build). Boot calls it once the log is up,
+/// so that a violation can be reported.
 pub fn check_lock_order() {
+    lockorder::install_interrupts(&IrqControl);
     lockorder::install(&LockContext);
 }
 

@@ -27,6 +27,7 @@ pub mod pipe;
 pub mod poll;
 pub mod procfs;
 
+use crate::net::drive::How;
 use crate::rootfs::{Ino, RootFs};
 use abi::syscall::{dev, kind, Errno, Stat};
 use alloc::sync::Arc;
@@ -254,7 +255,8 @@ impl File {
                 *off += n;
                 Ok(n)
             }
-            Kind::Socket(s) => s.recv(buf).await.map(|(n, _)| n),
+            // Waits as its design waits (`net::drive`), blocking the calling process here.
+            Kind::Socket(s) => s.recv(buf, How::of(self.nonblock())).map(|(n, _)| n),
             Kind::PipeWrite(_) => Err(Errno::EBADF),
         }
     }
@@ -310,7 +312,7 @@ impl File {
                 c.vt().write(buf);
                 Ok(buf.len())
             }
-            Kind::Socket(s) => s.send(buf, None).await,
+            Kind::Socket(s) => s.send(buf, None, How::of(self.nonblock())),
             Kind::PipeRead(_) | Kind::Proc { .. } => Err(Errno::EBADF),
         }
     }

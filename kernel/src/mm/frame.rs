@@ -10,7 +10,7 @@
 
 use super::{phys_to_virt, PAGE_SIZE};
 use crate::pvh::{Region, RAM};
-use runtime::lockorder::{Mutex, Rank};
+use runtime::lockorder::{IrqMutex as Mutex, Rank};
 use x86_64::structures::paging::{PhysFrame, Size4KiB};
 use x86_64::PhysAddr;
 

@@ -23,17 +23,19 @@
 //! What user programs may make the kernel allocate is charged first (`mm::budget`); an
 //! allocation failure here is the kernel's own and ends in the alloc error handler (a panic).
 //!
-//! Allocation is for task context only: interrupt handlers never allocate (their queues are
-//! fixed-size). Almost everything allocates while holding its own lock, so the heap's locks
-//! come near the end of the lock order (`HeapLarge`, `Heap`: `docs/locks.md`), followed only by
-//! what growing the heap takes, the kernel page table and the frame allocator.
+//! Almost everything allocates while holding its own lock, so the heap's locks come near the
+//! end of the lock order (`HeapLarge`, `Heap`: `docs/locks.md`), followed only by what growing
+//! the heap takes, the kernel page table and the frame allocator. All of them are
+//! interrupt-safe (`IrqMutex`: interrupts off while held, as xv6's `kalloc` lock): the sleep
+//! design's interrupt handlers run a network stack, which allocates (a received frame is
+//! copied out of the ring). Other handlers still never allocate (their queues are fixed-size).
 
 use super::{frame, paging, phys_to_virt, HEAP_START, PAGE_SIZE, PHYS_OFFSET};
 use core::alloc::{GlobalAlloc, Layout};
 use core::ptr::NonNull;
 use core::sync::atomic::{AtomicUsize, Ordering};
 use linked_list_allocator::Heap;
-use runtime::lockorder::{Mutex, Rank};
+use runtime::lockorder::{IrqMutex as Mutex, Rank};
 use x86_64::structures::paging::{PageTableFlags as F, PhysFrame};
 use x86_64::PhysAddr;
 

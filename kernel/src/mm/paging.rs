@@ -8,7 +8,7 @@
 
 use super::{frame, phys_to_virt, HEAP_START, KERNEL_VMA, KSTACK_START, PAGE_SIZE, PHYS_OFFSET};
 use crate::pvh::Region;
-use runtime::lockorder::{Mutex, Rank};
+use runtime::lockorder::{IrqMutex as Mutex, Rank};
 use x86_64::registers::control::{Cr3, Cr3Flags};
 use x86_64::structures::paging::mapper::{MapToError, TranslateResult, UnmapError};
 use x86_64::structures::paging::{

@@ -15,15 +15,17 @@
 //!
 //! # Locks
 //! One spin lock (rank `Bridge`), taken by a stack's device under that stack's lock (and by
-//! `arping` with none held), for a few map operations; under it only wait queues are notified
-//! (rank `WaitQueue`, below it) and the heap is used. No interrupt handler takes it. This
+//! `arping` with none held), for a few map operations; under it only the heap is used. It is
+//! interrupt-safe (an `IrqMutex`: the sleep design's interrupt handlers run the root's stack,
+//! whose router looks at its port), so the ports' wait queues are notified after it is
+//! released (a wait queue's lock is not interrupt-safe). This
 //! module depends on nothing of the kernel's, so it is unit-tested on the host
 //! (`mkimage/tests/kernel_net.rs`).
 
 use alloc::collections::{BTreeMap, VecDeque};
 use alloc::sync::Arc;
 use alloc::vec::Vec;
-use runtime::lockorder::{Mutex, Rank};
+use runtime::lockorder::{IrqMutex as Mutex, Rank};
 use runtime::sync::WaitQueue;
 
 /// Frames a port's queue holds at most (a TCP window of 64 KiB is 45 full frames).
@@ -118,6 +120,9 @@ impl Bridge {
             None => ports.keys().copied().filter(|&id| id != from).collect(),
         };
         let mut frame = Some(frame);
+        // Notified once the bridge's lock is released: it is interrupt-safe, a wait queue's
+        // is not (docs/locks.md).
+        let mut notify: Vec<Arc<WaitQueue>> = Vec::new();
         for (i, to) in targets.iter().enumerate() {
             let Some(port) = ports.get_mut(to) else { continue };
             if port.queue.len() >= QUEUE_MAX {
@@ -132,7 +137,11 @@ impl Bridge {
             let Some(f) = f else { continue };
             port.queue.push_back(f);
             port.stats.queued += 1;
-            port.ready.notify_all();
+            notify.push(port.ready.clone());
+        }
+        drop(sw);
+        for q in notify {
+            q.notify_all();
         }
     }
 

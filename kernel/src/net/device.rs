@@ -54,7 +54,7 @@ use alloc::collections::{BTreeMap, VecDeque};
 use alloc::vec;
 use alloc::vec::Vec;
 use drivers::e1000::{Csum, TxOffload};
-use runtime::lockorder::{Mutex, Rank};
+use runtime::lockorder::{IrqMutex, Rank};
 use runtime::sync::WaitQueue;
 use smoltcp::phy::{self, Checksum, DeviceCapabilities, Medium};
 use smoltcp::time::Instant;
@@ -419,7 +419,7 @@ phy_device!([] Port);
 
 /// The ARP replies one stack has seen (sender IP -> MAC), for `arping`; at most 64.
 pub struct ArpSeen {
-    seen: Mutex<BTreeMap<[u8; 4], [u8; 6]>>,
+    seen: IrqMutex<BTreeMap<[u8; 4], [u8; 6]>>,
     /// Notified when a reply is noted.
     pub wait: WaitQueue,
 }
@@ -432,7 +432,7 @@ impl Default for ArpSeen {
 
 impl ArpSeen {
     pub const fn new() -> ArpSeen {
-        ArpSeen { seen: Mutex::new(Rank::ArpSeen, BTreeMap::new()), wait: WaitQueue::new() }
+        ArpSeen { seen: IrqMutex::new(Rank::ArpSeen, BTreeMap::new()), wait: WaitQueue::new() }
     }
 
     /// Note `f` if it is an ARP reply.
@@ -450,7 +450,8 @@ impl ArpSeen {
                 }
                 seen.insert(ip, mac);
             }
-            self.wait.notify_all();
+            // Under the stack lock: the sleep design may take no wait queue here.
+            super::drive::notify(&self.wait);
         }
     }
 

@@ -43,10 +43,13 @@ pub fn nic() -> Option<&'static Nic> {
     NIC.try_get().ok().filter(|_| ROUTED.load(Ordering::Acquire))
 }
 
-/// Interrupt context (registered on the device's line): acknowledge and wake.
+/// Interrupt context (registered on the device's line): acknowledge and wake; in the sleep
+/// design (`net=sleep`) also run the root stack (`net::drive::sleep::on_nic_irq`).
 fn handle_irq() {
     if let Ok(n) = NIC.try_get() {
-        n.dev.handle_irq();
+        if n.dev.handle_irq() && super::drive::design() == super::drive::Design::Sleep {
+            super::drive::sleep::on_nic_irq();
+        }
     }
 }
 

@@ -227,7 +227,7 @@ impl Listeners {
         let l = self.map.get_mut(&id).ok_or(h)?;
         l.accept.push_front(h);
         l.was_ready = true;
-        l.ready.notify_all();
+        crate::net::drive::notify(&l.ready);
         Ok(())
     }
 
@@ -303,7 +303,7 @@ impl Listeners {
                     }
                 });
                 if ready && !l.was_ready {
-                    l.ready.notify_all();
+                    crate::net::drive::notify(&l.ready);
                 }
                 l.was_ready = ready;
                 if let Some(&(_, since)) = l.syn.front() {

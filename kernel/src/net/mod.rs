@@ -13,6 +13,7 @@
 pub mod bridge;
 pub mod csum;
 pub mod device;
+pub mod drive;
 pub mod e1000;
 pub mod filter;
 pub mod listen;

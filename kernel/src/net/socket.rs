@@ -34,6 +34,12 @@
 //! `bind`), which notify the queues themselves after the change. Wakeups may be spurious
 //! (every waiter on a queue is woken, one takes the datagram): waiters loop.
 //!
+//! That is the event design's waiting. Every operation that may wait takes a `drive::How`
+//! (not at all for a non-blocking descriptor, until done, or with a time limit) and waits
+//! through [`Socket::wait`] -> `super::drive::wait`, so the same checks serve the sleep design
+//! (`net=sleep`), where the queues and smoltcp's slots are left alone and the waiter sleeps on
+//! the stack's channel instead (`super::drive::sleep`).
+//!
 //! # Locks, in order
 //!
 //! As in `docs/locks.md` (checked in debug builds): a process's descriptor table (`exit`
@@ -58,9 +64,10 @@
 //! first datagram). `socket` already fails with ENOMEM when the budget could not pay for them
 //! now, and so do `connect` and `bind` if it no longer can by then.
 
+use super::drive::{self, Design, How};
 use super::stack::{self, NetStack, Stack, TCP_BUF};
 use crate::file::poll::PollWait;
-use crate::mm::budget::{self, Charge};
+use crate::mm::budget;
 use abi::syscall::net::{SockAddrIn, POLLERR, POLLHUP, POLLIN, POLLOUT, SHUT_RD, SHUT_WR};
 use abi::syscall::Errno;
 use alloc::string::String;
@@ -211,7 +218,7 @@ const UDP_CHARGE: usize = 2 * (UDP_BUF + UDP_PACKETS * size_of::<udp::PacketMeta
 
 /// A UDP socket, its buffers charged (ENOMEM: refused by the budget).
 fn new_udp(s: &mut Stack) -> Result<SocketHandle, Errno> {
-    let charge = Charge::new(UDP_CHARGE).ok_or(Errno::ENOMEM)?;
+    let charge = s.sockets.charge(UDP_CHARGE).ok_or(Errno::ENOMEM)?;
     let u = udp::Socket::new(
         udp::PacketBuffer::new(vec![udp::PacketMetadata::EMPTY; UDP_PACKETS], vec![0; UDP_BUF]),
         udp::PacketBuffer::new(vec![udp::PacketMetadata::EMPTY; UDP_PACKETS], vec![0; UDP_BUF]),
@@ -243,7 +250,7 @@ impl Socket {
 
     /// Run `f` on the socket's stack under its lock (`ENETUNREACH`: its namespace died).
     fn net<R>(&self, f: impl FnOnce(&mut Stack) -> R) -> Result<R, Errno> {
-        self.net.with(f).ok_or(Errno::ENETUNREACH)
+        self.net.with_caller(f).ok_or(Errno::ENETUNREACH)
     }
 
     fn conn(&self, h: SocketHandle) -> Socket {
@@ -257,32 +264,39 @@ impl Socket {
         }
     }
 
-    /// Wait until `check` (run under the stack lock) gives a value: in the section where it
-    /// found none, smoltcp's slot of `d` at `k` gets the queue's waker and a ticket is taken
-    /// on the queue, then the wait is for a notification after the ticket (see the module
-    /// docs: no change after the check is missed, whoever else waits on the socket).
-    /// Cancel-safe: dropping it deregisters from the queue; the slot keeps the queue's waker,
-    /// which is harmless.
-    async fn wait<T>(
+    /// Wait until `check` (run under the stack lock) gives a value, as the design waits
+    /// (`super::drive`). The event design: in the section where it found none, smoltcp's
+    /// slot of `d` at `k` gets the queue's waker and a ticket is taken on the queue, then the
+    /// wait is for a notification after the ticket (see the module docs: no change after the
+    /// check is missed, whoever else waits on the socket); the slot keeps the queue's waker,
+    /// which is harmless. The sleep design: `sleep` on the stack's channel. `Ok(None)`: a
+    /// `How::Within` wait timed out.
+    fn wait<T>(
         &self,
-        k: Sock,
+        k: Option<Sock>,
         d: Dir,
-        mut check: impl FnMut(&mut Stack) -> Option<T>,
-    ) -> Result<T, Errno> {
+        how: How,
+        check: impl FnMut(&mut Stack) -> Option<T>,
+    ) -> Result<Option<T>, Errno> {
         let q = self.waits.queue(d);
-        loop {
-            let ticket = self.net(|s| match check(s) {
-                Some(v) => Ok(v),
-                None => {
-                    self.waits.arm(s, k, d);
-                    Err(q.ticket())
-                }
-            })?;
-            match ticket {
-                Ok(v) => return Ok(v),
-                Err(ticket) => q.wait(ticket).await,
+        let arm = |s: &mut Stack| {
+            if let Some(k) = k {
+                self.waits.arm(s, k, d)
             }
-        }
+        };
+        drive::wait(&self.net, q, arm, how, check)
+    }
+
+    /// [`Socket::wait`] without a time limit.
+    fn wait_for<T>(
+        &self,
+        k: Option<Sock>,
+        d: Dir,
+        how: How,
+        check: impl FnMut(&mut Stack) -> Option<T>,
+    ) -> Result<T, Errno> {
+        // Only `How::Within` times out.
+        self.wait(k, d, how, check)?.ok_or(Errno::ETIMEDOUT)
     }
 
     pub fn bind(&self, a: &SockAddrIn) -> Result<(), Errno> {
@@ -333,7 +347,7 @@ impl Socket {
         drop(st);
         if r.is_ok() {
             // A UDP socket can receive now: `poll`s that found it unbound look again.
-            self.waits.notify_all();
+            self.changed();
         }
         r
     }
@@ -368,18 +382,11 @@ impl Socket {
 
     /// Wait for an established connection: the new socket and its peer. If the caller cannot
     /// use it after all (no free descriptor), it gives it back with [`Socket::requeue`].
-    pub async fn accept(&self) -> Result<(Socket, SockAddrIn), Errno> {
+    pub fn accept(&self, how: How) -> Result<(Socket, SockAddrIn), Errno> {
         let id = self.listener()?;
-        let q = &self.waits.readable;
-        let h = loop {
-            // The ticket is taken under the stack lock, in the section that found nothing:
-            // the listener makes a connection acceptable under that lock and notifies the
-            // queue after, so the notification comes after the ticket and `wait` sees it.
-            match self.net(|s| s.accept_ready(id).ok_or_else(|| q.ticket()))? {
-                Ok(h) => break h,
-                Err(ticket) => q.wait(ticket).await,
-            }
-        };
+        // The listener makes a connection acceptable under the stack lock and notifies the
+        // `readable` queue (event design) after, through `drive::notify`.
+        let h = self.wait_for(None, Dir::Recv, how, |s| s.accept_ready(id))?;
         self.net.kick();
         let peer = self.net(|s| addr_of(s.sockets.get::<tcp::Socket>(h).remote_endpoint()))?;
         Ok((self.conn(h), peer))
@@ -397,6 +404,8 @@ impl Socket {
         match self.listener() {
             Ok(id) => {
                 let _ = self.net(|s| s.requeue(id, h));
+                // The sleep design's accepters wake at a poll's `wakeup`.
+                self.net.kick();
             }
             Err(_) => {
                 *conn.st.get_mut() = State::Tcp { st: Tcp::Conn { h, shut_rd: false }, port: None }
@@ -463,6 +472,14 @@ impl Socket {
         }
     }
 
+    /// The socket changed in a way smoltcp does not signal (`bind`, `shutdown`): its waiters
+    /// look again (the event design's queues are notified; the sleep design's kick polls
+    /// the stack, and the poll's `wakeup` wakes its sleepers).
+    fn changed(&self) {
+        self.waits.notify_all();
+        self.net.kick();
+    }
+
     fn tcp_handle(&self) -> Option<SocketHandle> {
         match &*self.st.lock() {
             State::Tcp { st: Tcp::Conn { h, .. }, .. } => Some(*h),
@@ -470,16 +487,36 @@ impl Socket {
         }
     }
 
-    /// Wait until a started TCP connection is established (ECONNREFUSED if it was refused).
-    pub async fn connected(&self) -> Result<(), Errno> {
-        let Some(h) = self.tcp_handle() else { return Ok(()) };
-        // A change of state wakes both of smoltcp's slots.
-        self.wait(Sock::Tcp(h), Dir::Send, |s| match s.sockets.get::<tcp::Socket>(h).state() {
+    /// How a started TCP connection went: `None` while it is opening, ECONNREFUSED if it
+    /// was refused.
+    fn connect_check(s: &Stack, h: SocketHandle) -> Option<Result<(), Errno>> {
+        match s.sockets.get::<tcp::Socket>(h).state() {
             tcp::State::SynSent | tcp::State::SynReceived => None,
             tcp::State::Closed => Some(Err(Errno::ECONNREFUSED)),
             _ => Some(Ok(())),
-        })
-        .await?
+        }
+    }
+
+    /// [`Socket::connected`] without waiting: `None` while the connection is opening.
+    pub fn connect_result(&self) -> Option<Result<(), Errno>> {
+        let Some(h) = self.tcp_handle() else { return Some(Ok(())) };
+        self.net(|s| Self::connect_check(s, h)).unwrap_or(Some(Err(Errno::ENETUNREACH)))
+    }
+
+    /// Wait until a started TCP connection is established (ECONNREFUSED if it was refused),
+    /// at most `ms` milliseconds (then ETIMEDOUT, and the attempt is given up).
+    pub fn connected(&self, ms: u64) -> Result<(), Errno> {
+        let Some(h) = self.tcp_handle() else { return Ok(()) };
+        // A change of state wakes both of smoltcp's slots.
+        let r = self
+            .wait(Some(Sock::Tcp(h)), Dir::Send, How::Within(ms), |s| Self::connect_check(s, h))?;
+        match r {
+            Some(r) => r,
+            None => {
+                self.abort_connect();
+                Err(Errno::ETIMEDOUT)
+            }
+        }
     }
 
     /// Whether a TCP connect is still in progress.
@@ -515,7 +552,7 @@ impl Socket {
 
     /// Send (TCP: what fits once there is room, at least one byte; UDP: one datagram to
     /// `to` or the connected peer).
-    pub async fn send(&self, buf: &[u8], to: Option<&SockAddrIn>) -> Result<usize, Errno> {
+    pub fn send(&self, buf: &[u8], to: Option<&SockAddrIn>, how: How) -> Result<usize, Errno> {
         if self.is_udp() {
             let h = self.udp_autobind()?;
             let dest = match to {
@@ -528,34 +565,30 @@ impl Socket {
             if buf.len() > UDP_BUF {
                 return Err(Errno::EMSGSIZE);
             }
-            let r = self
-                .wait(Sock::Udp(h), Dir::Send, |s| {
-                    match s.sockets.get_mut::<udp::Socket>(h).send_slice(buf, dest) {
-                        Ok(()) => Some(Ok(buf.len())),
-                        Err(udp::SendError::BufferFull) => None,
-                        Err(udp::SendError::Unaddressable) => Some(Err(Errno::ENETUNREACH)),
-                    }
-                })
-                .await;
+            let r = self.wait_for(Some(Sock::Udp(h)), Dir::Send, how, |s| {
+                match s.sockets.get_mut::<udp::Socket>(h).send_slice(buf, dest) {
+                    Ok(()) => Some(Ok(buf.len())),
+                    Err(udp::SendError::BufferFull) => None,
+                    Err(udp::SendError::Unaddressable) => Some(Err(Errno::ENETUNREACH)),
+                }
+            });
             self.net.kick();
             return r?;
         }
         let h = self.tcp_handle().ok_or(Errno::ENOTCONN)?;
-        let r = self
-            .wait(Sock::Tcp(h), Dir::Send, |s| {
-                let t = s.sockets.get_mut::<tcp::Socket>(h);
-                if !t.may_send() {
-                    return Some(match t.state() {
-                        tcp::State::SynSent | tcp::State::SynReceived => return None,
-                        _ => Err(Errno::EPIPE),
-                    });
-                }
-                if t.can_send() {
-                    return Some(t.send_slice(buf).map_err(|_| Errno::EPIPE));
-                }
-                None
-            })
-            .await;
+        let r = self.wait_for(Some(Sock::Tcp(h)), Dir::Send, how, |s| {
+            let t = s.sockets.get_mut::<tcp::Socket>(h);
+            if !t.may_send() {
+                return Some(match t.state() {
+                    tcp::State::SynSent | tcp::State::SynReceived => return None,
+                    _ => Err(Errno::EPIPE),
+                });
+            }
+            if t.can_send() {
+                return Some(t.send_slice(buf).map_err(|_| Errno::EPIPE));
+            }
+            None
+        });
         self.net.kick();
         r?
     }
@@ -563,12 +596,12 @@ impl Socket {
     /// For `sendfile`: waits until a connected TCP socket can take bytes and says how many it
     /// takes now, so that no more is read from the file than is sent. EINVAL for UDP,
     /// ENOTCONN before `connect` or `accept`, EPIPE once it can send no more.
-    pub async fn send_room(&self) -> Result<usize, Errno> {
+    pub fn send_room(&self, how: How) -> Result<usize, Errno> {
         if self.is_udp() {
             return Err(Errno::EINVAL);
         }
         let h = self.tcp_handle().ok_or(Errno::ENOTCONN)?;
-        self.wait(Sock::Tcp(h), Dir::Send, |s| {
+        self.wait_for(Some(Sock::Tcp(h)), Dir::Send, how, |s| {
             let t = s.sockets.get_mut::<tcp::Socket>(h);
             if !t.may_send() {
                 return match t.state() {
@@ -577,26 +610,23 @@ impl Socket {
                 };
             }
             t.can_send().then(|| Ok(t.send_capacity() - t.send_queue()))
-        })
-        .await?
+        })?
     }
 
     /// Receive: TCP bytes (0 at the peer's FIN); UDP one datagram and its sender.
-    pub async fn recv(&self, buf: &mut [u8]) -> Result<(usize, SockAddrIn), Errno> {
+    pub fn recv(&self, buf: &mut [u8], how: How) -> Result<(usize, SockAddrIn), Errno> {
         if self.is_udp() {
             let h = self.udp_autobind()?;
-            return self
-                .wait(Sock::Udp(h), Dir::Recv, |s| {
-                    let u = s.sockets.get_mut::<udp::Socket>(h);
-                    if !u.can_recv() {
-                        return None;
-                    }
-                    Some(match u.recv_slice(buf) {
-                        Ok((n, meta)) => Ok((n, addr_of(Some(meta.endpoint)))),
-                        Err(_) => Err(Errno::EMSGSIZE),
-                    })
+            return self.wait_for(Some(Sock::Udp(h)), Dir::Recv, how, |s| {
+                let u = s.sockets.get_mut::<udp::Socket>(h);
+                if !u.can_recv() {
+                    return None;
+                }
+                Some(match u.recv_slice(buf) {
+                    Ok((n, meta)) => Ok((n, addr_of(Some(meta.endpoint)))),
+                    Err(_) => Err(Errno::EMSGSIZE),
                 })
-                .await?;
+            })?;
         }
         let (h, shut_rd) = match &*self.st.lock() {
             State::Tcp { st: Tcp::Conn { h, shut_rd }, .. } => (*h, *shut_rd),
@@ -605,24 +635,20 @@ impl Socket {
         if shut_rd {
             return Ok((0, SockAddrIn::default()));
         }
-        let r = self
-            .wait(Sock::Tcp(h), Dir::Recv, |s| {
-                let t = s.sockets.get_mut::<tcp::Socket>(h);
-                let peer = addr_of(t.remote_endpoint());
-                if t.can_recv() {
-                    return Some(
-                        t.recv_slice(buf).map(|n| (n, peer)).map_err(|_| Errno::ECONNRESET),
-                    );
-                }
-                match t.state() {
-                    tcp::State::SynSent | tcp::State::SynReceived => None,
-                    _ if t.may_recv() => None,
-                    // Reset by the peer (never saw its FIN) vs. an orderly end.
-                    tcp::State::Closed => Some(Ok((0, peer))),
-                    _ => Some(Ok((0, peer))),
-                }
-            })
-            .await;
+        let r = self.wait_for(Some(Sock::Tcp(h)), Dir::Recv, how, |s| {
+            let t = s.sockets.get_mut::<tcp::Socket>(h);
+            let peer = addr_of(t.remote_endpoint());
+            if t.can_recv() {
+                return Some(t.recv_slice(buf).map(|n| (n, peer)).map_err(|_| Errno::ECONNRESET));
+            }
+            match t.state() {
+                tcp::State::SynSent | tcp::State::SynReceived => None,
+                _ if t.may_recv() => None,
+                // Reset by the peer (never saw its FIN) vs. an orderly end.
+                tcp::State::Closed => Some(Ok((0, peer))),
+                _ => Some(Ok((0, peer))),
+            }
+        });
         self.net.kick(); // window update
         r?
     }
@@ -637,11 +663,10 @@ impl Socket {
         }
         if how != SHUT_RD {
             self.net(|s| s.sockets.get_mut::<tcp::Socket>(*h).close())?;
-            self.net.kick();
         }
         drop(st);
         // `poll` reports POLLIN once the read side is shut: pollers look again.
-        self.waits.readable.notify_all();
+        self.changed();
         Ok(())
     }
 
@@ -681,6 +706,9 @@ impl Socket {
         w: Option<&Waker>,
         reg: &mut PollWait<'a>,
     ) -> i16 {
+        // The sleep design's `poll` registers on the stack's channel before its scan
+        // (`syscall::net::sys_poll`): no waker goes anywhere.
+        let w = w.filter(|_| drive::design() == Design::Event);
         let st = self.st.lock();
         self.net(|s| {
             let (rev, k) = match &*st {

@@ -1,11 +1,13 @@
 //! A TCP/IP stack: one per network namespace ([`NetStack`]). Each has its own smoltcp
 //! [`Interface`] over its own device (`super::device`: loopback, ARP snooping, and below them
 //! the root's router or a container's bridge port), its own socket table ([`Sockets`], with
-//! the kernel-memory charge of every socket), port space, listeners, sockets closing, kick
-//! queue and executor task. The registry by namespace id, creation and teardown are in
-//! `super::netns`. [`Stack`] is the data under the stack's lock; all of `impl Stack` is here.
+//! the kernel-memory charge of every socket), port space, listeners, sockets closing, and
+//! what drives it (`super::drive`: in the default event design a kick queue and an executor
+//! task, in the sleep design, `net=sleep`, the interrupts). The registry by namespace id,
+//! creation and teardown are in `super::netns`. [`Stack`] is the data under the stack's lock;
+//! all of `impl Stack` is here.
 //!
-//! Each stack's task loops:
+//! In the event design each stack's task (`super::drive::event::run`) loops:
 //! 1. take its kick and bridge-port tickets, then, under the stack lock, poll the interface
 //!    with the real time ([`crate::time::now_ns`]) and ask smoltcp for its `poll_delay`; free
 //!    the sockets whose graceful close finished;
@@ -26,6 +28,8 @@
 //! wakes for their half-open connections' timeouts.
 //!
 //! # Locks
+//! (The sleep design's lock is interrupt-safe, rank `StackIrq`, and is also taken in the
+//! E1000's and the timer's interrupt handlers: `super::drive::sleep`.)
 //! A stack's lock (rank `Stack`, [`NetStack::with`]) is a spin lock held for short sections
 //! only (one poll, one socket operation); never across an `await`. It comes after a socket
 //! file's state (`Socket`) and before what the stack's device and smoltcp take: the bridge
@@ -33,20 +37,21 @@
 //! smoltcp's wakes and the bridge notify (`WaitQueue`), the heap, the log. **A stack never
 //! takes another stack's lock**: they have one rank, and a debug kernel panics if two are held
 //! at once; frames between stacks go through the bridge's queues, and the code that works on
-//! two stacks (`netns::destroy`, `publish`) takes one after the other. Process and task
-//! context only; no interrupt handler takes these locks.
+//! two stacks (`netns::destroy`, `publish`) takes one after the other. In the event design,
+//! process and task context only; no interrupt handler takes these locks.
 
 use super::bridge::{self, BRIDGE};
 use super::device::{
     self, ArpSeen, Below, Dev, Filter, Loopback, Port, Snoop, Wire, LOOP_MAX, MTU,
 };
+use super::drive::{self, How, StackGuard, StackLock};
 use super::e1000::Nic;
 use super::filter::Local;
 use super::listen::Listeners;
 use super::nat::{self, Nat, PublishError, Published};
 use super::router::Router;
-use crate::exec::{timeout_ms, EXECUTOR};
 use crate::mm::budget::Charge;
+use crate::ns::Account;
 use abi::syscall::ns::ROOT;
 use abi::syscall::Errno;
 use alloc::boxed::Box;
@@ -54,9 +59,6 @@ use alloc::collections::{BTreeMap, BTreeSet};
 use alloc::sync::Arc;
 use alloc::vec;
 use alloc::vec::Vec;
-use core::future::poll_fn;
-use core::pin::pin;
-use runtime::lockorder::{Mutex, Rank};
 use runtime::sync::WaitQueue;
 use smoltcp::iface::{
     Config, Interface, PollIngressSingleResult, PollResult, SocketHandle, SocketSet,
@@ -103,11 +105,16 @@ pub(super) fn now_ms() -> u64 {
 pub struct Sockets {
     set: SocketSet<'static>,
     charges: BTreeMap<SocketHandle, Charge>,
+    /// Whom the buffers made now are charged to: the calling process's account (taken
+    /// before the stack's lock by [`NetStack::with`]: finding the process takes a lock of
+    /// lower rank, and an interrupt handler's poll must not charge the process it
+    /// interrupted), `None` in a task's or an interrupt handler's poll.
+    pub(super) account: Option<Arc<Account>>,
 }
 
 impl Sockets {
     fn new() -> Sockets {
-        Sockets { set: SocketSet::new(vec![]), charges: BTreeMap::new() }
+        Sockets { set: SocketSet::new(vec![]), charges: BTreeMap::new(), account: None }
     }
 
     pub fn get<T: AnySocket<'static>>(&self, h: SocketHandle) -> &T {
@@ -116,6 +123,11 @@ impl Sockets {
 
     pub fn get_mut<T: AnySocket<'static>>(&mut self, h: SocketHandle) -> &mut T {
         self.set.get_mut(h)
+    }
+
+    /// Charge `bytes` to [`Sockets::account`] (`None`: refused by the budget).
+    pub fn charge(&self, bytes: usize) -> Option<Charge> {
+        Charge::new_in(self.account.clone(), bytes).ok()
     }
 
     /// Add `socket`, whose buffers `charge` pays for.
@@ -134,7 +146,7 @@ impl Sockets {
     /// A TCP socket with `buf` bytes of buffer each way, Nagle off; `None` when the
     /// kernel-memory budget refuses its buffers.
     pub fn new_tcp(&mut self, buf: usize) -> Option<SocketHandle> {
-        let charge = Charge::new(tcp_charge(buf))?;
+        let charge = self.charge(tcp_charge(buf))?;
         let mut t = tcp::Socket::new(
             tcp::SocketBuffer::new(vec![0; buf]),
             tcp::SocketBuffer::new(vec![0; buf]),
@@ -379,16 +391,17 @@ pub struct Iface {
 pub struct NetStack {
     /// The namespace's id (and its bridge port's).
     pub id: u32,
-    /// `None` once the namespace died (`super::netns::destroy`).
-    stack: Mutex<Option<Stack>>,
-    /// System calls kick the task after changing a socket.
-    kick: WaitQueue,
+    /// `None` once the namespace died (`super::netns::destroy`). Its kind is the design's
+    /// (`super::drive`).
+    stack: StackLock,
+    /// The event design: system calls kick the task after changing a socket.
+    pub(super) kick_queue: WaitQueue,
     /// Notified by the bridge when a frame is queued for this stack's port.
-    port_ready: Arc<WaitQueue>,
+    pub(super) port_ready: Arc<WaitQueue>,
     /// The ARP replies its device saw, for `arping`.
     arp: Arc<ArpSeen>,
     /// The root's NIC.
-    nic: Option<&'static Nic>,
+    pub(super) nic: Option<&'static Nic>,
     pub mac: [u8; 6],
     pub ifaces: Vec<Iface>,
     /// The kernel-memory charge of a container's stack ([`STACK_CHARGE`]).
@@ -430,8 +443,8 @@ impl NetStack {
         };
         Arc::new(NetStack {
             id,
-            stack: Mutex::new(Rank::Stack, Some(stack)),
-            kick: WaitQueue::new(),
+            stack: drive::lock(stack),
+            kick_queue: WaitQueue::new(),
             port_ready: Arc::new(WaitQueue::new()),
             arp,
             nic,
@@ -479,20 +492,38 @@ impl NetStack {
         NetStack::new(id, dev, ifaces, nat::container_ip(ROOT), None, arp, Some(charge))
     }
 
-    /// Plug its port into the bridge and start its task.
+    /// Start driving it (`super::drive`: its task, or its interrupts).
     pub(super) fn start(self: &Arc<Self>) {
-        BRIDGE.plug(self.id, self.port_ready.clone());
-        crate::exec::spawn(run(self.clone()));
+        drive::start(self);
     }
 
     /// Run `f` on the stack under its lock (`None`: the namespace died).
+    /// Buffers made in `f` are charged to no namespace ([`NetStack::with_caller`] charges
+    /// the calling process's).
     pub fn with<R>(&self, f: impl FnOnce(&mut Stack) -> R) -> Option<R> {
         self.stack.lock().as_mut().map(f)
     }
 
-    /// Make the task poll soon (a socket changed).
+    /// [`NetStack::with`] for a system call: buffers made in `f` are charged to the calling
+    /// process's account. Not under a lock ranked after `Current` (it finds the process).
+    pub fn with_caller<R>(&self, f: impl FnOnce(&mut Stack) -> R) -> Option<R> {
+        let account = crate::mm::budget::current_account();
+        let mut g = self.stack.lock();
+        let s = g.as_mut()?;
+        s.sockets.account = account;
+        let r = f(s);
+        s.sockets.account = None;
+        Some(r)
+    }
+
+    /// The stack's lock, held (`None` inside: the namespace died).
+    pub(super) fn lock(&self) -> StackGuard<'_> {
+        self.stack.lock()
+    }
+
+    /// Make the stack poll soon, or now (a socket changed; `super::drive`).
     pub fn kick(&self) {
-        self.kick.notify_all();
+        drive::kick(self);
     }
 
     /// The end of the stack (its namespace died, `super::netns::destroy`, after
@@ -505,15 +536,19 @@ impl NetStack {
     }
 
     /// Ask the network who has `target`, from this stack (on the bridge for the container
-    /// network or a container's stack, on the wire otherwise); its MAC, or `None` after a
-    /// second.
-    pub async fn arping(&self, target: [u8; 4]) -> Option<[u8; 6]> {
+    /// network or a container's stack, on the wire otherwise): send the request (`false`:
+    /// it could not be sent) after forgetting any reply seen before.
+    pub fn arp_request(&self, target: [u8; 4]) -> bool {
         let on_bridge = self.nic.is_none() || nat::in_container_net(Ipv4Address::from(target));
         let from = match on_bridge {
-            true => self
+            true => match self
                 .ifaces
                 .iter()
-                .find(|i| i.name != "lo" && nat::in_container_net(Ipv4Address::from(i.addr)))?,
+                .find(|i| i.name != "lo" && nat::in_container_net(Ipv4Address::from(i.addr)))
+            {
+                Some(i) => i,
+                None => return false,
+            },
             false => &self.ifaces[0],
         };
         let mut f = [0u8; 42];
@@ -526,61 +561,30 @@ impl NetStack {
         f[38..42].copy_from_slice(&target);
         self.arp.forget(target);
         match (on_bridge, self.nic) {
-            (false, Some(nic)) => nic.send(&f).await.ok()?,
-            _ => BRIDGE.forward(self.id, f.to_vec()),
-        }
-        timeout_ms(1000, async {
-            loop {
-                let ticket = self.arp.wait.ticket();
-                if let Some(m) = self.arp.get(target) {
-                    return m;
-                }
-                self.arp.wait.wait(ticket).await;
+            // Not waiting for a free transmit slot (a full ring counts as no answer): no
+            // waker, in either design.
+            (false, Some(nic)) => nic.transmit(&f).is_ok(),
+            _ => {
+                BRIDGE.forward(self.id, f.to_vec());
+                true
             }
-        })
-        .await
-        .ok()
-    }
-}
-
-/// A stack's task (see the module docs); it ends once the stack is torn down.
-async fn run(net: Arc<NetStack>) {
-    use futures_util::future::{pending, select, Either};
-    loop {
-        let kick = net.kick.ticket();
-        let port = net.port_ready.ticket();
-        let Some((delay, tx_full, pending_frames)) = net.with(|s| {
-            let d = s.poll();
-            (d, device::Link::tx_full(&s.dev), device::Link::pending(&s.dev))
-        }) else {
-            return;
-        };
-        if pending_frames || delay == Some(Duration::ZERO) {
-            // More to do at once (frames looped back to ourselves): but let others run first.
-            runtime::yield_now().await;
-            continue;
         }
-        // The first of: a kick, a frame on the bridge port, a received frame, a free transmit
-        // slot (only waited for when the ring was full), smoltcp's timer (only when it has
-        // one). The others are dropped, which deregisters them.
-        let kicked = net.kick.wait(kick);
-        let bridged = net.port_ready.wait(port);
-        let rx = match net.nic {
-            Some(nic) => Either::Left(poll_fn(move |cx| nic.poll_rx_ready(cx))),
-            None => Either::Right(pending()),
-        };
-        let tx = match (net.nic, tx_full) {
-            (Some(nic), true) => Either::Left(poll_fn(move |cx| nic.poll_tx_ready(cx))),
-            _ => Either::Right(pending()),
-        };
-        let timer = match delay {
-            Some(d) => Either::Left(EXECUTOR.timers().sleep(d.total_micros() * 1000)),
-            None => Either::Right(pending()),
-        };
-        select(
-            select(pin!(kicked), pin!(bridged)),
-            select(pin!(rx), select(pin!(tx), pin!(timer))),
-        )
-        .await;
+    }
+
+    /// The reply to an [`NetStack::arp_request`] for `target`, if seen yet.
+    pub fn arp_reply(&self, target: [u8; 4]) -> Option<[u8; 6]> {
+        self.arp.get(target)
+    }
+
+    /// `arping`: [`NetStack::arp_request`], then wait for the reply; its MAC, or `None` after
+    /// a second. `EINTR` once the caller is killed. A system call's (it blocks the process).
+    pub fn arping(&self, target: [u8; 4]) -> Result<Option<[u8; 6]>, Errno> {
+        if !self.arp_request(target) {
+            return Ok(None);
+        }
+        // The device notes replies under the stack lock (`ArpSeen::note`, through
+        // `drive::notify`): the check is made under it too.
+        let arp = self.arp.clone();
+        drive::wait(self, &arp.wait, |_| {}, How::Within(1000), |_| arp.get(target))
     }
 }

@@ -47,6 +47,7 @@ pub mod pgrp;
 mod runq;
 mod runstate;
 pub mod sched;
+pub mod sleep;
 pub mod uaccess;
 pub mod vm;
 

@@ -148,6 +148,10 @@ pub fn run() -> ! {
     loop {
         EXECUTOR.run_until_idle();
         lockorder::assert_none_held("the end of a kernel task's poll");
+        // The sleep design's network (`net=sleep`): its loopback frames and its timers, and
+        // the sleepers whose deadline passed.
+        crate::net::drive::on_idle();
+        super::sleep::expire();
         interrupts::disable();
         if let Some((_, pid)) = runq().pop() {
             if let Some(p) = super::get(pid) {
@@ -156,7 +160,7 @@ pub fn run() -> ! {
             interrupts::enable();
             continue;
         }
-        let next = EXECUTOR.timers().next_deadline();
+        let next = next_deadline();
         let due = next.is_some_and(|d| d <= crate::time::now_ns());
         if EXECUTOR.has_ready_tasks() || due || !runq().is_empty() {
             interrupts::enable();
@@ -165,6 +169,20 @@ pub fn run() -> ! {
             cpu::enable_interrupts_and_halt();
         }
     }
+}
+
+/// The earliest of the executor's next timer, the sleep design's stack deadline and its
+/// sleepers' deadlines (`net::drive`, `proc::sleep`): what the timer is armed for. (One CPU:
+/// with more, a deadline set on another CPU after this look needs an IPI or a tick.)
+fn next_deadline() -> Option<u64> {
+    [
+        EXECUTOR.timers().next_deadline(),
+        crate::net::drive::next_deadline(),
+        super::sleep::next_deadline(),
+    ]
+    .into_iter()
+    .flatten()
+    .min()
 }
 
 /// Run `p` until it blocks, yields or exits. The scheduler's own stack pointer is saved in
@@ -188,7 +206,7 @@ fn run_one(p: Arc<Process>) {
     // The end of the time slice, or an earlier kernel timer, interrupts the process.
     let start = crate::time::now_ns();
     let slice = crate::time::slice_end();
-    crate::time::arm(Some(EXECUTOR.timers().next_deadline().map_or(slice, |d| d.min(slice))));
+    crate::time::arm(Some(next_deadline().map_or(slice, |d| d.min(slice))));
     lockorder::assert_none_held("a switch of process");
     // SAFETY: interrupts are disabled; SCHED_RSP receives this context, ctx the process's,
     // which nothing else reads or writes while it is on this CPU (`switching_to`).
@@ -207,6 +225,9 @@ static NEED_RESCHED: AtomicBool = AtomicBool::new(false);
 /// Interrupt context: no lock here (kernel code may hold `CURRENT` when the timer fires);
 /// in the scheduler's own context the flag is harmless, as `run_one` clears it.
 pub fn on_timer(from_user: bool) {
+    // The sleep design's timers run here, in interrupt context (interrupt-safe locks only).
+    crate::net::drive::on_timer();
+    super::sleep::expire();
     if from_user {
         preempt();
     } else {

@@ -7,8 +7,9 @@
 use super::bounce;
 use crate::file::{fdtable, File, PollWait};
 use crate::mm::budget::Charge;
+use crate::net::drive::{self, Design, How};
 use crate::net::socket::{self, Socket, CONNECT_TIMEOUT_MS};
-use crate::proc::bridge::{self, run};
+use crate::proc::bridge;
 use crate::proc::{self, uaccess};
 use abi::syscall::net::{
     PollFd, SockAddrIn, AF_INET, F_GETFL, F_SETFL, POLLNVAL, SHUT_RD, SHUT_RDWR, SHUT_WR,
@@ -19,6 +20,7 @@ use alloc::sync::Arc;
 use alloc::vec;
 use alloc::vec::Vec;
 use core::future::poll_fn;
+use core::sync::atomic::Ordering::SeqCst;
 use core::task::{Poll, Waker};
 
 fn ret(r: Result<usize, Errno>) -> isize {
@@ -119,7 +121,7 @@ pub fn sys_accept(a: &[u64; 6]) -> isize {
         if !has_free(&proc::current().files.lock()) {
             return Err(Errno::EMFILE);
         }
-        let (ns, peer) = run(f.nonblock(), s.accept())?;
+        let (ns, peer) = s.accept(How::of(f.nonblock()))?;
         if let Err(e) = addr_out(a[1], a[2], &peer) {
             s.requeue(ns);
             return Err(e);
@@ -149,18 +151,7 @@ pub fn sys_connect(a: &[u64; 6]) -> isize {
         if f.nonblock() {
             return if s.connecting() { Err(Errno::EINPROGRESS) } else { Ok(0) };
         }
-        let r = bridge::block_on_interruptible(crate::exec::timeout_ms(
-            CONNECT_TIMEOUT_MS,
-            s.connected(),
-        ));
-        match r {
-            Ok(Ok(r)) => r.map(|()| 0),
-            Ok(Err(_elapsed)) => {
-                s.abort_connect();
-                Err(Errno::ETIMEDOUT)
-            }
-            Err(e) => Err(e),
-        }
+        s.connected(CONNECT_TIMEOUT_MS).map(|()| 0)
     }))
 }
 
@@ -170,7 +161,7 @@ fn send_common(a: &[u64; 6], to: Option<SockAddrIn>) -> Result<usize, Errno> {
     let s = f.as_socket().ok_or(Errno::ENOTSOCK)?;
     let mut buf = bounce(&f, a[2] as usize)?;
     uaccess::copy_in(a[1], &mut buf)?;
-    run(f.nonblock(), s.send(&buf, to.as_ref()))
+    s.send(&buf, to.as_ref(), How::of(f.nonblock()))
 }
 
 pub fn sys_send(a: &[u64; 6]) -> isize {
@@ -214,13 +205,13 @@ pub fn sys_sendfile(a: &[u64; 6]) -> isize {
         if count == 0 {
             return Ok(0);
         }
-        let room = run(out.nonblock(), s.send_room())?;
+        let room = s.send_room(How::of(out.nonblock()))?;
         let mut buf = super::bounce(&input, count.min(room).max(1))?;
         let n = bridge::block_on(input.read_at(at, &mut buf))?;
         if n == 0 {
             return Ok(0); // the end of the file
         }
-        let sent = run(out.nonblock(), s.send(&buf[..n], None))?;
+        let sent = s.send(&buf[..n], None, How::of(out.nonblock()))?;
         let next = at + sent as u64;
         if ptr == 0 {
             *off = next;
@@ -241,7 +232,7 @@ fn recv_common(a: &[u64; 6], from: Option<(u64, u64)>) -> Result<usize, Errno> {
     if let Some((va, len_va)) = from {
         check_addr_out(va, len_va)?;
     }
-    let (n, peer) = run(f.nonblock(), s.recv(&mut buf))?;
+    let (n, peer) = s.recv(&mut buf, How::of(f.nonblock()))?;
     uaccess::copy_out(a[1], &buf[..n])?;
     if let Some((va, lva)) = from {
         addr_out(va, lva, &peer)?;
@@ -369,6 +360,10 @@ pub fn sys_poll(a: &[u64; 6]) -> isize {
         let mut regs: Vec<PollWait<'_>> = files.iter().map(|_| PollWait::new()).collect();
         let ready = if timeout == 0 {
             scan(&files, &mut fds, &mut regs, None)
+        } else if drive::design() == Design::Sleep {
+            let r = poll_sleeping(&files, &mut fds, &mut regs, timeout);
+            regs.iter_mut().for_each(PollWait::clear);
+            r?
         } else {
             // Ready with the count of the pass that found something (`fds` holds its
             // `revents`), or pending with a waker registered everywhere.
@@ -404,12 +399,48 @@ pub fn sys_poll(a: &[u64; 6]) -> isize {
     })())
 }
 
+/// `poll`'s wait in the sleep design (`net=sleep`): each pass registers the process on the
+/// stack's channel (`proc::sleep`) BEFORE it looks at the descriptors, so a `wakeup` after a
+/// change the scan did not see finds it registered (xv6's rule, with the registration made
+/// first instead of under every socket's lock: one registration covers them all), then
+/// sleeps once. Pipes and the console are not on the network path: their wait queues get
+/// the process's waker, as in the event design. `timeout` < 0 waits for ever.
+fn poll_sleeping<'a>(
+    files: &'a [Option<Arc<File>>],
+    fds: &mut [PollFd],
+    regs: &mut [PollWait<'a>],
+    timeout: i64,
+) -> Result<usize, Errno> {
+    let p = proc::current();
+    let waker = p.waker();
+    let deadline = u64::try_from(timeout)
+        .ok()
+        .map(|ms| crate::time::now_ns().saturating_add(ms.saturating_mul(1_000_000)));
+    loop {
+        // Clears `woken`, then registers: a wake from here on is not lost.
+        let reg = drive::sleep::register(&p, deadline);
+        let ready = scan(files, fds, regs, Some(&waker));
+        if ready > 0 {
+            return Ok(ready);
+        }
+        if p.killed.load(SeqCst) {
+            return Err(Errno::EINTR);
+        }
+        if deadline.is_some_and(|d| d <= crate::time::now_ns()) {
+            // Timed out: a last look, registering nothing.
+            return Ok(scan(files, fds, regs, None));
+        }
+        proc::sched::block(&p);
+        drop(reg);
+    }
+}
+
 /// `arping(ip (network order), mac: *mut [u8; 6])`
 pub fn sys_arping(a: &[u64; 6]) -> isize {
     ret((|| {
         let ip = u32::try_from(a[0]).map_err(|_| Errno::EINVAL)?.to_ne_bytes();
         let net = crate::net::netns::current().ok_or(Errno::ENETUNREACH)?;
-        let mac = bridge::block_on_interruptible(net.arping(ip))?.ok_or(Errno::ETIMEDOUT)?;
+        let mac = net.arping(ip)?.ok_or(Errno::ETIMEDOUT)?;
         uaccess::copy_out(a[1], &mac)?;
         Ok(0)
     })())

@@ -47,6 +47,10 @@ pub fn sys_spawn2(frame: &TrapFrame, a: &[u64; 6]) -> isize {
             mem_max: args.mem_max,
             name: args.name().map_err(|_| Errno::EINVAL)?,
         };
+        // The sleep design drives the root's stack only (docs/06-async-vs-sleep.md).
+        if kinds.net() && crate::net::drive::design() == crate::net::drive::Design::Sleep {
+            return Err(Errno::EINVAL);
+        }
         let p = proc::current();
         // Held until the child joined it; dropped on failure, which retires it at once.
         let spawning = ns::create(&p.ns, kinds, &limits)?;
