@@ -24,10 +24,10 @@ struct Guest {
     port: u16,
 }
 
-fn boot(name: &str) -> (TempDir, Guest) {
+fn boot(name: &str, design: &str) -> (TempDir, Guest) {
     let (dir, img) = image_with_programs(name, &[]);
     let port = free_port();
-    let mut opts = Options::new(kernel(), "");
+    let mut opts = Options::new(kernel(), design);
     opts.disk = Some(img);
     opts.network = Network::user(vec![HostForward::tcp(port, GUEST_PORT)]);
     let console = common::boot_to_shell(opts);
@@ -138,11 +138,16 @@ fn check_answers(conns: Vec<TcpStream>) {
     assert_eq!(ks.len(), ks.iter().max().copied().unwrap_or(0), "answers {ks:?}");
 }
 
+common::both_designs!(
+    forty_connections_wait_in_a_backlog_of_64,
+    sleep_design_forty_connections_wait_in_a_backlog_of_64,
+    forty_connections_wait_in_a_backlog_of_64_on
+);
+
 /// Backlog 64, 40 connections at once: all complete the handshake while nobody accepts (one
 /// LISTEN socket stays armed for more), then all are served.
-#[test]
-fn forty_connections_wait_in_a_backlog_of_64() {
-    let (_dir, g) = boot("backlog64");
+fn forty_connections_wait_in_a_backlog_of_64_on(design: &str) {
+    let (_dir, g) = boot(&format!("backlog64{design}"), design);
     g.listenwait(64);
     let conns = connect_all(g.port, 40);
     let c = g.count_until(
@@ -156,13 +161,18 @@ fn forty_connections_wait_in_a_backlog_of_64() {
     g.poweroff();
 }
 
+common::both_designs!(
+    beyond_the_backlog_syns_wait_for_room,
+    sleep_design_beyond_the_backlog_syns_wait_for_room,
+    beyond_the_backlog_syns_wait_for_room_on
+);
+
 /// Backlog 4, 10 connections: 4 complete their handshake and wait in the accept queue, and
 /// then no LISTEN socket is left: the other SYNs are dropped, not reset. (Handshakes already
 /// under way when the queue filled still complete into it, within the SYN queue's bound.) Once
 /// `listenwait` accepts, the other clients' retransmitted SYNs get in and all 10 are served.
-#[test]
-fn beyond_the_backlog_syns_wait_for_room() {
-    let (_dir, g) = boot("backlog4");
+fn beyond_the_backlog_syns_wait_for_room_on(design: &str) {
+    let (_dir, g) = boot(&format!("backlog4{design}"), design);
     g.listenwait(4);
     let conns = connect_all(g.port, 10);
     // The SYN queue of a listener with backlog 4 (`kernel/src/net/listen.rs`, SYN_QUEUE_MIN).
@@ -183,12 +193,17 @@ fn beyond_the_backlog_syns_wait_for_room() {
     g.poweroff();
 }
 
+common::both_designs!(
+    usertests_accept_emfile_and_poll_pipe_with_a_network,
+    sleep_design_usertests_accept_emfile_and_poll_pipe_with_a_network,
+    usertests_accept_emfile_and_poll_pipe_with_a_network_on
+);
+
 /// The usertests cases about `accept` and `poll`, on a guest with a NIC (the shell test boots
 /// without one, where `accept-emfile` has nothing to test): a full descriptor table makes
 /// `accept` fail with EMFILE without losing the connection.
-#[test]
-fn usertests_accept_emfile_and_poll_pipe_with_a_network() {
-    let (_dir, g) = boot("usertests-net");
+fn usertests_accept_emfile_and_poll_pipe_with_a_network_on(design: &str) {
+    let (_dir, g) = boot(&format!("usertests-net{design}"), design);
     ok(g.console.send("usertests accept-emfile poll-pipe kernel-memory\n"));
     let verdict = ok(g.console.expect("TESTS", Duration::from_secs(300)));
     let out = verdict + &ok(g.console.expect("\n$ ", STEP));

@@ -392,11 +392,11 @@ const PROBES: usize = 10;
 /// nobody's address.
 const PROBE_IP: Ipv4Addr = Ipv4Addr::new(10, 0, 2, 254);
 
-fn boot(name: &str) -> (TempDir, Guest) {
+fn boot(name: &str, design: &str) -> (TempDir, Guest) {
     let (dir, img) = image_with_programs(name, &[]);
     let http = free_port();
     let tap = FrameTap::open().expect("open the frame socket");
-    let mut opts = Options::new(kernel(), "");
+    let mut opts = Options::new(kernel(), design);
     opts.disk = Some(img);
     opts.network = Network::User {
         forwards: vec![HostForward::tcp(http, 80)],
@@ -687,13 +687,18 @@ fn is_martian(ep: &str) -> bool {
 
 // ---- the tests ----
 
+common::both_designs!(
+    martian_frames_are_dropped_at_the_nic,
+    sleep_design_martian_frames_are_dropped_at_the_nic,
+    martian_frames_are_dropped_at_the_nic_on
+);
+
 /// Martian frames from the wire leave no trace: no connection from or to a loopback, zero,
 /// broadcast or multicast address, or from the guest itself; the guest's loopback still works
 /// (ARP from the wire could not redirect it) and nothing of it leaks onto the wire; the kernel
 /// reports the drops.
-#[test]
-fn martian_frames_are_dropped_at_the_nic() {
-    let (_dir, g) = boot("frames-martians");
+fn martian_frames_are_dropped_at_the_nic_on(design: &str) {
+    let (_dir, g) = boot(&format!("frames-martians{design}"), design);
     const PORT: u16 = 6666;
     for f in martian_syns(PORT) {
         g.send(&f);
@@ -724,13 +729,18 @@ fn martian_frames_are_dropped_at_the_nic() {
     g.poweroff();
 }
 
+common::both_designs!(
+    a_flood_of_hostile_frames_leaves_httpd_answering_at_once,
+    sleep_design_a_flood_of_hostile_frames_leaves_httpd_answering_at_once,
+    a_flood_of_hostile_frames_leaves_httpd_answering_at_once_on
+);
+
 /// 12,000 hostile frames, a spoofed SYN to port 80 in every sixth and more among the others
 /// (about 3,500 in all), and a martian SYN from 127.0.0.1 now and then; then a real client gets
 /// its page within [`CLIENT_DEADLINE`], at most the SYN queue's worth of half-open connections
 /// is left, none from a martian, and the kernel did not panic.
-#[test]
-fn a_flood_of_hostile_frames_leaves_httpd_answering_at_once() {
-    let (_dir, g) = boot("frames-flood");
+fn a_flood_of_hostile_frames_leaves_httpd_answering_at_once_on(design: &str) {
+    let (_dir, g) = boot(&format!("frames-flood{design}"), design);
     let seed = 0x9e37_79b9_7f4a_7c15u64;
     eprintln!("frames: seed {seed:#x}");
     let mut rng = Rng(seed);
@@ -783,12 +793,17 @@ fn a_flood_of_hostile_frames_leaves_httpd_answering_at_once() {
     g.poweroff();
 }
 
+common::both_designs!(
+    frames_with_bad_checksums_are_dropped,
+    sleep_design_frames_with_bad_checksums_are_dropped,
+    frames_with_bad_checksums_are_dropped_on
+);
+
 /// A SYN whose IPv4 or TCP checksum is wrong gets no answer; the same SYN with right
 /// checksums is answered (its SYN-ACK is seen on the wire; slirp then resets it). (The E1000 under QEMU verifies
 /// nothing: the NIC's layer does, since the root's stack leaves checksums to it.)
-#[test]
-fn frames_with_bad_checksums_are_dropped() {
-    let (_dir, g) = boot("frames-checksums");
+fn frames_with_bad_checksums_are_dropped_on(design: &str) {
+    let (_dir, g) = boot(&format!("frames-checksums{design}"), design);
     let from = |n: u8| (Ipv4Addr::new(198, 18, 7, n), 40000 + u16::from(n));
     let mut bad_tcp = syn(EVIL_MAC, from(2), (GUEST_IP, 80), 2);
     bad_tcp[14 + 20 + 16] ^= 0x5a;

@@ -46,21 +46,6 @@ fn boot(disk: &Path, design: &str) -> Guest {
     boot_with(disk, &[], design)
 }
 
-/// The default design's test `$name` and the sleep design's `sleep_design_$name`, both
-/// running `$body(design)`.
-macro_rules! both_designs {
-    ($name:ident, $sleep:ident, $body:ident) => {
-        #[test]
-        fn $name() {
-            $body("");
-        }
-        #[test]
-        fn $sleep() {
-            $body("net=sleep");
-        }
-    };
-}
-
 impl Guest {
     fn run(&self, line: &str) -> String {
         common::run(&self.console, line)
@@ -105,7 +90,7 @@ fn wait_for_http(port: u16) {
     }
 }
 
-both_designs!(
+common::both_designs!(
     httpd_serves_files_listings_and_errors_to_curl,
     sleep_design_httpd_serves_files_listings_and_errors_to_curl,
     httpd_serves_files_listings_and_errors_to_curl_on
@@ -183,7 +168,7 @@ fn random_bytes(seed: u64, len: usize) -> Vec<u8> {
     testkit::Rng::new(seed).bytes(len)
 }
 
-both_designs!(
+common::both_designs!(
     tcpecho_returns_every_byte,
     sleep_design_tcpecho_returns_every_byte,
     tcpecho_returns_every_byte_on
@@ -217,7 +202,7 @@ fn tcpecho_returns_every_byte_on(design: &str) {
     g.poweroff();
 }
 
-both_designs!(
+common::both_designs!(
     udpecho_returns_every_datagram,
     sleep_design_udpecho_returns_every_datagram,
     udpecho_returns_every_datagram_on
@@ -256,7 +241,7 @@ fn udpecho_returns_every_datagram_on(design: &str) {
     g.poweroff();
 }
 
-both_designs!(
+common::both_designs!(
     forwarded_guest_ports_reach_their_own_servers,
     sleep_design_forwarded_guest_ports_reach_their_own_servers,
     forwarded_guest_ports_reach_their_own_servers_on
@@ -287,7 +272,7 @@ fn forwarded_guest_ports_reach_their_own_servers_on(design: &str) {
     g.poweroff();
 }
 
-both_designs!(
+common::both_designs!(
     guest_curl_reaches_httpd_over_loopback_and_its_own_address,
     sleep_design_guest_curl_reaches_httpd_over_loopback_and_its_own_address,
     guest_curl_reaches_httpd_over_loopback_and_its_own_address_on
@@ -313,7 +298,7 @@ fn guest_curl_reaches_httpd_over_loopback_and_its_own_address_on(design: &str) {
     g.poweroff();
 }
 
-both_designs!(
+common::both_designs!(
     httpd_survives_bad_clients,
     sleep_design_httpd_survives_bad_clients,
     httpd_survives_bad_clients_on

@@ -43,9 +43,9 @@ struct Guest {
 }
 
 /// Boots with guest port 80 forwarded and starts `httpd` (logging each reply) at the shell.
-fn boot_httpd(disk: &Path) -> Guest {
+fn boot_httpd(disk: &Path, design: &str) -> Guest {
     let fw = Forwards::new(&[80]);
-    let mut opts = Options::new(common::kernel(), "");
+    let mut opts = Options::new(common::kernel(), design);
     opts.disk = Some(disk.to_path_buf());
     opts.network = fw.network();
     let console = common::boot_to_shell(opts);
@@ -162,13 +162,18 @@ fn get(path: &str) -> String {
     format!("GET {path} HTTP/1.1\r\nHost: test\r\n\r\n")
 }
 
+common::both_designs!(
+    one_connection_serves_many_requests_then_closes_when_asked,
+    sleep_design_one_connection_serves_many_requests_then_closes_when_asked,
+    one_connection_serves_many_requests_then_closes_when_asked_on
+);
+
 /// Several requests on one connection, HTTP/1.1 without any `Connection` header: each
 /// answered in full with the right length, the connection kept; then `Connection: close`
 /// gets its answer and the end of the stream. A 404 and a HEAD keep the connection too.
-#[test]
-fn one_connection_serves_many_requests_then_closes_when_asked() {
+fn one_connection_serves_many_requests_then_closes_when_asked_on(design: &str) {
     let (_dir, img) = image("ka-many");
-    let g = boot_httpd(&img);
+    let g = boot_httpd(&img, design);
     let mut c = Conn::open(g.http);
     for (path, body) in [("/a.txt", A), ("/b.txt", B), ("/c.txt", C), ("/a.txt", A)] {
         c.send(get(path).as_bytes());
@@ -231,13 +236,18 @@ fn one_connection_serves_many_requests_then_closes_when_asked() {
     common::poweroff(g.console);
 }
 
+common::both_designs!(
+    pipelined_requests_are_answered_in_order_up_to_the_cap,
+    sleep_design_pipelined_requests_are_answered_in_order_up_to_the_cap,
+    pipelined_requests_are_answered_in_order_up_to_the_cap_on
+);
+
 /// Pipelined requests sent at once are answered in order; the last one's `Connection: close`
 /// ends the connection after it. Then the cap: of 120 pipelined requests, 100 are answered,
 /// the last of them with `Connection: close`, and the connection ends.
-#[test]
-fn pipelined_requests_are_answered_in_order_up_to_the_cap() {
+fn pipelined_requests_are_answered_in_order_up_to_the_cap_on(design: &str) {
     let (_dir, img) = image("ka-pipe");
-    let g = boot_httpd(&img);
+    let g = boot_httpd(&img, design);
     let mut c = Conn::open(g.http);
     let three =
         [get("/b.txt"), get("/c.txt"), "GET /a.txt HTTP/1.1\r\nConnection: close\r\n\r\n".into()];
@@ -270,13 +280,18 @@ fn pipelined_requests_are_answered_in_order_up_to_the_cap() {
     common::poweroff(g.console);
 }
 
+common::both_designs!(
+    idle_connections_are_closed_after_the_timeout,
+    sleep_design_idle_connections_are_closed_after_the_timeout,
+    idle_connections_are_closed_after_the_timeout_on
+);
+
 /// A kept connection with nothing more to ask is closed after the idle timeout (cleanly: the
 /// end of the stream), as is one that never sends a whole request. The timing is only bounded
 /// from below by half the timeout, so a slow machine cannot make it fail.
-#[test]
-fn idle_connections_are_closed_after_the_timeout() {
+fn idle_connections_are_closed_after_the_timeout_on(design: &str) {
     let (_dir, img) = image("ka-idle");
-    let g = boot_httpd(&img);
+    let g = boot_httpd(&img, design);
     let mut kept = Conn::open(g.http);
     kept.send(get("/a.txt").as_bytes());
     assert_eq!(kept.response(false).unwrap().body, A);
@@ -290,12 +305,17 @@ fn idle_connections_are_closed_after_the_timeout() {
     common::poweroff(g.console);
 }
 
+common::both_designs!(
+    a_client_that_never_reads_holds_no_one_up,
+    sleep_design_a_client_that_never_reads_holds_no_one_up,
+    a_client_that_never_reads_holds_no_one_up_on
+);
+
 /// A client that pipelines 1000 requests and never reads: httpd stops reading it while its
 /// reply waits, serves others meanwhile, and closes it once its reply stalls.
-#[test]
-fn a_client_that_never_reads_holds_no_one_up() {
+fn a_client_that_never_reads_holds_no_one_up_on(design: &str) {
     let (_dir, img) = image("ka-stuck");
-    let g = boot_httpd(&img);
+    let g = boot_httpd(&img, design);
     let stuck = TcpStream::connect(("127.0.0.1", g.http)).expect("connect");
     stuck.set_write_timeout(Some(Duration::from_secs(30))).unwrap();
     let writer = {
@@ -317,14 +337,19 @@ fn a_client_that_never_reads_holds_no_one_up() {
     common::poweroff(g.console);
 }
 
+common::both_designs!(
+    sendfile_cases_and_a_reset_in_the_middle_of_a_file,
+    sleep_design_sendfile_cases_and_a_reset_in_the_middle_of_a_file,
+    sendfile_cases_and_a_reset_in_the_middle_of_a_file_on
+);
+
 /// `sendfile`'s own cases (usertests, over loopback in the guest): bounds, bad descriptors
 /// and pointers, a file changing under it, a peer that goes. Then httpd, which sends big files
 /// with it: a client that resets in the middle of one on a kept connection, and the file
 /// served whole afterwards, twice on one connection.
-#[test]
-fn sendfile_cases_and_a_reset_in_the_middle_of_a_file() {
+fn sendfile_cases_and_a_reset_in_the_middle_of_a_file_on(design: &str) {
     let (_dir, img) = image("ka-sendfile");
-    let g = boot_httpd(&img);
+    let g = boot_httpd(&img, design);
     ok(g.console.send("usertests sendfile\n"));
     let out = ok(g.console.expect("TESTS", STEP * 2));
     assert!(out.contains("usertests: sendfile ok"), "{out}");

@@ -86,6 +86,25 @@ pub fn run(c: &Console, line: &str) -> String {
     ok(c.expect("\n$ ", STEP)).replace('\r', "")
 }
 
+/// The network test files' tests on both network designs: the default design's test `$name`
+/// and the sleep design's `sleep_design_$name` (kernel command line `net=sleep`,
+/// docs/06-async-vs-sleep.md), both running `$body(design)`.
+#[allow(unused_macros)] // used by the network test files only
+macro_rules! both_designs {
+    ($name:ident, $sleep:ident, $body:ident) => {
+        #[test]
+        fn $name() {
+            $body("");
+        }
+        #[test]
+        fn $sleep() {
+            $body("net=sleep");
+        }
+    };
+}
+#[allow(unused_imports)] // used by the network test files only
+pub(crate) use both_designs;
+
 /// The shell prompt of namespace `ns` at the start of a line: the root's `$ `, a container's
 /// `ns<ID>$ ` (`sh` shows its namespace when it is not the root).
 pub fn prompt(ns: u32) -> String {
