@@ -113,7 +113,7 @@ fn build_linux_bench() -> Result<PathBuf> {
 }
 
 /// One member of a newc ("070701") cpio archive.
-fn cpio_entry(out: &mut Vec<u8>, ino: u32, name: &str, mode: u32, data: &[u8]) {
+pub(crate) fn cpio_entry(out: &mut Vec<u8>, ino: u32, name: &str, mode: u32, data: &[u8]) {
     let namesize = name.len() + 1;
     let fields = [ino, mode, 0, 0, 1, 0, data.len() as u32, 0, 0, 0, 0, namesize as u32, 0];
     out.extend_from_slice(b"070701");
@@ -152,7 +152,7 @@ pub fn initramfs(busybox: &[u8], bench: &[u8]) -> Vec<u8> {
 }
 
 /// Debian's kernel image, if installed.
-fn vmlinuz() -> Option<PathBuf> {
+pub(crate) fn vmlinuz() -> Option<PathBuf> {
     let mut v: Vec<PathBuf> = fs::read_dir("/boot")
         .ok()?
         .filter_map(|e| e.ok().map(|e| e.path()))

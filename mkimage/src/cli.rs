@@ -41,7 +41,8 @@ commands:
                                                fork+exec+wait, pipe ping-pong, a container's
                                                spawn+exit+wait) against Linux
   bench-fs    [--release|--debug]              time the kernel's file system (64 MiB write and
-                                               read, 1000 creates) against the host's
+                                               read, 1000 creates) against Linux's ext2 on
+                                               the same QEMU machine and virtio disk
   fuzz        [--seed N] [--calls N] [--jobs N] [--skip GROUPS] [--release|--debug]
                                                boot with the programs and a NIC, run the
                                                system-call fuzzer `fuzz N CALLS` at the shell

@@ -119,6 +119,14 @@ pub fn linux_peer_command(vmlinuz: &Path, initrd: &Path) -> Command {
     cmd
 }
 
+/// The arguments attaching `disk` (a raw image) as our guests' disk: virtio-blk on PCI.
+pub fn disk_args(disk: &Path) -> Vec<OsString> {
+    let mut drive = OsString::from("file=");
+    drive.push(escape_commas(disk));
+    drive.push(format!(",format=raw,if=none,id=disk0,cache={DISK_CACHE}"));
+    vec!["-drive".into(), drive, "-device".into(), DISK_DEVICE.into()]
+}
+
 /// The guest's MAC address: QEMU's default, spelled out because the UDP relay addresses
 /// frames to it.
 pub const GUEST_MAC: [u8; 6] = [0x52, 0x54, 0x00, 0x12, 0x34, 0x56];
@@ -168,13 +176,7 @@ pub fn args(opts: &Options) -> Vec<OsString> {
     push(&["-device", "isa-debug-exit,iobase=0xf4,iosize=0x04"]);
     a.extend(network_args(&opts.network));
     if let Some(disk) = &opts.disk {
-        let mut drive = OsString::from("file=");
-        drive.push(escape_commas(disk));
-        drive.push(format!(",format=raw,if=none,id=disk0,cache={DISK_CACHE}"));
-        a.push("-drive".into());
-        a.push(drive);
-        a.push("-device".into());
-        a.push(DISK_DEVICE.into());
+        a.extend(disk_args(disk));
     }
     if let Some(sock) = &opts.qmp_socket {
         let mut v = OsString::from("unix:");
