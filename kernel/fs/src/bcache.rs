@@ -169,14 +169,18 @@ impl<D: BlockDevice> Bcache<D> {
         let mut claimed: Vec<Claimed<'_, D>> = Vec::new();
         {
             let mut m = self.meta.lock();
-            let mut victims: Vec<usize> =
-                (0..m.slots.len()).filter(|&i| m.slots[i].refcnt == 0).collect();
-            victims.sort_by_key(|&i| m.slots[i].last_use);
-            let mut victims = victims.into_iter();
+            // Sorting the unused buffers costs more than a look-up: only when a block is missing.
+            let mut victims: Option<alloc::vec::IntoIter<usize>> = None;
             for &blockno in blocks {
                 if m.map.contains_key(&blockno) {
                     continue;
                 }
+                let victims = victims.get_or_insert_with(|| {
+                    let mut v: Vec<usize> =
+                        (0..m.slots.len()).filter(|&i| m.slots[i].refcnt == 0).collect();
+                    v.sort_by_key(|&i| m.slots[i].last_use);
+                    v.into_iter()
+                });
                 // refcnt == 0: nobody holds or awaits this buffer, so try_lock succeeds.
                 let Some((slot, mut data)) =
                     victims.by_ref().find_map(|i| self.slots[i].try_lock().map(|g| (i, g)))
