@@ -8,6 +8,12 @@
 //!   so `refcnt == 0` means nobody holds or awaits its mutex, which is what lets recycling
 //!   take it with `try_lock`.
 //!
+//! Read-ahead ([`Bcache::prefetch`]) only reads: it claims unused buffers (never one that is
+//! held, awaited or pinned by the log, so never one with changes the disk lacks) for blocks
+//! not cached yet, and fills them with device reads in flight together. A claimed buffer is
+//! locked until its read completes, so a reader or writer of that block waits for the read
+//! and then sees (or changes) the one cached copy: the cache never serves stale data.
+//!
 //! The metadata lock (`meta`) is a spin lock held only for short, await-free sections (rank
 //! `FsBufferCache` in `docs/locks.md`: after the log's, before the buffers' `try_lock`).
 
@@ -67,6 +73,21 @@ struct Ref<'a, D> {
 
 impl<D> Drop for Ref<'_, D> {
     fn drop(&mut self) {
+        self.cache.release(self.slot);
+    }
+}
+
+/// A buffer claimed by [`Bcache::prefetch`]: locked and counted until its read is done (or
+/// the prefetch is cancelled), then unlocked before it is uncounted.
+struct Claimed<'a, D> {
+    cache: &'a Bcache<D>,
+    slot: usize,
+    guard: Option<MutexGuard<'a, BufData>>,
+}
+
+impl<D> Drop for Claimed<'_, D> {
+    fn drop(&mut self) {
+        drop(self.guard.take());
         self.cache.release(self.slot);
     }
 }
@@ -138,6 +159,54 @@ impl<D: BlockDevice> Bcache<D> {
         let slot = r.slot;
         core::mem::forget(r); // the reference now belongs to the Buf
         Ok(Buf { cache: self, slot, guard: Some(guard) })
+    }
+
+    /// Read the blocks of `blocks` that are not cached yet into unused buffers, all requests
+    /// in flight at once (read-ahead; the driver queues what exceeds its slots). Stops
+    /// claiming when no unused buffer is left. A failed read leaves its buffer invalid, so
+    /// the next real use retries it and reports the error. Returns the number of reads issued.
+    pub async fn prefetch(&self, blocks: &[u32]) -> usize {
+        let mut claimed: Vec<Claimed<'_, D>> = Vec::new();
+        {
+            let mut m = self.meta.lock();
+            // Sorting the unused buffers costs more than a look-up: only when a block is missing.
+            let mut victims: Option<alloc::vec::IntoIter<usize>> = None;
+            for &blockno in blocks {
+                if m.map.contains_key(&blockno) {
+                    continue;
+                }
+                let victims = victims.get_or_insert_with(|| {
+                    let mut v: Vec<usize> =
+                        (0..m.slots.len()).filter(|&i| m.slots[i].refcnt == 0).collect();
+                    v.sort_by_key(|&i| m.slots[i].last_use);
+                    v.into_iter()
+                });
+                // refcnt == 0: nobody holds or awaits this buffer, so try_lock succeeds.
+                let Some((slot, mut data)) =
+                    victims.by_ref().find_map(|i| self.slots[i].try_lock().map(|g| (i, g)))
+                else {
+                    break;
+                };
+                data.blockno = blockno;
+                data.valid = false;
+                if let Some(old) = m.slots[slot].blockno.replace(blockno) {
+                    m.map.remove(&old);
+                }
+                m.map.insert(blockno, slot);
+                m.slots[slot].refcnt = 1;
+                claimed.push(Claimed { cache: self, slot, guard: Some(data) });
+            }
+        }
+        let n = claimed.len();
+        futures_util::future::join_all(claimed.iter_mut().map(|c| async {
+            let g = c.guard.as_mut().expect("claimed buffer held");
+            let blockno = g.blockno;
+            if self.dev.read(blockno, &mut g.data).await.is_ok() {
+                g.valid = true;
+            }
+        }))
+        .await;
+        n // dropping `claimed` unlocks and uncounts each buffer
     }
 
     /// The block's contents, read from disk unless cached.

@@ -30,7 +30,26 @@ struct Slot {
 pub struct IData {
     valid: bool,
     d: Dinode,
+    ra: ReadAhead,
 }
+
+/// Read-ahead state of one in-memory inode (shared by every reader of the file, reset when
+/// the inode is read from disk again).
+#[derive(Clone, Copy, Default)]
+struct ReadAhead {
+    /// The file block after the last one read: a read starting there (or in the last block
+    /// read, for reads smaller than a block) continues a sequential run.
+    next: u64,
+    /// Blocks fetched beyond the current read; 0 when the last read was not sequential.
+    window: u64,
+    /// File blocks before this one have been fetched by read-ahead already.
+    until: u64,
+}
+
+/// The first read-ahead window of a sequential run, and the largest (in blocks): the largest
+/// matches the 32 requests the virtio-blk driver keeps in flight.
+const RA_MIN: u64 = 4;
+const RA_MAX: u64 = 32;
 
 pub(crate) struct Table {
     meta: SpinLock<Vec<Slot>>,
@@ -45,7 +64,13 @@ impl Table {
                 (0..n).map(|_| Slot { inum: 0, refcnt: 0 }).collect(),
             ),
             data: (0..n)
-                .map(|_| Mutex::new(IData { valid: false, d: Dinode::default() }))
+                .map(|_| {
+                    Mutex::new(IData {
+                        valid: false,
+                        d: Dinode::default(),
+                        ra: ReadAhead::default(),
+                    })
+                })
                 .collect(),
         }
     }
@@ -210,6 +235,7 @@ impl<'a, D: BlockDevice> Inode<'a, D> {
             let buf = self.fs.cache.read(block).await?;
             g.d = Dinode::decode(&buf.data()[off..off + DINODE_SIZE])
                 .map_err(|_| FsError::Corrupt("bad inode"))?;
+            g.ra = ReadAhead::default();
             g.valid = true;
         }
         if g.d.kind == T_FREE {
@@ -319,7 +345,7 @@ impl<'a, D: BlockDevice> Locked<'a, D> {
     }
 
     /// The disk block holding file block `bn` (0 = a hole, when not allocating).
-    async fn bmap(&mut self, bn: u64, alloc: bool) -> Result<u32, FsError> {
+    pub(crate) async fn bmap(&mut self, bn: u64, alloc: bool) -> Result<u32, FsError> {
         let (nd, ni) = (NDIRECT as u64, NINDIRECT as u64);
         if bn < nd {
             return self.addr(bn as usize, alloc).await;
@@ -347,6 +373,55 @@ impl<'a, D: BlockDevice> Locked<'a, D> {
         self.table_entry(mid, (bn % ni) as usize, alloc).await
     }
 
+    /// Before reading `len > 0` bytes at `off` of a file of `size` bytes: fetch the blocks of
+    /// this read that are not cached, together, and in a sequential run also the next
+    /// `window` blocks (doubling from `RA_MIN` to `RA_MAX`), never past the end of the file.
+    /// Only fills the cache; errors here are left for the read itself to meet and report.
+    async fn read_ahead(&mut self, off: u64, len: u64, size: u64) {
+        let bs = BSIZE as u64;
+        let (first, last) = (off / bs, (off + len - 1) / bs);
+        let eof = size.div_ceil(bs);
+        let mut ra = self.g.ra;
+        let continuing = first == ra.next || first + 1 == ra.next;
+        if !continuing {
+            // A new run (or a random read): what an earlier run fetched may be gone.
+            ra.window = 0;
+            ra.until = 0;
+        }
+        let sequential = continuing || off == 0;
+        let from;
+        let to;
+        if sequential {
+            if last + 1 + ra.window / 2 < ra.until {
+                // Enough fetched ahead already.
+                ra.next = last + 1;
+                self.g.ra = ra;
+                return;
+            }
+            ra.window = (ra.window * 2).clamp(RA_MIN, RA_MAX);
+            from = first.max(ra.until);
+            to = (last + 1 + ra.window).min(eof);
+            ra.until = to;
+        } else {
+            from = first;
+            to = last + 1;
+        }
+        ra.next = last + 1;
+        self.g.ra = ra;
+        if to <= from + 1 {
+            return; // one block at most: the read itself fetches it as fast
+        }
+        let mut blocks = Vec::with_capacity((to - from) as usize);
+        for bn in from..to {
+            match self.bmap(bn, false).await {
+                Ok(0) => {} // a hole
+                Ok(b) => blocks.push(b),
+                Err(_) => break,
+            }
+        }
+        self.fs.cache.prefetch(&blocks).await;
+    }
+
     /// Read up to `buf.len()` bytes at `off`; returns the count (0 at or past the end).
     pub async fn read_at(&mut self, off: u64, buf: &mut [u8]) -> Result<usize, FsError> {
         let size = self.g.d.size;
@@ -354,6 +429,7 @@ impl<'a, D: BlockDevice> Locked<'a, D> {
             return Ok(0);
         }
         let n = buf.len().min((size - off) as usize);
+        self.read_ahead(off, n as u64, size).await;
         let mut done = 0;
         while done < n {
             let pos = off + done as u64;

@@ -35,6 +35,8 @@ pub mod path;
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_readahead;
 
 use abi::fs::{Superblock, BSIZE};
 use alloc::boxed::Box;

@@ -1,0 +1,230 @@
+//! Host tests of read-ahead over a disk that counts its reads and how many are in flight at
+//! once (each read yields once before completing, so reads issued together overlap).
+
+use crate::dev::{Block, BlockDevice, IoError, MemDisk};
+use crate::format::format;
+use crate::inode::T_FILE;
+use crate::Fs;
+use abi::fs::BSIZE;
+use alloc::collections::BTreeSet;
+use alloc::vec::Vec;
+use core::future::Future;
+use core::pin::Pin;
+use core::sync::atomic::{AtomicUsize, Ordering};
+use core::task::{Context, Poll};
+use std::sync::Mutex;
+use testkit::{block_on, Rng};
+
+struct CountingDisk {
+    inner: MemDisk,
+    reads: AtomicUsize,
+    in_flight: AtomicUsize,
+    max_in_flight: AtomicUsize,
+    /// Every block read, in order.
+    log: Mutex<Vec<u32>>,
+}
+
+/// Pending once (waking itself), then ready: a device that answers later.
+struct YieldOnce(bool);
+
+impl Future for YieldOnce {
+    type Output = ();
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        if self.0 {
+            return Poll::Ready(());
+        }
+        self.0 = true;
+        cx.waker().wake_by_ref();
+        Poll::Pending
+    }
+}
+
+impl BlockDevice for CountingDisk {
+    async fn read(&self, block: u32, buf: &mut Block) -> Result<(), IoError> {
+        self.reads.fetch_add(1, Ordering::SeqCst);
+        self.log.lock().unwrap().push(block);
+        let now = self.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+        self.max_in_flight.fetch_max(now, Ordering::SeqCst);
+        YieldOnce(false).await;
+        self.in_flight.fetch_sub(1, Ordering::SeqCst);
+        self.inner.read(block, buf).await
+    }
+
+    async fn write(&self, block: u32, buf: &Block) -> Result<(), IoError> {
+        self.inner.write(block, buf).await
+    }
+
+    fn block_count(&self) -> u32 {
+        self.inner.block_count()
+    }
+}
+
+impl CountingDisk {
+    fn reset(&self) {
+        self.reads.store(0, Ordering::SeqCst);
+        self.max_in_flight.store(0, Ordering::SeqCst);
+        self.log.lock().unwrap().clear();
+    }
+    fn reads(&self) -> usize {
+        self.reads.load(Ordering::SeqCst)
+    }
+    fn max_in_flight(&self) -> usize {
+        self.max_in_flight.load(Ordering::SeqCst)
+    }
+    fn blocks_read(&self) -> Vec<u32> {
+        self.log.lock().unwrap().clone()
+    }
+}
+
+/// A file system holding `files` (name, contents), mounted on a counting disk, cache cold.
+fn fs_with(files: &[(&str, &[u8])]) -> Fs<CountingDisk> {
+    let disk = MemDisk::new(8192);
+    block_on(format(&disk, 256)).unwrap();
+    let fs = block_on(Fs::mount(disk)).unwrap().0;
+    block_on(async {
+        let root = fs.root().unwrap();
+        for (name, data) in files {
+            let ip = fs.create(&root, &root, name.as_bytes(), T_FILE, 0, 0).await.unwrap();
+            assert_eq!(fs.write(&ip, 0, data).await.unwrap(), data.len());
+        }
+    });
+    let blocks = fs.cache.dev.snapshot();
+    drop(fs);
+    let disk = CountingDisk {
+        inner: MemDisk::from_blocks(blocks),
+        reads: AtomicUsize::new(0),
+        in_flight: AtomicUsize::new(0),
+        max_in_flight: AtomicUsize::new(0),
+        log: Mutex::new(Vec::new()),
+    };
+    block_on(Fs::mount(disk)).unwrap().0
+}
+
+/// The disk blocks holding `name`'s data, in file order.
+fn data_blocks(fs: &Fs<CountingDisk>, name: &str) -> Vec<u32> {
+    block_on(async {
+        let root = fs.root().unwrap();
+        let ip = fs.namei(&root, &root, name.as_bytes()).await.unwrap();
+        let mut l = ip.lock().await.unwrap();
+        let n = l.size().div_ceil(BSIZE as u64);
+        let mut v = Vec::new();
+        for bn in 0..n {
+            v.push(l.bmap(bn, false).await.unwrap());
+        }
+        v
+    })
+}
+
+/// Read `name` in `chunk`-byte reads at the offsets `offs`, checking each against `want`.
+fn read_at_offsets(fs: &Fs<CountingDisk>, name: &str, chunk: usize, offs: &[u64], want: &[u8]) {
+    block_on(async {
+        let root = fs.root().unwrap();
+        let ip = fs.namei(&root, &root, name.as_bytes()).await.unwrap();
+        let mut buf = alloc::vec![0u8; chunk];
+        for &off in offs {
+            let n = fs.read(&ip, off, &mut buf).await.unwrap();
+            let end = (off as usize + chunk).min(want.len());
+            assert_eq!(n, end - off as usize, "read at {off}");
+            assert!(buf[..n] == want[off as usize..end], "bytes at {off}");
+        }
+    });
+}
+
+const BIG: usize = 1 << 20; // 256 blocks: more than the largest window
+
+#[test]
+fn sequential_reads_overlap_requests_and_stop_at_the_end_of_the_file() {
+    // An odd size: the last block is partial. "/b" sits right after "/a" on the disk.
+    let a = Rng::new(1).bytes(BIG + 100);
+    let b = Rng::new(2).bytes(64 * BSIZE);
+    let fs = fs_with(&[("a", &a), ("b", &b)]);
+    let a_blocks = data_blocks(&fs, "a");
+    let b_blocks: BTreeSet<u32> = data_blocks(&fs, "b").into_iter().collect();
+    fs.drop_cached_blocks();
+    let dev = &fs.cache.dev;
+    dev.reset();
+    let offs: Vec<u64> = (0..a.len().div_ceil(BSIZE)).map(|i| (i * BSIZE) as u64).collect();
+    read_at_offsets(&fs, "a", BSIZE, &offs, &a);
+    let read = dev.blocks_read();
+    assert!(dev.max_in_flight() >= 16, "read-ahead overlaps requests: {}", dev.max_in_flight());
+    for blk in &a_blocks {
+        assert_eq!(read.iter().filter(|&&r| r == *blk).count(), 1, "block {blk} read once");
+    }
+    assert!(read.iter().all(|r| !b_blocks.contains(r)), "read-ahead went past the end");
+    // Every read hit the cache except the few that started a window.
+    assert!(read.len() < a_blocks.len() + 16, "{} reads for {} blocks", read.len(), a_blocks.len());
+}
+
+#[test]
+fn random_reads_do_not_read_ahead() {
+    let a = Rng::new(3).bytes(BIG);
+    let fs = fs_with(&[("a", &a)]);
+    let a_blocks = data_blocks(&fs, "a");
+    fs.drop_cached_blocks();
+    let dev = &fs.cache.dev;
+    let mut rng = Rng::new(4);
+    // Block-sized reads at scattered blocks, none following the one before.
+    let mut offs: Vec<u64> = Vec::new();
+    let mut last = u64::MAX;
+    while offs.len() < 40 {
+        let bn = rng.below(a_blocks.len() as u64);
+        if bn == last.wrapping_add(1) || bn == last || bn == 0 {
+            continue;
+        }
+        offs.push(bn * BSIZE as u64);
+        last = bn;
+    }
+    // Warm the metadata (inode, indirect block) first; then only data blocks are read.
+    read_at_offsets(&fs, "a", BSIZE, &offs[..1], &a);
+    dev.reset();
+    read_at_offsets(&fs, "a", BSIZE, &offs[1..], &a);
+    let distinct: BTreeSet<u64> = offs[1..].iter().copied().filter(|&o| o != offs[0]).collect();
+    assert_eq!(dev.reads(), distinct.len(), "one read per block asked for, none ahead");
+    assert_eq!(dev.max_in_flight(), 1);
+    // Every block read is one that was asked for.
+    let asked: BTreeSet<u32> = distinct.iter().map(|&o| a_blocks[o as usize / BSIZE]).collect();
+    assert!(dev.blocks_read().iter().all(|b| asked.contains(b)));
+}
+
+#[test]
+fn small_sequential_reads_get_every_byte_right() {
+    // Reads smaller than a block, and not aligned to one, through to the end.
+    let a = Rng::new(5).bytes(200 * BSIZE + 1234);
+    let fs = fs_with(&[("a", &a)]);
+    fs.drop_cached_blocks();
+    let offs: Vec<u64> = (0..a.len().div_ceil(1000)).map(|i| (i * 1000) as u64).collect();
+    read_at_offsets(&fs, "a", 1000, &offs, &a);
+    assert!(fs.cache.dev.max_in_flight() > 1);
+    // Large reads too: each fetches its own blocks together.
+    fs.drop_cached_blocks();
+    let offs: Vec<u64> = (0..a.len().div_ceil(65536)).map(|i| (i * 65536) as u64).collect();
+    read_at_offsets(&fs, "a", 65536, &offs, &a);
+}
+
+#[test]
+fn a_write_to_a_block_read_ahead_is_what_the_next_read_sees() {
+    let mut a = Rng::new(6).bytes(BIG);
+    let fs = fs_with(&[("a", &a)]);
+    let a_blocks = data_blocks(&fs, "a");
+    fs.drop_cached_blocks();
+    let dev = &fs.cache.dev;
+    // Read the first 8 blocks sequentially: the window reaches well past them.
+    let offs: Vec<u64> = (0..8).map(|i| (i * BSIZE) as u64).collect();
+    read_at_offsets(&fs, "a", BSIZE, &offs, &a);
+    assert!(dev.blocks_read().contains(&a_blocks[10]), "block 10 was read ahead");
+    // Overwrite part of block 10 (read ahead, not read yet), then read on sequentially.
+    let patch = Rng::new(7).bytes(300);
+    let at = 10 * BSIZE + 77;
+    block_on(async {
+        let root = fs.root().unwrap();
+        let ip = fs.namei(&root, &root, b"a").await.unwrap();
+        assert_eq!(fs.write(&ip, at as u64, &patch).await.unwrap(), patch.len());
+    });
+    a[at..at + patch.len()].copy_from_slice(&patch);
+    let offs: Vec<u64> = (8..a.len() / BSIZE).map(|i| (i * BSIZE) as u64).collect();
+    read_at_offsets(&fs, "a", BSIZE, &offs, &a);
+    // And from the disk, once the cache is dropped.
+    fs.drop_cached_blocks();
+    let offs: Vec<u64> = (0..a.len() / BSIZE).map(|i| (i * BSIZE) as u64).collect();
+    read_at_offsets(&fs, "a", BSIZE, &offs, &a);
+}
