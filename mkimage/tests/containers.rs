@@ -16,7 +16,9 @@ mod common;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use common::{ok, parse_spawned, poweroff, programs, prompt, run, run_in, shell, BOOT, STEP};
+use common::{
+    ok, parse_spawned, poweroff, programs, prompt, run, run_in, shell, spawn_detached, BOOT, STEP,
+};
 use mkimage::console::{Console, TempDir};
 use mkimage::image::Builder;
 use mkimage::imgread::Image;
@@ -37,16 +39,6 @@ fn enter(c: &Console, ns: u32, args: &str) -> (u32, u32) {
     ok(c.expect(prompt(id).trim_start(), STEP));
     assert!(id != ns, "spawn from ns {ns} made ns {id}");
     (id, init)
-}
-
-/// Types `spawn -d ARGS` at the root's shell: the new namespace and its init's pid.
-fn spawn_detached(c: &Console, args: &str) -> (u32, u32) {
-    let out = run(c, &format!("spawn -d {args}"));
-    let line = out
-        .lines()
-        .find_map(|l| l.strip_prefix("spawn: ns "))
-        .unwrap_or_else(|| panic!("no `spawn: ns` line:\n{out}"));
-    parse_spawned(line)
 }
 
 /// One line of `ps`: `PID NS NSPID PPID STATE NAME`.

@@ -22,26 +22,13 @@ use std::collections::HashMap;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use common::{curl, kernel, ok, prompt, run, run_in, Forwards, STEP};
+use common::{curl, kernel, ok, prompt, run, run_in, spawn_detached, Forwards, STEP};
 use mkimage::console::Console;
 use mkimage::image::DEMO_FILES;
 use mkimage::qemu::{Network, Options};
 
 /// How long an asynchronous effect (a container gone, a server up) may take to show.
 const SETTLE: Duration = Duration::from_secs(30);
-
-/// `spawn ARGS` at the root's shell, detached: the new namespace's id and its init's pid.
-fn spawn(c: &Console, args: &str) -> (u32, u32) {
-    let out = run(c, &format!("spawn -d {args}"));
-    let line = out
-        .lines()
-        .find_map(|l| l.strip_prefix("spawn: ns "))
-        .unwrap_or_else(|| panic!("no `spawn: ns` line:\n{out}"));
-    match line.split_whitespace().collect::<Vec<_>>().as_slice() {
-        [id, "init", pid, ..] => (id.parse().unwrap(), pid.parse().unwrap()),
-        _ => panic!("not `ID init PID`: {line:?}"),
-    }
-}
 
 /// `ns`'s table as rows of (column name -> cell), by the header's names.
 fn ns_table(out: &str) -> Vec<HashMap<String, String>> {
@@ -139,9 +126,9 @@ fn ns_lists_and_stops_containers() {
     assert_eq!((root["INIT"].as_str(), root["KINDS"].as_str()), ("1", "pid,fs,net"), "{out}");
     assert_eq!(root["ADDR"], "192.168.1.1", "{out}");
 
-    let (a, init_a) = spawn(&c, "-p 8081:80 httpd -q 80 0.0.0.0 /");
-    let (b, init_b) = spawn(&c, "-p 8082:80 httpd -q 80 0.0.0.0 /");
-    let (p, init_p) = spawn(&c, "--pid sleep 1000000");
+    let (a, init_a) = spawn_detached(&c, "-p 8081:80 httpd -q 80 0.0.0.0 /");
+    let (b, init_b) = spawn_detached(&c, "-p 8082:80 httpd -q 80 0.0.0.0 /");
+    let (p, init_p) = spawn_detached(&c, "--pid sleep 1000000");
     for (id, page) in [(a, "page-a"), (b, "page-b")] {
         let out =
             run(&c, &format!("echo {page} > /{page}.html; nspcopy /{page}.html {id} /index.html"));
@@ -273,8 +260,8 @@ fn ns_exec_and_names_across_containers() {
     opts.network = Network::User { forwards: vec![], frames: None };
     let c = common::boot_to_shell(opts);
 
-    let (alpha, _) = spawn(&c, "--name alpha sleep 1000000");
-    let (beta, _) = spawn(&c, "--name beta sleep 1000000");
+    let (alpha, _) = spawn_detached(&c, "--name alpha sleep 1000000");
+    let (beta, _) = spawn_detached(&c, "--name beta sleep 1000000");
     let out = run(&c, "ns");
     assert_eq!(ns_row(&out, alpha)["NAME"], "alpha", "{out}");
     assert_eq!(ns_row(&out, beta)["NAME"], "beta", "{out}");

@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-use common::{kernel, ok, Forwards, STEP};
+use common::{curl, kernel, ok, Forwards, STEP};
 use mkimage::console::{Console, TempDir};
 use mkimage::qemu::Options;
 use mkimage::udprelay::MAX_PAYLOAD;
@@ -68,18 +68,6 @@ impl Guest {
     fn poweroff(self) {
         common::poweroff(self.console);
     }
-}
-
-/// `curl` from the host: (HTTP status, body). Bounded in time.
-fn curl(port: u16, path: &str) -> (u16, String) {
-    let url = format!("http://127.0.0.1:{port}{path}");
-    let out = Command::new("curl")
-        .args(["-s", "-m", "20", "-o", "-", "-w", "\n%{http_code}", &url])
-        .output()
-        .expect("run curl");
-    let text = String::from_utf8_lossy(&out.stdout).into_owned();
-    let (body, code) = text.rsplit_once('\n').unwrap_or(("", "0"));
-    (code.trim().parse().unwrap_or(0), body.to_string())
 }
 
 /// Wait (with a deadline, polling the real client) until the server answers.

@@ -16,7 +16,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{ok, poweroff, run, shell, BOOT, STEP};
+use common::{ok, poweroff, run, shell, spawn_detached, BOOT, STEP};
 use mkimage::console::Console;
 
 /// The longest the root shell may take to answer `echo` while containers misbehave. A turn
@@ -31,19 +31,6 @@ fn usertests(c: &Console, cases: &str) -> String {
     let out = ok(c.expect("\n$ ", BOOT)).replace('\r', "");
     assert!(out.contains("ALL TESTS PASSED"), "usertests {cases}:\n{out}");
     out
-}
-
-/// `spawn -d ARGS` at the root's shell: the new namespace's id and its init's pid.
-fn spawn_detached(c: &Console, args: &str) -> (u32, u32) {
-    let out = run(c, &format!("spawn -d {args}"));
-    let line = out
-        .lines()
-        .find_map(|l| l.strip_prefix("spawn: ns "))
-        .unwrap_or_else(|| panic!("no `spawn: ns` line:\n{out}"));
-    match line.split_whitespace().collect::<Vec<_>>().as_slice() {
-        [id, "init", pid] => (id.parse().unwrap(), pid.parse().unwrap()),
-        _ => panic!("not `ID init PID`: {line:?}"),
-    }
 }
 
 /// `/proc/ns`'s columns of namespace `id`: `id parent kinds init members addr ports name

@@ -40,12 +40,7 @@ fn spawn_detached(c: &Console, program: &str) -> (u32, u32) {
 
 /// `spawn -d FLAGS PROGRAM` at the root's shell: the namespace and its init.
 fn spawn_detached_with(c: &Console, flags: &str, program: &str) -> (u32, u32) {
-    let out = run(c, &format!("spawn -d {flags} {program}"));
-    let line = out
-        .lines()
-        .find_map(|l| l.strip_prefix("spawn: ns "))
-        .unwrap_or_else(|| panic!("no `spawn: ns` line:\n{out}"));
-    parse_spawned(line)
+    common::spawn_detached(c, &format!("{flags} {program}"))
 }
 
 /// A container running httpd whose page says `page`: its id and init. httpd serves the

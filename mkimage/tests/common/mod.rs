@@ -135,6 +135,16 @@ pub fn curl(port: u16, path: &str) -> (u16, String) {
     (code.trim().parse().unwrap_or(0), body.to_string())
 }
 
+/// Types `spawn -d ARGS` at the root's shell: the new namespace's id and its init's pid.
+pub fn spawn_detached(c: &Console, args: &str) -> (u32, u32) {
+    let out = run(c, &format!("spawn -d {args}"));
+    let line = out
+        .lines()
+        .find_map(|l| l.strip_prefix("spawn: ns "))
+        .unwrap_or_else(|| panic!("no `spawn: ns` line:\n{out}"));
+    parse_spawned(line)
+}
+
 /// `ID init PID` (what `spawn` prints after `spawn: ns `): the namespace and its init's pid.
 pub fn parse_spawned(line: &str) -> (u32, u32) {
     let w: Vec<&str> = line.split_whitespace().collect();
