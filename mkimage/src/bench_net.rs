@@ -30,7 +30,8 @@ use crate::bench_ns::{free_port, run, wait_for_body, SMALL};
 use crate::build::workspace_root;
 use crate::console::{Console, Settings, TempDir};
 use crate::error::{Error, Result};
-use crate::qemu::{self, HostForward, Network};
+use crate::qemu::{self, Attach, FramePort, HostForward, Network};
+use crate::udprelay::UdpRelay;
 
 /// The numbers of connections of the small-file sweep.
 pub const CONNECTIONS: [u32; 5] = [1, 8, 32, 64, 128];
@@ -297,11 +298,12 @@ fn sweep(
     port: u16,
     small: &str,
     big: &str,
+    connections: &[u32],
     mut counters: impl FnMut() -> Result<Option<Counters>>,
 ) -> Result<(Vec<Point>, Wrk)> {
     let big = wrk(port, big, 1)?;
     let mut points = Vec::new();
-    for connections in CONNECTIONS {
+    for &connections in connections {
         let before = counters()?;
         let w = wrk(port, small, connections)?;
         let after = counters()?;
@@ -315,8 +317,37 @@ fn sweep(
     Ok((points, big))
 }
 
-/// Our guest, booted with `cmdline` (empty: the async design; `net=sleep`: the sleep one).
-pub fn ours(kernel: &Path, system: System) -> Result<Measured> {
+/// How our guest's NIC is wired to the host.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Wiring {
+    /// Plain restricted user networking: TCP forwards only, no UDP from the host.
+    Plain,
+    /// `make run`'s before: the UDP relay on a QEMU hub with the NIC, copied every frame.
+    RelayOnHub,
+    /// `make run`'s: the UDP relay on a second NIC of its own, which the guest uses for UDP.
+    RelayOnOwnNic,
+}
+
+impl Wiring {
+    pub const ALL: [Wiring; 3] = [Wiring::Plain, Wiring::RelayOnHub, Wiring::RelayOnOwnNic];
+
+    pub fn label(self) -> &'static str {
+        match self {
+            Wiring::Plain => "plain user networking (no UDP)",
+            Wiring::RelayOnHub => "UDP relay on the NIC's hub (before)",
+            Wiring::RelayOnOwnNic => "UDP relay on its own NIC (`make run`)",
+        }
+    }
+}
+
+/// Our guest, in the async design or the sleep one (`net=sleep`), its NIC wired as `wiring`:
+/// the 1 MiB file and the small file at each of `connections`.
+pub fn ours(
+    kernel: &Path,
+    system: System,
+    wiring: Wiring,
+    connections: &[u32],
+) -> Result<Measured> {
     let cmdline = if system == System::Sleep { "net=sleep" } else { "" };
     let dir = TempDir::new("bench-net")?;
     let img = dir.path().join("fs.img");
@@ -325,7 +356,17 @@ pub fn ours(kernel: &Path, system: System) -> Result<Measured> {
     let port = free_port();
     let mut opts = qemu::Options::new(kernel, cmdline);
     opts.disk = Some(img);
-    opts.network = Network::user(vec![HostForward::tcp(port, 80)]);
+    let forwards = vec![HostForward::tcp(port, 80)];
+    // Lives until the guest is off: `make run` forwards the echo port's UDP this way.
+    let relay = match wiring {
+        Wiring::Plain => None,
+        _ => Some(UdpRelay::start(0, 7).map_err(|e| Error::io("the UDP relay", e))?),
+    };
+    let frames = relay.as_ref().map(|r| match wiring {
+        Wiring::RelayOnHub => FramePort { attach: Attach::Hub, ..r.frame_port() },
+        _ => r.frame_port(),
+    });
+    opts.network = Network::User { forwards, frames };
     let c = Console::spawn_with(opts, Settings { qmp: false, echo: false })?;
     let boot = c.expect("$ ", STEP)?;
     let label = if system == System::Sleep && boot.contains(IGNORED_SLEEP) {
@@ -336,10 +377,68 @@ pub fn ours(kernel: &Path, system: System) -> Result<Measured> {
     run(&c, "httpd -q &")?;
     wait_for_body(port, "/small.html", SMALL)?;
     let idle = idle_percent(c.pid());
-    let (points, big) = sweep(port, "/small.html", "/1m.bin", || read_stat(&c).map(Some))?;
+    let (points, big) =
+        sweep(port, "/small.html", "/1m.bin", connections, || read_stat(&c).map(Some))?;
     c.send("poweroff\n")?;
     c.wait_exit(STEP)?;
     Ok(Measured { label, points, big, idle })
+}
+
+/// The connections of the wiring comparison.
+pub const WIRING_CONNECTIONS: [u32; 2] = [1, 32];
+
+/// One row of the wiring comparison: a design, a wiring, its figures (or why none).
+pub struct WiringRow {
+    pub system: System,
+    pub wiring: Wiring,
+    pub outcome: Result<Measured>,
+}
+
+/// Lever 1 of the speed work: what the UDP relay costs TCP, each design under each
+/// [`Wiring`], at [`WIRING_CONNECTIONS`] and on the 1 MiB file.
+pub fn measure_wirings(kernel: &Path) -> Vec<WiringRow> {
+    let mut rows = Vec::new();
+    for system in [System::Async, System::Sleep] {
+        for wiring in Wiring::ALL {
+            eprintln!("mkimage: bench-net: {}, {}", system.label(), wiring.label());
+            let outcome = ours(kernel, system, wiring, &WIRING_CONNECTIONS);
+            rows.push(WiringRow { system, wiring, outcome });
+        }
+    }
+    rows
+}
+
+/// The wiring comparison as markdown, each figure with its ratio to plain user networking in
+/// the same design (1.00: the relay costs TCP nothing).
+pub fn wirings_markdown(rows: &[WiringRow]) -> String {
+    let mut t = String::from(
+        "| design | NIC wiring | small file, 1 connection (req/s) | 32 connections (req/s) | \
+         1 MiB (MB/s) |\n|---|---|---:|---:|---:|\n",
+    );
+    let figures = |m: &Measured| -> Vec<f64> {
+        let mut v: Vec<f64> = m.points.iter().map(|p| p.wrk.requests_per_sec).collect();
+        v.push(m.big.bytes_per_sec / 1e6);
+        v
+    };
+    for row in rows {
+        t.push_str(&format!("| {} | {} |", row.system.label(), row.wiring.label()));
+        let plain = rows
+            .iter()
+            .find(|r| r.system == row.system && r.wiring == Wiring::Plain)
+            .and_then(|r| r.outcome.as_ref().ok())
+            .map(figures);
+        match &row.outcome {
+            Ok(m) => {
+                for (i, v) in figures(m).into_iter().enumerate() {
+                    let base = plain.as_ref().and_then(|p| p.get(i).copied()).unwrap_or(0.0);
+                    t.push_str(&format!(" {v:.1} ({}) |", ratio(v, base)));
+                }
+            }
+            Err(e) => t.push_str(&format!(" failed: {e} | | |")),
+        }
+        t.push('\n');
+    }
+    t
 }
 
 /// Where the peer scripts are: `$SHARED_BENCH`, else `../shared/bench` next to the workspace.
@@ -426,7 +525,7 @@ pub fn peer(system: System) -> Outcome {
         let port = free_port();
         let guest = PeerGuest::start(&script, port, env)?;
         let idle = idle_percent(guest.pid as u32);
-        let (points, big) = sweep(port, "/index.html", "/1m.bin", || Ok(None))?;
+        let (points, big) = sweep(port, "/index.html", "/1m.bin", &CONNECTIONS, || Ok(None))?;
         drop(guest);
         Ok::<_, Error>(Measured { label: system.label().into(), points, big, idle })
     })();
@@ -440,8 +539,10 @@ pub fn measure_all(kernel: &Path) -> Vec<Column> {
         .map(|&system| {
             eprintln!("mkimage: bench-net: {}", system.label());
             let outcome = match system {
-                System::Async | System::Sleep => ours(kernel, system)
-                    .map_or_else(|e| Outcome::Skipped(format!("it failed: {e}")), Outcome::Ran),
+                System::Async | System::Sleep => {
+                    ours(kernel, system, Wiring::RelayOnOwnNic, &CONNECTIONS)
+                        .map_or_else(|e| Outcome::Skipped(format!("it failed: {e}")), Outcome::Ran)
+                }
                 _ => peer(system),
             };
             if let Outcome::Skipped(why) = &outcome {

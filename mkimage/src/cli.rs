@@ -30,9 +30,11 @@ commands:
                                                ours async and sleep (net=sleep), the xv6+lwIP
                                                peer, Linux busybox and nginx (small file at 1
                                                to 128 connections, latency, 1 MiB file, idle
-                                               CPU, our counters per request); tables, and
-                                               SVG charts in target/bench/ (SHARED_BENCH=DIR:
-                                               the peer scripts' folder)
+                                               CPU, our counters per request), ours wired as
+                                               `make run` wires it; then what its UDP relay
+                                               costs TCP; tables, and SVG charts in
+                                               target/bench/ (SHARED_BENCH=DIR: the peer
+                                               scripts' folder)
   bench-ns    [--release|--debug]              httpd under wrk (small file at 1 and 32
                                                connections, 1 MiB file) against the Linux peer;
                                                three containers' httpd (published ports) at

@@ -92,7 +92,12 @@ fn execute(command: Command) -> mkimage::Result<ExitCode> {
             let elf = build::kernel(release)?;
             // Every system is measured or skipped with its reason: none is fatal to the others.
             let columns = bench_net::measure_all(&elf);
+            let wirings = bench_net::measure_wirings(&elf);
             print!("{}", bench_net::markdown(&columns));
+            println!(
+                "\nWhat `make run`'s UDP relay costs TCP (ratios to plain user networking):\n"
+            );
+            print!("{}", bench_net::wirings_markdown(&wirings));
             let [rps, p99] = bench_net::write_charts(&columns)?;
             println!("\nCharts: {} and {}", rps.display(), p99.display());
             Ok(ExitCode::SUCCESS)

@@ -39,13 +39,25 @@ impl HostForward {
     }
 }
 
-/// A second way into the guest's Ethernet segment: QEMU's `-netdev dgram` over unix datagram
+/// A second way into the guest's Ethernet: QEMU's `-netdev dgram` over unix datagram
 /// sockets, one raw frame per datagram. QEMU binds `qemu` and sends to `peer`. No IP address
 /// is involved, so nothing outside this machine can reach it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct FramePort {
     pub qemu: PathBuf,
     pub peer: PathBuf,
+    pub attach: Attach,
+}
+
+/// Where a [`FramePort`] meets the guest.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Attach {
+    /// On the NIC's own segment: a QEMU hub shared with slirp. The port sees every frame the
+    /// guest sends (QEMU copies each one to it), and may inject any.
+    Hub,
+    /// On a second NIC of its own (same MAC), which the kernel uses for UDP only: the port
+    /// sees the guest's UDP and nothing else, and TCP through slirp pays nothing for it.
+    UdpNic,
 }
 
 /// The guest's network.
@@ -55,8 +67,7 @@ pub enum Network {
     #[default]
     None,
     /// QEMU user networking, always with `restrict=on` (no packet leaves this machine), and
-    /// host forwards on 127.0.0.1. With a frame port, the NIC sits on a QEMU hub shared by
-    /// slirp and that port, which then sees every frame and may inject its own.
+    /// host forwards on 127.0.0.1; and a frame port, if any, attached as it says.
     User { forwards: Vec<HostForward>, frames: Option<FramePort> },
 }
 
@@ -142,14 +153,21 @@ fn network_args(net: &Network) -> Vec<OsString> {
         netdev.push_str(&format!(",hostfwd=tcp:127.0.0.1:{}-:{}", f.host_port, f.guest_port));
     }
     let mut a: Vec<OsString> = vec!["-netdev".into(), netdev.into()];
-    let nic = match frames {
-        None => "net0",
-        Some(fp) => {
-            let mut dgram = OsString::from("dgram,id=frames0,local.type=unix,local.path=");
-            dgram.push(escape_commas(&fp.qemu));
-            dgram.push(",remote.type=unix,remote.path=");
-            dgram.push(escape_commas(&fp.peer));
-            a.extend(["-netdev".into(), dgram]);
+    let mac = GUEST_MAC.map(|b| format!("{b:02x}")).join(":");
+    let device = |netdev: &str| -> [OsString; 2] {
+        ["-device".into(), format!("{NIC_MODEL},netdev={netdev},mac={mac}").into()]
+    };
+    let Some(fp) = frames else {
+        a.extend(device("net0"));
+        return a;
+    };
+    let mut dgram = OsString::from("dgram,id=frames0,local.type=unix,local.path=");
+    dgram.push(escape_commas(&fp.qemu));
+    dgram.push(",remote.type=unix,remote.path=");
+    dgram.push(escape_commas(&fp.peer));
+    a.extend(["-netdev".into(), dgram]);
+    match fp.attach {
+        Attach::Hub => {
             for port in [
                 "hubport,id=hub0slirp,hubid=0,netdev=net0",
                 "hubport,id=hub0frames,hubid=0,netdev=frames0",
@@ -157,11 +175,14 @@ fn network_args(net: &Network) -> Vec<OsString> {
             ] {
                 a.extend(["-netdev".into(), port.into()]);
             }
-            "hub0nic"
+            a.extend(device("hub0nic"));
         }
-    };
-    let mac = GUEST_MAC.map(|b| format!("{b:02x}")).join(":");
-    a.extend(["-device".into(), format!("{NIC_MODEL},netdev={nic},mac={mac}").into()]);
+        Attach::UdpNic => {
+            // In this order: the kernel takes the first E1000 on the bus for the main card.
+            a.extend(device("net0"));
+            a.extend(device("frames0"));
+        }
+    }
     a
 }
 
@@ -382,7 +403,11 @@ mod tests {
         let mut opts = Options::new("k", "");
         opts.network = Network::User {
             forwards: vec![HostForward::tcp(8080, 80)],
-            frames: Some(FramePort { qemu: "/t/a,b/q.sock".into(), peer: "/t/r.sock".into() }),
+            frames: Some(FramePort {
+                qemu: "/t/a,b/q.sock".into(),
+                peer: "/t/r.sock".into(),
+                attach: Attach::Hub,
+            }),
         };
         let a = strings(&opts);
         assert_network_rule(&a);
@@ -401,14 +426,19 @@ mod tests {
     }
 
     /// `make run`'s network: the HTTP and echo forwards and a published range, all on the
-    /// one restricted slirp, with the relay's frame port on the same hub as the NIC.
+    /// one restricted slirp, and the relay's frame port on a second NIC of its own (never on
+    /// a hub: QEMU would copy every TCP frame to it).
     #[test]
-    fn published_ports_are_forwarded_on_the_restricted_hub() {
+    fn published_ports_are_forwarded_and_udp_has_its_own_nic() {
         let ports = crate::run::Ports::new(8080, 8007, "8081-8089").unwrap();
         let mut opts = Options::new("k", "");
         opts.network = Network::User {
             forwards: ports.tcp_forwards(),
-            frames: Some(FramePort { qemu: "/t/q.sock".into(), peer: "/t/r.sock".into() }),
+            frames: Some(FramePort {
+                qemu: "/t/q.sock".into(),
+                peer: "/t/r.sock".into(),
+                attach: Attach::UdpNic,
+            }),
         };
         let a = strings(&opts);
         assert_network_rule(&a);
@@ -423,15 +453,17 @@ mod tests {
         assert_eq!(fwds, want);
         assert_eq!(
             netdevs[1..],
+            ["dgram,id=frames0,local.type=unix,local.path=/t/q.sock,\
+              remote.type=unix,remote.path=/t/r.sock"]
+        );
+        // The main card first: the kernel takes the first E1000 on the bus for it.
+        assert_eq!(
+            values(&a, "-device")[1..],
             [
-                "dgram,id=frames0,local.type=unix,local.path=/t/q.sock,\
-                 remote.type=unix,remote.path=/t/r.sock",
-                "hubport,id=hub0slirp,hubid=0,netdev=net0",
-                "hubport,id=hub0frames,hubid=0,netdev=frames0",
-                "hubport,id=hub0nic,hubid=0",
+                "e1000,netdev=net0,mac=52:54:00:12:34:56",
+                "e1000,netdev=frames0,mac=52:54:00:12:34:56"
             ]
         );
-        assert_eq!(values(&a, "-device")[1], "e1000,netdev=hub0nic,mac=52:54:00:12:34:56");
         // Without published ports, only the two fixed forwards.
         opts.network =
             Network::user(crate::run::Ports::new(8080, 8007, "none").unwrap().tcp_forwards());

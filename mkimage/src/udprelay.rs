@@ -7,29 +7,31 @@
 //! come back. This relay takes its place, on this machine's loopback only:
 //!
 //! ```text
-//!  client ──UDP──▶ 127.0.0.1:host_port ─┐                 ┌─ slirp (TCP forwards, ARP)
-//!  (one socket per forward)              relay ══frames══ QEMU hub ── e1000 ── guest
+//!  client ──UDP──▶ 127.0.0.1:host_port ─┐              slirp ── e1000 #1 ─┐  (TCP forwards, ARP)
+//!  (one socket per forward)              relay ══frames══════ e1000 #2 ─┴─ guest  (UDP only)
 //!  client ◀─UDP── 127.0.0.1:host_port ◀─┘  (unix datagram socket, `-netdev dgram`)
 //! ```
 //!
-//! QEMU puts the NIC on a hub whose other ports are slirp and a unix datagram socket that
-//! carries raw Ethernet frames to and from this relay ([`crate::qemu::FramePort`]). A datagram
+//! QEMU gives the guest a second NIC (same MAC) whose other end is a unix datagram socket
+//! carrying raw Ethernet frames to and from this relay ([`crate::qemu::FramePort`],
+//! [`crate::qemu::Attach::UdpNic`]); the kernel sends its UDP through that NIC and everything
+//! else through the first, so the relay sees UDP only and TCP pays nothing for it. A datagram
 //! from a host client becomes an IPv4/UDP frame from the gateway (10.0.2.2, at slirp's MAC, on
-//! a port the relay picks for that client and forward) to the forward's `guest_port`. The hub
-//! copies every frame the guest sends to the relay too; a UDP datagram from that `guest_port`
-//! to one of those gateway ports goes back to its client from the forward's `host_port`, like
-//! a reply through a NAT. Slirp sees the same frames and drops the UDP ones, as restricted
-//! mode does. A client that talks to two forwards gets a gateway port for each, so two
-//! forwards to the same guest port keep their replies apart.
+//! a port the relay picks for that client and forward) to the forward's `guest_port`. A UDP
+//! datagram from that `guest_port` to one of those gateway ports goes back to its client from
+//! the forward's `host_port`, like a reply through a NAT. A client that talks to two forwards
+//! gets a gateway port for each, so two forwards to the same guest port keep their replies
+//! apart.
 //!
 //! The guest has no IP fragmentation, so a datagram that does not fit one Ethernet frame
 //! (more than [`MAX_PAYLOAD`] bytes) is dropped, as a router would on a path that cannot
 //! fragment. Frames are built and parsed with smoltcp's `wire` module, the same crate the
 //! kernel's stack is built on.
 //!
-//! The relay's end of the hub is a [`FrameTap`]: the raw-frame socket alone, which a test can
-//! also use directly to put any frame on the guest's wire and read every frame the guest sends
-//! (`mkimage/tests/frames.rs` sends it hostile ones).
+//! The relay's end is a [`FrameTap`]: the raw-frame socket alone, which a test can also use
+//! directly, attached to the first NIC's segment through a QEMU hub
+//! ([`crate::qemu::Attach::Hub`]), to put any frame on the guest's wire and read every frame
+//! the guest sends (`mkimage/tests/frames.rs` sends it hostile ones).
 
 use std::collections::{HashMap, VecDeque};
 use std::io;
@@ -37,6 +39,8 @@ use std::net::{Ipv4Addr, SocketAddr, UdpSocket};
 use std::os::fd::AsRawFd;
 use std::os::unix::net::UnixDatagram;
 use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::thread::{self, JoinHandle};
 use std::time::Duration;
 
@@ -47,7 +51,7 @@ use smoltcp::wire::{
 };
 
 use crate::console::TempDir;
-use crate::qemu::{FramePort, GUEST_MAC};
+use crate::qemu::{Attach, FramePort, GUEST_MAC};
 
 /// The guest's default IPv4 address (the kernel's `ip=`); its MAC is [`GUEST_MAC`].
 pub const GUEST_IP: Ipv4Addr = Ipv4Addr::new(10, 0, 2, 15);
@@ -67,10 +71,10 @@ const MAX_CLIENTS: usize = 4096;
 const FIRST_PORT: u16 = 49152;
 
 /// The host's end of a [`FramePort`]: a unix datagram socket that exchanges raw Ethernet
-/// frames with QEMU's hub, one frame a datagram. Whatever is sent arrives at the guest's NIC as
-/// if from the wire; every frame the guest sends is copied here too (and to slirp). Frames
-/// this end does not read wait in the socket's queue; once it is full, QEMU drops the rest for
-/// this port only (the guest's traffic to slirp goes on).
+/// frames with QEMU, one frame a datagram. Whatever is sent arrives at the guest's NIC as if
+/// from the wire; what the guest sends on that segment arrives here (on a hub, every frame,
+/// also copied to slirp). Frames this end does not read wait in the socket's queue; once it
+/// is full, QEMU drops the rest for this port only (the guest's traffic to slirp goes on).
 pub struct FrameTap {
     port: FramePort,
     sock: UnixDatagram,
@@ -86,14 +90,17 @@ impl FrameTap {
     /// afterwards.
     pub fn open() -> io::Result<FrameTap> {
         let dir = TempDir::new("mkimage-frames").map_err(io::Error::other)?;
-        let port =
-            FramePort { qemu: dir.path().join("qemu.sock"), peer: dir.path().join("peer.sock") };
+        let port = FramePort {
+            qemu: dir.path().join("qemu.sock"),
+            peer: dir.path().join("peer.sock"),
+            attach: Attach::Hub,
+        };
         let sock = UnixDatagram::bind(&port.peer)?;
         sock.set_write_timeout(Some(SEND_TIMEOUT))?;
         Ok(FrameTap { port, sock, _dir: dir })
     }
 
-    /// The sockets QEMU's frame hub port uses to reach this tap.
+    /// The sockets QEMU's frame port uses to reach this tap, on the first NIC's hub.
     pub fn frame_port(&self) -> FramePort {
         self.port.clone()
     }
@@ -104,7 +111,7 @@ impl FrameTap {
         self.sock.send_to(frame, &self.port.qemu).map(drop)
     }
 
-    /// The next frame the guest (or anything else on the hub) sent, waiting up to `timeout`;
+    /// The next frame the guest (or anything else on its segment) sent, waiting up to `timeout`;
     /// `None` when none came.
     pub fn recv(&self, buf: &mut [u8], timeout: Duration) -> io::Result<Option<usize>> {
         self.sock.set_read_timeout(Some(timeout.max(Duration::from_millis(1))))?;
@@ -142,6 +149,9 @@ impl UdpForward {
 pub struct UdpRelay {
     host_ports: Vec<u16>,
     tap: FrameTap,
+    /// Frames the guest sent that reached the relay, and those of them that were not IPv4/UDP
+    /// (on its own NIC, none should be: the TCP path does not pass here).
+    seen: Arc<(AtomicU64, AtomicU64)>,
     stop: UnixDatagram,
     thread: Option<JoinHandle<()>>,
 }
@@ -179,10 +189,12 @@ impl UdpRelay {
         let mut relay = Relay::new(forwards.iter().map(|f| f.guest_port).collect());
         let qemu = tap.port.qemu.clone();
         let name = format!("udp-relay-{}", forwards.len());
+        let seen = Arc::new((AtomicU64::new(0), AtomicU64::new(0)));
+        let counts = seen.clone();
         let thread = thread::Builder::new()
             .name(name)
-            .spawn(move || relay.serve(&hosts, &wire, &qemu, &stopped))?;
-        Ok(UdpRelay { host_ports, tap, stop, thread: Some(thread) })
+            .spawn(move || relay.serve(&hosts, &wire, &qemu, &stopped, &counts))?;
+        Ok(UdpRelay { host_ports, tap, seen, stop, thread: Some(thread) })
     }
 
     /// The host port clients send to (the first forward's).
@@ -196,9 +208,15 @@ impl UdpRelay {
         &self.host_ports
     }
 
-    /// The sockets QEMU's frame hub port uses to reach this relay.
+    /// Frames from the guest seen so far, and how many of them were not IPv4/UDP.
+    pub fn frames_seen(&self) -> (u64, u64) {
+        (self.seen.0.load(Ordering::Relaxed), self.seen.1.load(Ordering::Relaxed))
+    }
+
+    /// The sockets QEMU's frame port uses to reach this relay: on a NIC of its own, which
+    /// the guest uses for UDP only.
     pub fn frame_port(&self) -> FramePort {
-        self.tap.frame_port()
+        FramePort { attach: Attach::UdpNic, ..self.tap.frame_port() }
     }
 }
 
@@ -286,7 +304,7 @@ impl Relay {
     }
 
     /// If `frame` is a reply from the guest's service to a client, the forward it goes back
-    /// through, that client and the payload. Everything else the hub copies here (TCP, ARP,
+    /// through, that client and the payload. Everything else seen here (TCP, ARP,
     /// slirp's own frames, malformed frames, a datagram from another guest port than the
     /// client's forward's) is `None`.
     pub fn from_guest<'a>(&self, frame: &'a [u8]) -> Option<(usize, SocketAddr, &'a [u8])> {
@@ -299,13 +317,14 @@ impl Relay {
     }
 
     /// The relay thread: waits on the host sockets (`hosts[i]` is forward `i`'s), the frame
-    /// socket and the stop signal.
+    /// socket and the stop signal; counts the guest's frames in `seen` (all, not UDP).
     fn serve(
         &mut self,
         hosts: &[UdpSocket],
         wire: &UnixDatagram,
         qemu: &Path,
         stop: &UnixDatagram,
+        seen: &(AtomicU64, AtomicU64),
     ) {
         let mut buf = vec![0u8; 65536];
         let (wire_at, stop_at) = (hosts.len(), hosts.len() + 1);
@@ -350,6 +369,10 @@ impl Relay {
             }
             if fds[wire_at].revents != 0 {
                 if let Ok(len) = wire.recv(&mut buf) {
+                    seen.0.fetch_add(1, Ordering::Relaxed);
+                    if !is_ipv4_udp(&buf[..len]) {
+                        seen.1.fetch_add(1, Ordering::Relaxed);
+                    }
                     if let Some((forward, client, payload)) = self.from_guest(&buf[..len]) {
                         let _ = hosts[forward].send_to(payload, client);
                     }
@@ -360,6 +383,15 @@ impl Relay {
 }
 
 type Endpoint = (Ipv4Addr, u16);
+
+/// An IPv4 frame carrying UDP, by its Ethernet type and IP protocol alone.
+fn is_ipv4_udp(frame: &[u8]) -> bool {
+    EthernetFrame::new_checked(frame).is_ok_and(|e| {
+        e.ethertype() == EthernetProtocol::Ipv4
+            && Ipv4Packet::new_checked(e.payload())
+                .is_ok_and(|ip| ip.next_header() == IpProtocol::Udp)
+    })
+}
 
 /// An Ethernet frame carrying one IPv4/UDP datagram, checksums filled in.
 pub fn udp_frame(

@@ -6,8 +6,9 @@
 //! root:         Loopback< Snoop< Router{ wire: Filter<Wire>, port: Port(1), nat } > > (+ Gate)
 //! ```
 //!
-//! - [`Wire`]: the E1000's rings. A full transmit ring makes `transmit` say no
-//!   ([`Link::tx_full`]): the task then also waits for a free slot.
+//! - [`Wire`]: the E1000's rings, of one card or of two (`super::e1000::Cards`: UDP on the
+//!   second). A full transmit ring makes `transmit` say no ([`Link::tx_full`]): the task then
+//!   also waits for a free slot.
 //! - [`Filter`]: the receive filter (`super::filter`): martians and IP fragments from the wire
 //!   are dropped, counted and reported on the console at most every [`REPORT_MS`].
 //! - [`Port`]: the stack's port on the bridge (`super::bridge`): sending hands the frame to the
@@ -46,7 +47,7 @@
 //! and notify wait queues. Nothing runs in interrupt context.
 
 use super::bridge::BRIDGE;
-use super::e1000::Nic;
+use super::e1000::{Cards, Nic};
 use super::filter::{Local, Verdict};
 use super::router::Router;
 use crate::kprintln;
@@ -183,9 +184,11 @@ impl<'a> Tx<'a> {
 /// stack computes and verifies them in software, as a container's does.
 const OFFLOAD: bool = true;
 
-/// The E1000's rings.
+/// The E1000's rings: the main card's, and the UDP card's when there is one.
 pub struct Wire {
-    nic: &'static Nic,
+    cards: &'static Cards,
+    /// Which card `recv` looks at first: they take turns, so neither starves the other.
+    udp_first: bool,
     tx_full: bool,
     /// Frames dropped because the transmit ring was full.
     pub tx_dropped: u64,
@@ -195,9 +198,33 @@ pub struct Wire {
 }
 
 impl Wire {
-    pub fn new(nic: &'static Nic) -> Wire {
-        Wire { nic, tx_full: false, tx_dropped: 0, rx_bad_csum: 0 }
+    pub fn new(cards: &'static Cards) -> Wire {
+        Wire { cards, udp_first: false, tx_full: false, tx_dropped: 0, rx_bad_csum: 0 }
     }
+
+    /// The card `frame` leaves by: the UDP card for IPv4 UDP, when there is one.
+    fn card_for(&self, frame: &[u8]) -> &'static Nic {
+        match &self.cards.udp {
+            Some(udp) if is_ipv4_udp(frame) => udp,
+            _ => &self.cards.main,
+        }
+    }
+
+    fn recv_from(&mut self, nic: &Nic) -> Option<Vec<u8>> {
+        loop {
+            let (f, sums) = nic.try_receive_csum()?;
+            // The NIC's verdict only for what it checked; the rest is checked here.
+            if !OFFLOAD || (sums.ip && sums.l4) || super::csum::verify(&f) {
+                return Some(f);
+            }
+            self.rx_bad_csum += 1;
+        }
+    }
+}
+
+/// An IPv4 frame carrying UDP (a fragment too: every fragment of a datagram goes one way).
+fn is_ipv4_udp(f: &[u8]) -> bool {
+    f.get(12..14) == Some(&[0x08, 0x00]) && f.get(14 + 9) == Some(&17)
 }
 
 /// A frame takes one transmit slot, two with a new offload context.
@@ -205,22 +232,25 @@ const SLOTS_PER_FRAME: usize = 2;
 
 impl Link for Wire {
     fn recv(&mut self, _now: Instant) -> Option<Vec<u8>> {
-        loop {
-            let (f, nic) = self.nic.try_receive_csum()?;
-            // The NIC's verdict only for what it checked; the rest is checked here.
-            if !OFFLOAD || (nic.ip && nic.l4) || super::csum::verify(&f) {
-                return Some(f);
-            }
-            self.rx_bad_csum += 1;
+        let cards = self.cards;
+        let Some(udp) = &cards.udp else { return self.recv_from(&cards.main) };
+        self.udp_first = !self.udp_first;
+        match self.udp_first {
+            true => self.recv_from(udp).or_else(|| self.recv_from(&cards.main)),
+            false => self.recv_from(&cards.main).or_else(|| self.recv_from(udp)),
         }
     }
 
     fn can_send(&mut self) -> bool {
-        if self.nic.tx_room() < SLOTS_PER_FRAME {
-            // The batch not yet handed over may be what fills the ring.
-            self.nic.flush_tx();
+        // smoltcp asks before it builds the frame: a slot on every card.
+        self.tx_full = false;
+        for nic in self.cards.iter() {
+            if nic.tx_room() < SLOTS_PER_FRAME {
+                // The batch not yet handed over may be what fills the ring.
+                nic.flush_tx();
+            }
+            self.tx_full |= nic.tx_room() < SLOTS_PER_FRAME;
         }
-        self.tx_full = self.nic.tx_room() < SLOTS_PER_FRAME;
         !self.tx_full
     }
 
@@ -240,10 +270,10 @@ impl Link for Wire {
             };
             TxOffload { ip: Some(c(o.ip)), l4: o.l4.map(c) }
         });
-        // Only the stack's task sends through the ring (under the stack lock), and a slot was
+        // Only the stack's task sends through the rings (under the stack lock), and a slot was
         // free when smoltcp got its token; a failure drops the frame. Handed to the device at
         // the end of the batch (`flush`).
-        if self.nic.queue(&frame, offload).is_err() {
+        if self.card_for(&frame).queue(&frame, offload).is_err() {
             self.tx_dropped += 1;
         }
     }
@@ -257,7 +287,9 @@ impl Link for Wire {
     }
 
     fn flush(&mut self) {
-        self.nic.flush_tx();
+        for nic in self.cards.iter() {
+            nic.flush_tx();
+        }
     }
 }
 phy_device!([] Wire);

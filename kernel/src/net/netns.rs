@@ -42,10 +42,10 @@ static STACKS: Mutex<BTreeMap<u32, Arc<NetStack>>> = Mutex::new(Rank::NetStacks,
 
 /// Start the root's stack and its task if there is a NIC. `ip`: address and prefix length.
 pub fn start(ip: Option<([u8; 4], u8)>, gw: Option<[u8; 4]>) {
-    let Some(nic) = super::nic() else { return };
+    let Some(cards) = super::e1000::cards() else { return };
     let (ip, prefix) = ip.unwrap_or((DEFAULT_IP, DEFAULT_PREFIX));
     let gw = gw.unwrap_or(DEFAULT_GW);
-    let net = NetStack::root(nic, ip, prefix, gw);
+    let net = NetStack::root(cards, ip, prefix, gw);
     STACKS.lock().insert(ROOT, net.clone());
     net.start();
     let [a, b, c, d] = ip;

@@ -45,7 +45,7 @@ use super::device::{
     self, ArpSeen, Below, Dev, Filter, Loopback, Port, Snoop, Wire, LOOP_MAX, MTU,
 };
 use super::drive::{self, How, StackGuard, StackLock};
-use super::e1000::Nic;
+use super::e1000::Cards;
 use super::filter::Local;
 use super::listen::Listeners;
 use super::nat::{self, Nat, PublishError, Published};
@@ -400,8 +400,8 @@ pub struct NetStack {
     pub(super) port_ready: Arc<WaitQueue>,
     /// The ARP replies its device saw, for `arping`.
     arp: Arc<ArpSeen>,
-    /// The root's NIC.
-    pub(super) nic: Option<&'static Nic>,
+    /// The root's network cards.
+    pub(super) cards: Option<&'static Cards>,
     pub mac: [u8; 6],
     pub ifaces: Vec<Iface>,
     /// The kernel-memory charge of a container's stack ([`STACK_CHARGE`]).
@@ -416,7 +416,7 @@ impl NetStack {
         mut dev: Dev,
         ifaces: Vec<Iface>,
         gw: [u8; 4],
-        nic: Option<&'static Nic>,
+        cards: Option<&'static Cards>,
         arp: Arc<ArpSeen>,
         charge: Option<Charge>,
     ) -> Arc<NetStack> {
@@ -447,20 +447,25 @@ impl NetStack {
             kick_queue: WaitQueue::new(),
             port_ready: Arc::new(WaitQueue::new()),
             arp,
-            nic,
+            cards,
             mac,
             ifaces,
             _charge: charge,
         })
     }
 
-    /// The root's stack over `nic`: `ip/prefix` on the wire with its gateway `gw`, and
-    /// `192.168.1.1/24` on the bridge, through one interface with the NIC's MAC.
-    pub(super) fn root(nic: &'static Nic, ip: [u8; 4], prefix: u8, gw: [u8; 4]) -> Arc<NetStack> {
-        let mac = nic.mac();
+    /// The root's stack over `cards`: `ip/prefix` on the wire with its gateway `gw`, and
+    /// `192.168.1.1/24` on the bridge, through one interface with the main card's MAC.
+    pub(super) fn root(
+        cards: &'static Cards,
+        ip: [u8; 4],
+        prefix: u8,
+        gw: [u8; 4],
+    ) -> Arc<NetStack> {
+        let mac = cards.main.mac();
         let local = Local::new(ip, prefix).with_inside(nat::CONTAINER_NET, nat::CONTAINER_PREFIX);
         let router = Router::new(
-            Filter::new(Wire::new(nic), local),
+            Filter::new(Wire::new(cards), local),
             Port::new(ROOT),
             Nat::new(ip, prefix, mac),
         );
@@ -476,7 +481,7 @@ impl NetStack {
             Iface { name: "br0", mac, addr: bridge_ip, prefix: nat::CONTAINER_PREFIX },
             Iface { name: "lo", mac: [0; 6], addr: [127, 0, 0, 1], prefix: 8 },
         ];
-        NetStack::new(ROOT, dev, ifaces, gw, Some(nic), arp, None)
+        NetStack::new(ROOT, dev, ifaces, gw, Some(cards), arp, None)
     }
 
     /// Namespace `id`'s stack: `192.168.1.<id>/24` on its bridge port, the root its gateway.
@@ -539,7 +544,7 @@ impl NetStack {
     /// network or a container's stack, on the wire otherwise): send the request (`false`:
     /// it could not be sent) after forgetting any reply seen before.
     pub fn arp_request(&self, target: [u8; 4]) -> bool {
-        let on_bridge = self.nic.is_none() || nat::in_container_net(Ipv4Address::from(target));
+        let on_bridge = self.cards.is_none() || nat::in_container_net(Ipv4Address::from(target));
         let from = match on_bridge {
             true => match self
                 .ifaces
@@ -560,10 +565,10 @@ impl NetStack {
         f[28..32].copy_from_slice(&from.addr);
         f[38..42].copy_from_slice(&target);
         self.arp.forget(target);
-        match (on_bridge, self.nic) {
+        match (on_bridge, self.cards) {
             // Not waiting for a free transmit slot (a full ring counts as no answer): no
             // waker, in either design.
-            (false, Some(nic)) => nic.transmit(&f).is_ok(),
+            (false, Some(cards)) => cards.main.transmit(&f).is_ok(),
             _ => {
                 BRIDGE.forward(self.id, f.to_vec());
                 true

@@ -301,13 +301,13 @@ impl Forwards {
             .unwrap_or_else(|| panic!("guest port {guest_port} is not forwarded: {:?}", self.ports))
     }
 
-    /// The relay's end on the NIC's hub.
+    /// The relay's end: a second NIC, for the guest's UDP.
     pub fn frame_port(&self) -> FramePort {
         self.relay.frame_port()
     }
 
     /// The guest's network: restricted user networking (qemu.rs adds `restrict=on`) with the
-    /// TCP forwards, and the relay on the NIC's hub.
+    /// TCP forwards, and the relay on a NIC of its own for UDP.
     pub fn network(&self) -> Network {
         let forwards = self.ports.iter().map(|&(g, h)| HostForward::tcp(h, g)).collect();
         Network::User { forwards, frames: Some(self.relay.frame_port()) }

@@ -105,12 +105,12 @@ async fn run(net: Arc<NetStack>) {
         // one). The others are dropped, which deregisters them.
         let kicked = net.kick_queue.wait(kick);
         let bridged = net.port_ready.wait(port);
-        let rx = match net.nic {
-            Some(nic) => Either::Left(poll_fn(move |cx| nic.poll_rx_ready(cx))),
+        let rx = match net.cards {
+            Some(cards) => Either::Left(poll_fn(move |cx| cards.poll_rx_ready(cx))),
             None => Either::Right(pending()),
         };
-        let tx = match (net.nic, tx_full) {
-            (Some(nic), true) => Either::Left(poll_fn(move |cx| nic.poll_tx_ready(cx))),
+        let tx = match (net.cards, tx_full) {
+            (Some(cards), true) => Either::Left(poll_fn(move |cx| cards.poll_tx_ready(cx))),
             _ => Either::Right(pending()),
         };
         let timer = match delay {
