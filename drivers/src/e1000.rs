@@ -54,7 +54,8 @@
 //! (lowering the level-triggered, possibly shared line). A zero `ICR` means the interrupt was
 //! another device's. Otherwise it counts the interrupt and wakes the receive [`IrqWaker`]
 //! (`RXT0`, `RXO`, `RXDMT0`, `LSC`) and/or the transmit one (`TXDW`, `LSC`). That is all: no
-//! allocation, no lock, no look at the rings. A waiting future registers its waker *before* it
+//! allocation, no lock, no look at the rings. `TXDW` is unmasked only while a sender waits
+//! for a slot ([`E1000::arm_tx_interrupt`]), and masked again by the interrupt it raises. A waiting future registers its waker *before* it
 //! checks the ring, and the device raises the interrupt only after writing the descriptor
 //! back, so a wake is never lost (the pattern of `IrqQueue::pop`).
 //!
@@ -139,8 +140,10 @@ pub const INT_RXO: u32 = 1 << 6;
 pub const INT_RXT0: u32 = 1 << 7;
 const INT_RX: u32 = INT_RXT0 | INT_RXO | INT_RXDMT0 | INT_LSC;
 const INT_TX: u32 = INT_TXDW | INT_LSC;
-/// What [`E1000::enable_interrupts`] unmasks.
-pub const INT_ENABLED: u32 = INT_RXT0 | INT_RXO | INT_RXDMT0 | INT_TXDW | INT_LSC;
+/// What [`E1000::enable_interrupts`] unmasks. Not `TXDW`: a sent frame interests no one
+/// unless a sender waits for a slot, which unmasks it ([`E1000::arm_tx_interrupt`]); otherwise
+/// every reply would cost a second interrupt, waking a halted CPU for nothing.
+pub const INT_ENABLED: u32 = INT_RXT0 | INT_RXO | INT_RXDMT0 | INT_LSC;
 
 const RCTL_EN: u32 = 1 << 1;
 const RCTL_BAM: u32 = 1 << 15;
@@ -545,9 +548,17 @@ impl<R: Regs> E1000<R> {
         })
     }
 
-    /// Unmask the receive, transmit and link interrupts ([`INT_ENABLED`]).
+    /// Unmask the receive and link interrupts ([`INT_ENABLED`]).
     pub fn enable_interrupts(&self) {
         self.regs.write(IMS, INT_ENABLED);
+    }
+
+    /// Unmask `TXDW` until the next interrupt: a sender that found the ring full calls this
+    /// after registering its waker and checks the ring again afterwards (a descriptor done
+    /// before the unmask may have had its cause read away by an earlier interrupt; one done
+    /// after raises the interrupt). [`E1000::handle_irq`] masks it again when it fires.
+    pub fn arm_tx_interrupt(&self) {
+        self.regs.write(IMS, INT_TXDW);
     }
 
     /// The station address.
@@ -594,6 +605,10 @@ impl<R: Regs> E1000<R> {
             self.rx_waker.wake();
         }
         if icr & INT_TX != 0 {
+            if icr & INT_TXDW != 0 {
+                // Armed for one wait only (see `arm_tx_interrupt`); the woken sender re-arms.
+                self.regs.write(IMC, INT_TXDW);
+            }
             self.tx_waker.wake();
         }
         true
@@ -708,6 +723,7 @@ impl<R: Regs> E1000<R> {
             return Poll::Ready(());
         }
         self.tx_waker.register(cx.waker());
+        self.arm_tx_interrupt();
         // The device may have finished between the check and the registration.
         if self.tx_slot_free() {
             self.tx_waker.clear();
@@ -1266,7 +1282,7 @@ mod tests {
         assert_eq!(fake.reg(RAH0) & RAH_AV, RAH_AV);
         assert_eq!(fake.reg(RXCSUM), RXCSUM_IPOFL | RXCSUM_TUOFL, "receive checksums checked");
         dev.enable_interrupts();
-        assert_eq!(fake.reg(IMS), INT_RXT0 | INT_RXO | INT_RXDMT0 | INT_TXDW | INT_LSC);
+        assert_eq!(fake.reg(IMS), INT_RXT0 | INT_RXO | INT_RXDMT0 | INT_LSC, "not TXDW");
         assert!(dev.link_up());
     }
 
@@ -1414,13 +1430,17 @@ mod tests {
         assert_eq!(dev.transmit(&frame(99, 64)), Err(TxError::Full));
         assert_eq!(dev.stats().tx_full, 1);
         assert_eq!(fake.reg(TDT), TX_RING as u32 - 1, "TDT never catches up with TDH");
+        dev.enable_interrupts();
+        assert_eq!(fake.reg(IMS) & INT_TXDW, 0, "no one waits: sent frames raise nothing");
         // A sender waits for a slot: woken by the TXDW interrupt, not before.
         let mut t = Task::new(dev.send(&[0xaa; 64]));
         assert!(!t.poll());
+        assert_eq!(fake.reg(IMS) & INT_TXDW, INT_TXDW, "armed while a sender waits");
         assert_eq!(dev.stats().tx_full, 2);
         assert_eq!(fake.send_all(), 31);
         assert!(!t.woken(), "the device alone does not wake: the interrupt does");
         assert!(dev.handle_irq());
+        assert_eq!(fake.reg(IMS) & INT_TXDW, 0, "masked again by the interrupt it raised");
         assert!(t.woken());
         assert!(t.poll());
         assert_eq!(t.result, Some(Ok(())));

@@ -248,6 +248,9 @@ impl Link for Wire {
             if nic.tx_room() < SLOTS_PER_FRAME {
                 // The batch not yet handed over may be what fills the ring.
                 nic.flush_tx();
+                // The sleep design polls again on the interrupt of a slot freed (the event
+                // design's task also arms it, through `poll_tx_ready`).
+                nic.arm_tx_interrupt();
             }
             self.tx_full |= nic.tx_room() < SLOTS_PER_FRAME;
         }
