@@ -137,9 +137,16 @@ impl<D: BlockDevice> Bcache<D> {
             m.slots[slot].refcnt += 1;
             return Ok(Ref { cache: self, slot });
         }
-        let mut victims: Vec<usize> =
-            (0..m.slots.len()).filter(|&i| m.slots[i].refcnt == 0).collect();
-        victims.sort_by_key(|&i| m.slots[i].last_use);
+        // The least recently used unused buffer: one pass. refcnt == 0 means try_lock
+        // succeeds, so the sorted fallback below is only a guard against that failing.
+        let lru = (0..m.slots.len())
+            .filter(|&i| m.slots[i].refcnt == 0)
+            .min_by_key(|&i| m.slots[i].last_use);
+        let mut victims: Vec<usize> = lru.into_iter().collect();
+        if lru.is_some_and(|i| self.slots[i].try_lock().is_none()) {
+            victims = (0..m.slots.len()).filter(|&i| m.slots[i].refcnt == 0).collect();
+            victims.sort_by_key(|&i| m.slots[i].last_use);
+        }
         for slot in victims {
             // refcnt == 0: nobody holds or awaits this buffer, so try_lock succeeds.
             let Some(mut data) = self.slots[slot].try_lock() else { continue };
