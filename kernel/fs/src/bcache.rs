@@ -26,6 +26,9 @@ use alloc::vec::Vec;
 use runtime::lockorder::{Mutex as SpinLock, Rank};
 use runtime::sync::{Mutex, MutexGuard};
 
+/// Unused buffers read-ahead leaves unclaimed.
+const PREFETCH_RESERVE: usize = 16;
+
 struct SlotMeta {
     refcnt: u32,
     last_use: u64,
@@ -182,8 +185,9 @@ impl<D: BlockDevice> Bcache<D> {
     /// Read the blocks of `blocks` that are not cached yet into unused buffers (read-ahead):
     /// each run of them contiguous on the disk (and in `blocks`) is one `read_run`, and all
     /// runs are in flight at once (the driver queues what exceeds its slots). Stops claiming
-    /// when no unused buffer is left. A failed read leaves its buffers invalid, so the next
-    /// real use retries them and reports the error. Returns the number of blocks claimed.
+    /// when only `PREFETCH_RESERVE` unused buffers are left. A failed read leaves its buffers
+    /// invalid, so the next real use retries them and reports the error. Returns the number
+    /// of blocks claimed.
     pub async fn prefetch(&self, blocks: &[u32]) -> usize {
         let mut claimed: Vec<Claimed<'_, D>> = Vec::new();
         {
@@ -200,6 +204,11 @@ impl<D: BlockDevice> Bcache<D> {
                     v.sort_by_key(|&i| m.slots[i].last_use);
                     v.into_iter()
                 });
+                // Leave a few unused buffers to reads that need them now (read-ahead may run
+                // alongside the read that started it).
+                if victims.len() <= PREFETCH_RESERVE {
+                    break;
+                }
                 // refcnt == 0: nobody holds or awaits this buffer, so try_lock succeeds.
                 let Some((slot, mut data)) =
                     victims.by_ref().find_map(|i| self.slots[i].try_lock().map(|g| (i, g)))
