@@ -15,23 +15,36 @@
 //! - the used ring, written by the device: heads of chains it has finished, in completion order.
 //!
 //! A block request is a chain of three descriptors: a 16-byte header (type, sector), the data
-//! (4096 bytes here, one file-system block), and a one-byte status the device writes last.
+//! (a run of 1 to [`MAX_RUN`] contiguous 4096-byte blocks, in one physically contiguous
+//! buffer), and a one-byte status the device writes last. A run of blocks is one request: the
+//! device (QEMU) then does one large read or write of the image instead of one per block, and
+//! the guest pays one notify and one interrupt for it.
 //!
 //! # Slots: how several requests are in flight
 //!
 //! The queue is cut into up to [`MAX_SLOTS`] *slots*. Slot `s` owns descriptors `3s, 3s+1,
 //! 3s+2` (chained once at start-up), a 32-byte piece of a shared page for its header and status,
-//! and one page of its own as a bounce buffer for the data. A request:
+//! and a bounce buffer of its own for the data: one page, or [`MAX_RUN`] pages for the last
+//! [`RUN_SLOTS`] slots (bounded DMA memory: 1 MiB for those). A request of `n` blocks:
 //!
-//! 1. takes a free slot (waiting, in task context, while all are busy);
-//! 2. fills the header (and for a write copies the caller's block into the bounce page), puts
-//!    `3s` into the available ring, and notifies the device;
+//! 1. takes a free slot whose bounce buffer holds `n` blocks, the smallest such (waiting, in
+//!    task context, while none is free);
+//! 2. fills the header (and for a write copies the caller's blocks into the bounce buffer),
+//!    sets the data descriptor's length to `n` blocks, puts `3s` into the available ring, and
+//!    notifies the device;
 //! 3. awaits completion: it registers its waker in the slot's [`IrqWaker`], then, under the
 //!    queue lock, moves every new used-ring entry to its slot (`Done(status)`), and checks its
 //!    own slot;
-//! 4. copies the data out of the bounce page (a read), frees the slot, returns the status.
+//! 4. copies the data out of the bounce buffer (a read that succeeded), frees the slot, returns
+//!    the status. A failed request reports an error for the whole run, and a failed read
+//!    leaves the caller's buffers untouched (the device may have filled part of the bounce
+//!    buffer; a failed write may have written part of the run).
 //!
-//! Bounce pages keep DMA away from the caller's buffer: that buffer may live anywhere (a heap
+//! A run longer than the largest slot's buffer is cut into requests of at most that many
+//! blocks, in flight together. A run that does not lie inside the device is refused before
+//! any request is made.
+//!
+//! Bounce buffers keep DMA away from the caller's buffers: those may live anywhere (a heap
 //! page is not physically contiguous with the next), and a request whose future is dropped
 //! while the device still owns its slot cannot scribble on freed memory. Such a slot is marked
 //! `Abandoned` and freed when its completion shows up in the used ring.
@@ -84,6 +97,10 @@ const SECTORS_PER_BLOCK: u64 = (BLOCK_SIZE / SECTOR_SIZE) as u64;
 
 /// Most requests in flight at once (the queue may allow fewer).
 pub const MAX_SLOTS: usize = 32;
+/// Most blocks one request moves (128 KiB): the bounce buffer of a run slot.
+pub const MAX_RUN: usize = 32;
+/// Slots with a [`MAX_RUN`]-block bounce buffer (the last ones); the others have one page.
+pub const RUN_SLOTS: usize = 8;
 /// Per slot in the shared header page: the 16-byte header at +0, the status byte at +16.
 const META_STRIDE: usize = 32;
 const STATUS_OFFSET: usize = 16;
@@ -101,6 +118,8 @@ const REG_ISR: u16 = 0x13;
 const REG_CONFIG: u16 = 0x14;
 /// virtio-blk config: capacity in sectors (u64) at +0.
 const CONFIG_CAPACITY: u16 = REG_CONFIG;
+/// virtio-blk config: the largest data buffer the device takes (u32), with `F_SIZE_MAX`.
+const CONFIG_SIZE_MAX: u16 = REG_CONFIG + 8;
 
 const STATUS_ACKNOWLEDGE: u8 = 1;
 const STATUS_DRIVER: u8 = 2;
@@ -110,7 +129,9 @@ const STATUS_FAILED: u8 = 0x80;
 /// ISR bit 0: the device used buffers (bit 1 is a configuration change, ignored).
 const ISR_QUEUE: u8 = 1;
 
-/// Feature bits. Read-only disk; flush command (and a write cache: see [`VirtioBlk::flush`]).
+/// Feature bits. A limit on one buffer's size; read-only disk; flush command (and a write
+/// cache: see [`VirtioBlk::flush`]).
+pub const F_SIZE_MAX: u32 = 1 << 1;
 pub const F_RO: u32 = 1 << 5;
 pub const F_FLUSH: u32 = 1 << 9;
 
@@ -131,7 +152,7 @@ const S_UNSET: u8 = 0xff;
 /// Why a request failed. The same two cases as the file system's `IoError`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum IoError {
-    /// The block number is past the end of the device (no request was sent).
+    /// A block of the request is past the end of the device (no request was sent).
     OutOfRange,
     /// The device reported a failure (status other than OK), or the disk is read-only.
     Device,
@@ -318,6 +339,8 @@ unsafe impl Send for State {}
 pub struct Stats {
     /// Requests sent to the device.
     pub requests: u64,
+    /// Blocks those requests moved (a run of `n` blocks is one request of `n`).
+    pub blocks: u64,
     /// Interrupts that reported used buffers.
     pub irqs: u64,
     /// Requests completed with a status other than OK.
@@ -336,14 +359,17 @@ pub struct VirtioBlk<R: Regs> {
     capacity: u64,
     features: u32,
     nslots: usize,
+    /// Most blocks in one request: the largest bounce buffer, within the device's size limit.
+    max_run: usize,
     /// Header+status page: slot `s` at `META_STRIDE * s`.
     meta: DmaRegion,
-    /// One bounce page per slot.
+    /// Each slot's bounce buffer: one page, or `MAX_RUN` pages for the last `RUN_SLOTS` slots.
     data: [Option<DmaRegion>; MAX_SLOTS],
     /// One per slot; woken (all of them) by the interrupt handler.
     wakers: [IrqWaker; MAX_SLOTS],
     state: Mutex<State>,
     requests: AtomicU64,
+    blocks: AtomicU64,
     irqs: AtomicU64,
     errors: AtomicU64,
     max_in_flight: AtomicU64,
@@ -352,11 +378,21 @@ pub struct VirtioBlk<R: Regs> {
     last_error: AtomicU8,
 }
 
-/// What a request moves.
-enum Data<'a> {
-    Read(&'a mut [u8; BLOCK_SIZE]),
-    Write(&'a [u8; BLOCK_SIZE]),
+/// What a request moves: a run of blocks, in the caller's buffers.
+enum Data<'a, 'b> {
+    Read(&'a mut [&'b mut [u8; BLOCK_SIZE]]),
+    Write(&'a [&'b [u8; BLOCK_SIZE]]),
     None,
+}
+
+impl Data<'_, '_> {
+    fn blocks(&self) -> usize {
+        match self {
+            Data::Read(b) => b.len(),
+            Data::Write(b) => b.len(),
+            Data::None => 0,
+        }
+    }
 }
 
 /// A slot taken by one request future. Dropping it frees the slot, unless the device still
@@ -402,7 +438,7 @@ impl<R: Regs> VirtioBlk<R> {
             regs.write8(REG_STATUS, STATUS_FAILED);
             Err(e)
         };
-        let features = regs.read32(REG_DEVICE_FEATURES) & (F_RO | F_FLUSH);
+        let features = regs.read32(REG_DEVICE_FEATURES) & (F_SIZE_MAX | F_RO | F_FLUSH);
         regs.write32(REG_GUEST_FEATURES, features);
 
         regs.write16(REG_QUEUE_SELECT, 0);
@@ -419,12 +455,24 @@ impl<R: Regs> VirtioBlk<R> {
         let Some(meta) = alloc(1) else { return fail(InitError::NoMemory) };
         let nslots = (size as usize / 3).min(MAX_SLOTS);
         let mut data = [None; MAX_SLOTS];
-        for d in data.iter_mut().take(nslots) {
-            *d = alloc(1);
+        for (s, d) in data.iter_mut().enumerate().take(nslots) {
+            // A run slot whose buffer cannot be had (memory too fragmented) makes do with a
+            // page: runs are then cut shorter, nothing fails.
+            let run = s + RUN_SLOTS >= nslots;
+            *d = run.then(|| alloc(MAX_RUN)).flatten().or_else(|| alloc(1));
             if d.is_none() {
                 return fail(InitError::NoMemory);
             }
         }
+        let largest = data.iter().flatten().map(|d| d.len / BLOCK_SIZE).max().unwrap_or(1);
+        // The device's limit on one buffer, if it has one (hostile like any device byte: a
+        // limit below one block still leaves requests of one block, which cannot be cut).
+        let size_max = if features & F_SIZE_MAX != 0 {
+            regs.read32(CONFIG_SIZE_MAX) as usize / BLOCK_SIZE
+        } else {
+            MAX_RUN
+        };
+        let max_run = largest.min(size_max).clamp(1, MAX_RUN);
         // SAFETY: the allocator gave us `total` bytes at ring_mem.virt, used by no one else.
         unsafe { ptr::write_bytes(ring_mem.virt, 0, total) };
         let ring = Ring { base: ring_mem.virt, size, avail, used };
@@ -445,6 +493,7 @@ impl<R: Regs> VirtioBlk<R> {
             capacity,
             features,
             nslots,
+            max_run,
             meta,
             data,
             wakers: [const { IrqWaker::new() }; MAX_SLOTS],
@@ -460,6 +509,7 @@ impl<R: Regs> VirtioBlk<R> {
                 },
             ),
             requests: AtomicU64::new(0),
+            blocks: AtomicU64::new(0),
             irqs: AtomicU64::new(0),
             errors: AtomicU64::new(0),
             max_in_flight: AtomicU64::new(0),
@@ -495,9 +545,15 @@ impl<R: Regs> VirtioBlk<R> {
         self.nslots
     }
 
+    /// Most blocks one request moves: longer runs are cut into requests of this many.
+    pub fn max_run(&self) -> usize {
+        self.max_run
+    }
+
     pub fn stats(&self) -> Stats {
         Stats {
             requests: self.requests.load(Ordering::Relaxed),
+            blocks: self.blocks.load(Ordering::Relaxed),
             irqs: self.irqs.load(Ordering::Relaxed),
             errors: self.errors.load(Ordering::Relaxed),
             max_in_flight: self.max_in_flight.load(Ordering::Relaxed),
@@ -513,23 +569,76 @@ impl<R: Regs> VirtioBlk<R> {
 
     /// Read block `block` into `buf`. Completes when the device has answered.
     pub async fn read_block(&self, block: u32, buf: &mut [u8; BLOCK_SIZE]) -> Result<(), IoError> {
-        if block >= self.block_count() {
-            return Err(IoError::OutOfRange);
-        }
-        self.request(T_IN, block as u64 * SECTORS_PER_BLOCK, Data::Read(buf)).await
+        self.read_blocks(block, &mut [buf]).await
     }
 
     /// Write `buf` to block `block`. Completes when the device reports the write done: the
     /// data is then in the device's storage (with a write cache: in that cache, see
     /// [`VirtioBlk::flush`]).
     pub async fn write_block(&self, block: u32, buf: &[u8; BLOCK_SIZE]) -> Result<(), IoError> {
-        if block >= self.block_count() {
-            return Err(IoError::OutOfRange);
+        self.write_blocks(block, &[buf]).await
+    }
+
+    /// Whether blocks `start..start + n` all lie on the device.
+    fn check_run(&self, start: u32, n: usize) -> Result<(), IoError> {
+        match (start as u64).checked_add(n as u64) {
+            Some(end) if end <= self.block_count() as u64 => Ok(()),
+            _ => Err(IoError::OutOfRange),
         }
+    }
+
+    /// Read blocks `start, start + 1, ...` into `bufs` (one buffer per block): one request
+    /// per [`VirtioBlk::max_run`] blocks, in flight together. A run not inside the device is
+    /// `Err(OutOfRange)` with no request made; any request failing fails the whole read (the
+    /// buffers of the other requests may have been filled).
+    pub async fn read_blocks(
+        &self,
+        start: u32,
+        bufs: &mut [&mut [u8; BLOCK_SIZE]],
+    ) -> Result<(), IoError> {
+        self.check_run(start, bufs.len())?;
+        let sector = start as u64 * SECTORS_PER_BLOCK;
+        if bufs.len() <= self.max_run {
+            return match bufs.len() {
+                0 => Ok(()),
+                _ => self.request(T_IN, sector, Data::Read(bufs)).await,
+            };
+        }
+        let step = self.max_run as u64 * SECTORS_PER_BLOCK;
+        let parts = bufs
+            .chunks_mut(self.max_run)
+            .zip(0..)
+            .map(|(part, i)| self.request(T_IN, sector + i * step, Data::Read(part)));
+        futures_util::future::join_all(parts).await.into_iter().collect()
+    }
+
+    /// Write `bufs` to blocks `start, start + 1, ...`: one request per
+    /// [`VirtioBlk::max_run`] blocks, in flight together. Completes when the device reports
+    /// every block written (see [`VirtioBlk::write_block`]). A run not inside the device is
+    /// `Err(OutOfRange)` with no request made; on a device error any part of the run may have
+    /// been written.
+    pub async fn write_blocks(
+        &self,
+        start: u32,
+        bufs: &[&[u8; BLOCK_SIZE]],
+    ) -> Result<(), IoError> {
+        self.check_run(start, bufs.len())?;
         if self.read_only() {
             return Err(IoError::Device);
         }
-        self.request(T_OUT, block as u64 * SECTORS_PER_BLOCK, Data::Write(buf)).await
+        let sector = start as u64 * SECTORS_PER_BLOCK;
+        if bufs.len() <= self.max_run {
+            return match bufs.len() {
+                0 => Ok(()),
+                _ => self.request(T_OUT, sector, Data::Write(bufs)).await,
+            };
+        }
+        let step = self.max_run as u64 * SECTORS_PER_BLOCK;
+        let parts = bufs
+            .chunks(self.max_run)
+            .zip(0..)
+            .map(|(part, i)| self.request(T_OUT, sector + i * step, Data::Write(part)));
+        futures_util::future::join_all(parts).await.into_iter().collect()
     }
 
     /// Empty the device's write cache (a no-op without `F_FLUSH`, whose absence means every
@@ -548,7 +657,7 @@ impl<R: Regs> VirtioBlk<R> {
         sector: u64,
         buf: &mut [u8; BLOCK_SIZE],
     ) -> Result<(), IoError> {
-        self.request(T_IN, sector, Data::Read(buf)).await
+        self.request(T_IN, sector, Data::Read(&mut [buf])).await
     }
 
     /// Interrupt handler body: acknowledge (reading the ISR lowers the interrupt line) and wake
@@ -565,40 +674,64 @@ impl<R: Regs> VirtioBlk<R> {
         isr != 0
     }
 
-    async fn request(&self, kind: u32, sector: u64, data: Data<'_>) -> Result<(), IoError> {
-        let slot = self.acquire().await;
+    /// One request moving `data` (at most `max_run` blocks: the callers cut longer runs).
+    async fn request(&self, kind: u32, sector: u64, data: Data<'_, '_>) -> Result<(), IoError> {
+        let n = data.blocks();
+        debug_assert!(n <= self.max_run);
+        let slot = self.acquire(n.max(1)).await;
         let s = slot.index;
         let hdr = self.meta_ptr(s);
-        let bounce = self.bounce_ptr(s);
-        // SAFETY: slot `s` is Reserved by us, so its header, status byte and bounce page are
-        // ours until we submit; each lies inside the region the allocator gave us.
+        let bounce = self.bounce(s); // a DmaRegion, not its pointer: the future stays Send
+                                     // SAFETY: slot `s` is Reserved by us, so its header, status byte and bounce buffer are
+                                     // ours until we submit; each lies inside the region the allocator gave us (the buffer
+                                     // holds `n` blocks: `acquire` chose it so).
         unsafe {
             ptr::write_volatile(hdr as *mut u32, kind);
             ptr::write_volatile(hdr.add(4) as *mut u32, 0);
             ptr::write_volatile(hdr.add(8) as *mut u64, sector);
             ptr::write_volatile(hdr.add(STATUS_OFFSET), S_UNSET);
-            if let Data::Write(buf) = &data {
-                ptr::copy_nonoverlapping(buf.as_ptr(), bounce, BLOCK_SIZE);
+            if let Data::Write(bufs) = &data {
+                for (i, buf) in bufs.iter().enumerate() {
+                    ptr::copy_nonoverlapping(
+                        buf.as_ptr(),
+                        bounce.virt.add(i * BLOCK_SIZE),
+                        BLOCK_SIZE,
+                    );
+                }
             }
         }
-        self.submit(s, kind);
+        self.submit(s, kind, n);
         let status = self.completion(s).await;
         if status != S_OK {
             self.errors.fetch_add(1, Ordering::Relaxed);
             self.last_error.store(status, Ordering::Relaxed);
             return Err(IoError::Device);
         }
-        if let Data::Read(buf) = data {
-            // SAFETY: the slot is Done: the device finished with the bounce page (its used
-            // entry was seen, and `used_idx` fenced), and it is ours until `slot` drops.
-            unsafe { ptr::copy_nonoverlapping(self.bounce_ptr(s), buf.as_mut_ptr(), BLOCK_SIZE) };
+        if let Data::Read(bufs) = data {
+            for (i, buf) in bufs.iter_mut().enumerate() {
+                // SAFETY: the slot is Done: the device finished with the bounce buffer (its
+                // used entry was seen, and `used_idx` fenced), and it is ours until `slot`
+                // drops; block `i < n` lies inside it.
+                unsafe {
+                    ptr::copy_nonoverlapping(
+                        bounce.virt.add(i * BLOCK_SIZE),
+                        buf.as_mut_ptr(),
+                        BLOCK_SIZE,
+                    )
+                };
+            }
         }
         drop(slot);
         Ok(())
     }
 
-    fn bounce_ptr(&self, s: usize) -> *mut u8 {
-        self.data[s].expect("every slot has a bounce page").virt
+    fn bounce(&self, s: usize) -> DmaRegion {
+        self.data[s].expect("every slot has a bounce buffer")
+    }
+
+    /// How many blocks slot `s`'s bounce buffer holds.
+    fn capacity(&self, s: usize) -> usize {
+        self.bounce(s).len / BLOCK_SIZE
     }
 
     fn meta_ptr(&self, s: usize) -> *mut u8 {
@@ -606,13 +739,18 @@ impl<R: Regs> VirtioBlk<R> {
         unsafe { self.meta.virt.add(META_STRIDE * s) }
     }
 
-    /// A free slot, waiting while all are busy. Cancel-safe: dropping the future takes nothing.
-    async fn acquire(&self) -> SlotGuard<'_, R> {
+    /// A free slot whose bounce buffer holds `n` blocks (the smallest such, leaving the large
+    /// ones to runs), waiting while there is none. Cancel-safe: dropping the future takes
+    /// nothing. `n` is at most `max_run`, which some slot holds.
+    async fn acquire(&self, n: usize) -> SlotGuard<'_, R> {
         let mut waited = false;
         let index = poll_fn(|cx| {
             let mut st = self.state.lock();
-            let free =
-                |st: &State| st.slots[..self.nslots].iter().position(|&x| x == SlotState::Free);
+            let free = |st: &State| {
+                (0..self.nslots)
+                    .filter(|&s| st.slots[s] == SlotState::Free && self.capacity(s) >= n)
+                    .min_by_key(|&s| self.capacity(s))
+            };
             let found = free(&st).or_else(|| {
                 // A slot whose future was dropped frees only when the device finishes it, and
                 // no future waits on that completion: be woken by its interrupt ourselves.
@@ -645,9 +783,11 @@ impl<R: Regs> VirtioBlk<R> {
         SlotGuard { dev: self, index }
     }
 
-    /// Hand slot `s` (Reserved, header filled) to the device.
-    fn submit(&self, s: usize, kind: u32) {
+    /// Hand slot `s` (Reserved, header filled, `n` blocks of data in its buffer for a write)
+    /// to the device.
+    fn submit(&self, s: usize, kind: u32, n: usize) {
         let head = 3 * s as u16;
+        let bounce = self.bounce(s).phys;
         let mut st = self.state.lock();
         let ring = &st.ring;
         if kind == T_FLUSH {
@@ -655,7 +795,8 @@ impl<R: Regs> VirtioBlk<R> {
         } else {
             ring.set_desc_flags_next(head, DESC_NEXT, head + 1);
             let dir = if kind == T_IN { DESC_WRITE } else { 0 };
-            ring.set_desc_flags_next(head + 1, DESC_NEXT | dir, head + 2);
+            let len = (n * BLOCK_SIZE) as u32;
+            ring.write_desc(head + 1, bounce, len, DESC_NEXT | dir, head + 2);
         }
         let idx = st.avail_idx;
         ring.push_avail(idx, head);
@@ -665,6 +806,7 @@ impl<R: Regs> VirtioBlk<R> {
         self.max_in_flight.fetch_max(st.in_flight as u64, Ordering::Relaxed);
         drop(st);
         self.requests.fetch_add(1, Ordering::Relaxed);
+        self.blocks.fetch_add(n as u64, Ordering::Relaxed);
         self.regs.write16(REG_QUEUE_NOTIFY, 0);
     }
 
@@ -748,8 +890,13 @@ mod tests {
         used_idx: u16,
         notifies: usize,
         pending: Vec<u16>,
-        /// Requests touching this sector fail with S_IOERR.
+        /// Requests touching this sector fail with S_IOERR (after moving the blocks before
+        /// it, as a real disk may).
         bad_sector: Option<u64>,
+        /// Blocks moved by each completed read or write, in completion order.
+        sizes: Vec<usize>,
+        /// The device's `size_max` (config +8).
+        size_max: u32,
     }
 
     impl Fake {
@@ -819,35 +966,52 @@ mod tests {
             // SAFETY: the 16-byte header just located.
             let (kind, sector) =
                 unsafe { (ptr::read(hdr as *const u32), ptr::read(hdr.add(8) as *const u64)) };
-            let (mut status_desc, mut data) = (next, None);
+            let (mut status_desc, mut data, mut len) = (next, None, 0);
             if kind != T_FLUSH {
                 let (d_addr, d_len, d_flags, d_next) = self.desc(&st, next);
-                assert_eq!(d_len as usize, BLOCK_SIZE);
+                len = d_len as usize;
+                assert!(len > 0 && len.is_multiple_of(BLOCK_SIZE), "whole blocks: {len}");
+                assert!(len <= MAX_RUN * BLOCK_SIZE);
                 assert!(d_flags & DESC_NEXT != 0);
                 assert_eq!(d_flags & DESC_WRITE != 0, kind == T_IN, "data direction");
-                data = Some(self.mem.at(d_addr, BLOCK_SIZE));
+                data = Some(self.mem.at(d_addr, len));
                 status_desc = d_next;
             }
             let (s_addr, s_len, s_flags, _) = self.desc(&st, status_desc);
             assert_eq!((s_len, s_flags), (1, DESC_WRITE), "status: 1 byte, device-written, last");
             let off = sector as usize * SECTOR_SIZE;
-            let in_range = off + BLOCK_SIZE <= st.disk.len();
-            let bad = st.bad_sector.is_some_and(|b| b >= sector && b < sector + 8);
+            let in_range = off + len <= st.disk.len();
+            // A bad sector: the blocks before it move, then the request fails.
+            let bad = st
+                .bad_sector
+                .filter(|&b| b >= sector && b < sector + (len / SECTOR_SIZE) as u64)
+                .map(|b| (b - sector) as usize * SECTOR_SIZE / BLOCK_SIZE * BLOCK_SIZE);
+            let moved = bad.unwrap_or(len);
+            if kind != T_FLUSH {
+                st.sizes.push(len / BLOCK_SIZE);
+            }
             let status = match (kind, data) {
-                _ if bad => S_IOERR,
-                (T_FLUSH, None) => S_OK,
+                (T_FLUSH, None) if bad.is_none() => S_OK,
                 (T_IN, Some(d)) if in_range => {
-                    // SAFETY: a 4096-byte data buffer located above.
-                    unsafe { ptr::copy(st.disk[off..].as_ptr(), d, BLOCK_SIZE) };
-                    S_OK
+                    // SAFETY: the data buffer located above holds `len >= moved` bytes.
+                    unsafe { ptr::copy(st.disk[off..].as_ptr(), d, moved) };
+                    if bad.is_some() {
+                        S_IOERR
+                    } else {
+                        S_OK
+                    }
                 }
                 (T_OUT, Some(d)) if in_range => {
-                    let dst = st.disk[off..off + BLOCK_SIZE].as_mut_ptr();
+                    let dst = st.disk[off..off + moved].as_mut_ptr();
                     // SAFETY: as above.
-                    unsafe { ptr::copy(d, dst, BLOCK_SIZE) };
-                    S_OK
+                    unsafe { ptr::copy(d, dst, moved) };
+                    if bad.is_some() {
+                        S_IOERR
+                    } else {
+                        S_OK
+                    }
                 }
-                (T_IN | T_OUT, _) => S_IOERR,
+                (T_IN | T_OUT | T_FLUSH, _) => S_IOERR,
                 _ => S_UNSUPP,
             };
             // SAFETY: the status byte; then the used ring entry and index.
@@ -893,6 +1057,7 @@ mod tests {
             let sectors = (st.disk.len() / SECTOR_SIZE) as u64;
             match off {
                 REG_DEVICE_FEATURES => st.features,
+                CONFIG_SIZE_MAX => st.size_max,
                 CONFIG_CAPACITY => sectors as u32,
                 o if o == CONFIG_CAPACITY + 4 => (sectors >> 32) as u32,
                 _ => panic!("read32 {off:#x}"),
@@ -1207,6 +1372,278 @@ mod tests {
         assert!(dev.handle_irq());
     }
 
+    /// The chain head of the first run slot (the last `RUN_SLOTS` slots of 32).
+    const FIRST_RUN_HEAD: u16 = 3 * (MAX_SLOTS - RUN_SLOTS) as u16;
+
+    fn patterns(first: u32, n: usize) -> Vec<[u8; BLOCK_SIZE]> {
+        (0..n as u32).map(|i| pattern(first + i)).collect()
+    }
+
+    fn disk_blocks(fake: &Fake, first: usize, n: usize) -> Vec<u8> {
+        fake.st.lock().unwrap().disk[first * BLOCK_SIZE..(first + n) * BLOCK_SIZE].to_vec()
+    }
+
+    /// Complete every pending request (in submission order), deliver the interrupt, poll.
+    fn finish<T>(fake: &Fake, dev: &VirtioBlk<FakeRegs>, t: &mut Task<'_, T>) {
+        fake.complete_all_in(fake.pending());
+        assert!(dev.handle_irq());
+        assert!(t.poll(), "done once the device answered");
+    }
+
+    /// A run of blocks travels as one request (one chain: header, one data buffer of the
+    /// whole run, status), in a slot with a large bounce buffer; singles keep to the small
+    /// slots.
+    #[test]
+    fn a_run_is_one_request() {
+        let (fake, dev) = device(256, 128, 0);
+        assert_eq!(dev.max_run(), MAX_RUN);
+        let datas = patterns(10, 20);
+        let refs: Vec<&[u8; BLOCK_SIZE]> = datas.iter().collect();
+        let mut w = Task::new(dev.write_blocks(10, &refs));
+        let one = pattern(99);
+        let mut single = Task::new(dev.write_block(99, &one));
+        assert!(!w.poll() && !single.poll());
+        assert_eq!(fake.pending(), [FIRST_RUN_HEAD, 0], "the run in a run slot, the single not");
+        finish(&fake, &dev, &mut w);
+        assert!(single.poll());
+        assert_eq!((w.result, single.result), (Some(Ok(())), Some(Ok(()))));
+        assert_eq!(disk_blocks(&fake, 10, 20), datas.concat());
+        assert_eq!(disk_blocks(&fake, 99, 1), one);
+
+        let mut bufs = vec![[0u8; BLOCK_SIZE]; 20];
+        let mut refs: Vec<&mut [u8; BLOCK_SIZE]> = bufs.iter_mut().collect();
+        let mut r = Task::new(dev.read_blocks(10, &mut refs));
+        assert!(!r.poll());
+        assert_eq!(fake.pending().len(), 1);
+        finish(&fake, &dev, &mut r);
+        assert_eq!(r.result, Some(Ok(())));
+        drop(r);
+        drop(refs);
+        assert_eq!(bufs, datas);
+        assert_eq!(fake.st.lock().unwrap().sizes, [20, 1, 20]);
+        let s = dev.stats();
+        assert_eq!((s.requests, s.blocks, s.errors), (3, 41, 0));
+    }
+
+    /// `MAX_RUN` blocks still go in one request; one more is cut into two requests, in flight
+    /// together; a run of every block of the device works.
+    #[test]
+    fn runs_at_the_limit_and_beyond() {
+        let n = 2 * MAX_RUN + 5;
+        let (fake, dev) = device(256, n as u64, 0);
+        let datas = patterns(0, n);
+        for len in [MAX_RUN, MAX_RUN + 1, n] {
+            fake.st.lock().unwrap().sizes.clear();
+            let refs: Vec<&[u8; BLOCK_SIZE]> = datas[..len].iter().collect();
+            let mut w = Task::new(dev.write_blocks(0, &refs));
+            assert!(!w.poll());
+            let expect = len.div_ceil(MAX_RUN);
+            assert_eq!(fake.pending().len(), expect, "{len} blocks: all requests at once");
+            finish(&fake, &dev, &mut w);
+            assert_eq!(w.result, Some(Ok(())));
+            let mut sizes = fake.st.lock().unwrap().sizes.clone();
+            sizes.sort_unstable();
+            let mut want: Vec<usize> =
+                (0..len).step_by(MAX_RUN).map(|i| MAX_RUN.min(len - i)).collect();
+            want.sort_unstable();
+            assert_eq!(sizes, want);
+            assert_eq!(disk_blocks(&fake, 0, len), datas[..len].concat());
+        }
+        // Read the whole device back, in three requests.
+        let mut bufs = vec![[0u8; BLOCK_SIZE]; n];
+        let mut refs: Vec<&mut [u8; BLOCK_SIZE]> = bufs.iter_mut().collect();
+        let mut r = Task::new(dev.read_blocks(0, &mut refs));
+        assert!(!r.poll());
+        assert_eq!(fake.pending().len(), 3);
+        finish(&fake, &dev, &mut r);
+        assert_eq!(r.result, Some(Ok(())));
+        drop(r);
+        drop(refs);
+        assert_eq!(bufs, datas);
+    }
+
+    /// Runs reaching past the end (or wrapping the block number) are refused before any
+    /// request; a run ending on the last block is fine; an empty run does nothing.
+    #[test]
+    fn run_bounds() {
+        let (fake, dev) = device(256, 16, 0);
+        let datas = patterns(0, 4);
+        let refs: Vec<&[u8; BLOCK_SIZE]> = datas.iter().collect();
+        for start in [13, 16, 17, u32::MAX - 1, u32::MAX] {
+            let mut t = Task::new(dev.write_blocks(start, &refs));
+            assert!(t.poll());
+            assert_eq!(t.result, Some(Err(IoError::OutOfRange)), "write at {start}");
+            let mut bufs = vec![[7u8; BLOCK_SIZE]; 4];
+            let mut rrefs: Vec<&mut [u8; BLOCK_SIZE]> = bufs.iter_mut().collect();
+            let mut t = Task::new(dev.read_blocks(start, &mut rrefs));
+            assert!(t.poll());
+            assert_eq!(t.result, Some(Err(IoError::OutOfRange)), "read at {start}");
+            drop(t);
+            drop(rrefs);
+            assert!(bufs.iter().all(|b| b == &[7u8; BLOCK_SIZE]), "untouched");
+        }
+        let mut t = Task::new(dev.write_blocks(17, &[]));
+        assert!(t.poll());
+        assert_eq!(t.result, Some(Err(IoError::OutOfRange)), "an empty run past the end");
+        let mut t = Task::new(dev.write_blocks(3, &[]));
+        assert!(t.poll());
+        assert_eq!(t.result, Some(Ok(())));
+        assert_eq!(fake.st.lock().unwrap().notifies, 0);
+        assert_eq!(dev.stats().requests, 0);
+        let mut t = Task::new(dev.write_blocks(12, &refs));
+        assert!(!t.poll());
+        finish(&fake, &dev, &mut t);
+        assert_eq!(t.result, Some(Ok(())));
+        assert_eq!(disk_blocks(&fake, 12, 4), datas.concat());
+        // A read-only disk refuses a run like a block.
+        let (fake, dev) = device(256, 16, F_RO);
+        let mut t = Task::new(dev.write_blocks(0, &refs));
+        assert!(t.poll());
+        assert_eq!(t.result, Some(Err(IoError::Device)));
+        assert_eq!(fake.st.lock().unwrap().notifies, 0);
+    }
+
+    /// The device fails in the middle of a run: the whole run is an error; a read leaves the
+    /// caller's buffers as they were (the device filled part of the bounce buffer); a write
+    /// may have written the blocks before the bad one. The slot serves again afterwards.
+    #[test]
+    fn device_error_in_the_middle_of_a_run() {
+        let (fake, dev) = device(256, 64, 0);
+        let datas = patterns(8, 8);
+        let refs: Vec<&[u8; BLOCK_SIZE]> = datas.iter().collect();
+        let mut w = Task::new(dev.write_blocks(8, &refs));
+        assert!(!w.poll());
+        finish(&fake, &dev, &mut w);
+        assert_eq!(w.result, Some(Ok(())));
+        fake.st.lock().unwrap().bad_sector = Some(8 * 12 + 5); // inside block 12
+
+        let mut bufs = vec![[7u8; BLOCK_SIZE]; 8];
+        let mut rrefs: Vec<&mut [u8; BLOCK_SIZE]> = bufs.iter_mut().collect();
+        let mut r = Task::new(dev.read_blocks(8, &mut rrefs));
+        assert!(!r.poll());
+        finish(&fake, &dev, &mut r);
+        assert_eq!(r.result, Some(Err(IoError::Device)));
+        drop(r);
+        drop(rrefs);
+        assert!(bufs.iter().all(|b| b == &[7u8; BLOCK_SIZE]), "a failed read copies nothing");
+        assert_eq!(dev.last_error_status(), S_IOERR);
+
+        let news = patterns(100, 8);
+        let refs: Vec<&[u8; BLOCK_SIZE]> = news.iter().collect();
+        let mut w = Task::new(dev.write_blocks(8, &refs));
+        assert!(!w.poll());
+        finish(&fake, &dev, &mut w);
+        assert_eq!(w.result, Some(Err(IoError::Device)));
+        assert_eq!(disk_blocks(&fake, 8, 4), news[..4].concat(), "written up to the bad block");
+        assert_eq!(disk_blocks(&fake, 12, 4), datas[4..].concat(), "not past it");
+        assert_eq!(dev.stats().errors, 2);
+
+        // One part of a cut run fails: the whole run fails; the other parts completed.
+        let (fake, dev) = device(256, 128, 0);
+        fake.st.lock().unwrap().bad_sector = Some(8 * (MAX_RUN as u64 + 1));
+        let big = patterns(0, MAX_RUN + 4);
+        let refs: Vec<&[u8; BLOCK_SIZE]> = big.iter().collect();
+        let mut w = Task::new(dev.write_blocks(0, &refs));
+        assert!(!w.poll());
+        finish(&fake, &dev, &mut w);
+        assert_eq!(w.result, Some(Err(IoError::Device)));
+        assert_eq!(disk_blocks(&fake, 0, MAX_RUN + 1), big[..MAX_RUN + 1].concat());
+
+        // The run slots work again.
+        fake.st.lock().unwrap().bad_sector = None;
+        let mut w = Task::new(dev.write_blocks(0, &refs));
+        assert!(!w.poll());
+        finish(&fake, &dev, &mut w);
+        assert_eq!(w.result, Some(Ok(())));
+        assert_eq!(disk_blocks(&fake, 0, MAX_RUN + 4), big.concat());
+    }
+
+    /// A device that states a buffer size limit gets runs cut to it; a limit below one block
+    /// (hostile, or silly) still leaves single-block requests.
+    #[test]
+    fn the_devices_size_limit_cuts_runs() {
+        for (size_max, run) in [(8 * BLOCK_SIZE as u32, 8), (100, 1), (u32::MAX, MAX_RUN)] {
+            let fake = Fake::new(256, 64 * 8, F_SIZE_MAX);
+            fake.st.lock().unwrap().size_max = size_max;
+            let mem = fake.mem.clone();
+            let dev = VirtioBlk::new(FakeRegs(fake.clone()), |p| mem.alloc(p)).unwrap();
+            assert_eq!(fake.st.lock().unwrap().guest_features, F_SIZE_MAX);
+            assert_eq!(dev.max_run(), run, "size_max {size_max}");
+            let datas = patterns(0, 20);
+            let refs: Vec<&[u8; BLOCK_SIZE]> = datas.iter().collect();
+            let mut w = Task::new(dev.write_blocks(0, &refs));
+            assert!(!w.poll());
+            finish(&fake, &dev, &mut w);
+            assert_eq!(w.result, Some(Ok(())));
+            let sizes = fake.st.lock().unwrap().sizes.clone();
+            assert_eq!(sizes.len(), 20usize.div_ceil(run));
+            assert!(sizes.iter().all(|&n| n <= run));
+            assert_eq!(disk_blocks(&fake, 0, 20), datas.concat());
+        }
+    }
+
+    /// DMA memory stays bounded: the rings, one page of headers, a page per small slot and
+    /// `MAX_RUN` pages per run slot. Without memory for the run buffers, runs are cut to one
+    /// block and still work.
+    #[test]
+    fn dma_memory_is_bounded_and_runs_survive_without_it() {
+        let (fake, _dev) = device(256, 16, 0);
+        let pages: usize = fake.mem.regions().iter().map(|r| r.len / PAGE).sum();
+        let rings = legacy_ring_layout(256).2 / PAGE;
+        assert_eq!(pages, rings + 1 + (MAX_SLOTS - RUN_SLOTS) + RUN_SLOTS * MAX_RUN);
+
+        let fake = Fake::new(256, 16 * 8, 0);
+        let mem = fake.mem.clone();
+        let dev =
+            VirtioBlk::new(FakeRegs(fake.clone()), |p| (p <= 4).then(|| mem.alloc(p))?).unwrap();
+        assert_eq!(dev.max_run(), 1);
+        let datas = patterns(0, 5);
+        let refs: Vec<&[u8; BLOCK_SIZE]> = datas.iter().collect();
+        let mut w = Task::new(dev.write_blocks(2, &refs));
+        assert!(!w.poll());
+        assert_eq!(fake.pending().len(), 5);
+        finish(&fake, &dev, &mut w);
+        assert_eq!(w.result, Some(Ok(())));
+        assert_eq!(disk_blocks(&fake, 2, 5), datas.concat());
+    }
+
+    /// A run waits for a run slot while all of them are busy (singles do not take them while
+    /// a small slot is free, and a run never takes a small one).
+    #[test]
+    fn runs_wait_for_a_run_slot() {
+        let (fake, dev) = device(256, 4096, 0);
+        let datas = patterns(0, 2);
+        let refs: Vec<&[u8; BLOCK_SIZE]> = datas.iter().collect();
+        let mut runs: Vec<Task<_>> =
+            (0..RUN_SLOTS as u32 + 1).map(|i| Task::new(dev.write_blocks(4 * i, &refs))).collect();
+        for r in &mut runs {
+            assert!(!r.poll());
+        }
+        let pending = fake.pending();
+        assert_eq!(pending.len(), RUN_SLOTS, "the last run waits");
+        assert!(pending.iter().all(|&h| h >= FIRST_RUN_HEAD));
+        let one = pattern(1);
+        let mut single = Task::new(dev.write_block(1000, &one));
+        assert!(!single.poll());
+        assert_eq!(fake.pending().len(), RUN_SLOTS + 1, "a single still finds a small slot");
+        assert_eq!(dev.stats().slot_waits, 1);
+        fake.complete(pending[0]);
+        assert!(dev.handle_irq());
+        assert!(runs[0].poll(), "the first run is done and gives its slot back");
+        let last = runs.last_mut().unwrap();
+        assert!(last.woken() && !last.poll());
+        assert_eq!(*fake.pending().last().unwrap(), pending[0], "the freed run slot");
+        fake.complete_all_in(fake.pending());
+        assert!(dev.handle_irq());
+        for r in &mut runs {
+            if r.result.is_none() {
+                assert!(r.poll());
+            }
+            assert_eq!(r.result, Some(Ok(())));
+        }
+        assert!(single.poll());
+    }
+
     #[test]
     fn futures_are_send() {
         fn send<T: Send>(_: &T) {}
@@ -1215,6 +1652,8 @@ mod tests {
         send(&dev.read_block(0, &mut buf));
         send(&dev.write_block(0, &[0; BLOCK_SIZE]));
         send(&dev.flush());
+        send(&dev.read_blocks(0, &mut [&mut buf]));
+        send(&dev.write_blocks(0, &[&[0; BLOCK_SIZE]]));
         fn sync<T: Sync>(_: &T) {}
         sync(&dev);
     }

@@ -6,7 +6,8 @@
 //! machine has no disk; the kernel boots either way.
 //!
 //! The driver proper is `drivers::virtio_blk`: requests are futures, several may be in flight,
-//! and the interrupt handler only acknowledges the device and wakes the waiting requests.
+//! a run of contiguous blocks travels as one request, and the interrupt handler only
+//! acknowledges the device and wakes the waiting requests.
 
 use crate::acpi::Madt;
 use crate::kprintln;
@@ -49,6 +50,24 @@ impl Disk {
     /// device reported it done, and QEMU has written it to the image file (see `flush`).
     pub async fn write(&self, block: u32, buf: &[u8; BLOCK_SIZE]) -> Result<(), IoError> {
         self.dev.write_block(block, buf).await
+    }
+
+    /// Read the run of blocks `start, start + 1, ...` into `bufs`: one device request per
+    /// `max_run` blocks (all of them in flight together) instead of one per block. A run
+    /// reaching past the end is `Err(OutOfRange)` with no request made.
+    pub async fn read_run(
+        &self,
+        start: u32,
+        bufs: &mut [&mut [u8; BLOCK_SIZE]],
+    ) -> Result<(), IoError> {
+        self.dev.read_blocks(start, bufs).await
+    }
+
+    /// Write `bufs` to the run of blocks `start, start + 1, ...`, as [`Disk::read_run`] reads.
+    /// Every block has reached the disk when the future completes; after an error, any part
+    /// of the run may have.
+    pub async fn write_run(&self, start: u32, bufs: &[&[u8; BLOCK_SIZE]]) -> Result<(), IoError> {
+        self.dev.write_blocks(start, bufs).await
     }
 
     /// Number of blocks.
@@ -114,12 +133,14 @@ pub fn init(madt: &Madt) {
     ROUTED.store(true, Ordering::Release);
     let d = &disk.dev;
     kprintln!(
-        "disk: virtio-blk at {}, {} blocks ({} MiB){}, irq {}, {} requests in flight at most",
+        "disk: virtio-blk at {}, {} blocks ({} MiB){}, irq {}, {} requests in flight at most, \
+         {} blocks per request",
         disk.pci,
         d.block_count(),
         d.capacity_sectors() / 2048,
         if d.read_only() { ", read-only" } else { "" },
         line,
-        d.slots()
+        d.slots(),
+        d.max_run()
     );
 }

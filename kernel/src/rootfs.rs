@@ -25,6 +25,14 @@ impl BlockDevice for DiskDevice {
         self.0.write(block, buf).await.map_err(|_| IoError::Device)
     }
 
+    async fn read_run(&self, start: u32, bufs: &mut [&mut Block]) -> Result<(), IoError> {
+        self.0.read_run(start, bufs).await.map_err(|_| IoError::Device)
+    }
+
+    async fn write_run(&self, start: u32, bufs: &[&Block]) -> Result<(), IoError> {
+        self.0.write_run(start, bufs).await.map_err(|_| IoError::Device)
+    }
+
     fn block_count(&self) -> u32 {
         self.0.block_count()
     }

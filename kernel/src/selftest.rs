@@ -254,9 +254,10 @@ async fn disk(d: &'static Disk) -> Check {
     result?;
     let s = d.driver().stats();
     kprintln!(
-        "selftest: disk {} requests, {} interrupts, {} errors (expected: 1), at most {} of {} \
-         in flight, {} waits for a slot",
+        "selftest: disk {} requests ({} blocks), {} interrupts, {} errors (expected: 1), at most \
+         {} of {} in flight, {} waits for a slot",
         s.requests,
+        s.blocks,
         s.irqs,
         s.errors,
         s.max_in_flight,
@@ -294,11 +295,44 @@ async fn disk_writes(d: &'static Disk, blocks: &[u32]) -> Check {
         ensure(d.write(bad, &buf).await == Err(IoError::OutOfRange), "write past the end")?;
     }
     ensure(d.driver().stats().requests == requests, "out-of-range request reached the device")?;
+    disk_runs(d).await?;
     // The device's own error path: a sector past its end, asked without our range check.
     let past = d.driver().read_sectors_unchecked(d.driver().capacity_sectors(), &mut buf).await;
     ensure(past == Err(IoError::Device), "device accepted a sector past its end")?;
     d.flush().await.map_err(|_| "flush failed")?;
     disk_speed(d, blocks).await
+}
+
+/// Blocks 1 to 3 (test blocks on every disk) written and read back as one run each way: one
+/// request per direction (unless DMA memory for the run buffers was short), the patterns
+/// intact; a run reaching past the end fails with no request.
+async fn disk_runs(d: &'static Disk) -> Check {
+    let before = d.driver().stats().requests;
+    let pats: Vec<BlockBuf> = (1..=3).map(|b| Box::new(disk_pattern(b))).collect();
+    let refs: Vec<&[u8; crate::blk::BLOCK_SIZE]> = pats.iter().map(|b| &**b).collect();
+    d.write_run(1, &refs).await.map_err(|_| "writing a run failed")?;
+    let mut back: Vec<BlockBuf> = (0..3).map(|_| zeroed_block()).collect();
+    let mut brefs: Vec<&mut [u8; crate::blk::BLOCK_SIZE]> =
+        back.iter_mut().map(|b| &mut **b).collect();
+    d.read_run(1, &mut brefs).await.map_err(|_| "reading a run failed")?;
+    let per_run = 3usize.div_ceil(d.driver().max_run()) as u64;
+    ensure(
+        d.driver().stats().requests == before + 2 * per_run,
+        "a run of three blocks was not one request each way",
+    )?;
+    ensure(
+        back.iter().zip(1..).all(|(b, i)| **b == disk_pattern(i)),
+        "a run read back differs from what was written",
+    )?;
+    let end = d.block_count() - 2;
+    let mut brefs: Vec<&mut [u8; crate::blk::BLOCK_SIZE]> =
+        back.iter_mut().map(|b| &mut **b).collect();
+    ensure(d.read_run(end, &mut brefs).await == Err(IoError::OutOfRange), "run past the end")?;
+    ensure(d.write_run(end, &refs).await == Err(IoError::OutOfRange), "run past the end")?;
+    ensure(
+        d.driver().stats().requests == before + 2 * per_run,
+        "an out-of-range run reached the device",
+    )
 }
 
 /// 1000 requests of 4 KiB (reads of any block, or writes of the test pattern to the test

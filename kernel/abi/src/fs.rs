@@ -732,11 +732,27 @@ impl LogHeader {
 }
 
 /// CRC-32/ISO-HDLC (the CRC of zlib, PNG and Ethernet), continued from `crc`: start with 0,
-/// and `crc32(crc32(0, a), b) == crc32(0, ab)`.
+/// and `crc32(crc32(0, a), b) == crc32(0, ab)`. Eight bytes per step ("slicing by 8"): the
+/// log checksums every block it commits, and a byte at a time cost a tenth of the
+/// sequential write's time in bench-fs.
 pub fn crc32(crc: u32, bytes: &[u8]) -> u32 {
+    let t = &CRC_TABLES;
     let mut c = !crc;
-    for &b in bytes {
-        c = CRC_TABLE[((c ^ u32::from(b)) & 0xff) as usize] ^ (c >> 8);
+    let mut words = bytes.chunks_exact(8);
+    for w in &mut words {
+        let lo = c ^ u32::from_le_bytes([w[0], w[1], w[2], w[3]]);
+        let hi = u32::from_le_bytes([w[4], w[5], w[6], w[7]]);
+        c = t[7][(lo & 0xff) as usize]
+            ^ t[6][(lo >> 8 & 0xff) as usize]
+            ^ t[5][(lo >> 16 & 0xff) as usize]
+            ^ t[4][(lo >> 24) as usize]
+            ^ t[3][(hi & 0xff) as usize]
+            ^ t[2][(hi >> 8 & 0xff) as usize]
+            ^ t[1][(hi >> 16 & 0xff) as usize]
+            ^ t[0][(hi >> 24) as usize];
+    }
+    for &b in words.remainder() {
+        c = t[0][((c ^ u32::from(b)) & 0xff) as usize] ^ (c >> 8);
     }
     !c
 }
@@ -744,9 +760,10 @@ pub fn crc32(crc: u32, bytes: &[u8]) -> u32 {
 /// The reflected polynomial 0x04C11DB7.
 const CRC_POLY: u32 = 0xedb8_8320;
 
-/// The CRC of each byte value, computed at compile time.
-static CRC_TABLE: [u32; 256] = {
-    let mut table = [0u32; 256];
+/// `CRC_TABLES[0][b]`: the CRC step of byte value `b`; `CRC_TABLES[k][b]`: of `b` followed by
+/// `k` zero bytes. Computed at compile time.
+static CRC_TABLES: [[u32; 256]; 8] = {
+    let mut t = [[0u32; 256]; 8];
     let mut i = 0;
     while i < 256 {
         let mut c = i as u32;
@@ -755,10 +772,20 @@ static CRC_TABLE: [u32; 256] = {
             c = if c & 1 != 0 { (c >> 1) ^ CRC_POLY } else { c >> 1 };
             k += 1;
         }
-        table[i] = c;
+        t[0][i] = c;
         i += 1;
     }
-    table
+    let mut k = 1;
+    while k < 8 {
+        let mut i = 0;
+        while i < 256 {
+            let prev = t[k - 1][i];
+            t[k][i] = (prev >> 8) ^ t[0][(prev & 0xff) as usize];
+            i += 1;
+        }
+        k += 1;
+    }
+    t
 };
 
 #[cfg(test)]
@@ -1039,6 +1066,31 @@ mod tests {
         assert_eq!(crc32(0, &[0u8; 32]), 0x190a_55ad);
         // Incremental use gives the same result.
         assert_eq!(crc32(crc32(0, b"1234"), b"56789"), 0xcbf4_3926);
+    }
+
+    /// The eight-byte steps agree with the definition, one byte at a time, at every length
+    /// and split point.
+    #[test]
+    fn crc32_matches_the_bytewise_definition() {
+        fn bytewise(crc: u32, bytes: &[u8]) -> u32 {
+            let mut c = !crc;
+            for &b in bytes {
+                c ^= u32::from(b);
+                for _ in 0..8 {
+                    c = if c & 1 != 0 { (c >> 1) ^ CRC_POLY } else { c >> 1 };
+                }
+            }
+            !c
+        }
+        let data: Vec<u8> =
+            (0..300u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8).collect();
+        for len in 0..data.len() {
+            assert_eq!(crc32(0, &data[..len]), bytewise(0, &data[..len]), "length {len}");
+        }
+        for split in 0..40 {
+            let (a, b) = data.split_at(split);
+            assert_eq!(crc32(crc32(7, a), b), bytewise(bytewise(7, a), b), "split {split}");
+        }
     }
 
     #[test]

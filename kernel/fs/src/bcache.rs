@@ -10,7 +10,8 @@
 //!
 //! Read-ahead ([`Bcache::prefetch`]) only reads: it claims unused buffers (never one that is
 //! held, awaited or pinned by the log, so never one with changes the disk lacks) for blocks
-//! not cached yet, and fills them with device reads in flight together. A claimed buffer is
+//! not cached yet, and fills them with device reads in flight together, one per run of
+//! contiguous blocks (the device moves a run in one request). A claimed buffer is
 //! locked until its read completes, so a reader or writer of that block waits for the read
 //! and then sees (or changes) the one cached copy: the cache never serves stale data.
 //!
@@ -24,6 +25,9 @@ use alloc::collections::BTreeMap;
 use alloc::vec::Vec;
 use runtime::lockorder::{Mutex as SpinLock, Rank};
 use runtime::sync::{Mutex, MutexGuard};
+
+/// Unused buffers read-ahead leaves unclaimed.
+const PREFETCH_RESERVE: usize = 16;
 
 struct SlotMeta {
     refcnt: u32,
@@ -85,6 +89,16 @@ struct Claimed<'a, D> {
     guard: Option<MutexGuard<'a, BufData>>,
 }
 
+impl<D> Claimed<'_, D> {
+    fn held(&mut self) -> &mut BufData {
+        self.guard.as_mut().expect("claimed buffer held")
+    }
+
+    fn blockno(&self) -> u32 {
+        self.guard.as_ref().expect("claimed buffer held").blockno
+    }
+}
+
 impl<D> Drop for Claimed<'_, D> {
     fn drop(&mut self) {
         drop(self.guard.take());
@@ -126,9 +140,16 @@ impl<D: BlockDevice> Bcache<D> {
             m.slots[slot].refcnt += 1;
             return Ok(Ref { cache: self, slot });
         }
-        let mut victims: Vec<usize> =
-            (0..m.slots.len()).filter(|&i| m.slots[i].refcnt == 0).collect();
-        victims.sort_by_key(|&i| m.slots[i].last_use);
+        // The least recently used unused buffer: one pass. refcnt == 0 means try_lock
+        // succeeds, so the sorted fallback below is only a guard against that failing.
+        let lru = (0..m.slots.len())
+            .filter(|&i| m.slots[i].refcnt == 0)
+            .min_by_key(|&i| m.slots[i].last_use);
+        let mut victims: Vec<usize> = lru.into_iter().collect();
+        if lru.is_some_and(|i| self.slots[i].try_lock().is_none()) {
+            victims = (0..m.slots.len()).filter(|&i| m.slots[i].refcnt == 0).collect();
+            victims.sort_by_key(|&i| m.slots[i].last_use);
+        }
         for slot in victims {
             // refcnt == 0: nobody holds or awaits this buffer, so try_lock succeeds.
             let Some(mut data) = self.slots[slot].try_lock() else { continue };
@@ -161,10 +182,12 @@ impl<D: BlockDevice> Bcache<D> {
         Ok(Buf { cache: self, slot, guard: Some(guard) })
     }
 
-    /// Read the blocks of `blocks` that are not cached yet into unused buffers, all requests
-    /// in flight at once (read-ahead; the driver queues what exceeds its slots). Stops
-    /// claiming when no unused buffer is left. A failed read leaves its buffer invalid, so
-    /// the next real use retries it and reports the error. Returns the number of reads issued.
+    /// Read the blocks of `blocks` that are not cached yet into unused buffers (read-ahead):
+    /// each run of them contiguous on the disk (and in `blocks`) is one `read_run`, and all
+    /// runs are in flight at once (the driver queues what exceeds its slots). Stops claiming
+    /// when only `PREFETCH_RESERVE` unused buffers are left. A failed read leaves its buffers
+    /// invalid, so the next real use retries them and reports the error. Returns the number
+    /// of blocks claimed.
     pub async fn prefetch(&self, blocks: &[u32]) -> usize {
         let mut claimed: Vec<Claimed<'_, D>> = Vec::new();
         {
@@ -181,6 +204,11 @@ impl<D: BlockDevice> Bcache<D> {
                     v.sort_by_key(|&i| m.slots[i].last_use);
                     v.into_iter()
                 });
+                // Leave a few unused buffers to reads that need them now (read-ahead may run
+                // alongside the read that started it).
+                if victims.len() <= PREFETCH_RESERVE {
+                    break;
+                }
                 // refcnt == 0: nobody holds or awaits this buffer, so try_lock succeeds.
                 let Some((slot, mut data)) =
                     victims.by_ref().find_map(|i| self.slots[i].try_lock().map(|g| (i, g)))
@@ -198,11 +226,12 @@ impl<D: BlockDevice> Bcache<D> {
             }
         }
         let n = claimed.len();
-        futures_util::future::join_all(claimed.iter_mut().map(|c| async {
-            let g = c.guard.as_mut().expect("claimed buffer held");
-            let blockno = g.blockno;
-            if self.dev.read(blockno, &mut g.data).await.is_ok() {
-                g.valid = true;
+        let runs = claimed.chunk_by_mut(|a, b| a.blockno().checked_add(1) == Some(b.blockno()));
+        futures_util::future::join_all(runs.map(|run| async move {
+            let start = run[0].blockno();
+            let mut bufs: Vec<&mut Block> = run.iter_mut().map(|c| &mut *c.held().data).collect();
+            if self.dev.read_run(start, &mut bufs).await.is_ok() {
+                run.iter_mut().for_each(|c| c.held().valid = true);
             }
         }))
         .await;

@@ -5,11 +5,17 @@
 //! each modified buffer (pinned in the cache until installed). When the last outstanding
 //! operation ends, the group commits:
 //!
-//! 1. copy every modified block to the log area;
+//! 1. copy every modified block to the log area (contiguous there: one run, so one device
+//!    request per `max_run` blocks);
 //! 2. write the log header: the target block numbers and a CRC-32 over them and the logged
 //!    data. **This write is the commit point**;
-//! 3. install: write each block to its home location;
+//! 3. install: write each block to its home location (home blocks sorted, each run of
+//!    contiguous ones written as one run, all runs at once);
 //! 4. write an empty header.
+//!
+//! Each step starts only when every write of the step before has completed (reached the
+//! disk). A run may reach the disk in any part if the machine stops during it; that is safe
+//! because no step depends on the order of writes inside the step before.
 //!
 //! A crash before 2 leaves the old header (empty, or a header whose checksum does not match
 //! the log data, which recovery treats as empty): the transaction never happened. A crash
@@ -61,6 +67,17 @@ fn header_block(targets: &[u32], crc: u32) -> Box<Block> {
 
 fn all_ok(results: Vec<Result<(), IoError>>) -> Result<(), IoError> {
     results.into_iter().collect()
+}
+
+/// Write each (home block, data) of `homes` (distinct blocks): sorted, each run of
+/// contiguous blocks as one `write_run`, all runs in flight together. Done when all are.
+async fn install<D: BlockDevice>(dev: &D, mut homes: Vec<(u32, &Block)>) -> Result<(), IoError> {
+    homes.sort_unstable_by_key(|&(b, _)| b);
+    let runs = homes.chunk_by(|a, b| a.0.checked_add(1) == Some(b.0)).map(|run| async move {
+        let bufs: Vec<&Block> = run.iter().map(|&(_, d)| d).collect();
+        dev.write_run(run[0].0, &bufs).await
+    });
+    all_ok(join_all(runs).await)
 }
 
 impl Log {
@@ -144,14 +161,13 @@ impl Log {
             crc = crc32(crc, buf.data());
             copies.push(Box::new(*buf.data()));
         }
-        // The disk takes many requests at once: issue each phase's writes together, and let
-        // every one of them complete before the next phase (that order is the protocol).
-        let to_log =
-            copies.iter().enumerate().map(|(i, c)| cache.dev.write(self.start + 1 + i as u32, c));
-        all_ok(join_all(to_log).await)?;
+        // The disk takes many requests at once, and a run of blocks as one: issue each phase's
+        // writes together, and let every one of them complete before the next phase (that
+        // order is the protocol).
+        let copies: Vec<&Block> = copies.iter().map(|c| &**c).collect();
+        cache.dev.write_run(self.start + 1, &copies).await?;
         cache.dev.write(self.start, &header_block(&blocks, crc)).await?; // commit point
-        let install = blocks.iter().zip(&copies).map(|(&b, c)| cache.dev.write(b, c));
-        all_ok(join_all(install).await)?;
+        install(&cache.dev, blocks.iter().copied().zip(copies).collect()).await?;
         for &b in &blocks {
             cache.unpin(b);
         }
@@ -171,16 +187,14 @@ impl Log {
             Ok(h) if h.magic == LOG_MAGIC && (h.n as usize) <= LOG_DATA => {
                 let targets = &h.blocks[..h.n as usize];
                 if targets.iter().all(|&t| valid_target(t)) {
-                    let mut crc = LogHeader::checksum_begin(targets);
-                    let mut data = Vec::with_capacity(targets.len());
-                    for i in 0..targets.len() {
-                        let mut b = Box::new([0u8; BSIZE]);
-                        dev.read(self.start + 1 + i as u32, &mut b).await?;
-                        crc = crc32(crc, &b[..]);
-                        data.push(b);
-                    }
-                    (crc == h.checksum)
-                        .then(|| targets.iter().copied().zip(data).collect::<Vec<_>>())
+                    let mut data: Vec<Box<Block>> =
+                        (0..targets.len()).map(|_| Box::new([0u8; BSIZE])).collect();
+                    let mut bufs: Vec<&mut Block> = data.iter_mut().map(|b| &mut **b).collect();
+                    dev.read_run(self.start + 1, &mut bufs).await?;
+                    let crc = data
+                        .iter()
+                        .fold(LogHeader::checksum_begin(targets), |crc, b| crc32(crc, &b[..]));
+                    (crc == h.checksum).then(|| (targets.to_vec(), data))
                 } else {
                     None
                 }
@@ -188,9 +202,15 @@ impl Log {
             _ => None,
         };
         let mut replayed = 0;
-        for (target, data) in committed.unwrap_or_default() {
-            dev.write(target, &data).await?;
-            replayed += 1;
+        if let Some((targets, data)) = committed {
+            // Commit names each block once; should a header name one twice, the later copy
+            // wins, as if the log were replayed in order.
+            let mut homes: Vec<(u32, &Block)> =
+                targets.iter().copied().zip(data.iter().map(|b| &**b)).rev().collect();
+            homes.sort_by_key(|&(b, _)| b); // stable: the later copy stays first
+            homes.dedup_by_key(|&mut (b, _)| b);
+            replayed = targets.len();
+            install(dev, homes).await?;
         }
         dev.write(self.start, &header_block(&[], 0)).await?;
         Ok(replayed)

@@ -429,3 +429,140 @@ fn dotdot_of_a_removed_directory_leads_nowhere() {
         assert_eq!(fs.create(&jail, &cwd, b"f", T_FILE, 0, 0).await.err(), Some(FsError::NotFound));
     });
 }
+
+/// MemDisk, as the tests below rely on it: a run is one request, a crash can cut a run after
+/// any of its blocks (the first ones written), a run past the end is refused uncounted.
+#[test]
+fn memdisk_counts_runs_and_crashes_inside_one() {
+    use crate::dev::BlockDevice;
+    let disk = MemDisk::new(16);
+    let bufs: Vec<[u8; abi::fs::BSIZE]> = (1..=5u8).map(|i| [i; abi::fs::BSIZE]).collect();
+    let refs: Vec<&[u8; abi::fs::BSIZE]> = bufs.iter().collect();
+    block_on(disk.write_run(2, &refs)).unwrap();
+    assert_eq!((disk.requests(), disk.writes()), ((0, 1), 5));
+    assert_eq!(block_on(disk.write_run(12, &refs)), Err(crate::IoError::OutOfRange));
+    assert_eq!(block_on(disk.write_run(u32::MAX, &refs)), Err(crate::IoError::OutOfRange));
+    let mut back = alloc::vec![[0u8; abi::fs::BSIZE]; 5];
+    let mut brefs: Vec<&mut [u8; abi::fs::BSIZE]> = back.iter_mut().collect();
+    block_on(disk.read_run(2, &mut brefs)).unwrap();
+    assert_eq!(back, bufs);
+    assert_eq!(disk.requests(), (1, 1));
+    disk.crash_after(2);
+    let zeros = [[0u8; abi::fs::BSIZE]; 5];
+    let zrefs: Vec<&[u8; abi::fs::BSIZE]> = zeros.iter().collect();
+    block_on(disk.write_run(2, &zrefs)).unwrap(); // "succeeds": the machine is gone
+    let snap = disk.snapshot();
+    assert_eq!(&snap[2..7], &[zeros[0], zeros[0], bufs[2], bufs[3], bufs[4]]);
+    assert_eq!(disk.writes(), 7);
+}
+
+/// How many write requests a commit makes: the log's blocks go as one run, the home blocks
+/// as one run per contiguous stretch; no more than a handful for a transaction of 20 blocks
+/// (it was one request per block write: 2 * 20 + 2 and more).
+#[test]
+fn a_commit_writes_runs() {
+    let fs = mount(fresh());
+    block_on(async {
+        let root = fs.root().unwrap();
+        let ip = fs.create(&root, &root, b"/f", T_FILE, 0, 0).await.unwrap();
+        let data = pattern(8, 20 * abi::fs::BSIZE);
+        let (w0, r0) = (fs.cache.dev.writes(), fs.cache.dev.requests().1);
+        assert_eq!(fs.write(&ip, 0, &data).await.unwrap(), data.len());
+        let (blocks, requests) = (fs.cache.dev.writes() - w0, fs.cache.dev.requests().1 - r0);
+        // 20 data blocks, the inode's and the bitmap's block: twice each, and two headers.
+        assert!(blocks >= 2 * 22 + 2, "{blocks} blocks written");
+        // Log run, header, data run + inode + bitmap, empty header.
+        assert!(requests <= 6, "{requests} write requests for {blocks} blocks");
+        assert_eq!(read_file(&fs, "/f").await.unwrap(), data);
+    });
+    // And what the commits wrote reads back from the disk alone.
+    let fs = mount(MemDisk::from_blocks(fs.cache.dev.snapshot()));
+    assert_eq!(block_on(read_file(&fs, "/f")).unwrap(), pattern(8, 20 * abi::fs::BSIZE));
+}
+
+/// Crash safety with multi-block writes: a workload of large writes (transactions of
+/// `MAX_WRITE` bytes, their log and home blocks written as runs), cut after every block
+/// write, so that some cuts land inside a run (part of it written). After recovery each file
+/// holds whole transactions only.
+#[test]
+fn crash_inside_multi_block_writes_recovers_whole_transactions() {
+    use crate::ops::MAX_WRITE;
+    let len = 3 * MAX_WRITE + 5000;
+    let (old, new) = (pattern(10, len), pattern(11, len));
+    async fn workload(fs: &Fs<MemDisk>, old: &[u8], new: &[u8]) -> Result<(), FsError> {
+        write_file(fs, "/big", old).await?;
+        let root = fs.root()?;
+        let ip = fs.namei(&root, &root, b"/big").await?;
+        fs.write(&ip, 0, new).await?; // overwrite in place, chunk by chunk
+        Ok(())
+    }
+    // Every state a crash may leave: the file absent, or any number of whole chunks of the
+    // first write, or the first write complete and any number of chunks overwritten.
+    let mut allowed: Vec<Option<Vec<u8>>> = alloc::vec![None];
+    for k in (0..len).step_by(MAX_WRITE).chain([len]) {
+        allowed.push(Some(old[..k].to_vec()));
+        let mut v = new[..k].to_vec();
+        v.extend_from_slice(&old[k..]);
+        allowed.push(Some(v));
+    }
+    // A small disk: every cut copies it twice.
+    let base = MemDisk::new(1024);
+    block_on(format(&base, 64)).unwrap();
+    let total = {
+        let fs = mount(MemDisk::from_blocks(base.snapshot()));
+        let (w0, r0) = (fs.cache.dev.writes(), fs.cache.dev.requests().1);
+        block_on(workload(&fs, &old, &new)).unwrap();
+        let (blocks, requests) = (fs.cache.dev.writes() - w0, fs.cache.dev.requests().1 - r0);
+        assert!(blocks > 4 * requests, "runs: {blocks} blocks in {requests} requests");
+        blocks
+    };
+    for cut in 0..total {
+        let fs = mount(MemDisk::from_blocks(base.snapshot()));
+        fs.cache.dev.crash_after(cut);
+        let _ = block_on(workload(&fs, &old, &new));
+        let fs = block_on(Fs::mount(MemDisk::from_blocks(fs.cache.dev.snapshot())))
+            .unwrap_or_else(|e| panic!("cut {cut}: {e}"))
+            .0;
+        let got = block_on(read_file(&fs, "/big")).ok();
+        assert!(allowed.contains(&got), "cut {cut}: /big = {:?} bytes", got.map(|g| g.len()));
+        block_on(write_file(&fs, "/post", b"ok")).unwrap();
+    }
+}
+
+/// Recovery reads the log as one run and installs home blocks run by run; a header naming a
+/// block twice (commit never writes one, but the disk is not trusted) replays as if in
+/// order: the later copy wins.
+#[test]
+fn recovery_installs_runs_and_the_later_copy_of_a_block_wins() {
+    use crate::dev::BlockDevice;
+    use crate::log::Log;
+    use abi::fs::{LogHeader, BSIZE, LOG_DATA, LOG_MAGIC};
+    let disk = MemDisk::new(200);
+    let start = 10;
+    let targets = [100u32, 101, 102, 100, 150];
+    let data: Vec<[u8; BSIZE]> = (1..=5u8).map(|i| [i; BSIZE]).collect();
+    let refs: Vec<&[u8; BSIZE]> = data.iter().collect();
+    block_on(disk.write_run(start + 1, &refs)).unwrap();
+    let mut blocks = [0u32; LOG_DATA];
+    blocks[..targets.len()].copy_from_slice(&targets);
+    let h = LogHeader {
+        magic: LOG_MAGIC,
+        n: targets.len() as u32,
+        checksum: LogHeader::checksum_of(&targets, &data),
+        reserved: 0,
+        blocks,
+    };
+    let mut hb = [0u8; BSIZE];
+    h.encode(&mut hb);
+    block_on(disk.write(start, &hb)).unwrap();
+    let before = disk.requests();
+    let replayed = block_on(Log::new(start).recover(&disk, |t| t >= 100)).unwrap();
+    assert_eq!(replayed, 5);
+    let (reads, writes) = disk.requests();
+    // The header and the log as one run; 100..=102 and 150 as two runs, then the empty header.
+    assert_eq!((reads - before.0, writes - before.1), (2, 3));
+    let snap = disk.snapshot();
+    assert_eq!([snap[100][0], snap[101][0], snap[102][0], snap[150][0]], [4, 2, 3, 5]);
+    // The log is empty now: a second recovery replays nothing.
+    assert_eq!(block_on(Log::new(start).recover(&disk, |t| t >= 100)).unwrap(), 0);
+}

@@ -1,5 +1,6 @@
-//! Host tests of read-ahead over a disk that counts its reads and how many are in flight at
-//! once (each read yields once before completing, so reads issued together overlap).
+//! Host tests of read-ahead over a disk that counts its read requests (a run of blocks is one),
+//! their sizes, and how many are in flight at once (each read yields once before completing,
+//! so reads issued together overlap).
 
 use crate::dev::{Block, BlockDevice, IoError, MemDisk};
 use crate::format::format;
@@ -22,6 +23,8 @@ struct CountingDisk {
     max_in_flight: AtomicUsize,
     /// Every block read, in order.
     log: Mutex<Vec<u32>>,
+    /// The largest run read in one request.
+    max_run: AtomicUsize,
 }
 
 /// Pending once (waking itself), then ready: a device that answers later.
@@ -41,13 +44,18 @@ impl Future for YieldOnce {
 
 impl BlockDevice for CountingDisk {
     async fn read(&self, block: u32, buf: &mut Block) -> Result<(), IoError> {
+        self.read_run(block, &mut [buf]).await
+    }
+
+    async fn read_run(&self, start: u32, bufs: &mut [&mut Block]) -> Result<(), IoError> {
         self.reads.fetch_add(1, Ordering::SeqCst);
-        self.log.lock().unwrap().push(block);
+        self.log.lock().unwrap().extend((start..).take(bufs.len()));
+        self.max_run.fetch_max(bufs.len(), Ordering::SeqCst);
         let now = self.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
         self.max_in_flight.fetch_max(now, Ordering::SeqCst);
         YieldOnce(false).await;
         self.in_flight.fetch_sub(1, Ordering::SeqCst);
-        self.inner.read(block, buf).await
+        self.inner.read_run(start, bufs).await
     }
 
     async fn write(&self, block: u32, buf: &Block) -> Result<(), IoError> {
@@ -63,6 +71,7 @@ impl CountingDisk {
     fn reset(&self) {
         self.reads.store(0, Ordering::SeqCst);
         self.max_in_flight.store(0, Ordering::SeqCst);
+        self.max_run.store(0, Ordering::SeqCst);
         self.log.lock().unwrap().clear();
     }
     fn reads(&self) -> usize {
@@ -70,6 +79,9 @@ impl CountingDisk {
     }
     fn max_in_flight(&self) -> usize {
         self.max_in_flight.load(Ordering::SeqCst)
+    }
+    fn max_run(&self) -> usize {
+        self.max_run.load(Ordering::SeqCst)
     }
     fn blocks_read(&self) -> Vec<u32> {
         self.log.lock().unwrap().clone()
@@ -96,6 +108,7 @@ fn fs_with(files: &[(&str, &[u8])]) -> Fs<CountingDisk> {
         in_flight: AtomicUsize::new(0),
         max_in_flight: AtomicUsize::new(0),
         log: Mutex::new(Vec::new()),
+        max_run: AtomicUsize::new(0),
     };
     block_on(Fs::mount(disk)).unwrap().0
 }
@@ -133,7 +146,7 @@ fn read_at_offsets(fs: &Fs<CountingDisk>, name: &str, chunk: usize, offs: &[u64]
 const BIG: usize = 1 << 20; // 256 blocks: more than the largest window
 
 #[test]
-fn sequential_reads_overlap_requests_and_stop_at_the_end_of_the_file() {
+fn sequential_reads_batch_runs_and_stop_at_the_end_of_the_file() {
     // An odd size: the last block is partial. "/b" sits right after "/a" on the disk.
     let a = Rng::new(1).bytes(BIG + 100);
     let b = Rng::new(2).bytes(64 * BSIZE);
@@ -146,7 +159,9 @@ fn sequential_reads_overlap_requests_and_stop_at_the_end_of_the_file() {
     let offs: Vec<u64> = (0..a.len().div_ceil(BSIZE)).map(|i| (i * BSIZE) as u64).collect();
     read_at_offsets(&fs, "a", BSIZE, &offs, &a);
     let read = dev.blocks_read();
-    assert!(dev.max_in_flight() >= 16, "read-ahead overlaps requests: {}", dev.max_in_flight());
+    // A window of contiguous blocks travels as one request: the largest window is one run.
+    assert!(dev.max_run() >= 16, "read-ahead reads runs: {}", dev.max_run());
+    assert!(dev.reads() <= 24, "{} requests for {} blocks", dev.reads(), a_blocks.len());
     for blk in &a_blocks {
         assert_eq!(read.iter().filter(|&&r| r == *blk).count(), 1, "block {blk} read once");
     }
@@ -194,7 +209,7 @@ fn small_sequential_reads_get_every_byte_right() {
     fs.drop_cached_blocks();
     let offs: Vec<u64> = (0..a.len().div_ceil(1000)).map(|i| (i * 1000) as u64).collect();
     read_at_offsets(&fs, "a", 1000, &offs, &a);
-    assert!(fs.cache.dev.max_in_flight() > 1);
+    assert!(fs.cache.dev.max_run() > 1);
     // Large reads too: each fetches its own blocks together.
     fs.drop_cached_blocks();
     let offs: Vec<u64> = (0..a.len().div_ceil(65536)).map(|i| (i * 65536) as u64).collect();
