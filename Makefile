@@ -35,7 +35,7 @@ CALLS ?= 20000
 JOBS ?= 1
 SKIP ?=
 
-.PHONY: all deps deps-bench build run demo test lint fuzz bench bench-boot bench-fs bench-sys bench-net bench-ns qemu-gdb image clean
+.PHONY: all deps deps-bench build run demo test lint fuzz bench bench-boot bench-fs bench-sys bench-net bench-ns profile qemu-gdb image clean
 
 all: build
 
@@ -112,6 +112,10 @@ bench-net: deps-bench
 
 bench-ns: deps-bench
 	$(MKIMAGE) bench-ns
+
+# Where the guest's CPU goes while httpd serves (the kernel's sampling profiler, prof=HZ).
+profile: deps-bench
+	$(MKIMAGE) profile
 
 bench-boot: deps
 	$(MKIMAGE) bench-boot --runs $(RUNS)

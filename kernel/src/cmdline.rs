@@ -39,6 +39,8 @@ pub struct Options {
     pub gw: Option<[u8; 4]>,
     /// `net=event|sleep`: how the network is driven (`net::drive`; default `event`).
     pub net: crate::net::drive::Design,
+    /// `prof=HZ`: sample where the CPU is HZ times a second (`crate::prof`; default off).
+    pub prof: Option<u32>,
 }
 
 fn parse_ipv4(v: &str) -> Option<[u8; 4]> {
@@ -60,6 +62,7 @@ pub fn parse(line: &str) -> Options {
         ip: None,
         gw: None,
         net: crate::net::drive::Design::Event,
+        prof: None,
     };
     for word in line.split_ascii_whitespace() {
         match word.split_once('=') {
@@ -93,6 +96,10 @@ pub fn parse(line: &str) -> Options {
             Some(("net", "event")) => o.net = crate::net::drive::Design::Event,
             Some(("net", "sleep")) => o.net = crate::net::drive::Design::Sleep,
             Some(("net", v)) => kprintln!("cmdline: net={v} is not event or sleep; using event"),
+            Some(("prof", v)) => match v.parse::<u32>() {
+                Ok(hz) if hz > 0 => o.prof = Some(hz),
+                _ => kprintln!("cmdline: prof={v} is not a rate in Hz; not profiling"),
+            },
             _ => kprintln!("cmdline: ignoring unknown option '{word}'"),
         }
     }

@@ -21,6 +21,7 @@ mod ns;
 mod pci;
 mod power;
 mod proc;
+mod prof;
 mod pvh;
 mod rootfs;
 mod selftest;
@@ -83,6 +84,9 @@ extern "C" fn kernel_main() -> ! {
 
     let opts = cmdline::parse(info.cmdline());
     let cal = time::init(opts.hz);
+    if let Some(hz) = opts.prof {
+        prof::start(&acpi.madt, hz); // after calibration, which uses the PIT too
+    }
     blk::init(&acpi.madt);
     net::e1000::init(&acpi.madt);
     net::drive::set(opts.net);

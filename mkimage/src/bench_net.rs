@@ -114,7 +114,7 @@ pub fn parse_wrk(out: &str) -> Option<Wrk> {
 }
 
 /// wrk --latency on `http://127.0.0.1:PORT/PATH` for [`SECONDS`].
-fn wrk(port: u16, path: &str, connections: u32) -> Result<Wrk> {
+pub fn wrk(port: u16, path: &str, connections: u32) -> Result<Wrk> {
     let out = Command::new("wrk")
         .args(["-t", &connections.min(2).to_string(), "-c", &connections.to_string()])
         .args(["-d", &format!("{SECONDS}s"), "--timeout", "5s", "--latency"])

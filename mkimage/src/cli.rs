@@ -35,6 +35,10 @@ commands:
                                                costs TCP; tables, and SVG charts in
                                                target/bench/ (SHARED_BENCH=DIR: the peer
                                                scripts' folder)
+  profile     [--release|--debug]              the kernel's sampling profiler (prof=HZ) while
+                                               httpd serves the small file at 1 and 32
+                                               connections and the 1 MiB file: where the
+                                               guest's CPU goes, by function
   bench-ns    [--release|--debug]              httpd under wrk (small file at 1 and 32
                                                connections, 1 MiB file) against the Linux peer;
                                                three containers' httpd (published ports) at
@@ -127,6 +131,7 @@ pub enum Command {
     BenchSys { release: bool },
     BenchNet { release: bool },
     BenchNs { release: bool },
+    Profile { release: bool },
     Fuzz(FuzzArgs),
     Image(ImageArgs),
     Fsck { image: PathBuf },
@@ -298,6 +303,12 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Command, UsageE
         "bench-net" => ("bench-net", |a| {
             parse_bench_fs(a).map(|c| match c {
                 Command::BenchFs { release } => Command::BenchNet { release },
+                other => other,
+            })
+        }),
+        "profile" => ("profile", |a| {
+            parse_bench_fs(a).map(|c| match c {
+                Command::BenchFs { release } => Command::Profile { release },
                 other => other,
             })
         }),
@@ -656,6 +667,7 @@ mod tests {
     #[test]
     fn bench_net_and_ns() {
         assert_eq!(p(&["bench-net"]), Ok(Command::BenchNet { release: true }));
+        assert_eq!(p(&["profile"]), Ok(Command::Profile { release: true }));
         assert_eq!(p(&["bench-ns", "--debug"]), Ok(Command::BenchNs { release: false }));
         assert!(err(&["bench-ns", "--runs", "3"]).contains("unknown option --runs"));
     }

@@ -26,6 +26,7 @@ pub mod fsck;
 pub mod fuzz;
 pub mod image;
 pub mod imgread;
+pub mod profile;
 pub mod programs;
 pub mod qemu;
 pub mod run;

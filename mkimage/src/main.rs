@@ -9,8 +9,8 @@ use mkimage::image::{self, Builder};
 use mkimage::imgread::{self, Image};
 use mkimage::qemu::Outcome;
 use mkimage::{
-    bench, bench_fs, bench_net, bench_ns, bench_sys, build, fsck, fuzz, programs, qemu, run, shell,
-    Error,
+    bench, bench_fs, bench_net, bench_ns, bench_sys, build, fsck, fuzz, profile, programs, qemu,
+    run, shell, Error,
 };
 
 /// Exit status for wrong use of the command line.
@@ -100,6 +100,11 @@ fn execute(command: Command) -> mkimage::Result<ExitCode> {
             print!("{}", bench_net::wirings_markdown(&wirings));
             let [rps, p99] = bench_net::write_charts(&columns)?;
             println!("\nCharts: {} and {}", rps.display(), p99.display());
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Profile { release } => {
+            let elf = build::kernel(release)?;
+            print!("{}", profile::profile(&elf)?);
             Ok(ExitCode::SUCCESS)
         }
         Command::BenchSys { release } => {

@@ -1,6 +1,7 @@
 //! The 8254 PIT, used at boot as a reference clock: channel 2 counts down a fixed interval
 //! while we count LAPIC timer ticks and TSC cycles against it (twice at least: see
-//! `calibrate`). Its output is read on port 0x61, so no interrupt is involved.
+//! `calibrate`). Its output is read on port 0x61, so no interrupt is involved. Channel 0
+//! interrupts (ISA IRQ 0) only for the sampling profiler (`crate::prof`).
 
 use x86_64::instructions::port::Port;
 
@@ -29,4 +30,18 @@ pub fn wait_interval() -> u64 {
         }
     }
     INTERVAL_TICKS as u64 * 1_000_000_000 / PIT_HZ
+}
+
+/// Channel 0 as a rate generator at about `hz` (1..): ISA IRQ 0 that often.
+pub fn start_periodic(hz: u32) {
+    let divisor = (PIT_HZ / u64::from(hz.max(1))).clamp(2, 0xffff) as u16;
+    let mut cmd = Port::<u8>::new(0x43);
+    let mut ch0 = Port::<u8>::new(0x40);
+    // SAFETY: standard channel-0 programming (mode 2, rate generator); nothing else in the
+    // kernel uses channel 0.
+    unsafe {
+        cmd.write(0b0011_0100); // channel 0, lobyte/hibyte, mode 2, binary
+        ch0.write(divisor as u8);
+        ch0.write((divisor >> 8) as u8);
+    }
 }

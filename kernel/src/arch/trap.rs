@@ -116,8 +116,8 @@ extern "C" fn trap_dispatch(frame: &mut TrapFrame) -> &mut TrapFrame {
     // A trap from user mode interrupts no kernel code: it is the process's own kernel entry,
     // which holds nothing yet (and may switch to another process, as a system call may).
     let _irq = (!from_user(frame)).then(runtime::lockorder::enter_interrupt);
-    if frame.vector >= 32 {
-        crate::stats::count(crate::stats::Counter::Interrupts);
+    if frame.vector >= 32 && frame.vector != u64::from(idt::VECTOR_PROF) {
+        crate::stats::count(crate::stats::Counter::Interrupts); // the profiler's own are not
     }
     match frame.vector as u8 {
         v @ 0..=31 if from_user(frame) => crate::proc::user_fault(v, frame),
@@ -133,6 +133,10 @@ extern "C" fn trap_dispatch(frame: &mut TrapFrame) -> &mut TrapFrame {
         }
         idt::VECTOR_COM1 => {
             drivers::serial::handle_irq();
+            apic::eoi();
+        }
+        idt::VECTOR_PROF => {
+            crate::prof::sample(frame.rip);
             apic::eoi();
         }
         v @ idt::VECTOR_PCI_LINE_BASE..=idt::VECTOR_PCI_LINE_LAST => {

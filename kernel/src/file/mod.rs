@@ -136,6 +136,7 @@ impl File {
             procfs::Node::NetAll => crate::net::netns::proc_netall(&crate::proc::current().ns),
             procfs::Node::Ifaces => crate::net::netns::proc_ifaces(&crate::proc::current().ns),
             procfs::Node::Stat => crate::stats::text(),
+            procfs::Node::Prof => crate::prof::text(),
             procfs::Node::Meminfo => {
                 let (free, total) = crate::mm::frame::stats();
                 let inodes = match crate::rootfs::get() {

@@ -50,6 +50,8 @@ pub const NETALL_INO: u32 = 5;
 pub const IFACES_INO: u32 = 6;
 /// `/proc/stat`: the kernel's event counters (`stats`), a `name value` line each.
 pub const STAT_INO: u32 = 7;
+/// `/proc/prof`: the sampling profiler's counts (`crate::prof`).
+pub const PROF_INO: u32 = 8;
 const PID_INO_BASE: u32 = 16;
 
 /// The inode number `/proc/<pid>` reports (never 0, never the root's or meminfo's).
@@ -67,6 +69,7 @@ pub enum Node {
     NetAll,
     Ifaces,
     Stat,
+    Prof,
     Pid(u32),
 }
 
@@ -80,6 +83,7 @@ impl Node {
             Node::NetAll => NETALL_INO,
             Node::Ifaces => IFACES_INO,
             Node::Stat => STAT_INO,
+            Node::Prof => PROF_INO,
             Node::Pid(pid) => pid_ino(pid),
         }
     }
@@ -105,6 +109,7 @@ pub fn classify(path: &[u8], cwd_is_root: bool) -> Option<Result<Node, Errno>> {
         (Some(b"netall"), None) => Node::NetAll,
         (Some(b"ifaces"), None) => Node::Ifaces,
         (Some(b"stat"), None) => Node::Stat,
+        (Some(b"prof"), None) => Node::Prof,
         (Some(name), None) => match parse_pid(name) {
             Some(pid) => Node::Pid(pid),
             None => return Some(Err(Errno::ENOENT)),
@@ -130,13 +135,14 @@ pub fn parse_pid(name: &[u8]) -> Option<u32> {
 }
 
 /// The files of `/proc` besides the processes', as its listing gives them.
-const FILES: [(u32, &[u8]); 6] = [
+const FILES: [(u32, &[u8]); 7] = [
     (MEMINFO_INO, b"meminfo"),
     (NET_INO, b"net"),
     (NS_INO, b"ns"),
     (NETALL_INO, b"netall"),
     (IFACES_INO, b"ifaces"),
     (STAT_INO, b"stat"),
+    (PROF_INO, b"prof"),
 ];
 
 /// The bytes of the `/proc` directory for these live pids.
@@ -204,8 +210,16 @@ mod tests {
 
     #[test]
     fn inode_numbers_are_distinct_and_nonzero() {
-        let mut inos =
-            vec![ROOT_INO, MEMINFO_INO, NET_INO, NS_INO, NETALL_INO, IFACES_INO, STAT_INO];
+        let mut inos = vec![
+            ROOT_INO,
+            MEMINFO_INO,
+            NET_INO,
+            NS_INO,
+            NETALL_INO,
+            IFACES_INO,
+            STAT_INO,
+            PROF_INO,
+        ];
         inos.extend((1..100).map(pid_ino));
         assert!(!inos.contains(&0));
         let n = inos.len();
@@ -218,7 +232,7 @@ mod tests {
     #[test]
     fn listing_is_dirent_records() {
         let bytes = listing(&[1, 2, 10]);
-        assert_eq!(bytes.len(), 9 * DIRENT_SIZE);
+        assert_eq!(bytes.len(), 10 * DIRENT_SIZE);
         let entries: Vec<(u32, String)> = bytes
             .chunks_exact(DIRENT_SIZE)
             .map(|raw| {
@@ -235,6 +249,7 @@ mod tests {
                 (NETALL_INO, "netall".into()),
                 (IFACES_INO, "ifaces".into()),
                 (STAT_INO, "stat".into()),
+                (PROF_INO, "prof".into()),
                 (pid_ino(1), "1".into()),
                 (pid_ino(2), "2".into()),
                 (pid_ino(10), "10".into()),
