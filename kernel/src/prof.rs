@@ -1,14 +1,15 @@
 //! A sampling profiler. With `prof=HZ` on the kernel command line, the PIT's channel 0
-//! interrupts HZ times a second (its own line and vector, apart from the tickless LAPIC timer)
-//! and each interrupt notes where the CPU was: the interrupted instruction's address, kernel
-//! or user. `/proc/prof` lists `address count` lines, most frequent first; `make profile`
+//! interrupts HZ times a second (its own line, apart from the tickless LAPIC timer) and each
+//! interrupt notes where the CPU was: the interrupted instruction's address, kernel or user.
+//! The interrupt is delivered as an NMI, so it lands inside the kernel's interrupts-off
+//! sections too (the NIC rings, the heap: `IrqMutex`); an ordinary interrupt would wait for
+//! their end and blame the instruction that enables interrupts again. The NMI handler only
+//! counts (`sample`: atomics, no lock, nothing else) and returns: it may interrupt anything. `/proc/prof` lists `address count` lines, most frequent first; `make profile`
 //! boots the kernel so, puts httpd under load and names the addresses from the ELF files.
 //!
 //! Under emulation this is the profiler that works: QEMU's own (gdb stops, host `perf`) either
-//! perturbs the guest or sees only translated code. Reading it: the idle loop's address is
-//! idle time; and the sample interrupt is an ordinary one, held off while interrupts are
-//! disabled, so time spent under an `IrqMutex` (the NIC's rings, the heap) shows up at the
-//! instruction that enables them again (`IrqControl::pop_off`), not where it was spent.
+//! perturbs the guest or sees only translated code. The idle loop's address is idle time.
+//! While profiling, any other NMI would be counted as a sample too (QEMU raises none).
 //!
 //! The table is fixed (no allocation in the interrupt handler): open addressing over
 //! [`SLOTS`] slots, a slot claimed by compare-and-swap of its address, then counted with an
@@ -36,13 +37,18 @@ static HZ: AtomicU32 = AtomicU32::new(0);
 /// Start sampling at `hz` (clamped to 1..=[`MAX_HZ`]) on `madt`'s routing. Boot, once.
 pub fn start(madt: &crate::acpi::Madt, hz: u32) {
     let hz = hz.clamp(1, MAX_HZ);
-    HZ.store(hz, Relaxed);
+    HZ.store(hz, Relaxed); // before the first NMI: the trap path asks `on`
     crate::arch::pit::start_periodic(hz);
-    crate::arch::apic::route_isa_irq(madt, 0, crate::arch::idt::VECTOR_PROF);
+    crate::arch::apic::route_isa_irq_as_nmi(madt, 0);
     crate::kprintln!("prof: sampling at {hz} Hz (/proc/prof)");
 }
 
-/// Interrupt context: one sample at `rip`.
+/// Is the profiler sampling (an NMI is then its sample)?
+pub fn on() -> bool {
+    HZ.load(Relaxed) != 0
+}
+
+/// NMI context: one sample at `rip`.
 pub fn sample(rip: u64) {
     let key = rip.max(1); // 0 marks a free slot
     let mut i = (key.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 51) as usize % SLOTS;

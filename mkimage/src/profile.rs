@@ -104,6 +104,15 @@ pub fn by_function(
     (v, total)
 }
 
+/// `/proc/prof` before and after `workload` (whose result comes back too): saved to files in
+/// the guest and printed only afterwards, so that printing the counts is not counted.
+pub fn around<T>(c: &Console, workload: impl FnOnce() -> Result<T>) -> Result<(String, String, T)> {
+    run(c, "cat /proc/prof > /prof.before")?;
+    let t = workload()?;
+    run(c, "cat /proc/prof > /prof.after")?;
+    Ok((run(c, "cat /prof.before")?, run(c, "cat /prof.after")?, t))
+}
+
 /// Boot `kernel` with the profiler on, serve under wrk, and print a table per workload.
 pub fn profile(kernel: &Path) -> Result<String> {
     let programs = crate::programs::build()?;
@@ -132,9 +141,7 @@ pub fn profile(kernel: &Path) -> Result<String> {
         ("small file, 32 connections", "/small.html", 32),
         ("1 MiB file, 1 connection", "/1m.bin", 1),
     ] {
-        let before = run(&c, "cat /proc/prof")?;
-        let w = bench_net::wrk(port, path, conns)?;
-        let after = run(&c, "cat /proc/prof")?;
+        let (before, after, w) = around(&c, || bench_net::wrk(port, path, conns))?;
         let (funcs, samples) = by_function(&before, &after, &ksyms, &usyms);
         out.push_str(&format!(
             "\n{what}: {:.0} req/s, {:.1} MB/s; {samples} samples in {SECONDS} s at {HZ} Hz \

@@ -5,8 +5,8 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{image_with_programs, kernel, run};
-use mkimage::profile::{parse, Symbols};
+use common::{image_with_programs, kernel, ok, run};
+use mkimage::profile::{around, by_function, parse, Symbols};
 use mkimage::qemu::Options;
 
 /// `cat /proc/prof` until it has counted `at_least` samples (bounded by a deadline).
@@ -21,6 +21,18 @@ fn wait_for_samples(c: &mkimage::console::Console, at_least: u64) -> String {
     }
 }
 
+/// The samples of what `workload` did (`mkimage::profile::around`), named by function.
+fn profile_of(c: &mkimage::console::Console, workload: &str, user: &Symbols) -> Vec<(f64, String)> {
+    let (before, after, ()) = ok(around(c, || {
+        run(c, workload);
+        Ok(())
+    }));
+    let ksyms = Symbols::from_elf(&std::fs::read(kernel()).unwrap()).unwrap();
+    let (funcs, samples) = by_function(&before, &after, &ksyms, user);
+    assert!(samples >= 100, "{samples} samples for `{workload}`:\n{before}\n{after}");
+    funcs
+}
+
 #[test]
 fn samples_name_the_kernel_functions_and_the_busy_user_program() {
     let (_dir, img) = image_with_programs("rustix-prof", &[]);
@@ -28,24 +40,26 @@ fn samples_name_the_kernel_functions_and_the_busy_user_program() {
     opts.disk = Some(img);
     let c = common::boot_to_shell(opts);
     assert!(c.output().contains("prof: sampling at 2000 Hz"), "{}", c.output());
-    // An idle shell: the samples are the kernel's, and the idle loop's above all.
     let text = wait_for_samples(&c, 200);
     assert!(text.contains("\nhz 2000\nsamples "), "{text}");
     let (counts, samples) = parse(&text);
     assert_eq!(counts.values().sum::<u64>(), samples, "every sample in a line (few addresses)");
-    let ksyms = Symbols::from_elf(&std::fs::read(kernel()).unwrap()).unwrap();
-    let top = counts.iter().max_by_key(|(_, &n)| n).map(|(&a, _)| a).unwrap();
-    assert!(top >= 0xffff_8000_0000_0000, "an idle machine's top address is the kernel's");
-    let name = ksyms.name(top).unwrap_or_else(|| panic!("{top:#x} names no kernel function"));
-    assert!(name.starts_with("kernel::"), "{name}");
-    // A busy user program: most of the new samples are in user space.
+    // Idle: the scheduler's idle loop, in the kernel, above everything.
+    let spin_syms = Symbols::from_elf(&spin_elf()).unwrap();
+    let idle = profile_of(&c, "sleep 500ms", &spin_syms);
+    assert!(idle[0].1 == "k kernel::proc::sched::run" && idle[0].0 > 0.5, "{idle:?}");
+    // A busy user program (in the background, the shell waiting): mostly its own loop.
     run(&c, "spin &");
-    let before: u64 = parse(&text).1;
-    let busy = wait_for_samples(&c, before + 2000);
-    let (after, total) = parse(&busy);
-    let user: u64 = after.iter().filter(|(&a, _)| a < 0x8000_0000_0000).map(|(_, &n)| n).sum();
-    assert!(user * 2 > total - before, "{user} user samples of {}:\n{busy}", total - before);
+    let busy = profile_of(&c, "sleep 500ms", &spin_syms);
+    let user: f64 = busy.iter().filter(|(_, f)| f.starts_with("u ")).map(|(s, _)| s).sum();
+    assert!(user > 0.5, "{busy:?}");
+    assert!(busy[0].1.starts_with("u spin::"), "{busy:?}");
     common::poweroff(c);
+}
+
+/// The `spin` program's ELF file.
+fn spin_elf() -> Vec<u8> {
+    common::programs().iter().find(|(n, _)| n == "spin").expect("spin is built").1.clone()
 }
 
 #[test]

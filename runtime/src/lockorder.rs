@@ -326,14 +326,14 @@ fn context() -> Option<&'static dyn Context> {
 /// Panic unless a context holding `held` may take a lock of `rank` now.
 #[cfg(debug_assertions)]
 #[track_caller]
-fn check(held: &HeldLocks, rank: Rank, interrupts_enabled: impl FnOnce() -> bool) {
+fn check(held: &HeldLocks, rank: Rank, irq_safe: bool, interrupts_enabled: impl FnOnce() -> bool) {
     let m = held.mask.load(Relaxed);
     // Held ranks at or above `rank`.
     let above = m & !(rank.bit() - 1);
     if let Some(top) = highest(above) {
         panic!("lock order: {rank:?} taken while holding {top:?} (docs/locks.md)");
     }
-    if rank.irq_safe() {
+    if irq_safe {
         if interrupts_enabled() {
             panic!("lock order: {rank:?} (interrupt-safe) taken with interrupts enabled");
         }
@@ -425,11 +425,21 @@ impl<T: ?Sized> Mutex<T> {
     /// both locks and the caller, if a lock of this rank or a higher one is held).
     #[cfg_attr(debug_assertions, track_caller)]
     pub fn lock(&self) -> MutexGuard<'_, T> {
+        self.lock_as(
+            #[cfg(debug_assertions)]
+            self.rank.irq_safe(),
+        )
+    }
+
+    /// [`Mutex::lock`], checked as an interrupt-safe lock or not (an [`IrqMutex`] that masks
+    /// nothing is an ordinary lock).
+    #[cfg_attr(debug_assertions, track_caller)]
+    fn lock_as(&self, #[cfg(debug_assertions)] irq_safe: bool) -> MutexGuard<'_, T> {
         #[cfg(debug_assertions)]
         let ctx = context();
         #[cfg(debug_assertions)]
         if let Some(c) = ctx {
-            check(c.held(), self.rank, || c.interrupts_enabled());
+            check(c.held(), self.rank, irq_safe, || c.interrupts_enabled());
         }
         let inner = self.inner.lock();
         #[cfg(debug_assertions)]
@@ -521,8 +531,12 @@ pub trait Interrupts: Sync {
 
 static INTERRUPTS: spin::Once<&'static dyn Interrupts> = spin::Once::new();
 
-/// Install the platform's interrupt control for [`IrqMutex`] (the first call wins). Until
-/// then (and on the host) an [`IrqMutex`] is a plain [`Mutex`].
+/// Install the platform's interrupt control for [`IrqMutex`] (the first call wins): from then
+/// on interrupt handlers may take them, and they turn interrupts off while held. Until then
+/// (and on the host) an [`IrqMutex`] is a plain [`Mutex`], checked as one: no interrupt
+/// handler may take it, so it needs no masking. A kernel whose handlers never take them (the
+/// event-driven network design) never installs it and pays nothing for them; the sleep
+/// design installs it before its handlers first run a network stack, with no such lock held.
 pub fn install_interrupts(i: &'static dyn Interrupts) {
     INTERRUPTS.call_once(|| i);
 }
@@ -551,7 +565,8 @@ impl Drop for IrqOff {
 /// A spin lock of an interrupt-safe [`Rank`] ([`Rank::irq_safe`]): [`Mutex`] taken with this
 /// CPU's interrupts off, which stay off until the guard is dropped (rule 2 of the module docs,
 /// enforced rather than only checked). An interrupt handler may take it: it can never find it
-/// held by the code it interrupted.
+/// held by the code it interrupted. That holds once the platform has [`install_interrupts`];
+/// before, it is an ordinary lock that no handler may take (checked).
 pub struct IrqMutex<T: ?Sized> {
     inner: Mutex<T>,
 }
@@ -568,7 +583,11 @@ impl<T: ?Sized> IrqMutex<T> {
     #[cfg_attr(debug_assertions, track_caller)]
     pub fn lock(&self) -> IrqMutexGuard<'_, T> {
         let off = IrqOff::new();
-        IrqMutexGuard { guard: self.inner.lock(), _off: off }
+        let guard = self.inner.lock_as(
+            #[cfg(debug_assertions)]
+            off.0.is_some(),
+        );
+        IrqMutexGuard { guard, _off: off }
     }
 
     /// Whether someone holds the lock now (a snapshot).

@@ -87,8 +87,21 @@ pub fn init(madt: &Madt) {
 
 /// Route ISA `irq` to `vector` on this CPU (edge/high unless the MADT overrides it).
 pub fn route_isa_irq(madt: &Madt, irq: u8, vector: u8) {
+    route(madt, irq, vector as u32);
+}
+
+/// Route ISA `irq` to this CPU as a non-maskable interrupt (vector 2, delivered even while
+/// interrupts are disabled; no EOI): the sampling profiler's, which must see inside the
+/// kernel's interrupt-safe locks. The line must be edge-triggered.
+pub fn route_isa_irq_as_nmi(madt: &Madt, irq: u8) {
+    const DELIVERY_NMI: u32 = 0b100 << 8;
+    route(madt, irq, DELIVERY_NMI);
+}
+
+/// Program `irq`'s redirection entry with `low` (vector and delivery mode) and the MADT's
+/// polarity and trigger mode.
+fn route(madt: &Madt, irq: u8, mut low: u32) {
     let (gsi, flags) = madt.isa_irq(irq);
-    let mut low = vector as u32;
     if flags.active_low {
         low |= 1 << 13;
     }

@@ -17,8 +17,6 @@ pub const VECTOR_NMI: u8 = 2;
 pub const VECTOR_TIMER: u8 = 32;
 pub const VECTOR_KEYBOARD: u8 = 33;
 pub const VECTOR_COM1: u8 = 36;
-/// The sampling profiler's PIT interrupt (`crate::prof`).
-pub const VECTOR_PROF: u8 = 37;
 /// PCI interrupt lines (ISA IRQs 0..16 that PCI INTx pins are routed to, level-triggered and
 /// possibly shared): line `n` arrives as vector `VECTOR_PCI_LINE_BASE + n`.
 pub const VECTOR_PCI_LINE_BASE: u8 = 48;

@@ -111,13 +111,20 @@ pub fn from_user(frame: &TrapFrame) -> bool {
 
 /// Route one trap. Returns the frame to resume.
 extern "C" fn trap_dispatch(frame: &mut TrapFrame) -> &mut TrapFrame {
+    if frame.vector == u64::from(idt::VECTOR_NMI) && crate::prof::on() {
+        // The profiler's sample (`crate::prof`): it may have interrupted anything, even this
+        // path with interrupts off, so it counts and returns at once, touching nothing else
+        // (no lock bookkeeping, no EOI: an NMI has none, no switch: it runs on its own stack).
+        crate::prof::sample(frame.rip);
+        return frame;
+    }
     // A trap from kernel mode is an interrupt handler nested in the kernel code it interrupted:
     // it is checked against a held-lock set of its own (`runtime::lockorder`, "Interrupts").
     // A trap from user mode interrupts no kernel code: it is the process's own kernel entry,
     // which holds nothing yet (and may switch to another process, as a system call may).
     let _irq = (!from_user(frame)).then(runtime::lockorder::enter_interrupt);
-    if frame.vector >= 32 && frame.vector != u64::from(idt::VECTOR_PROF) {
-        crate::stats::count(crate::stats::Counter::Interrupts); // the profiler's own are not
+    if frame.vector >= 32 {
+        crate::stats::count(crate::stats::Counter::Interrupts);
     }
     match frame.vector as u8 {
         v @ 0..=31 if from_user(frame) => crate::proc::user_fault(v, frame),
@@ -133,10 +140,6 @@ extern "C" fn trap_dispatch(frame: &mut TrapFrame) -> &mut TrapFrame {
         }
         idt::VECTOR_COM1 => {
             drivers::serial::handle_irq();
-            apic::eoi();
-        }
-        idt::VECTOR_PROF => {
-            crate::prof::sample(frame.rip);
             apic::eoi();
         }
         v @ idt::VECTOR_PCI_LINE_BASE..=idt::VECTOR_PCI_LINE_LAST => {

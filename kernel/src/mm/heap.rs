@@ -26,9 +26,10 @@
 //! Almost everything allocates while holding its own lock, so the heap's locks come near the
 //! end of the lock order (`HeapLarge`, `Heap`: `docs/locks.md`), followed only by what growing
 //! the heap takes, the kernel page table and the frame allocator. All of them are
-//! interrupt-safe (`IrqMutex`: interrupts off while held, as xv6's `kalloc` lock): the sleep
-//! design's interrupt handlers run a network stack, which allocates (a received frame is
-//! copied out of the ring). Other handlers still never allocate (their queues are fixed-size).
+//! interrupt-safe (`IrqMutex`: in the sleep design, interrupts off while held, as xv6's
+//! `kalloc` lock): the sleep design's interrupt handlers run a network stack, which allocates
+//! (a received frame is copied out of the ring). Other handlers never allocate (their queues
+//! are fixed-size), so the event design masks nothing here.
 
 use super::{frame, paging, phys_to_virt, HEAP_START, PAGE_SIZE, PHYS_OFFSET};
 use core::alloc::{GlobalAlloc, Layout};

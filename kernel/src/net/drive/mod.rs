@@ -37,9 +37,13 @@ pub enum Design {
 
 static DESIGN: AtomicU8 = AtomicU8::new(0);
 
-/// Choose the design (at boot, before the first stack is made).
+/// Choose the design (at boot, before the first stack is made). The sleep design's interrupt
+/// handlers take interrupt-safe locks, which from now on mask interrupts.
 pub fn set(d: Design) {
     DESIGN.store(d as u8, Relaxed);
+    if d == Design::Sleep {
+        crate::arch::cpu::let_handlers_take_irq_safe_locks();
+    }
 }
 
 /// The design chosen at boot.
