@@ -192,22 +192,26 @@ impl<D: BlockDevice> Bcache<D> {
         let mut claimed: Vec<Claimed<'_, D>> = Vec::new();
         {
             let mut m = self.meta.lock();
-            // Sorting the unused buffers costs more than a look-up: only when a block is missing.
-            let mut victims: Option<alloc::vec::IntoIter<usize>> = None;
-            for &blockno in blocks {
+            let missing: Vec<u32> =
+                blocks.iter().copied().filter(|b| !m.map.contains_key(b)).collect();
+            // The least recently used unused buffers, as many as there are missing blocks
+            // but leaving a few to reads that need them now (read-ahead may run alongside the
+            // read that started it): a partial selection, not a sort of all of them.
+            let mut victims: Vec<usize> =
+                (0..m.slots.len()).filter(|&i| m.slots[i].refcnt == 0).collect();
+            let want = missing.len().min(victims.len().saturating_sub(PREFETCH_RESERVE));
+            if want == 0 {
+                return 0;
+            }
+            if want < victims.len() {
+                victims.select_nth_unstable_by_key(want, |&i| m.slots[i].last_use);
+            }
+            victims.truncate(want);
+            victims.sort_unstable_by_key(|&i| m.slots[i].last_use);
+            let mut victims = victims.into_iter();
+            for blockno in missing {
                 if m.map.contains_key(&blockno) {
-                    continue;
-                }
-                let victims = victims.get_or_insert_with(|| {
-                    let mut v: Vec<usize> =
-                        (0..m.slots.len()).filter(|&i| m.slots[i].refcnt == 0).collect();
-                    v.sort_by_key(|&i| m.slots[i].last_use);
-                    v.into_iter()
-                });
-                // Leave a few unused buffers to reads that need them now (read-ahead may run
-                // alongside the read that started it).
-                if victims.len() <= PREFETCH_RESERVE {
-                    break;
+                    continue; // named twice (a corrupt file's pointers): claimed already
                 }
                 // refcnt == 0: nobody holds or awaits this buffer, so try_lock succeeds.
                 let Some((slot, mut data)) =

@@ -243,3 +243,52 @@ fn a_write_to_a_block_read_ahead_is_what_the_next_read_sees() {
     let offs: Vec<u64> = (0..a.len() / BSIZE).map(|i| (i * BSIZE) as u64).collect();
     read_at_offsets(&fs, "a", BSIZE, &offs, &a);
 }
+
+/// Mapping a range at once (a pointer block read once for all its entries) gives what mapping
+/// each block does, across the direct, indirect and double-indirect parts, holes (a whole
+/// missing pointer table too) and the end of a range inside a table.
+#[test]
+fn mapping_a_range_matches_mapping_each_block() {
+    let fs = fs_with(&[]);
+    let bs = BSIZE as u64;
+    let (nd, ni) = (abi::fs::NDIRECT as u64, abi::fs::NINDIRECT as u64);
+    // Written blocks: some direct, some indirect, none under the first double-indirect table
+    // (a hole table), some under the second.
+    let written = [0, 1, 5, nd, nd + 7, nd + ni - 1, nd + ni + ni + 3, nd + ni + ni + 4];
+    let end = nd + ni + ni + 9;
+    block_on(async {
+        let root = fs.root().unwrap();
+        let ip = fs.create(&root, &root, b"sparse", T_FILE, 0, 0).await.unwrap();
+        for &bn in &written {
+            let data = [bn as u8 | 1; BSIZE];
+            assert_eq!(fs.write(&ip, bn * bs, &data).await.unwrap(), BSIZE);
+        }
+        let mut l = ip.lock().await.unwrap();
+        let mut each = Vec::new();
+        for bn in 0..end {
+            each.push(l.bmap(bn, false).await.unwrap());
+        }
+        assert_eq!(each.iter().filter(|&&b| b != 0).count(), written.len());
+        for (from, to) in [(0, end), (3, nd + 2), (nd + ni - 2, nd + ni + 5), (nd + ni + ni, end)] {
+            let run = l.bmap_run(from, to).await.unwrap();
+            assert_eq!(run, each[from as usize..to as usize], "{from}..{to}");
+        }
+        assert!(l.bmap_run(7, 7).await.unwrap().is_empty());
+    });
+}
+
+/// A block named twice in one prefetch (two pointers to one block: a corrupt file system) is
+/// claimed once: a block never has two buffers.
+#[test]
+fn a_block_named_twice_is_prefetched_once() {
+    let data: Vec<u8> = (0..8 * BSIZE).map(|i| (i % 251) as u8).collect();
+    let fs = fs_with(&[("f", &data)]);
+    let blocks = data_blocks(&fs, "f");
+    fs.cache.dev.reset();
+    let (b, c) = (blocks[2], blocks[3]);
+    assert_eq!(block_on(fs.cache.prefetch(&[b, b, c, b])), 2);
+    assert_eq!(fs.cache.dev.reads(), 1, "one run of two blocks");
+    let got = block_on(async { fs.cache.read(b).await.unwrap().data()[..16].to_vec() });
+    assert_eq!(got, data[2 * BSIZE..2 * BSIZE + 16]);
+    assert_eq!(fs.cache.dev.reads(), 1, "served from the cache");
+}
