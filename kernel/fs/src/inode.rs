@@ -10,10 +10,13 @@
 //! The table's slots and counts are behind a spin lock (rank `FsInodes` in `docs/locks.md`),
 //! under which a slot's mutex is only `try_lock`ed and the orphan list (`FsOrphans`) pushed.
 
+use crate::bcache::Claim;
 use crate::{BlockDevice, Fs, FsError};
 use abi::fs::{Dinode, BSIZE, DINODE_SIZE, IPB, MAX_FILE_BLOCKS, NDIRECT, NINDIRECT};
 use alloc::boxed::Box;
 use alloc::vec::Vec;
+use core::future::Future;
+use core::pin::Pin;
 use runtime::lockorder::{Mutex as SpinLock, Rank};
 use runtime::sync::{Mutex, MutexGuard};
 
@@ -277,6 +280,25 @@ fn set_entry(block: &mut [u8; BSIZE], idx: usize, v: u32) {
     block[idx * 4..idx * 4 + 4].copy_from_slice(&v.to_le_bytes());
 }
 
+/// Runs a future to its end on its own (the kernel's executor): see [`Locked::read_spawning`].
+pub type Spawn = fn(Pin<Box<dyn Future<Output = ()> + Send + 'static>>);
+
+impl<D: BlockDevice> Locked<'static, D> {
+    /// [`Locked::read_at`], but the read-ahead window is read by a task of its own (`spawn`):
+    /// the read returns once its own blocks are copied, and the window's request continues;
+    /// the next read finds those buffers locked until their read completes, and waits only
+    /// for what it needs. Only for a file system that lives for ever (the kernel's).
+    pub async fn read_spawning(
+        &mut self,
+        off: u64,
+        buf: &mut [u8],
+        spawn: Spawn,
+    ) -> Result<usize, FsError> {
+        let mut detach = |c: Claim<'static, D>| spawn(Box::pin(c.fill()));
+        self.read_with(off, buf, Some(&mut detach)).await
+    }
+}
+
 impl<'a, D: BlockDevice> Locked<'a, D> {
     pub fn inum(&self) -> u32 {
         self.inum
@@ -470,9 +492,22 @@ impl<'a, D: BlockDevice> Locked<'a, D> {
     ///
     /// Maps this read's blocks and the read-ahead window at once, fetches the blocks of this
     /// read that are not cached (together), then fetches the window beyond it while copying
-    /// out this read's blocks (so the device works meanwhile). Read-ahead only fills the
-    /// cache: its errors are left for the reads themselves to meet and report.
+    /// out this read's blocks (so the device works meanwhile), and returns when both are
+    /// done. Read-ahead only fills the cache: its errors are left for the reads themselves to
+    /// meet and report.
     pub async fn read_at(&mut self, off: u64, buf: &mut [u8]) -> Result<usize, FsError> {
+        self.read_with(off, buf, None).await
+    }
+
+    /// The read of [`Locked::read_at`]; the window's claimed buffers go to `detach` when
+    /// given (which fills them on its own: the read does not wait for them), else the read
+    /// fills them itself alongside its copy.
+    async fn read_with(
+        &mut self,
+        off: u64,
+        buf: &mut [u8],
+        detach: Option<&mut (dyn FnMut(Claim<'a, D>) + Send)>,
+    ) -> Result<usize, FsError> {
         let size = self.g.d.size;
         if off >= size {
             return Ok(0);
@@ -497,18 +532,27 @@ impl<'a, D: BlockDevice> Locked<'a, D> {
         if now.len() > 1 {
             self.fs.cache.prefetch(&now).await;
         }
-        let fs = self.fs; // the cache outlives this borrow of the inode
+        // Claimed now, before this read returns: the next read finds the window's buffers
+        // (locked until filled) rather than claiming and reading its blocks one by one.
+        let claim = self.fs.cache.claim(&ahead);
         let mine = &map[..map.len().min((last + 1 - first) as usize)];
-        let (_, copied) = futures_util::future::join(
-            async {
-                if !ahead.is_empty() {
-                    fs.cache.prefetch(&ahead).await;
+        match detach {
+            Some(detach) => {
+                if !claim.is_empty() {
+                    detach(claim);
                 }
-            },
-            self.copy_out(off, mine, &mut buf[..n]),
-        )
-        .await;
-        copied.map(|()| n)
+                self.copy_out(off, mine, &mut buf[..n]).await?;
+            }
+            None => {
+                let (_, copied) = futures_util::future::join(
+                    claim.fill(),
+                    self.copy_out(off, mine, &mut buf[..n]),
+                )
+                .await;
+                copied?;
+            }
+        }
+        Ok(n)
     }
 
     /// Copy file bytes `off..off + buf.len()` (inside the file) into `buf`; `map` holds the
