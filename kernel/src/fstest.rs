@@ -112,7 +112,7 @@ async fn read_pattern(
     let mut off = 0;
     while off < len {
         let n = CHUNK.min((len - off) as usize);
-        if fs.read(ip, off, &mut buf[..n]).await? != n {
+        if fs.read_spawning(ip, off, &mut buf[..n], crate::rootfs::spawn_read_ahead).await? != n {
             return Err(fail("short read"));
         }
         if verify {

@@ -44,6 +44,13 @@ pub type Ino = fs::Inode<'static, DiskDevice>;
 
 static ROOT: Once<RootFs> = Once::new();
 
+/// Runs a read's read-ahead window as a task of its own (`Fs::read_spawning`): the read
+/// returns once its own blocks are copied while the device keeps reading ahead. Detached: the
+/// task ends when its read completes, and holds only the buffers it fills.
+pub fn spawn_read_ahead(fill: Pin<Box<dyn Future<Output = ()> + Send + 'static>>) {
+    drop(crate::exec::spawn(fill));
+}
+
 /// Mount the disk (replaying its log if the last run crashed). Called once, from a task.
 pub async fn mount() -> Result<(&'static RootFs, MountReport), String> {
     let disk = blk::disk().ok_or_else(|| String::from("no disk"))?;

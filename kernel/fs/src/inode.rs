@@ -10,10 +10,13 @@
 //! The table's slots and counts are behind a spin lock (rank `FsInodes` in `docs/locks.md`),
 //! under which a slot's mutex is only `try_lock`ed and the orphan list (`FsOrphans`) pushed.
 
+use crate::bcache::Claim;
 use crate::{BlockDevice, Fs, FsError};
 use abi::fs::{Dinode, BSIZE, DINODE_SIZE, IPB, MAX_FILE_BLOCKS, NDIRECT, NINDIRECT};
 use alloc::boxed::Box;
 use alloc::vec::Vec;
+use core::future::Future;
+use core::pin::Pin;
 use runtime::lockorder::{Mutex as SpinLock, Rank};
 use runtime::sync::{Mutex, MutexGuard};
 
@@ -277,6 +280,25 @@ fn set_entry(block: &mut [u8; BSIZE], idx: usize, v: u32) {
     block[idx * 4..idx * 4 + 4].copy_from_slice(&v.to_le_bytes());
 }
 
+/// Runs a future to its end on its own (the kernel's executor): see [`Locked::read_spawning`].
+pub type Spawn = fn(Pin<Box<dyn Future<Output = ()> + Send + 'static>>);
+
+impl<D: BlockDevice> Locked<'static, D> {
+    /// [`Locked::read_at`], but the read-ahead window is read by a task of its own (`spawn`):
+    /// the read returns once its own blocks are copied, and the window's request continues;
+    /// the next read finds those buffers locked until their read completes, and waits only
+    /// for what it needs. Only for a file system that lives for ever (the kernel's).
+    pub async fn read_spawning(
+        &mut self,
+        off: u64,
+        buf: &mut [u8],
+        spawn: Spawn,
+    ) -> Result<usize, FsError> {
+        let mut detach = |c: Claim<'static, D>| spawn(Box::pin(c.fill()));
+        self.read_with(off, buf, Some(&mut detach)).await
+    }
+}
+
 impl<'a, D: BlockDevice> Locked<'a, D> {
     pub fn inum(&self) -> u32 {
         self.inum
@@ -374,16 +396,68 @@ impl<'a, D: BlockDevice> Locked<'a, D> {
         self.table_entry(mid, (bn % ni) as usize, alloc).await
     }
 
-    /// Before reading `len > 0` bytes at `off` of a file of `size` bytes: fetch the blocks of
-    /// this read that are not cached, together, and in a sequential run also the next
-    /// `window` blocks (doubling from `RA_MIN` to `RA_MAX`), never past the end of the file.
-    /// Only fills the cache; errors here are left for the read itself to meet and report.
-    /// Fetches the blocks of this read now; returns the disk blocks beyond it, for the caller
-    /// to fetch while it copies out this read's blocks (so the device works meanwhile).
-    async fn read_ahead(&mut self, off: u64, len: u64, size: u64) -> Vec<u32> {
-        let bs = BSIZE as u64;
-        let (first, last) = (off / bs, (off + len - 1) / bs);
-        let eof = size.div_ceil(bs);
+    /// The disk blocks of file blocks `from..to` (0 for a hole), as [`Locked::bmap`] without
+    /// allocating, but reading each pointer block once for the whole range instead of once per
+    /// file block (a sequential read maps 64 blocks at a time). Stops at the first error, which
+    /// it returns only if no block was mapped; the caller meets it again when it maps the
+    /// first missing block itself.
+    pub(crate) async fn bmap_run(&mut self, from: u64, to: u64) -> Result<Vec<u32>, FsError> {
+        let (nd, ni) = (NDIRECT as u64, NINDIRECT as u64);
+        let mut out = Vec::with_capacity(to.saturating_sub(from) as usize);
+        let mut bn = from;
+        while bn < to {
+            let got = if bn < nd {
+                self.bmap(bn, false).await.map(|b| {
+                    out.push(b);
+                    1
+                })
+            } else {
+                // The pointer block holding `bn`'s entry, and the entries of it in the range.
+                let (table, first) = match bn - nd {
+                    i if i < ni => (self.addr(NDIRECT, false).await, i),
+                    i if i - ni < ni * ni => {
+                        let i = i - ni;
+                        match self.addr(NDIRECT + 1, false).await {
+                            Ok(0) => (Ok(0), i % ni),
+                            Ok(top) => {
+                                (self.table_entry(top, (i / ni) as usize, false).await, i % ni)
+                            }
+                            Err(e) => (Err(e), 0),
+                        }
+                    }
+                    _ => (Err(FsError::FileTooBig), 0),
+                };
+                let n = (ni - first).min(to - bn);
+                match table {
+                    Ok(0) => {
+                        out.extend((0..n).map(|_| 0)); // the whole table is a hole
+                        Ok(n)
+                    }
+                    Ok(t) => match self.fs.cache.read(t).await {
+                        Ok(buf) => (first..first + n)
+                            .map(|i| self.check_ptr(entry(buf.data(), i as usize)))
+                            .try_for_each(|b| b.map(|b| out.push(b)))
+                            .map(|()| n),
+                        Err(e) => Err(e.into()),
+                    },
+                    Err(e) => Err(e),
+                }
+            };
+            match got {
+                Ok(n) => bn += n,
+                Err(e) if out.is_empty() => return Err(e),
+                Err(_) => break,
+            }
+        }
+        Ok(out)
+    }
+
+    /// Before reading file blocks `first..=last` of a file of `size` bytes: which file blocks
+    /// to fetch now or ahead, `from..to`. In a sequential run that is the blocks of this read
+    /// not fetched yet and the next `window` blocks (doubling from `RA_MIN` to `RA_MAX`),
+    /// never past the end of the file; otherwise this read's blocks.
+    fn read_ahead(&mut self, first: u64, last: u64, off: u64, size: u64) -> (u64, u64) {
+        let eof = size.div_ceil(BSIZE as u64);
         let mut ra = self.g.ra;
         let continuing = first == ra.next || first + 1 == ra.next;
         if !continuing {
@@ -399,7 +473,7 @@ impl<'a, D: BlockDevice> Locked<'a, D> {
                 // Enough fetched ahead already.
                 ra.next = last + 1;
                 self.g.ra = ra;
-                return Vec::new();
+                return (last + 1, last + 1);
             }
             ra.window = (ra.window * 2).clamp(RA_MIN, RA_MAX);
             from = first.max(ra.until);
@@ -411,54 +485,90 @@ impl<'a, D: BlockDevice> Locked<'a, D> {
         }
         ra.next = last + 1;
         self.g.ra = ra;
-        if to <= from + 1 {
-            return Vec::new(); // one block at most: the read itself fetches it as fast
-        }
-        let (mut now, mut ahead) = (Vec::new(), Vec::new());
-        for bn in from..to {
-            match self.bmap(bn, false).await {
-                Ok(0) => {} // a hole
-                Ok(b) if bn <= last => now.push(b),
-                Ok(b) => ahead.push(b),
-                Err(_) => break,
-            }
-        }
-        if now.len() > 1 {
-            self.fs.cache.prefetch(&now).await;
-        }
-        ahead
+        (from, to)
     }
 
     /// Read up to `buf.len()` bytes at `off`; returns the count (0 at or past the end).
+    ///
+    /// Maps this read's blocks and the read-ahead window at once, fetches the blocks of this
+    /// read that are not cached (together), then fetches the window beyond it while copying
+    /// out this read's blocks (so the device works meanwhile), and returns when both are
+    /// done. Read-ahead only fills the cache: its errors are left for the reads themselves to
+    /// meet and report.
     pub async fn read_at(&mut self, off: u64, buf: &mut [u8]) -> Result<usize, FsError> {
+        self.read_with(off, buf, None).await
+    }
+
+    /// The read of [`Locked::read_at`]; the window's claimed buffers go to `detach` when
+    /// given (which fills them on its own: the read does not wait for them), else the read
+    /// fills them itself alongside its copy.
+    async fn read_with(
+        &mut self,
+        off: u64,
+        buf: &mut [u8],
+        detach: Option<&mut (dyn FnMut(Claim<'a, D>) + Send)>,
+    ) -> Result<usize, FsError> {
         let size = self.g.d.size;
         if off >= size {
             return Ok(0);
         }
         let n = buf.len().min((size - off) as usize);
-        let ahead = self.read_ahead(off, n as u64, size).await;
-        let fs = self.fs; // the cache outlives this borrow of the inode
-        let (_, copied) = futures_util::future::join(
-            async {
-                if !ahead.is_empty() {
-                    fs.cache.prefetch(&ahead).await;
+        let bs = BSIZE as u64;
+        let (first, last) = (off / bs, (off + n as u64 - 1) / bs);
+        let (from, to) = self.read_ahead(first, last, off, size);
+        // One block at most to fetch: the copy fetches it as fast.
+        let fetch = to > from + 1;
+        let map = self.bmap_run(first, (last + 1).max(if fetch { to } else { 0 })).await?;
+        let (mut now, mut ahead) = (Vec::new(), Vec::new());
+        if fetch {
+            for (bn, &b) in (first..).zip(&map).skip((from - first) as usize) {
+                match (b, bn <= last) {
+                    (0, _) => {} // a hole
+                    (b, true) => now.push(b),
+                    (b, false) => ahead.push(b),
                 }
-            },
-            self.copy_out(off, &mut buf[..n]),
-        )
-        .await;
-        copied.map(|()| n)
+            }
+        }
+        if now.len() > 1 {
+            self.fs.cache.prefetch(&now).await;
+        }
+        // Claimed now, before this read returns: the next read finds the window's buffers
+        // (locked until filled) rather than claiming and reading its blocks one by one.
+        let claim = self.fs.cache.claim(&ahead);
+        let mine = &map[..map.len().min((last + 1 - first) as usize)];
+        match detach {
+            Some(detach) => {
+                if !claim.is_empty() {
+                    detach(claim);
+                }
+                self.copy_out(off, mine, &mut buf[..n]).await?;
+            }
+            None => {
+                let (_, copied) = futures_util::future::join(
+                    claim.fill(),
+                    self.copy_out(off, mine, &mut buf[..n]),
+                )
+                .await;
+                copied?;
+            }
+        }
+        Ok(n)
     }
 
-    /// Copy file bytes `off..off + buf.len()` (inside the file) into `buf`.
-    async fn copy_out(&mut self, off: u64, buf: &mut [u8]) -> Result<(), FsError> {
+    /// Copy file bytes `off..off + buf.len()` (inside the file) into `buf`; `map` holds the
+    /// disk blocks of the first file blocks of the range (those past it are mapped here).
+    async fn copy_out(&mut self, off: u64, map: &[u32], buf: &mut [u8]) -> Result<(), FsError> {
         let n = buf.len();
+        let first = off / BSIZE as u64;
         let mut done = 0;
         while done < n {
             let pos = off + done as u64;
             let (bn, within) = (pos / BSIZE as u64, (pos % BSIZE as u64) as usize);
             let len = (BSIZE - within).min(n - done);
-            let b = self.bmap(bn, false).await?;
+            let b = match map.get((bn - first) as usize) {
+                Some(&b) => b,
+                None => self.bmap(bn, false).await?,
+            };
             if b == 0 {
                 buf[done..done + len].fill(0); // a hole
             } else {

@@ -451,6 +451,18 @@ impl<D: BlockDevice> Fs<D> {
         ip.lock().await?.read_at(off, buf).await
     }
 
+    /// [`Fs::read`], with the read-ahead window read by a task `spawn` runs: the read does
+    /// not wait for it (see [`crate::inode::Locked::read_spawning`]).
+    pub async fn read_spawning(
+        &'static self,
+        ip: &Inode<'static, D>,
+        off: u64,
+        buf: &mut [u8],
+        spawn: crate::inode::Spawn,
+    ) -> Result<usize, FsError> {
+        ip.lock().await?.read_spawning(off, buf, spawn).await
+    }
+
     /// Set a file's length (shrinking frees its blocks; growing reads back as zeros).
     pub async fn truncate(&self, ip: &Inode<'_, D>, len: u64) -> Result<(), FsError> {
         in_tx!(self, {

@@ -243,3 +243,199 @@ fn a_write_to_a_block_read_ahead_is_what_the_next_read_sees() {
     let offs: Vec<u64> = (0..a.len() / BSIZE).map(|i| (i * BSIZE) as u64).collect();
     read_at_offsets(&fs, "a", BSIZE, &offs, &a);
 }
+
+/// Mapping a range at once (a pointer block read once for all its entries) gives what mapping
+/// each block does, across the direct, indirect and double-indirect parts, holes (a whole
+/// missing pointer table too) and the end of a range inside a table.
+#[test]
+fn mapping_a_range_matches_mapping_each_block() {
+    let fs = fs_with(&[]);
+    let bs = BSIZE as u64;
+    let (nd, ni) = (abi::fs::NDIRECT as u64, abi::fs::NINDIRECT as u64);
+    // Written blocks: some direct, some indirect, none under the first double-indirect table
+    // (a hole table), some under the second.
+    let written = [0, 1, 5, nd, nd + 7, nd + ni - 1, nd + ni + ni + 3, nd + ni + ni + 4];
+    let end = nd + ni + ni + 9;
+    block_on(async {
+        let root = fs.root().unwrap();
+        let ip = fs.create(&root, &root, b"sparse", T_FILE, 0, 0).await.unwrap();
+        for &bn in &written {
+            let data = [bn as u8 | 1; BSIZE];
+            assert_eq!(fs.write(&ip, bn * bs, &data).await.unwrap(), BSIZE);
+        }
+        let mut l = ip.lock().await.unwrap();
+        let mut each = Vec::new();
+        for bn in 0..end {
+            each.push(l.bmap(bn, false).await.unwrap());
+        }
+        assert_eq!(each.iter().filter(|&&b| b != 0).count(), written.len());
+        for (from, to) in [(0, end), (3, nd + 2), (nd + ni - 2, nd + ni + 5), (nd + ni + ni, end)] {
+            let run = l.bmap_run(from, to).await.unwrap();
+            assert_eq!(run, each[from as usize..to as usize], "{from}..{to}");
+        }
+        assert!(l.bmap_run(7, 7).await.unwrap().is_empty());
+    });
+}
+
+/// A block named twice in one prefetch (two pointers to one block: a corrupt file system) is
+/// claimed once: a block never has two buffers.
+#[test]
+fn a_block_named_twice_is_prefetched_once() {
+    let data: Vec<u8> = (0..8 * BSIZE).map(|i| (i % 251) as u8).collect();
+    let fs = fs_with(&[("f", &data)]);
+    let blocks = data_blocks(&fs, "f");
+    fs.cache.dev.reset();
+    let (b, c) = (blocks[2], blocks[3]);
+    assert_eq!(block_on(fs.cache.prefetch(&[b, b, c, b])), 2);
+    assert_eq!(fs.cache.dev.reads(), 1, "one run of two blocks");
+    let got = block_on(async { fs.cache.read(b).await.unwrap().data()[..16].to_vec() });
+    assert_eq!(got, data[2 * BSIZE..2 * BSIZE + 16]);
+    assert_eq!(fs.cache.dev.reads(), 1, "served from the cache");
+}
+
+type Fill = Pin<alloc::boxed::Box<dyn Future<Output = ()> + Send + 'static>>;
+
+std::thread_local! {
+    /// Read-ahead fills handed to `park` by this test thread, not run yet.
+    static PARKED: core::cell::RefCell<Vec<Fill>> = const { core::cell::RefCell::new(Vec::new()) };
+}
+
+/// A spawner that runs nothing: the test decides when the window's reads happen.
+fn park(fill: Fill) {
+    PARKED.with(|p| p.borrow_mut().push(fill));
+}
+
+fn parked() -> usize {
+    PARKED.with(|p| p.borrow().len())
+}
+
+/// Run every parked fill to its end.
+fn run_parked() {
+    let fills: Vec<Fill> = PARKED.with(|p| p.borrow_mut().drain(..).collect());
+    for f in fills {
+        block_on(f);
+    }
+}
+
+type StaticFs = &'static Fs<CountingDisk>;
+
+/// Poll `t` a few times without running the parked fills (the disk answers after one
+/// yield): whether it finished.
+fn poll_alone<T>(t: &mut testkit::Task<'_, T>) -> bool {
+    (0..8).any(|_| t.poll())
+}
+
+/// Poll `t` to its end, running the parked fills in between.
+fn finish<T>(t: &mut testkit::Task<'_, T>) {
+    for _ in 0..100 {
+        if t.poll() {
+            return;
+        }
+        run_parked();
+    }
+    panic!("the task never finished");
+}
+
+fn read_spawning(
+    fs: StaticFs,
+    name: &str,
+    off: u64,
+    len: usize,
+) -> testkit::Task<'static, Vec<u8>> {
+    let name = name.as_bytes().to_vec();
+    testkit::Task::new(async move {
+        let root = fs.root().unwrap();
+        let ip = fs.namei(&root, &root, &name).await.unwrap();
+        let mut buf = alloc::vec![0u8; len];
+        let n = fs.read_spawning(&ip, off, &mut buf, park).await.unwrap();
+        buf.truncate(n);
+        buf
+    })
+}
+
+/// With a spawner, a read returns once its own blocks are in: the window's request is left to
+/// the spawned task, whose buffers the next read waits for (and finds, without reading the
+/// blocks again).
+#[test]
+fn a_read_returns_before_its_read_ahead_completes() {
+    let a = Rng::new(8).bytes(BIG);
+    let fs: StaticFs = testkit::leak(fs_with(&[("a", &a)]));
+    let blocks = data_blocks(fs, "a");
+    fs.drop_cached_blocks();
+    fs.cache.dev.reset();
+    let chunk = 4 * BSIZE;
+    let mut first = read_spawning(fs, "a", 0, chunk);
+    assert!(poll_alone(&mut first), "the first read needs only its own blocks");
+    assert_eq!(first.result.as_deref(), Some(&a[..chunk]));
+    assert_eq!(parked(), 1, "the window went to the spawner");
+    let read = fs.cache.dev.blocks_read();
+    assert!(!read.contains(&blocks[4]), "the window is not read yet: {read:?}");
+    // The next read wants the window's blocks: it waits for the parked fill, not the disk.
+    let mut second = read_spawning(fs, "a", chunk as u64, chunk);
+    assert!(!poll_alone(&mut second), "waits for the blocks in flight");
+    finish(&mut second);
+    assert_eq!(second.result.as_deref(), Some(&a[chunk..2 * chunk]));
+    run_parked();
+    // And on to the end: every block read from the disk once.
+    for off in (2 * chunk..a.len()).step_by(chunk) {
+        let mut t = read_spawning(fs, "a", off as u64, chunk);
+        finish(&mut t);
+        assert!(t.result.as_deref() == Some(&a[off..off + chunk]), "bytes at {off}");
+    }
+    run_parked();
+    let read = fs.cache.dev.blocks_read();
+    for b in &blocks {
+        assert_eq!(read.iter().filter(|&&r| r == *b).count(), 1, "block {b} read once");
+    }
+}
+
+/// A write to a block whose read-ahead is still in flight waits for that read, then changes
+/// the one cached copy: later reads (cached, then from the disk) see the write.
+#[test]
+fn a_write_to_a_block_in_flight_waits_for_its_read() {
+    let mut a = Rng::new(9).bytes(BIG);
+    let fs: StaticFs = testkit::leak(fs_with(&[("a", &a)]));
+    fs.drop_cached_blocks();
+    let chunk = 4 * BSIZE;
+    assert!(poll_alone(&mut read_spawning(fs, "a", 0, chunk)));
+    assert_eq!(parked(), 1);
+    let patch = Rng::new(10).bytes(500);
+    let at = 5 * BSIZE + 33; // inside the parked window
+    let p = patch.clone();
+    let mut write = testkit::Task::new(async move {
+        let root = fs.root().unwrap();
+        let ip = fs.namei(&root, &root, b"a").await.unwrap();
+        fs.write(&ip, at as u64, &p).await.unwrap()
+    });
+    assert!(!poll_alone(&mut write), "the write waits for the block's read");
+    finish(&mut write);
+    assert_eq!(write.result, Some(patch.len()));
+    a[at..at + patch.len()].copy_from_slice(&patch);
+    let mut t = read_spawning(fs, "a", chunk as u64, 2 * chunk);
+    finish(&mut t);
+    run_parked();
+    assert!(t.result.as_deref() == Some(&a[chunk..3 * chunk]), "cached copy has the write");
+    fs.drop_cached_blocks();
+    let offs: Vec<u64> = (0..a.len() / BSIZE).map(|i| (i * BSIZE) as u64).collect();
+    read_at_offsets(fs, "a", BSIZE, &offs, &a);
+}
+
+/// Buffers claimed for read-ahead and not filled yet never crowd out reads: a claim leaves
+/// `PREFETCH_RESERVE` buffers unused, a further claim gets none, reads still work, and a claim
+/// dropped unfilled leaves its blocks to be read again, correctly.
+#[test]
+fn a_cache_full_of_blocks_in_flight_still_serves_reads() {
+    let a = Rng::new(11).bytes(4 * BIG); // 1024 blocks: more than the cache holds
+    let b = Rng::new(12).bytes(8 * BSIZE);
+    let fs = fs_with(&[("a", &a), ("b", &b)]);
+    let blocks = data_blocks(&fs, "a");
+    fs.drop_cached_blocks();
+    let claim = fs.cache.claim(&blocks);
+    assert!(claim.len() > crate::NBUF - 64 && claim.len() < crate::NBUF, "{}", claim.len());
+    assert!(fs.cache.claim(&blocks[claim.len()..]).is_empty(), "only the reserve is left");
+    let offs: Vec<u64> = (0..b.len() / BSIZE).map(|i| (i * BSIZE) as u64).collect();
+    read_at_offsets(&fs, "b", BSIZE, &offs, &b);
+    drop(claim);
+    let offs: Vec<u64> = (0..a.len() / BSIZE).map(|i| (i * BSIZE) as u64).collect();
+    read_at_offsets(&fs, "a", BSIZE, &offs, &a);
+}

@@ -243,7 +243,11 @@ impl File {
             Kind::Inode { ip, off, .. } => {
                 let mut off = off.lock().await;
                 let ip = ip.get();
-                let n = ip.fs().read(ip, *off, buf).await.map_err(errno)?;
+                let n = ip
+                    .fs()
+                    .read_spawning(ip, *off, buf, crate::rootfs::spawn_read_ahead)
+                    .await
+                    .map_err(errno)?;
                 *off += n as u64;
                 Ok(n)
             }
@@ -286,7 +290,10 @@ impl File {
         match &self.kind {
             Kind::Inode { ip, .. } if self.readable => {
                 let ip = ip.get();
-                ip.fs().read(ip, at, buf).await.map_err(errno)
+                ip.fs()
+                    .read_spawning(ip, at, buf, crate::rootfs::spawn_read_ahead)
+                    .await
+                    .map_err(errno)
             }
             _ => Err(Errno::EINVAL),
         }
