@@ -565,13 +565,20 @@ impl Console {
         }
     }
 
-    /// Kills QEMU (by its PID) if it is still running, and reaps it.
+    /// Kills QEMU (by its PID) if it is still running, reaps it, and waits (briefly) for the
+    /// readers to drain its pipes: afterwards [`Console::output`] holds everything QEMU wrote
+    /// before it died. (Without that wait, the last lines could still be in the pipe: the
+    /// crash test read a commit count one or two short of what reached the disk.)
     pub fn kill(&self) {
-        let mut child = self.child.lock().unwrap_or_else(|e| e.into_inner());
-        if let Ok(None) = child.try_wait() {
-            let _ = child.kill();
-            let _ = child.wait();
+        {
+            let mut child = self.child.lock().unwrap_or_else(|e| e.into_inner());
+            if let Ok(None) = child.try_wait() {
+                let _ = child.kill();
+                let _ = child.wait();
+            }
         }
+        // The pipes close with the process; a failure here only means output may be short.
+        let _ = self.wait_exit(Duration::from_secs(10));
     }
 }
 
