@@ -572,7 +572,7 @@ impl Socket {
                     Err(udp::SendError::Unaddressable) => Some(Err(Errno::ENETUNREACH)),
                 }
             });
-            self.net.kick();
+            self.net.kick_sent();
             return r?;
         }
         let h = self.tcp_handle().ok_or(Errno::ENOTCONN)?;
@@ -589,7 +589,7 @@ impl Socket {
             }
             None
         });
-        self.net.kick();
+        self.net.kick_sent();
         r?
     }
 

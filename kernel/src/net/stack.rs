@@ -128,6 +128,11 @@ pub struct Sockets {
 }
 
 impl Sockets {
+    /// How many sockets the stack has.
+    pub fn len(&self) -> usize {
+        self.charges.len()
+    }
+
     fn new() -> Sockets {
         Sockets { set: SocketSet::new(vec![]), charges: BTreeMap::new(), account: None }
     }
@@ -411,6 +416,7 @@ pub struct NetStack {
     stack: StackLock,
     /// The event design: system calls kick the task after changing a socket.
     pub(super) kick_queue: WaitQueue,
+
     /// Notified by the bridge when a frame is queued for this stack's port.
     pub(super) port_ready: Arc<WaitQueue>,
     /// The ARP replies its device saw, for `arping`.
@@ -460,6 +466,7 @@ impl NetStack {
             id,
             stack: drive::lock(stack),
             kick_queue: WaitQueue::new(),
+
             port_ready: Arc::new(WaitQueue::new()),
             arp,
             cards,
@@ -544,6 +551,11 @@ impl NetStack {
     /// Make the stack poll soon, or now (a socket changed; `super::drive`).
     pub fn kick(&self) {
         drive::kick(self);
+    }
+
+    /// [`NetStack::kick`] after a send: what it queued may go out at once (`super::drive`).
+    pub fn kick_sent(&self) {
+        drive::kick_sent(self);
     }
 
     /// The end of the stack (its namespace died, `super::netns::destroy`, after

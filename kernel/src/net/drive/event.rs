@@ -22,6 +22,10 @@ use smoltcp::time::Duration;
 
 pub struct Event;
 
+/// Up to this many sockets, a send's frames leave in the system call itself ([`Event`]'s
+/// `kick_sent`): a listener, a few connections and their closing ones.
+const INLINE_SEND_SOCKETS: usize = 8;
+
 impl Drive for Event {
     fn lock(stack: Stack) -> StackLock {
         StackLock::Event(Mutex::new(Rank::Stack, Some(stack)))
@@ -35,6 +39,22 @@ impl Drive for Event {
 
     /// Notify the task's kick queue: it polls from its own context.
     fn kick(net: &NetStack) {
+        net.kick_queue.notify_all();
+    }
+
+    /// A send on a stack of a few sockets goes out now, in the caller's context (as a Unix
+    /// kernel sends from `send` itself): a lone reply leaves before its process blocks for
+    /// the next request, not after the task's next turn. On a stack of more, the frames are
+    /// left to the task's next poll, in one batch: an egress pass looks at every socket, and a
+    /// server answering 32 connections in a row would pay one per reply. (Measured: sending
+    /// inline always, +23% requests/s at one connection and -37% at 32.) Then the task is
+    /// kicked: it recomputes its timer (what was sent may have armed a retransmission).
+    fn kick_sent(net: &NetStack) {
+        net.with(|s| {
+            if s.sockets.len() <= INLINE_SEND_SOCKETS {
+                s.flush();
+            }
+        });
         net.kick_queue.notify_all();
     }
 

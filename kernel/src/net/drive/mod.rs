@@ -127,6 +127,10 @@ pub trait Drive {
     /// A system call changed a socket (data queued, a connection started or closed): the
     /// stack must poll soon.
     fn kick(net: &NetStack);
+    /// A system call queued data to send: [`Drive::kick`], and the data may leave at once.
+    fn kick_sent(net: &NetStack) {
+        Self::kick(net);
+    }
     /// Wait until `check`, run under the stack's lock, gives a value; `Ok(None)` once a
     /// `How::Within` wait timed out, `EAGAIN` for `How::NoWait`, `EINTR` once killed,
     /// `ENETUNREACH` once the stack is gone. The event design waits on `q`, after `arm`
@@ -167,6 +171,14 @@ pub fn kick(net: &NetStack) {
     match design() {
         Design::Event => event::Event::kick(net),
         Design::Sleep => sleep::Sleep::kick(net),
+    }
+}
+
+/// [`Drive::kick_sent`] of the chosen design.
+pub fn kick_sent(net: &NetStack) {
+    match design() {
+        Design::Event => event::Event::kick_sent(net),
+        Design::Sleep => sleep::Sleep::kick_sent(net),
     }
 }
 
