@@ -99,6 +99,19 @@ pub trait Link {
     fn flush(&mut self) {}
 }
 
+/// Inside `impl Link for` a layer with an `inner` link: the named [`Link`] methods, passing
+/// to `inner` unchanged (a layer writes out only what it does itself).
+macro_rules! pass_down {
+    ($($m:ident),* $(,)?) => { $(pass_down!(@ $m);)* };
+    (@ can_send) => { fn can_send(&mut self) -> bool { self.inner.can_send() } };
+    (@ send) => { fn send(&mut self, frame: Vec<u8>) { self.inner.send(frame) } };
+    (@ pending) => { fn pending(&self) -> bool { self.inner.pending() } };
+    (@ tx_full) => { fn tx_full(&self) -> bool { self.inner.tx_full() } };
+    (@ report) => { fn report(&mut self, now: Instant) { self.inner.report(now) } };
+    (@ offloads) => { fn offloads(&self) -> bool { self.inner.offloads() } };
+    (@ flush) => { fn flush(&mut self) { self.inner.flush() } };
+}
+
 /// A received frame, owned (smoltcp's receive token for every layer).
 pub struct Frame(pub Vec<u8>);
 
@@ -377,28 +390,11 @@ impl<D: Link> Link for Filter<D> {
             }
         }
     }
-    fn can_send(&mut self) -> bool {
-        self.inner.can_send()
-    }
-    fn send(&mut self, frame: Vec<u8>) {
-        self.inner.send(frame)
-    }
-    fn pending(&self) -> bool {
-        self.inner.pending()
-    }
-    fn tx_full(&self) -> bool {
-        self.inner.tx_full()
-    }
     fn report(&mut self, now: Instant) {
         self.print_report(now);
         self.inner.report(now);
     }
-    fn offloads(&self) -> bool {
-        self.inner.offloads()
-    }
-    fn flush(&mut self) {
-        self.inner.flush()
-    }
+    pass_down!(can_send, send, pending, tx_full, offloads, flush);
 }
 phy_device!([D: Link] Filter<D>);
 
@@ -521,27 +517,7 @@ impl<D: Link> Link for Snoop<D> {
         self.arp.note(&f);
         Some(f)
     }
-    fn can_send(&mut self) -> bool {
-        self.inner.can_send()
-    }
-    fn send(&mut self, frame: Vec<u8>) {
-        self.inner.send(frame)
-    }
-    fn pending(&self) -> bool {
-        self.inner.pending()
-    }
-    fn tx_full(&self) -> bool {
-        self.inner.tx_full()
-    }
-    fn report(&mut self, now: Instant) {
-        self.inner.report(now)
-    }
-    fn offloads(&self) -> bool {
-        self.inner.offloads()
-    }
-    fn flush(&mut self) {
-        self.inner.flush()
-    }
+    pass_down!(can_send, send, pending, tx_full, report, offloads, flush);
 }
 phy_device!([D: Link] Snoop<D>);
 
@@ -594,9 +570,6 @@ impl<D: Link> Link for Loopback<D> {
             None => self.inner.recv(now),
         }
     }
-    fn can_send(&mut self) -> bool {
-        self.inner.can_send()
-    }
     fn send(&mut self, mut frame: Vec<u8>) {
         if !self.is_for_us(&frame) {
             self.inner.send(frame);
@@ -613,18 +586,7 @@ impl<D: Link> Link for Loopback<D> {
     fn pending(&self) -> bool {
         !self.looped.is_empty() || self.inner.pending()
     }
-    fn tx_full(&self) -> bool {
-        self.inner.tx_full()
-    }
-    fn report(&mut self, now: Instant) {
-        self.inner.report(now)
-    }
-    fn offloads(&self) -> bool {
-        self.inner.offloads()
-    }
-    fn flush(&mut self) {
-        self.inner.flush()
-    }
+    pass_down!(can_send, tx_full, report, offloads, flush);
 }
 phy_device!([D: Link] Loopback<D>);
 
@@ -637,54 +599,46 @@ pub enum Below {
     Container(Port),
 }
 
+impl Below {
+    fn link(&mut self) -> &mut dyn Link {
+        match self {
+            Below::Root(r) => &mut **r,
+            Below::Container(p) => p,
+        }
+    }
+
+    fn link_ref(&self) -> &dyn Link {
+        match self {
+            Below::Root(r) => &**r,
+            Below::Container(p) => p,
+        }
+    }
+}
+
 impl Link for Below {
     fn recv(&mut self, now: Instant) -> Option<Vec<u8>> {
-        match self {
-            Below::Root(r) => r.recv(now),
-            Below::Container(p) => p.recv(now),
-        }
+        self.link().recv(now)
     }
     fn can_send(&mut self) -> bool {
-        match self {
-            Below::Root(r) => r.can_send(),
-            Below::Container(p) => p.can_send(),
-        }
+        self.link().can_send()
     }
     fn send(&mut self, frame: Vec<u8>) {
-        match self {
-            Below::Root(r) => r.send(frame),
-            Below::Container(p) => p.send(frame),
-        }
+        self.link().send(frame)
     }
     fn pending(&self) -> bool {
-        match self {
-            Below::Root(r) => r.pending(),
-            Below::Container(p) => p.pending(),
-        }
+        self.link_ref().pending()
     }
     fn tx_full(&self) -> bool {
-        match self {
-            Below::Root(r) => r.tx_full(),
-            Below::Container(p) => p.tx_full(),
-        }
+        self.link_ref().tx_full()
     }
     fn report(&mut self, now: Instant) {
-        match self {
-            Below::Root(r) => r.report(now),
-            Below::Container(p) => p.report(now),
-        }
+        self.link().report(now)
     }
     fn offloads(&self) -> bool {
-        match self {
-            Below::Root(r) => r.offloads(),
-            Below::Container(p) => p.offloads(),
-        }
+        self.link_ref().offloads()
     }
     fn flush(&mut self) {
-        match self {
-            Below::Root(r) => r.flush(),
-            Below::Container(p) => p.flush(),
-        }
+        self.link().flush()
     }
 }
 phy_device!([] Below);
