@@ -17,7 +17,7 @@ use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use crate::bench_sys::{cpio_entry, vmlinuz};
+use crate::bench_sys::{vmlinuz, Cpio};
 use crate::console::{Console, Settings, TempDir};
 use crate::error::{Error, Result};
 use crate::image::Builder;
@@ -182,26 +182,19 @@ poweroff -f
 
 /// An initramfs with busybox, the kernel modules (`(file name, contents)`) and the init.
 pub fn initramfs(busybox: &[u8], modules: &[(String, Vec<u8>)], init: &str) -> Vec<u8> {
-    let mut a = Vec::new();
-    let (dir, file, link) = (0o040755, 0o100755, 0o120777);
-    let mut ino = 1;
-    let mut add = |a: &mut Vec<u8>, name: &str, mode: u32, data: &[u8]| {
-        cpio_entry(a, ino, name, mode, data);
-        ino += 1;
-    };
+    let mut a = Cpio::new();
     for d in ["bin", "proc", "dev", "sys", "mnt", "lib"] {
-        add(&mut a, d, dir, b"");
+        a.dir(d);
     }
-    add(&mut a, "bin/busybox", file, busybox);
+    a.exe("bin/busybox", busybox);
     for tool in APPLETS {
-        add(&mut a, &format!("bin/{tool}"), link, b"busybox");
+        a.link(&format!("bin/{tool}"), "busybox");
     }
     for (name, data) in modules {
-        add(&mut a, &format!("lib/{name}"), 0o100644, data);
+        a.entry(&format!("lib/{name}"), 0o100644, data);
     }
-    add(&mut a, "init", file, init.as_bytes());
-    add(&mut a, "TRAILER!!!", 0, b"");
-    a
+    a.exe("init", init.as_bytes());
+    a.finish()
 }
 
 /// Run `cmd` (QEMU) to its end and return its standard output; killed after `deadline`.

@@ -112,43 +112,72 @@ fn build_linux_bench() -> Result<PathBuf> {
     Ok(target_dir.join("x86_64-unknown-linux-gnu/release/linux-bench"))
 }
 
-/// One member of a newc ("070701") cpio archive.
-pub(crate) fn cpio_entry(out: &mut Vec<u8>, ino: u32, name: &str, mode: u32, data: &[u8]) {
-    let namesize = name.len() + 1;
-    let fields = [ino, mode, 0, 0, 1, 0, data.len() as u32, 0, 0, 0, 0, namesize as u32, 0];
-    out.extend_from_slice(b"070701");
-    for f in fields {
-        out.extend_from_slice(format!("{f:08x}").as_bytes());
+/// A newc ("070701") cpio archive (an initramfs), built member by member.
+pub(crate) struct Cpio {
+    out: Vec<u8>,
+    ino: u32,
+}
+
+impl Cpio {
+    pub(crate) fn new() -> Cpio {
+        Cpio { out: Vec::new(), ino: 1 }
     }
-    out.extend_from_slice(name.as_bytes());
-    out.push(0);
-    out.resize(out.len().next_multiple_of(4), 0);
-    out.extend_from_slice(data);
-    out.resize(out.len().next_multiple_of(4), 0);
+
+    /// A directory.
+    pub(crate) fn dir(&mut self, name: &str) {
+        self.entry(name, 0o040755, b"");
+    }
+
+    /// An executable file.
+    pub(crate) fn exe(&mut self, name: &str, data: &[u8]) {
+        self.entry(name, 0o100755, data);
+    }
+
+    /// A symbolic link to `target`.
+    pub(crate) fn link(&mut self, name: &str, target: &str) {
+        self.entry(name, 0o120777, target.as_bytes());
+    }
+
+    /// One member, of any mode; each gets the next inode number.
+    pub(crate) fn entry(&mut self, name: &str, mode: u32, data: &[u8]) {
+        let out = &mut self.out;
+        let namesize = name.len() + 1;
+        let fields =
+            [self.ino, mode, 0, 0, 1, 0, data.len() as u32, 0, 0, 0, 0, namesize as u32, 0];
+        self.ino += 1;
+        out.extend_from_slice(b"070701");
+        for f in fields {
+            out.extend_from_slice(format!("{f:08x}").as_bytes());
+        }
+        out.extend_from_slice(name.as_bytes());
+        out.push(0);
+        out.resize(out.len().next_multiple_of(4), 0);
+        out.extend_from_slice(data);
+        out.resize(out.len().next_multiple_of(4), 0);
+    }
+
+    /// The archive, closed by its trailer.
+    pub(crate) fn finish(mut self) -> Vec<u8> {
+        self.entry("TRAILER!!!", 0, b"");
+        self.out
+    }
 }
 
 const INIT: &str = "#!/bin/sh\nmount -t proc proc /proc\n/linux-bench\npoweroff -f\n";
 
 /// An initramfs with busybox, `linux-bench` and an init that runs it and powers off.
 pub fn initramfs(busybox: &[u8], bench: &[u8]) -> Vec<u8> {
-    let mut a = Vec::new();
-    let (dir, file, link) = (0o040755, 0o100755, 0o120777);
-    let mut ino = 1;
-    let mut add = |a: &mut Vec<u8>, name: &str, mode: u32, data: &[u8]| {
-        cpio_entry(a, ino, name, mode, data);
-        ino += 1;
-    };
-    add(&mut a, "bin", dir, b"");
-    add(&mut a, "proc", dir, b"");
-    add(&mut a, "dev", dir, b"");
-    add(&mut a, "bin/busybox", file, busybox);
-    for tool in ["sh", "mount", "poweroff"] {
-        add(&mut a, &format!("bin/{tool}"), link, b"busybox");
+    let mut a = Cpio::new();
+    for d in ["bin", "proc", "dev"] {
+        a.dir(d);
     }
-    add(&mut a, "init", file, INIT.as_bytes());
-    add(&mut a, "linux-bench", file, bench);
-    add(&mut a, "TRAILER!!!", 0, b"");
-    a
+    a.exe("bin/busybox", busybox);
+    for tool in ["sh", "mount", "poweroff"] {
+        a.link(&format!("bin/{tool}"), "busybox");
+    }
+    a.exe("init", INIT.as_bytes());
+    a.exe("linux-bench", bench);
+    a.finish()
 }
 
 /// Debian's kernel image, if installed.
